@@ -140,6 +140,11 @@ class Principal:
     tenant_id: str
     secret_expires: datetime | None
     monitoring_reader: tuple[str, ...]  # ARM scopes, as written
+    # Scopes where the principal holds only a custom role with `Microsoft.CognitiveServices/accounts/read`
+    # (no `microsoft.insights/*/read`): accounts there are listed and readable through ARM, but their
+    # metrics and metric definitions answer 403 AuthorizationFailed. This is how an account shows up in
+    # discovery yet cannot be read ("an account the principal cannot read").
+    list_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -264,6 +269,7 @@ def _tenant(raw: dict, index: int) -> Tenant:
             tenant_id=tenant_id,
             secret_expires=_parse_datetime(p.get("secret_expires"), f"{where}.principals[{i}].secret_expires"),
             monitoring_reader=tuple(str(s).rstrip("/") for s in p.get("monitoring_reader") or ()),
+            list_only=tuple(str(s).rstrip("/") for s in p.get("list_only") or ()),
         )
         for i, p in enumerate(raw.get("principals") or ())
     )
@@ -331,7 +337,7 @@ def _scale_tenant(raw: dict, seed: int, existing: tuple[Tenant, ...]) -> tuple[T
         if tenant.id.lower() != tenant_id.lower():
             continue
         principals = tuple(
-            Principal(p.client_id, p.secret, p.tenant_id, p.secret_expires, p.monitoring_reader + sub_scopes)
+            Principal(p.client_id, p.secret, p.tenant_id, p.secret_expires, p.monitoring_reader + sub_scopes, p.list_only)
             if p.client_id.lower() == client_id.lower() else p
             for p in tenant.principals
         )
