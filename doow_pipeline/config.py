@@ -1,0 +1,286 @@
+"""connections.yaml: the connected Azure scopes and the pipeline settings, validated at load.
+
+Every problem in the file is collected and reported once, naming the file, the field and the fix,
+so a data engineer fixes the whole file in one pass. Secrets never live here: a connection names the
+environment variable that holds its client secret (kept by `doow-azure connect` in a 0600 `.env`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = "connections.yaml"
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,62}$")
+CLOUDS = ("AzureCloud", "AzureUSGovernment", "AzureChinaCloud")
+
+
+class ConfigError(ValueError):
+    """connections.yaml is invalid; `problems` lists each one with its field and fix."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{self.path}: {len(problems)} problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A parsed connection scope. `kind` is subscription, resource_group, account_id or account_name."""
+
+    kind: str
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    account_name: str | None = None
+
+    @property
+    def arm_id(self) -> str | None:
+        if self.kind == "subscription":
+            return f"/subscriptions/{self.subscription_id}"
+        if self.kind == "resource_group":
+            return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+        if self.kind == "account_id":
+            return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+                    f"/providers/Microsoft.CognitiveServices/accounts/{self.account_name}")
+        return None
+
+    def covers(self, resource_id: str) -> bool:
+        arm_id = self.arm_id
+        if arm_id is None:
+            return False
+        rid = resource_id.lower()
+        return rid == arm_id.lower() or rid.startswith(arm_id.lower() + "/")
+
+
+_SCOPE_PATTERNS = (
+    ("account_id", re.compile(
+        r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.CognitiveServices"
+        r"/accounts/(?P<name>[^/]+)$", re.IGNORECASE)),
+    ("resource_group", re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)$", re.IGNORECASE)),
+    ("subscription", re.compile(r"^/subscriptions/(?P<sub>[^/]+)$", re.IGNORECASE)),
+)
+SCOPE_HELP = ("use /subscriptions/<guid>, /subscriptions/<guid>/resourceGroups/<name>, an account's full ARM id "
+              "(…/providers/Microsoft.CognitiveServices/accounts/<name>) or a bare account name")
+
+
+def parse_scope(text: str) -> Scope:
+    """Parses a scope string; raises ValueError with the accepted forms when it is none of them."""
+    value = text.strip().rstrip("/")
+    for kind, pattern in _SCOPE_PATTERNS:
+        match = pattern.match(value)
+        if match:
+            sub = match.group("sub")
+            if not GUID.match(sub):
+                raise ValueError(f"subscription id {sub!r} in scope {text!r} is not a GUID")
+            groups = match.groupdict()
+            return Scope(kind, sub.lower(), groups.get("rg"), groups.get("name"))
+    if ACCOUNT_NAME.match(value):
+        return Scope("account_name", account_name=value)
+    raise ValueError(f"scope {text!r} is not recognised; {SCOPE_HELP}")
+
+
+class Endpoints(BaseModel):
+    """Explicit endpoints, e.g. the Azure emulator's ready line pasted as is."""
+
+    model_config = ConfigDict(extra="forbid")
+    authority: str
+    arm: str
+    metrics: str = Field(description="batch metrics endpoint template containing {region}")
+    ca_cert: str | None = None
+
+    @field_validator("authority", "arm", "metrics")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(f"{value!r} must be an https:// URL (Azure SDKs refuse bearer tokens over http)")
+        return value.rstrip("/")
+
+    @field_validator("metrics")
+    @classmethod
+    def _region_placeholder(cls, value: str) -> str:
+        if "{region}" not in value:
+            raise ValueError(f"{value!r} must contain the {{region}} placeholder")
+        return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    warehouse: str = "data/doow.duckdb"
+    start_date: date = date(2026, 1, 1)
+    resync_days: int = Field(3, ge=1, le=93)
+    settle_hours: int = Field(48, ge=0, le=24 * 93)
+    top: int = Field(1000, ge=1, le=2_147_483_647)
+    concurrency: int = Field(4, ge=1, le=64)
+    endpoints: Endpoints | None = None
+
+
+class Connection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    tenant_id: str
+    client_id: str
+    client_secret_env: str
+    scope: str
+    cloud: Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"] = "AzureCloud"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not CONNECTION_NAME.match(value):
+            raise ValueError(f"{value!r} must be lower-case letters, digits and underscores, starting with a letter "
+                             "(it becomes part of Dagster asset keys)")
+        return value
+
+    @field_validator("tenant_id", "client_id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        if not GUID.match(value):
+            raise ValueError(f"{value!r} is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); copy it from the app "
+                             "registration's Overview page")
+        return value.lower()
+
+    @field_validator("client_secret_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not ENV_VAR_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name; name the variable that holds the "
+                             "secret (for example DOOW_SECRET_PROD), never the secret itself")
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        parse_scope(value)
+        return value.strip().rstrip("/")
+
+    @property
+    def parsed_scope(self) -> Scope:
+        return parse_scope(self.scope)
+
+
+class ProjectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    connections: list[Connection] = Field(default_factory=list)
+    settings: Settings = Field(default_factory=Settings)
+    path: str | None = None
+
+    def connection(self, name: str) -> Connection:
+        for connection in self.connections:
+            if connection.name == name:
+                return connection
+        known = ", ".join(c.name for c in self.connections) or "none"
+        raise KeyError(f"no connection named {name!r} in {self.path}; known: {known}")
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    @property
+    def warehouse_path(self) -> Path:
+        path = Path(self.settings.warehouse)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def landing_dir(self) -> Path:
+        """Raw metric points land here as Parquet, outside DuckDB, so Azure calls never hold the database."""
+        return self.warehouse_path.parent / "landing"
+
+    @property
+    def env_file(self) -> Path:
+        return self.base_dir / ".env"
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get("DOOW_CONNECTIONS") or DEFAULT_CONFIG_PATH)
+
+
+def _field_name(loc: tuple, raw: dict) -> str:
+    parts = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            parts[-1] = f"{parts[-1]}[{part}]"
+            if loc[:i] == ("connections",):
+                name = (raw.get("connections") or [{}])[part]
+                if isinstance(name, dict) and name.get("name"):
+                    parts[-1] += f" ({name['name']})"
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _pydantic_problems(error: ValidationError, raw: dict) -> list[str]:
+    problems = []
+    for item in error.errors():
+        field = _field_name(tuple(item["loc"]), raw)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field; remove it or check its spelling"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        elif item["type"] == "literal_error" and field.endswith("cloud"):
+            message = f"unknown cloud {item.get('input')!r}; use one of {', '.join(CLOUDS)}"
+        problems.append(f"{field}: {message}")
+    return problems
+
+
+def _semantic_problems(config: ProjectConfig, environ, check_secrets: bool) -> list[str]:
+    problems = []
+    seen: dict[str, int] = {}
+    for i, connection in enumerate(config.connections):
+        if connection.name in seen:
+            problems.append(f"connections[{i}].name: duplicate name {connection.name!r} (also connections"
+                            f"[{seen[connection.name]}]); give each connection a unique name")
+        seen.setdefault(connection.name, i)
+        if check_secrets and not environ.get(connection.client_secret_env):
+            problems.append(
+                f"connections[{i}] ({connection.name}).client_secret_env: environment variable "
+                f"{connection.client_secret_env} is unset or empty; put the client secret in it (for example in "
+                f"{config.env_file}, which `doow-azure connect` writes) or reconnect with `doow-azure connect`")
+    ca_cert = config.settings.endpoints.ca_cert if config.settings.endpoints else None
+    if ca_cert and not Path(ca_cert).is_file():
+        problems.append(f"settings.endpoints.ca_cert: file {ca_cert} does not exist; paste the emulator's current "
+                        "ready line (its CA is regenerated at each start)")
+    return problems
+
+
+def secrets_environment(config_file: Path, environ=None) -> dict[str, str]:
+    """The process environment overlaid on the `.env` beside the config (the process environment wins)."""
+    env_file = config_file.resolve().parent / ".env"
+    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.exists() else {}
+    values.update(environ if environ is not None else os.environ)
+    return values
+
+
+def load_config(path: str | os.PathLike | None = None, *, environ=None, check_secrets: bool = True) -> ProjectConfig:
+    """Loads and validates connections.yaml; raises ConfigError listing every problem."""
+    file = config_path(path)
+    if not file.exists():
+        raise ConfigError(file, [f"file not found; create it (see README, 'Connecting a real Azure scope') or set "
+                                 f"DOOW_CONNECTIONS to its path (current directory: {Path.cwd()})"])
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(file, ["the top level must be a mapping with 'connections' and 'settings'"])
+    try:
+        config = ProjectConfig.model_validate({**raw, "path": str(file)})
+    except ValidationError as exc:
+        raise ConfigError(file, _pydantic_problems(exc, raw)) from None
+    environ = secrets_environment(file, environ)
+    problems = _semantic_problems(config, environ, check_secrets)
+    if problems:
+        raise ConfigError(file, problems)
+    return config
