@@ -1,0 +1,97 @@
+"""Landing zone: raw metric points, account inventories and sync events as files, outside DuckDB.
+
+Extraction writes here, so no process holds the DuckDB file while calling Azure. Per connection and day:
+  points/connection=<c>/day=<d>.parquet    raw points of that day (may be empty: synced, no usage)
+  manifests/connection=<c>/day=<d>.json    synced_at, is_final, accounts in scope: the commit marker
+and per sync run: events/connection=<c>/<run>.json.
+Each file is written to a temporary name and renamed, and a day's manifest is written after its points,
+so a crash (even kill -9) leaves either the previous complete day or the new complete day, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from ..azure.extract import POINT_SCHEMA, SyncEvent
+
+
+@dataclass
+class DayManifest:
+    connection: str
+    day: str
+    synced_at: str  # ISO 8601 UTC
+    is_final: bool
+    accounts: list[dict] = field(default_factory=list)
+    rows: int = 0
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Landing:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def points_path(self, connection: str, day: date | str) -> Path:
+        return self.root / "points" / f"connection={connection}" / f"day={day}.parquet"
+
+    def manifest_path(self, connection: str, day: date | str) -> Path:
+        return self.root / "manifests" / f"connection={connection}" / f"day={day}.json"
+
+    def events_dir(self, connection: str) -> Path:
+        return self.root / "events" / f"connection={connection}"
+
+    def write_day(self, manifest: DayManifest, points: pl.DataFrame) -> None:
+        day_points = points.select(list(POINT_SCHEMA))
+        _atomic_write(self.points_path(manifest.connection, manifest.day),
+                      lambda tmp: day_points.write_parquet(tmp, compression="zstd", statistics=True))
+        manifest.rows = day_points.height
+        payload = json.dumps(asdict(manifest), sort_keys=True, indent=1)
+        _atomic_write(self.manifest_path(manifest.connection, manifest.day),
+                      lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
+
+    def write_events(self, connection: str, run_key: str, partition: str, time: datetime,
+                     events: list[SyncEvent]) -> None:
+        if not events:
+            return
+        payload = json.dumps([{"time": time.isoformat(), "connection": connection, "partition": partition,
+                               "level": e.level, "code": e.code, "message": e.message, "resource": e.resource_id}
+                              for e in events], indent=1)
+        _atomic_write(self.events_dir(connection) / f"{run_key}.json",
+                      lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
+
+    def manifest(self, connection: str, day: date | str) -> DayManifest | None:
+        path = self.manifest_path(connection, day)
+        if not path.exists():
+            return None
+        return DayManifest(**json.loads(path.read_text(encoding="utf-8")))
+
+    def event_files(self, connection: str) -> list[Path]:
+        directory = self.events_dir(connection)
+        return sorted(directory.glob("*.json")) if directory.exists() else []
+
+    def purge(self, connection: str) -> None:
+        for kind in ("points", "manifests", "events"):
+            directory = self.root / kind / f"connection={connection}"
+            if directory.exists():
+                for file in directory.iterdir():
+                    file.unlink()
+                directory.rmdir()

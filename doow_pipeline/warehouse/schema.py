@@ -1,0 +1,123 @@
+"""DuckDB schema `azure_openai`: the warehouse contract of design.md §6."""
+
+from __future__ import annotations
+
+SCHEMA = "azure_openai"
+
+USAGE_DAILY_COLUMNS = (
+    ("usage_date", "DATE NOT NULL"),
+    ("connection", "VARCHAR NOT NULL"),
+    ("tenant_id", "VARCHAR"),
+    ("subscription_id", "VARCHAR"),
+    ("resource_group", "VARCHAR"),
+    ("resource_name", "VARCHAR"),
+    ("resource_id", "VARCHAR NOT NULL"),
+    ("resource_kind", "VARCHAR"),
+    ("resource_region", "VARCHAR"),
+    ("deployment", "VARCHAR"),
+    ("model_name", "VARCHAR"),
+    ("model_version", "VARCHAR"),
+    ("metric_region", "VARCHAR"),
+    ("input_tokens", "BIGINT NOT NULL"),
+    ("output_tokens", "BIGINT NOT NULL"),
+    ("total_tokens", "BIGINT NOT NULL"),
+    ("requests", "BIGINT"),
+    ("metric_family", "VARCHAR NOT NULL"),
+    ("is_final", "BOOLEAN NOT NULL"),
+    ("synced_at", "TIMESTAMP NOT NULL"),
+)
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.usage_daily (
+    {", ".join(f"{name} {kind}" for name, kind in USAGE_DAILY_COLUMNS)}
+);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.metric_points (
+    connection VARCHAR NOT NULL,
+    usage_date DATE NOT NULL,
+    resource_id VARCHAR NOT NULL,
+    family VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    deployment VARCHAR,
+    model_name VARCHAR,
+    model_version VARCHAR,
+    metric_region VARCHAR,
+    "timestamp" TIMESTAMPTZ NOT NULL,
+    total DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.accounts (
+    usage_date DATE NOT NULL,
+    connection VARCHAR NOT NULL,
+    tenant_id VARCHAR NOT NULL,
+    subscription_id VARCHAR NOT NULL,
+    resource_group VARCHAR NOT NULL,
+    resource_name VARCHAR NOT NULL,
+    resource_id VARCHAR NOT NULL,
+    resource_kind VARCHAR NOT NULL,
+    resource_region VARCHAR NOT NULL,
+    readable BOOLEAN NOT NULL,
+    metrics_api VARCHAR,
+    metric_families VARCHAR,
+    synced_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_events (
+    "time" TIMESTAMP NOT NULL,
+    connection VARCHAR NOT NULL,
+    "partition" VARCHAR NOT NULL,
+    level VARCHAR NOT NULL,
+    code VARCHAR NOT NULL,
+    message VARCHAR NOT NULL,
+    resource VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.connections (
+    connection VARCHAR PRIMARY KEY,
+    tenant_id VARCHAR NOT NULL,
+    client_id VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,
+    cloud VARCHAR NOT NULL
+);
+
+CREATE OR REPLACE VIEW {SCHEMA}.connection_status AS
+WITH last_event AS (
+    SELECT connection, max("time") FILTER (WHERE level = 'ERROR') AS last_error_time,
+           arg_max(message, "time") FILTER (WHERE level = 'ERROR') AS last_error
+    FROM {SCHEMA}.sync_events GROUP BY connection
+), synced AS (
+    SELECT connection, max(synced_at) AS last_successful_sync,
+           count(DISTINCT resource_id) FILTER (WHERE readable) AS accounts_covered,
+           count(DISTINCT resource_id) AS accounts_in_scope
+    FROM {SCHEMA}.accounts GROUP BY connection
+), usage AS (
+    SELECT connection, count(*) AS usage_rows, sum(total_tokens) AS total_tokens,
+           min(usage_date) AS first_day, max(usage_date) AS last_day
+    FROM {SCHEMA}.usage_daily GROUP BY connection
+), known AS (
+    SELECT connection FROM {SCHEMA}.connections
+    UNION SELECT connection FROM synced
+    UNION SELECT connection FROM last_event
+)
+SELECT known.connection,
+       CASE WHEN synced.last_successful_sync IS NULL AND last_event.last_error_time IS NULL THEN 'never synced'
+            WHEN last_event.last_error_time IS NOT NULL
+                 AND (synced.last_successful_sync IS NULL OR last_event.last_error_time > synced.last_successful_sync)
+                 THEN 'failing'
+            ELSE 'connected' END AS state,
+       synced.last_successful_sync,
+       last_event.last_error,
+       last_event.last_error_time,
+       coalesce(usage.usage_rows, 0) AS usage_rows,
+       coalesce(usage.total_tokens, 0) AS total_tokens,
+       coalesce(synced.accounts_covered, 0) AS accounts_covered,
+       coalesce(synced.accounts_in_scope, 0) AS accounts_in_scope,
+       usage.first_day, usage.last_day
+FROM known
+LEFT JOIN synced USING (connection)
+LEFT JOIN last_event USING (connection)
+LEFT JOIN usage USING (connection)
+ORDER BY known.connection;
+"""

@@ -1,0 +1,232 @@
+"""Idempotent partition writes into DuckDB from the landing zone.
+
+A write covers a set of UTC days and replaces, in one transaction, everything those days hold: raw
+points and accounts of each connection that landed them, and the usage rows rebuilt from the raw points
+of every configured connection. Rerunning leaves identical tables; a crash before COMMIT leaves the old
+data. DuckDB takes one writer process at a time: Dagster's `duckdb` pool (limit 1) serialises writers,
+and `connect` also waits out a lock held by someone else (an analyst's session, say) for a bounded time.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ..usage.transform import GRAIN, model_names, roll_up_daily
+from .landing import Landing
+from .schema import DDL, SCHEMA, USAGE_DAILY_COLUMNS
+
+LOCK_WAIT_SECONDS = 300
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS):
+    """Opens the warehouse, waiting (with backoff) while another process holds its lock."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = _time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or _time.monotonic() > deadline:
+                raise
+            _time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            con.execute(DDL)
+        yield con
+    finally:
+        con.close()
+
+
+@dataclass
+class WriteSummary:
+    days: list[date]
+    usage_rows: int = 0
+    raw_points: int = 0
+    accounts: int = 0
+    events: int = 0
+    tokens_per_day: dict[str, int] = field(default_factory=dict)
+    check_results: dict[str, tuple[bool, str]] = field(default_factory=dict)
+
+
+def _landed_days(landing: Landing, connections: list[str], days: list[date]):
+    for connection in connections:
+        for day in days:
+            manifest = landing.manifest(connection, day)
+            if manifest is not None:
+                yield connection, day, manifest
+
+
+def _accounts_frame(landed) -> pl.DataFrame:
+    rows = [
+        {**account, "usage_date": day, "connection": connection,
+         "synced_at": datetime.fromisoformat(manifest.synced_at).replace(tzinfo=None)}
+        for connection, day, manifest in landed for account in manifest.accounts
+    ]
+    schema = {"usage_date": pl.Date, "connection": pl.String, "tenant_id": pl.String, "subscription_id": pl.String,
+              "resource_group": pl.String, "resource_name": pl.String, "resource_id": pl.String,
+              "resource_kind": pl.String, "resource_region": pl.String, "readable": pl.Boolean,
+              "metrics_api": pl.String, "metric_families": pl.String, "synced_at": pl.Datetime("us")}
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+
+
+def _sync_state_frame(landed) -> pl.DataFrame:
+    rows = [{"connection": c, "usage_date": d, "is_final": m.is_final,
+             "synced_at": datetime.fromisoformat(m.synced_at).replace(tzinfo=None)} for c, d, m in landed]
+    schema = {"connection": pl.String, "usage_date": pl.Date, "is_final": pl.Boolean, "synced_at": pl.Datetime("us")}
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+
+
+def _events_frame(landing: Landing, connections: list[str]) -> pl.DataFrame:
+    frames = [pl.read_json(f) for c in connections for f in landing.event_files(c)]
+    schema = {"time": pl.Datetime("us"), "connection": pl.String, "partition": pl.String, "level": pl.String,
+              "code": pl.String, "message": pl.String, "resource": pl.String}
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    events = pl.concat([f.with_columns(pl.col("resource").cast(pl.String)) for f in frames], how="diagonal_relaxed")
+    return events.with_columns(pl.col("time").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
+                               .cast(pl.Datetime("us"))).select(list(schema))
+
+
+def build_usage(con, days: list[date], connections: list[str], accounts: pl.DataFrame,
+                sync_state: pl.DataFrame) -> pl.DataFrame:
+    """Usage rows for `days` from the raw points already in DuckDB, enriched with account metadata."""
+    points = con.execute(
+        f"SELECT * EXCLUDE (usage_date) FROM {SCHEMA}.metric_points "
+        "WHERE usage_date IN (SELECT unnest($days)) AND connection IN (SELECT unnest($connections))",
+        {"days": days, "connections": connections}).pl()
+    known_names = con.execute(
+        f"SELECT DISTINCT resource_id, family, deployment, model_name, model_version FROM {SCHEMA}.metric_points "
+        "WHERE family = 'models' AND connection IN (SELECT unnest($connections))",
+        {"connections": connections}).pl()
+    usage = roll_up_daily(points, model_names(known_names))
+    meta = accounts.select("usage_date", "connection", "resource_id", "tenant_id", "subscription_id",
+                           "resource_group", "resource_name", "resource_kind", "resource_region").unique(
+        ["usage_date", "connection", "resource_id"])
+    usage = (usage.join(meta, on=["usage_date", "connection", "resource_id"], how="left")
+             .join(sync_state, on=["usage_date", "connection"], how="left"))
+    return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort(GRAIN, nulls_last=True)
+
+
+def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict], days: list[date]) -> WriteSummary:
+    """Loads the landed `days` of every configured connection and rebuilds their usage, in one transaction.
+
+    `connections` are the configured connections (name, tenant_id, client_id, scope, cloud): no secrets.
+    """
+    landing = Landing(landing_root)
+    names = [c["name"] for c in connections]
+    landed = list(_landed_days(landing, names, days))
+    accounts = _accounts_frame(landed)
+    sync_state = _sync_state_frame(landed)
+    events = _events_frame(landing, names)
+    point_files = [str(landing.points_path(c, d)) for c, d, _ in landed]
+    summary = WriteSummary(days=days)
+    with connect(warehouse) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("landed_days", sync_state.select("connection", "usage_date"))
+            con.execute(f"DELETE FROM {SCHEMA}.metric_points WHERE (connection, usage_date) IN "
+                        "(SELECT (connection, usage_date) FROM landed_days)")
+            if point_files:
+                con.execute(
+                    f"INSERT INTO {SCHEMA}.metric_points SELECT regexp_extract(filename, 'connection=([^/]+)', 1), "
+                    "CAST(\"timestamp\" AS DATE), resource_id, family, metric, deployment, model_name, model_version, "
+                    "metric_region, \"timestamp\", total FROM read_parquet($files, filename = true)",
+                    {"files": point_files})
+            con.execute(f"DELETE FROM {SCHEMA}.accounts WHERE (connection, usage_date) IN "
+                        "(SELECT (connection, usage_date) FROM landed_days)")
+            con.register("new_accounts", accounts)
+            con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * FROM new_accounts")
+            all_accounts = con.execute(
+                f"SELECT * FROM {SCHEMA}.accounts WHERE usage_date IN (SELECT unnest($days))", {"days": days}).pl()
+            usage = build_usage(con, days, names, all_accounts, sync_state)
+            con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date IN (SELECT unnest($days))", {"days": days})
+            con.register("new_usage", usage)
+            con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
+            con.register("new_events", events)
+            con.execute(f"INSERT INTO {SCHEMA}.sync_events SELECT * FROM new_events EXCEPT "
+                        f"SELECT * FROM {SCHEMA}.sync_events")
+            con.register("configured", pl.DataFrame(connections, schema={
+                "name": pl.String, "tenant_id": pl.String, "client_id": pl.String, "scope": pl.String,
+                "cloud": pl.String}))
+            con.execute(f"DELETE FROM {SCHEMA}.connections")
+            con.execute(f"INSERT INTO {SCHEMA}.connections SELECT name, tenant_id, client_id, scope, cloud "
+                        "FROM configured")
+            summary.check_results = usage_checks(con, days)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    summary.usage_rows = usage.height
+    summary.raw_points = sum(m.rows for _, _, m in landed)
+    summary.accounts = accounts.height
+    summary.events = events.height
+    summary.tokens_per_day = {
+        str(row["usage_date"]): int(row["total_tokens"])
+        for row in usage.group_by("usage_date").agg(pl.col("total_tokens").sum()).sort("usage_date").iter_rows(
+            named=True)}
+    return summary
+
+
+def usage_checks(con, days: list[date]) -> dict[str, tuple[bool, str]]:
+    """Checks on the rebuilt days, inside the write transaction: name -> (passed, description)."""
+    params = {"days": days}
+    in_days = "usage_date IN (SELECT unnest($days))"
+    duplicates = con.execute(
+        f"SELECT count(*) FROM (SELECT {', '.join(GRAIN)} FROM {SCHEMA}.usage_daily WHERE {in_days} "
+        "GROUP BY ALL HAVING count(*) > 1)", params).fetchone()[0]
+    inconsistent = con.execute(
+        f"SELECT count(*) FROM {SCHEMA}.usage_daily WHERE {in_days} AND input_tokens + output_tokens <> total_tokens",
+        params).fetchone()[0]
+    double_family = con.execute(
+        f"SELECT count(*) FROM (SELECT usage_date, resource_id, deployment FROM {SCHEMA}.usage_daily WHERE {in_days} "
+        "GROUP BY ALL HAVING count(DISTINCT metric_family) > 1)", params).fetchone()[0]
+    overlaps = con.execute(
+        f"SELECT resource_id, list(DISTINCT connection ORDER BY connection) AS connections FROM {SCHEMA}.accounts "
+        f"WHERE {in_days} GROUP BY resource_id HAVING count(DISTINCT connection) > 1 ORDER BY resource_id",
+        params).fetchall()
+    overlap_text = "; ".join(f"{rid} via {', '.join(conns)}" for rid, conns in overlaps[:10])
+    return {
+        "unique_grain": (duplicates == 0, f"{duplicates} duplicate grain key(s)"),
+        "tokens_consistent": (inconsistent == 0,
+                              f"{inconsistent} row(s) where input_tokens + output_tokens <> total_tokens"),
+        "single_metric_family": (double_family == 0,
+                                 f"{double_family} (day, resource, deployment) with both metric families"),
+        "no_overlapping_scopes": (not overlaps,
+                                  f"{len(overlaps)} account(s) reached through several connections, counted once "
+                                  f"(from the first connection by name): {overlap_text}" if overlaps else
+                                  "no account is reached through two connections"),
+    }
+
+
+def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
+    """Deletes one connection's rows from every table (for `doow-azure disconnect --purge-data`)."""
+    counts = {}
+    with connect(warehouse) as con:
+        con.execute("BEGIN TRANSACTION")
+        for table in ("usage_daily", "metric_points", "accounts", "sync_events", "connections"):
+            counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]).fetchone()[0]
+        con.execute("COMMIT")
+    return counts
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
