@@ -222,9 +222,11 @@ def _req(mapping: dict, key: str, where: str):
 def _deployment(raw: dict, where: str) -> Deployment:
     daily = _req(raw, "daily", where)
     active = raw.get("active") or {}
+    # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean True: accept both spellings.
+    upgrade_maps = [{("on" if k is True else k): v for k, v in u.items()} for u in raw.get("upgrades") or ()]
     upgrades = tuple(
         sorted((_parse_date(_req(u, "on", f"{where}.upgrades"), f"{where}.upgrades.on"), str(_req(u, "version", where)))
-               for u in raw.get("upgrades") or ())
+               for u in upgrade_maps)
     )
     return Deployment(
         name=str(_req(raw, "name", where)),

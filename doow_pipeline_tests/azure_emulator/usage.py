@@ -158,11 +158,15 @@ def atom_amount(seed: int, account: Account, atom: Atom, quantity: str, t0: date
             break
         deployment = atom.deployment
         if deployment.active_on(day) and deployment.version_on(day) == atom.version:
-            total = quantity_of(day_usage(seed, account, deployment, day), quantity)
-            if total:
-                m0 = max(0, int((t0 - day_start).total_seconds() // 60))
-                m1 = min(MINUTES_PER_DAY, int((t1 - day_start).total_seconds() // 60))
-                amount += total if (m0 == 0 and m1 == MINUTES_PER_DAY) else _windowed(total, m0, m1)
+            usage = day_usage(seed, account, deployment, day)
+            # Total tokens are windowed as input + output separately: floor(T*W) is not additive in T,
+            # so windowing the daily sum would drift by one token from input + output in some buckets.
+            totals = usage[:2] if quantity == "total_tokens" else (quantity_of(usage, quantity),)
+            m0 = max(0, int((t0 - day_start).total_seconds() // 60))
+            m1 = min(MINUTES_PER_DAY, int((t1 - day_start).total_seconds() // 60))
+            for total in totals:
+                if total:
+                    amount += total if (m0 == 0 and m1 == MINUTES_PER_DAY) else _windowed(total, m0, m1)
         day += timedelta(days=1)
     return amount
 
