@@ -5,7 +5,6 @@ landing zone (a range backfill is one run: `BackfillPolicy.single_run`). `azure_
 `azure_openai/accounts` are written together by the only DuckDB writer step, in the `duckdb` pool.
 """
 
-from __future__ import annotations
 
 from datetime import date
 
