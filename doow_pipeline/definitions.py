@@ -14,7 +14,11 @@ from .defs.assets import (
     daily_partitions,
 )
 from .defs.resources import build_resources
-from .defs.schedules import SYNC_JOB, build_schedule
+from .defs.schedules import SYNC_JOB, WRITE_JOB, build_schedule
+
+
+def fetch_job_name(connection_name: str) -> str:
+    return f"fetch_{connection_name}"
 
 
 def build_definitions(config: ProjectConfig) -> dg.Definitions:
@@ -25,9 +29,16 @@ def build_definitions(config: ProjectConfig) -> dg.Definitions:
         SYNC_JOB, selection=dg.AssetSelection.assets(*raw_assets, writer) | dg.AssetSelection.keys(
             CONNECTION_STATUS_KEY),
         description="Fetch every connection's metrics for a range of days, then rebuild usage in DuckDB.")
+    # Per-connection fetch jobs and the writer job let `doow-azure sync` run connections independently.
+    fetch_jobs = [dg.define_asset_job(fetch_job_name(c.name), selection=dg.AssetSelection.assets(asset),
+                                      description=f"Fetch connection '{c.name}' into the landing zone.")
+                  for c, asset in zip(config.connections, raw_assets)]
+    write_job = dg.define_asset_job(
+        WRITE_JOB, selection=dg.AssetSelection.assets(writer) | dg.AssetSelection.keys(CONNECTION_STATUS_KEY),
+        description="Rebuild usage_daily and accounts in DuckDB from the landing zone (no Azure calls).")
     return dg.Definitions(
         assets=[*raw_assets, writer, connection_status],
-        jobs=[sync_job],
+        jobs=[sync_job, write_job, *fetch_jobs],
         schedules=[build_schedule(sync_job, config.settings.resync_days)],
         resources=build_resources(config),
     )

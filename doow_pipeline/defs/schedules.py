@@ -9,6 +9,7 @@ import dagster as dg
 from ..clock import utc_now
 
 SYNC_JOB = "azure_openai_sync"
+WRITE_JOB = "azure_openai_write_usage"
 
 
 def trailing_range(resync_days: int, now=None) -> tuple[str, str]:

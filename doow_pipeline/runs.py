@@ -1,0 +1,67 @@
+"""Running the Dagster jobs in-process for a range of days (used by `doow-azure sync` and `connect`).
+
+One run per connection (so one broken connection never stops the others), then one writer run that
+rebuilds usage for the whole range. Runs are recorded in $DAGSTER_HOME when it is set (visible in the
+UI), else in an ephemeral instance.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+
+from .config import ProjectConfig
+from .definitions import build_definitions, fetch_job_name
+from .defs.schedules import WRITE_JOB
+
+
+@dataclass
+class RunReport:
+    job: str
+    success: bool
+    failure: str | None = None
+    checks: list[tuple[str, bool, str, str]] = field(default_factory=list)  # (check, passed, severity, text)
+
+
+def instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def _report(job: str, result: dg.ExecuteInProcessResult) -> RunReport:
+    report = RunReport(job, result.success)
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            report.checks.append((f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}",
+                                  evaluation.passed, evaluation.severity.value, evaluation.description or ""))
+        elif event.event_type_value == "STEP_FAILURE" and report.failure is None:
+            error = event.event_specific_data.error
+            cause = error
+            while cause.cause is not None:
+                cause = cause.cause
+            user = getattr(event.event_specific_data, "user_failure_data", None)
+            report.failure = (user.description if user and user.description else cause.message.strip())
+    return report
+
+
+def sync_range(config: ProjectConfig, first_day: date, last_day: date, connections: list[str] | None = None,
+               on_progress: Callable[[str, RunReport | None], None] | None = None) -> list[RunReport]:
+    definitions = build_definitions(config)
+    names = connections or [c.name for c in config.connections]
+    tags = {"dagster/asset_partition_range_start": first_day.isoformat(),
+            "dagster/asset_partition_range_end": last_day.isoformat()}
+    reports = []
+    with instance() as dagster_instance:
+        for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB]:
+            if on_progress:
+                on_progress(job_name, None)
+            job = definitions.resolve_job_def(job_name)
+            result = job.execute_in_process(instance=dagster_instance, tags=tags, raise_on_error=False)
+            reports.append(_report(job_name, result))
+            if on_progress:
+                on_progress(job_name, reports[-1])
+    return reports
