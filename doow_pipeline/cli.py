@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .clock import utc_today
-from .config import ConfigError, ProjectConfig, load_config
+from .config import ConfigError, ProjectConfig, export_env_file, load_config
 from .warehouse.store import connect
 
 app = typer.Typer(name="doow-azure", no_args_is_help=True, add_completion=False,
@@ -33,9 +33,11 @@ def fail_usage(message: str) -> typer.Exit:
 
 def load_config_or_exit(check_secrets: bool = True) -> ProjectConfig:
     try:
-        return load_config(check_secrets=check_secrets)
+        config = load_config(check_secrets=check_secrets)
     except ConfigError as exc:
         raise fail_usage(str(exc)) from None
+    export_env_file(config)
+    return config
 
 
 def _parse_day(value: str, option: str) -> date:

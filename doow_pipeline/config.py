@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from dotenv import dotenv_values
+from dotenv import dotenv_values, load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_PATH = "connections.yaml"
@@ -284,3 +284,10 @@ def load_config(path: str | os.PathLike | None = None, *, environ=None, check_se
     if problems:
         raise ConfigError(file, problems)
     return config
+
+
+def export_env_file(config: ProjectConfig) -> None:
+    """Puts the `.env` secrets into this process's environment (without overriding it), where Dagster's
+    `EnvVar` reads them at run time."""
+    if config.env_file.exists():
+        load_dotenv(config.env_file, override=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .config import ProjectConfig, load_config
+from .config import ProjectConfig, export_env_file, load_config
 from .defs.assets import (
     CONNECTION_STATUS_KEY,
     build_metric_points_asset,
@@ -47,4 +47,6 @@ def build_definitions(config: ProjectConfig) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     """Loaded by `dagster dev` / the code server: connections.yaml from DOOW_CONNECTIONS (or ./)."""
-    return build_definitions(load_config())
+    config = load_config()
+    export_env_file(config)
+    return build_definitions(config)

@@ -1,0 +1,137 @@
+"""connections.yaml validation: every problem reported once, with the file, the field and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from doow_pipeline.config import ConfigError, load_config, parse_scope
+
+TENANT = "8c1f4a6e-2b3d-4e5f-9a0b-1c2d3e4f5a60"
+CLIENT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e501"
+SUB = "3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d01"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "connections.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_valid_file_loads_with_defaults(tmp_path):
+    path = write(tmp_path, f"""
+connections:
+  - name: prod
+    tenant_id: {TENANT}
+    client_id: {CLIENT}
+    client_secret_env: DOOW_SECRET_PROD
+    scope: /subscriptions/{SUB}/
+""")
+    config = load_config(path, environ={"DOOW_SECRET_PROD": "s"})
+    connection = config.connection("prod")
+    assert connection.cloud == "AzureCloud"
+    assert connection.scope == f"/subscriptions/{SUB}"
+    assert connection.parsed_scope.kind == "subscription"
+    assert config.warehouse_path == tmp_path / "data" / "doow.duckdb"
+    assert config.settings.resync_days == 3 and config.settings.top == 1000
+
+
+def test_every_problem_is_reported_once_with_field_and_fix(tmp_path):
+    path = write(tmp_path, f"""
+connections:
+  - name: prod
+    tenant_id: not-a-guid
+    client_id: {CLIENT}
+    client_secret_env: DOOW_SECRET_PROD
+    scope: /subscriptions/{SUB}
+    cloud: AzureMars
+  - name: prod
+    tenant_id: {TENANT}
+    client_id: {CLIENT}
+    client_secret_env: DOOW_SECRET_OTHER
+    scope: /subscriptions/not-a-guid
+  - name: Bad Name
+    tenant_id: {TENANT}
+    client_id: {CLIENT}
+    client_secret_env: "has spaces"
+    scope: /foo/bar
+settings:
+  top: 0
+  colour: blue
+""")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    problems = info.value.problems
+    text = str(info.value)
+    assert str(path) in text
+    expected_fragments = [
+        "connections[0] (prod).tenant_id: 'not-a-guid' is not a GUID",
+        "connections[0] (prod).cloud: unknown cloud 'AzureMars'",
+        "connections[1] (prod).scope: subscription id 'not-a-guid'",
+        "connections[2] (Bad Name).name:",
+        "connections[2] (Bad Name).client_secret_env: 'has spaces' is not an environment variable name",
+        "connections[2] (Bad Name).scope: scope '/foo/bar' is not recognised",
+        "settings.top:",
+        "settings.colour: unknown field",
+    ]
+    for fragment in expected_fragments:
+        assert sum(fragment in p for p in problems) == 1, (fragment, problems)
+
+
+def test_duplicates_and_unset_secrets_are_reported(tmp_path):
+    body = "\n".join(f"""
+  - name: prod
+    tenant_id: {TENANT}
+    client_id: {CLIENT}
+    client_secret_env: DOOW_SECRET_{i}
+    scope: /subscriptions/{SUB}/resourceGroups/rg-ai""" for i in range(2))
+    path = write(tmp_path, "connections:" + body + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"DOOW_SECRET_0": "x"})
+    problems = info.value.problems
+    assert any("duplicate name 'prod'" in p for p in problems)
+    assert any("DOOW_SECRET_1 is unset" in p and "doow-azure connect" in p for p in problems)
+    assert not any("DOOW_SECRET_0" in p for p in problems)
+
+
+def test_secret_may_come_from_dotenv_beside_the_file(tmp_path):
+    path = write(tmp_path, f"""
+connections:
+  - name: prod
+    tenant_id: {TENANT}
+    client_id: {CLIENT}
+    client_secret_env: DOOW_SECRET_PROD
+    scope: aoai-prod-weu
+""")
+    (tmp_path / ".env").write_text("DOOW_SECRET_PROD=from-dotenv\n")
+    config = load_config(path, environ={})
+    assert config.connection("prod").parsed_scope.kind == "account_name"
+
+
+def test_missing_file_names_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match="DOOW_CONNECTIONS"):
+        load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_endpoints_block_must_be_https_with_region(tmp_path):
+    path = write(tmp_path, """
+settings:
+  endpoints: {authority: "http://127.0.0.1:1", arm: "https://127.0.0.1:1", metrics: "https://127.0.0.1:1"}
+""")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert any("settings.endpoints.authority" in p and "https" in p for p in info.value.problems)
+    assert any("settings.endpoints.metrics" in p and "{region}" in p for p in info.value.problems)
+
+
+@pytest.mark.parametrize("scope,kind", [
+    (f"/subscriptions/{SUB}", "subscription"),
+    (f"/subscriptions/{SUB}/resourceGroups/rg-ai", "resource_group"),
+    (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/aoai-1", "account_id"),
+    ("aoai-prod-weu", "account_name"),
+])
+def test_scope_forms(scope, kind):
+    parsed = parse_scope(scope)
+    assert parsed.kind == kind
+    if kind != "account_name":
+        assert parsed.covers(f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/"
+                             "accounts/aoai-1")
