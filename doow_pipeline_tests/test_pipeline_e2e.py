@@ -1,0 +1,165 @@
+"""End to end: the demo estate through the real Azure SDKs and the emulator into DuckDB.
+
+The warehouse is compared, row by row and column by column, with usage computed independently from the
+emulator's scenario generator (`expected_usage`), never with numbers the pipeline produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from doow_pipeline.config import load_config
+from doow_pipeline.runs import sync_range
+
+from .azure_emulator import DEMO_SCENARIO
+from .azure_emulator.fixture import run_emulator
+from .azure_emulator.scenario import load_scenario
+from .demo import DEMO_CONNECTIONS, DEV, MAIN_PRINCIPAL, PROD, RESEARCH
+from .project import ConnectionSpec, expected_usage, secret_env_name, write_project
+
+pytestmark = pytest.mark.slow
+
+RG_READER = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e502"
+ONE_ACCOUNT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e504"
+EMPTY_SCOPE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e505"
+NO_USAGE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e506"
+SHARED = "/subscriptions/3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d04"
+PROD_WEU_RG = f"{PROD}/resourceGroups/rg-ai-prod-weu"
+RESTRICTED = f"{RESEARCH}/resourceGroups/rg-research-restricted/providers/Microsoft.CognitiveServices/accounts/" \
+             "ais-research-restricted"
+SCENARIO = load_scenario(DEMO_SCENARIO)
+NOW = SCENARIO.current_time()
+LAST_DAY = NOW.date() - timedelta(days=1)
+FIRST_DAY = LAST_DAY - timedelta(days=29)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
+        yield running
+
+
+@pytest.fixture
+def project(tmp_path, emulator, monkeypatch):
+    """Returns a function that writes a project for some connections and syncs a range in-process."""
+    monkeypatch.setenv("DOOW_NOW", NOW.isoformat())
+
+    def run(connections: list[ConnectionSpec], first=FIRST_DAY, last=LAST_DAY, workdir=None, **settings):
+        path = write_project(workdir or tmp_path, emulator.endpoints, SCENARIO, connections, **settings)
+        for spec in connections:
+            monkeypatch.setenv(secret_env_name(spec.name), SCENARIO.principals[spec.client_id.lower()].secret)
+        config = load_config(path)
+        reports = sync_range(config, first, last)
+        return config, {r.job: r for r in reports}
+
+    return run
+
+
+def warehouse_usage(config) -> pl.DataFrame:
+    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+        frame = con.execute("SELECT * FROM azure_openai.usage_daily").pl()
+    return frame.sort(["usage_date", "resource_id", "deployment", "model_name", "model_version", "metric_region"],
+                      nulls_last=True)
+
+
+def table_hash(config, table: str) -> str:
+    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+        rows = con.execute(f"SELECT * FROM azure_openai.{table} ORDER BY ALL").fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def assert_matches_expected(config, connections, first=FIRST_DAY, last=LAST_DAY):
+    actual = warehouse_usage(config)
+    expected = expected_usage(SCENARIO, first, last, connections, synced_at=NOW)
+    assert actual.height == expected.height > 0
+    assert_frame_equal(actual, expected.select(actual.columns), check_dtypes=False)
+
+
+def failed_checks(report) -> dict[str, str]:
+    return {name.split(":")[-1]: text for name, passed, _sev, text in report.checks if not passed}
+
+
+def test_demo_connections_match_the_scenario_exactly_and_reruns_are_identical(project):
+    config, reports = project(DEMO_CONNECTIONS)
+    assert reports["fetch_prod"].success and reports["fetch_dev"].success
+    assert reports["azure_openai_write_usage"].success
+    assert_matches_expected(config, DEMO_CONNECTIONS)
+    # An account with 12 deployments (more than the default top of 10) is complete.
+    usage = warehouse_usage(config)
+    assert usage.filter(pl.col("resource_name") == "aoai-prod-weu")["deployment"].n_unique() == 12
+    before = {t: table_hash(config, t) for t in ("usage_daily", "accounts", "metric_points")}
+    sync_range(config, FIRST_DAY, LAST_DAY)
+    assert {t: table_hash(config, t) for t in before} == before
+
+
+def test_unreadable_account_fails_its_check_and_the_rest_still_match(project):
+    connections = [ConnectionSpec("research", MAIN_PRINCIPAL, RESEARCH)]
+    config, reports = project(connections)
+    report = reports["fetch_research"]
+    assert report.success
+    checks = failed_checks(report)
+    assert "ais-research-restricted" in checks["accounts_readable"]
+    assert "assign Monitoring Reader" in checks["accounts_readable"]
+    assert_matches_expected(config, connections)
+    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+        api = con.execute("SELECT DISTINCT metrics_api FROM azure_openai.accounts").fetchall()
+    assert api == [("per_resource",)]  # Monitoring Reader only at resource-group scope: no batch API
+
+
+def test_resource_group_principal_takes_the_per_resource_path_and_matches(project, emulator):
+    connections = [ConnectionSpec("weu", RG_READER, PROD_WEU_RG)]
+    emulator.clear_requests()
+    config, reports = project(connections)
+    assert reports["fetch_weu"].success
+    assert_matches_expected(config, connections)
+    kinds = [r["kind"] for r in emulator.requests()]
+    assert "metrics" in kinds
+
+
+def test_overlapping_connections_count_each_account_once_and_warn(project):
+    connections = [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD), ConnectionSpec("weu", RG_READER, PROD_WEU_RG)]
+    config, reports = project(connections)
+    assert_matches_expected(config, connections)
+    checks = failed_checks(reports["azure_openai_write_usage"])
+    assert "aoai-prod-weu" in checks["no_overlapping_scopes"]
+
+
+def test_small_top_is_narrowed_per_deployment_and_still_matches(project):
+    connections = [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD)]
+    config, reports = project(connections, top=5)
+    assert "no_series_truncated" not in failed_checks(reports["fetch_prod"])
+    assert_matches_expected(config, connections)
+
+
+def test_empty_scope_and_scope_without_usage_say_which(project, tmp_path):
+    config, reports = project([ConnectionSpec("shared", EMPTY_SCOPE, SHARED)], workdir=tmp_path / "a")
+    assert "No Azure OpenAI accounts" in failed_checks(reports["fetch_shared"])["sync_not_empty"]
+    config, reports = project([ConnectionSpec("sandbox", NO_USAGE, f"{DEV}/resourceGroups/rg-dev-sandbox")],
+                              workdir=tmp_path / "b")
+    assert "returned no token usage" in failed_checks(reports["fetch_sandbox"])["sync_not_empty"]
+
+
+def test_range_past_retention_syncs_newer_days_with_one_clear_message(project):
+    first = NOW.date() - timedelta(days=100)
+    connections = [ConnectionSpec("dev", MAIN_PRINCIPAL, DEV)]
+    config, reports = project(connections, first=first, last=LAST_DAY)
+    assert reports["fetch_dev"].success
+    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+        events = con.execute("SELECT message FROM azure_openai.sync_events WHERE code = 'retention_exceeded'").fetchall()
+        oldest = con.execute("SELECT min(usage_date) FROM azure_openai.usage_daily").fetchone()[0]
+    assert len(events) == 1 and "93-day" in events[0][0]
+    assert oldest == (NOW - timedelta(days=93)).date() + timedelta(days=1)
+    assert_matches_expected(config, connections, first=oldest)
+
+
+def test_one_account_principal_reads_only_its_account(project):
+    scope = f"{DEV}/resourceGroups/rg-ai-dev/providers/Microsoft.CognitiveServices/accounts/aoai-dev-legacy"
+    connections = [ConnectionSpec("legacy", ONE_ACCOUNT, scope)]
+    config, reports = project(connections)
+    assert_matches_expected(config, connections)
