@@ -1,0 +1,30 @@
+# Two commands set everything up: `make demo` (the main job) and `make test`.
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PY := .venv/bin/python
+
+.PHONY: setup demo test test-fast bench dev clean
+
+$(UV):
+	python3 -m pip install --quiet --user "uv==0.13.8"
+
+setup: $(UV)
+	$(UV) sync --frozen
+
+demo: setup  ## sync the bundled demo estate through the local Azure emulator, print a usage summary
+	$(PY) -m doow_pipeline_tests.demo --days 30 --workdir .demo
+
+test: setup  ## the whole test suite, against the emulator
+	$(PY) -m pytest -n 2 doow_pipeline_tests
+
+test-fast: setup
+	$(PY) -m pytest -n 2 doow_pipeline_tests -m "not slow"
+
+bench: setup  ## benchmarks/ (see benchmarks/README.md)
+	$(PY) -m benchmarks.run
+
+dev: setup  ## Dagster UI on the demo project (run `make demo` first)
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home DOOW_CONNECTIONS=$(CURDIR)/.demo/connections.yaml \
+	  sh -c 'mkdir -p "$$DAGSTER_HOME" && cp -n dagster.yaml "$$DAGSTER_HOME"/ ; .venv/bin/dagster dev -w workspace.yaml'
+
+clean:
+	rm -rf .demo .pytest_cache data
