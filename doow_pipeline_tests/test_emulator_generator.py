@@ -483,8 +483,9 @@ def test_demo_principals():
     unreadable = [a for a in _ai_accounts(DEMO.accounts) if a.subscription_id == third and a not in accounts_covered(main)]
     assert [a.name for a in unreadable] == ["ais-research-restricted"]
     assert any(a.subscription_id == third for a in accounts_covered(main))
-    if hasattr(main, "list_only"):  # list-only visibility, once scenario.py models it
-        assert any(_covers(s, unreadable[0].id) for s in main.list_only)
+    # ... yet listed (list_only: accounts/read without Monitoring Reader), so its metrics answer 403.
+    assert len(main.list_only) == 1 and _covers(main.list_only[0], unreadable[0].id)
+    assert not any(_covers(s, unreadable[0].id) for s in main.monitoring_reader)
     assert main.secret_expires > now
 
     # rg_reader: Monitoring Reader on one resource group only, holding the >10-deployment account.
