@@ -7,6 +7,7 @@ replaces good days with empty ones.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -66,18 +67,27 @@ def is_final(day: date, synced_at: datetime, settle_hours: int) -> bool:
     return synced_at >= day_end + timedelta(hours=settle_hours)
 
 
-def _plan_accounts(session: AzureSession, accounts: list[AccountInfo], outcome: SyncOutcome) -> list[AccountPlan]:
+def _plan_or_problem(session: AzureSession, account: AccountInfo) -> AccountPlan | AzureProblem:
+    try:
+        return DEFINITIONS.plan(session, account)
+    except (HttpResponseError, ClientAuthenticationError) as exc:
+        problem = classify(exc)
+        if problem.code not in ("missing_role", "not_found"):
+            raise
+        return problem
+
+
+def _plan_accounts(session: AzureSession, accounts: list[AccountInfo], outcome: SyncOutcome,
+                   concurrency: int) -> list[AccountPlan]:
+    """Reads each account's metric definitions (cached), `concurrency` at a time."""
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="doow-definitions") as pool:
+        results = list(pool.map(lambda account: _plan_or_problem(session, account), accounts))
     plans = []
-    for account in accounts:
-        try:
-            plan = DEFINITIONS.plan(session, account)
-        except (HttpResponseError, ClientAuthenticationError) as exc:
-            problem = classify(exc)
-            if problem.code not in ("missing_role", "not_found"):
-                raise
+    for account, plan in zip(accounts, results):
+        if isinstance(plan, AzureProblem):
             outcome.events.append(SyncEvent("WARN", "account_unreadable",
-                                            f"cannot read metric definitions: {problem}", account.resource_id))
-            outcome.definitions_unreadable[account.resource_id] = problem.detail
+                                            f"cannot read metric definitions: {plan}", account.resource_id))
+            outcome.definitions_unreadable[account.resource_id] = plan.detail
             continue
         if not plan.queries:
             outcome.events.append(SyncEvent("WARN", "no_token_metrics", "the account defines no Azure OpenAI or "
@@ -103,7 +113,7 @@ def sync_connection(session: AzureSession, connection: Connection, settings: Set
         _land_events(landing, outcome)
         return outcome
 
-    outcome.plans = _plan_accounts(session, outcome.accounts, outcome)
+    outcome.plans = _plan_accounts(session, outcome.accounts, outcome, settings.concurrency)
     extraction = extract_usage(session, outcome.plans, first_day, last_day, now=now, top=settings.top,
                                concurrency=settings.concurrency)
     outcome.extraction = extraction
