@@ -1,0 +1,297 @@
+"""The metrics engine: one resource's metric values for a parsed query, as Azure Monitor returns them.
+
+Bucket values are the generator's exact integers (usage.atom_amount semantics) over each bucket window
+clipped to the visible window [now - retention, now - ingestion delay). Instead of calling atom_amount per
+bucket (O(days) each), each atom's cumulative usage F(t) is evaluated once per bucket boundary from its
+per-day totals, and a bucket is F(end) - F(start): the same telescoping sum, in O(days + buckets).
+test_emulator_engine.py checks the equality against atom_amount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from . import usage as _usage
+from .catalogue import METRICS_BY_LOWER_NAME, MetricSpec, metrics_for_families
+from .query import Filter, QueryError, trace_suffix
+from .quirks import Quirks
+from .scenario import Account, Deployment, Scenario
+from .timeutil import format_duration, format_ts, from_minutes, to_minutes
+
+MINUTES_PER_DAY = 1440
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_RAW_DAILY_FACTORS = getattr(_usage.daily_totals, "__wrapped__", _usage.daily_totals)
+_CUMULATIVE = _usage._CUMULATIVE
+NAMESPACE_LOWER = "microsoft.cognitiveservices/accounts"
+
+
+@dataclass
+class MetricsRequest:
+    names: list[str]
+    start: datetime
+    end: datetime
+    grain: timedelta | None  # None = FULL
+    aggregations: list[str] | None
+    filter: Filter | None
+    top: int
+    order_desc: bool
+    metadata_only: bool = False
+    validate_dimensions: bool = True
+    rollupby: frozenset[str] = frozenset()
+
+
+@dataclass
+class Window:
+    """Bucket layout of a query plus the visible part of it, in minutes since the epoch."""
+    b0: int
+    grain: int
+    n: int
+    qlo: int
+    qhi: int
+    timestamps: list[str]
+    bounds: list[int]
+    interval: str
+    timespan: str
+    cost: int
+
+
+def account_metrics(account: Account) -> tuple[MetricSpec, ...]:
+    return metrics_for_families(account.families)
+
+
+def resolve_metrics(account: Account, names: list[str]) -> list[MetricSpec]:
+    """Canonical specs for requested names (case-insensitive); the flat 400 for an unknown one."""
+    available = account_metrics(account)
+    by_lower = {m.name.lower(): m for m in available}
+    specs = []
+    for name in names:
+        spec = by_lower.get(name.lower())
+        if spec is None:
+            raise QueryError(
+                "Failed to find metric configuration for provider: Microsoft.CognitiveServices, resource Type: "
+                f"accounts, metric: {name}, Valid metrics: {','.join(m.name for m in available)}")
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+def resolve_namespace_metrics(names: list[str]) -> list[MetricSpec]:
+    """For getBatch: validation against the namespace's catalogue (resource independent)."""
+    specs = []
+    for name in names:
+        spec = METRICS_BY_LOWER_NAME.get(name.lower())
+        if spec is None:
+            raise QueryError(
+                "Failed to find metric configuration for provider: Microsoft.CognitiveServices, resource Type: "
+                f"accounts, metric: {name}, Valid metrics: {','.join(METRICS_BY_LOWER_NAME[k].name for k in METRICS_BY_LOWER_NAME)}")
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+def effective_filter(specs: list[MetricSpec], query_filter: Filter | None, validate: bool) -> dict[str, Filter | None]:
+    """Per metric, the filter restricted to its dimensions (ValidateDimensions=false) or a 400."""
+    out: dict[str, Filter | None] = {}
+    for spec in specs:
+        if query_filter is None:
+            out[spec.name] = None
+            continue
+        supported = {d.lower() for d in spec.dimensions}
+        unknown = [c.dimension for c in query_filter.constraints.values() if c.dimension.lower() not in supported]
+        if unknown and validate:
+            requested = ",".join(c.dimension.lower() for c in query_filter.constraints.values())
+            raise QueryError(f"Metric: {spec.name} does not support requested dimension combination: {requested}, "
+                             f"supported ones are: {','.join(spec.dimensions)}{trace_suffix()}")
+        kept = {k: c for k, c in query_filter.constraints.items() if k in supported}
+        out[spec.name] = Filter(kept) if kept else None
+    return out
+
+
+def make_window(request: MetricsRequest, now: datetime, scenario: Scenario) -> Window:
+    b0 = to_minutes(request.start)
+    end_m = to_minutes(request.end)
+    if request.grain is None:
+        span = max(end_m - b0, 1)
+        grain, n = span, 1
+        interval = format_duration(request.end - request.start)
+    else:
+        grain = int(request.grain.total_seconds() // 60)
+        n = max(0, -(-(end_m - b0) // grain))
+        interval = format_duration(request.grain)
+    vis0 = to_minutes(now - timedelta(days=scenario.retention_days))
+    vis1 = to_minutes(now - timedelta(minutes=scenario.ingestion_delay_minutes))
+    qlo, qhi = max(b0, vis0), min(end_m, vis1)
+
+    def clamp(x: int) -> int:
+        return qlo if x < qlo else (qhi if x > qhi else x)
+
+    bounds = [clamp(b0 + i * grain) for i in range(n + 1)]
+    if n:
+        bounds[-1] = clamp(min(b0 + n * grain, end_m))
+    timestamps = [format_ts(from_minutes(b0 + i * grain)) for i in range(n)]
+    span_minutes = max(0, end_m - b0)
+    return Window(b0, grain, n, qlo, qhi, timestamps, bounds, interval,
+                  f"{format_ts(request.start)}/{format_ts(request.end)}", max(0, span_minutes - 1))
+
+
+class _DeploymentDays:
+    """Per-day (usage tuple, model version) of one deployment over the visible days of a query."""
+    __slots__ = ("usage", "versions")
+
+    def __init__(self, seed: int, account: Account, deployment: Deployment, d0: int, ndays: int):
+        means = deployment.daily
+        usage, versions = [], []
+        for k in range(ndays):
+            day = date.fromordinal(_EPOCH_ORDINAL + d0 + k)
+            if not deployment.active_on(day):
+                usage.append((0, 0, 0))
+                versions.append(None)
+                continue
+            f_in, f_out, f_req = _RAW_DAILY_FACTORS(seed, account.id, deployment.name, day)
+            usage.append((means.input_tokens * f_in // 1000, means.output_tokens * f_out // 1000,
+                          means.requests * f_req // 1000))
+            versions.append(deployment.version_on(day))
+        self.usage = usage
+        self.versions = versions
+
+
+_QUANTITY_INDEX = {"input_tokens": (0,), "output_tokens": (1,), "total_tokens": (0, 1), "requests": (2,)}
+
+
+def _day_totals(days: _DeploymentDays, version: str, quantity: str) -> list[int]:
+    idx = _QUANTITY_INDEX[quantity]
+    if len(idx) == 1:
+        i = idx[0]
+        return [u[i] if v == version else 0 for u, v in zip(days.usage, days.versions)]
+    return [u[0] + u[1] if v == version else 0 for u, v in zip(days.usage, days.versions)]
+
+
+def _bucket_values(totals: list[int], d0: int, bounds: list[int]) -> list[int]:
+    prefix = [0]
+    running = 0
+    for t in totals:
+        running += t
+        prefix.append(running)
+    base = d0 * MINUTES_PER_DAY
+    cumulative = _CUMULATIVE
+    values_at = []
+    for b in bounds:
+        k, m = divmod(b - base, MINUTES_PER_DAY)
+        if m == 0:
+            values_at.append(prefix[k])
+        else:
+            values_at.append(prefix[k] + int(totals[k] * cumulative[m]))
+    return [values_at[i + 1] - values_at[i] for i in range(len(bounds) - 1)]
+
+
+class MetricsEngine:
+    def __init__(self, scenario: Scenario, quirks: Quirks):
+        self.scenario = scenario
+        self.quirks = quirks
+        self.metric_errors = {}
+        for err in scenario.metric_errors:
+            self.metric_errors[(err.account.lower(), err.metric.lower())] = err
+
+    def _metric_error(self, account: Account, spec: MetricSpec):
+        for key in (account.name.lower(), account.id.lower()):
+            err = self.metric_errors.get((key, spec.name.lower()))
+            if err is not None:
+                return err
+        return None
+
+    def resource_values(self, account: Account, specs: list[MetricSpec], request: MetricsRequest,
+                        filters: dict[str, Filter | None], window: Window) -> list[dict]:
+        """The `value` array (one Metric object per requested metric) for one resource."""
+        seed = self.scenario.seed
+        qlo, qhi = window.qlo, window.qhi
+        visible = qhi > qlo and window.n > 0
+        d0 = qlo // MINUTES_PER_DAY if visible else 0
+        ndays = ((qhi - 1) // MINUTES_PER_DAY - d0 + 1) if visible else 0
+        day_cache: dict[str, _DeploymentDays] = {}
+        requested_aggs = request.aggregations or ["total"]
+        unsupported = [a for a in requested_aggs if a != "total"]
+        want_total = "total" in requested_aggs
+        fill_zero = self.scenario.fill_gaps_with_zero and want_total
+        out = []
+        for spec in specs:
+            item = {
+                "id": f"{account.id}/providers/Microsoft.Insights/metrics/{spec.name}",
+                "type": "Microsoft.Insights/metrics",
+                "name": {"value": spec.name, "localizedValue": spec.display_name},
+                "displayDescription": spec.description,
+                "unit": "Count",
+                "timeseries": [],
+                "errorCode": "Success",
+            }
+            err = self._metric_error(account, spec)
+            if err is not None:
+                item["errorCode"] = err.code
+                item["errorMessage"] = err.message
+                out.append(item)
+                continue
+            if unsupported and self.quirks.unsupported_aggregation == "error":
+                agg = unsupported[0]
+                item["errorCode"] = "InvalidSamplingType"
+                item["errorMessage"] = (f"Sampling type is not found. Metric:{spec.name}, "
+                                        f"SamplingType:Nullable{agg.capitalize()}.")
+                out.append(item)
+                continue
+            flt = filters.get(spec.name)
+            split_dims = []
+            if flt is not None:
+                split_dims = [c.dimension for k, c in flt.constraints.items() if k not in request.rollupby]
+            split_lower = [d.lower() for d in split_dims]
+            groups: dict[tuple, list[int]] = {}
+            if visible:
+                atoms = _usage.metric_atoms(account, spec, from_minutes(qlo), from_minutes(qhi))
+                for atom in atoms:
+                    if flt is not None and not all(
+                            c.matches(atom.value_of(k)) for k, c in flt.constraints.items()):
+                        continue
+                    dep = atom.deployment
+                    days = day_cache.get(dep.name)
+                    if days is None:
+                        days = day_cache[dep.name] = _DeploymentDays(seed, account, dep, d0, ndays)
+                    totals = _day_totals(days, atom.version, spec.quantity)
+                    if not any(totals):
+                        continue
+                    values = _bucket_values(totals, d0, window.bounds)
+                    key = tuple(atom.value_of(k) for k in split_lower)
+                    acc = groups.get(key)
+                    if acc is None:
+                        groups[key] = values
+                    else:
+                        groups[key] = [a + b for a, b in zip(acc, values)]
+            series = [(key, values, sum(values)) for key, values in groups.items() if any(values)]
+            if flt is None and not series and self.quirks.unfiltered_without_data == "series" and window.n:
+                series = [((), [0] * window.n, 0)]
+            if request.order_desc:
+                series.sort(key=lambda s: (-s[2], s[0]))
+            else:
+                series.sort(key=lambda s: (s[2], s[0]))
+            if flt is not None:
+                series = series[:request.top]
+            if self.quirks.max_datapoints is not None and len(series) * window.n > self.quirks.max_datapoints:
+                raise QueryError(f"The query would return {len(series) * window.n} data points, more than the "
+                                 f"allowed {self.quirks.max_datapoints}. Reduce the timespan or use a larger "
+                                 f"interval{trace_suffix()}")
+            names = [{"value": d, "localizedValue": d} for d in split_lower]
+            timeseries = []
+            stamps = window.timestamps
+            for key, values, _total in series:
+                element = {"metadatavalues": [{"name": n, "value": v} for n, v in zip(names, key)]}
+                if not request.metadata_only:
+                    data = []
+                    for ts, v in zip(stamps, values):
+                        if v and want_total:
+                            data.append({"timeStamp": ts, "total": float(v)})
+                        elif fill_zero:
+                            data.append({"timeStamp": ts, "total": 0.0})
+                        else:
+                            data.append({"timeStamp": ts})
+                    element["data"] = data
+                timeseries.append(element)
+            item["timeseries"] = timeseries
+            out.append(item)
+        return out
