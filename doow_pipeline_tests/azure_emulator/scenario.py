@@ -243,14 +243,17 @@ def _deployment(raw: dict, where: str) -> Deployment:
 
 
 def _account(raw: dict, sub_id: str, rg: str, tenant_id: str, where: str) -> Account:
-    families = tuple(raw.get("families") or ("azure_openai", "models"))
+    kind = str(raw.get("kind", "OpenAI"))
+    # Absent `families`: Azure OpenAI kinds emit both families, other Cognitive Services kinds none.
+    default_families = ("azure_openai", "models") if kind.lower() in ("openai", "aiservices") else ()
+    families = tuple(raw["families"]) if raw.get("families") is not None else default_families
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise ScenarioError(f"{where}.families: unknown {sorted(unknown)}; use {list(FAMILIES)}")
     name = str(_req(raw, "name", where))
     return Account(
         name=name,
-        kind=str(raw.get("kind", "OpenAI")),
+        kind=kind,
         location=str(_req(raw, "location", where)).lower(),
         families=families,
         deployments=tuple(_deployment(d, f"{where}.deployments[{i}]") for i, d in enumerate(raw.get("deployments") or ())),
