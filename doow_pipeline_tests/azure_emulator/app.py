@@ -761,17 +761,26 @@ class EmulatorApp:
             self.log.append(entry)
         return entry
 
+    def validation_kind(self, kind: str, response: Response) -> str | None:
+        """The spec_validation kind for a response, or None when it is not validated.
+
+        Success bodies are validated as their endpoint's kind; error bodies as their endpoint's kind too
+        (it knows whether that endpoint answers flat or wrapped errors), else as "error".
+        """
+        if self.validator is None or response.reset or kind in ("token", "openid"):
+            return None
+        if response.status >= 400:
+            if not isinstance(response.body, dict):
+                return None
+            return VALIDATED_KINDS.get(kind, "error")
+        return response.validate_kind
+
     def begin_validation(self) -> None:
         with self.validation_cv:
             self.pending_validations += 1
 
-    def validate(self, entry: dict, response: Response) -> None:
+    def validate(self, entry: dict, response: Response, kind: str) -> None:
         try:
-            if self.validator is None or response.reset or response.validate_kind is None:
-                return
-            kind = response.validate_kind
-            if response.status >= 400:
-                kind = "error"
             try:
                 problems = list(self.validator(kind, response.status, response.body) or [])
             except Exception as exc:  # a validator bug must show, not pass silently

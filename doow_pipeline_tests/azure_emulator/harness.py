@@ -62,6 +62,23 @@ class Emulator:
         return ClientSecretCredential(tenant_id, client_id, client_secret, authority=self.authority,
                                       disable_instance_discovery=True, connection_verify=self.ca_cert, **kwargs)
 
+    def arm_kwargs(self, **kwargs) -> dict:
+        """Keyword arguments for azure-mgmt-* clients pointed at this emulator."""
+        return {"base_url": self.arm, "credential_scopes": ["https://management.azure.com/.default"],
+                "connection_verify": self.ca_cert, **kwargs}
+
+    def monitor_client(self, credential, subscription_id: str, **kwargs):
+        from azure.mgmt.monitor import MonitorManagementClient
+        return MonitorManagementClient(credential, subscription_id, **self.arm_kwargs(**kwargs))
+
+    def cognitive_client(self, credential, subscription_id: str, **kwargs):
+        from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+        return CognitiveServicesManagementClient(credential, subscription_id, **self.arm_kwargs(**kwargs))
+
+    def metrics_client(self, credential, region: str, **kwargs):
+        from azure.monitor.querymetrics import MetricsClient
+        return MetricsClient(self.metrics_endpoint(region), credential, connection_verify=self.ca_cert, **kwargs)
+
     # ---- control API ---------------------------------------------------------------------------------------------
     def control(self, method: str, name: str, payload=None, query: str = ""):
         data = None if payload is None else json.dumps(payload).encode()

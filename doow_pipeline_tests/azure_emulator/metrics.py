@@ -159,12 +159,11 @@ class _DeploymentDays:
 _QUANTITY_INDEX = {"input_tokens": (0,), "output_tokens": (1,), "total_tokens": (0, 1), "requests": (2,)}
 
 
-def _day_totals(days: _DeploymentDays, version: str, quantity: str) -> list[int]:
-    idx = _QUANTITY_INDEX[quantity]
-    if len(idx) == 1:
-        i = idx[0]
-        return [u[i] if v == version else 0 for u, v in zip(days.usage, days.versions)]
-    return [u[0] + u[1] if v == version else 0 for u, v in zip(days.usage, days.versions)]
+def _day_totals(days: _DeploymentDays, version: str, quantity: str) -> list[list[int]]:
+    """Per-day totals of the atom's version, one list per component windowed separately: total tokens
+    are windowed as input + output (as usage.atom_amount does), everything else as itself."""
+    return [[u[i] if v == version else 0 for u, v in zip(days.usage, days.versions)]
+            for i in _QUANTITY_INDEX[quantity]]
 
 
 def _bucket_values(totals: list[int], d0: int, bounds: list[int]) -> list[int]:
@@ -253,10 +252,12 @@ class MetricsEngine:
                     days = day_cache.get(dep.name)
                     if days is None:
                         days = day_cache[dep.name] = _DeploymentDays(seed, account, dep, d0, ndays)
-                    totals = _day_totals(days, atom.version, spec.quantity)
-                    if not any(totals):
+                    components = [t for t in _day_totals(days, atom.version, spec.quantity) if any(t)]
+                    if not components:
                         continue
-                    values = _bucket_values(totals, d0, window.bounds)
+                    values = _bucket_values(components[0], d0, window.bounds)
+                    for extra in components[1:]:
+                        values = [a + b for a, b in zip(values, _bucket_values(extra, d0, window.bounds))]
                     key = tuple(atom.value_of(k) for k in split_lower)
                     acc = groups.get(key)
                     if acc is None:

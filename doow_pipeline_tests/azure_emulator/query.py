@@ -107,7 +107,7 @@ def parse_interval(raw: str | None, auto_adjust: bool) -> timedelta | None:
     if grain in SUPPORTED_GRAINS:
         return grain
     if auto_adjust:
-        return min(SUPPORTED_GRAINS, key=lambda g: (abs((g - grain).total_seconds()), g))
+        return min(SUPPORTED_GRAINS, key=lambda g: (abs((g - grain).total_seconds()), -g.total_seconds()))
     raise _grain_error(raw)
 
 

@@ -108,14 +108,14 @@ class Handler(BaseHTTPRequestHandler):
         if response.reset:
             self.reset_connection()
             return
-        validating = app.validator is not None and response.validate_kind is not None
-        if validating:
+        validation_kind = app.validation_kind(ctx.kind, response)
+        if validation_kind:
             app.begin_validation()
         try:
             self.send(response, req)
         finally:
-            if validating:
-                app.validate(entry, response)
+            if validation_kind:
+                app.validate(entry, response, validation_kind)
 
     def reset_connection(self) -> None:
         """Close the TCP connection without an HTTP response (RST, no TLS close_notify)."""
