@@ -154,8 +154,7 @@ class EmulatorApp:
     # ---- entry point ----------------------------------------------------------------------------------------
     def handle(self, req: Request, ctx: Context) -> Response:
         route = self.route(req, ctx)
-        target = req.path + ("?" + req.query_string if req.query_string else "")
-        fault = self.faults.pick(ctx.kind, req.method, target)
+        fault = self.faults.pick(ctx.kind, req.method, req.path, req.query_string)
         if fault is not None:
             ctx.fault = fault.index
             if fault.action == "reset":
@@ -216,6 +215,9 @@ class EmulatorApp:
             if (n == 4 and low[1:] == ["oauth2", "v2.0", "token"]) or (n == 3 and low[1:] == ["oauth2", "token"]):
                 ctx.kind = "token"
                 return lambda: self.token(req, seg[0], ctx)
+            if (n == 4 and low[1] == "subscriptions" and low[3] == "metrics:getbatch") or (
+                    n == 3 and low[0] == "subscriptions" and low[2] == "metrics:getbatch"):
+                ctx.resource_count = _count_resource_ids(req.body)
             if n == 4 and low[1] == "subscriptions" and low[3] == "metrics:getbatch":
                 ctx.kind, ctx.region = "batch", low[0]
                 return lambda: self.batch(req, ctx, seg[2], low[0])
@@ -878,6 +880,14 @@ class EmulatorApp:
                     self.violations.clear()
                 return Response(200, {"cleared": True})
         return Response(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
+
+
+def _count_resource_ids(body: bytes) -> int | None:
+    try:
+        ids = json.loads(body.decode("utf-8")).get("resourceids")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return len(ids) if isinstance(ids, list) else None
 
 
 def _write_action(req: Request) -> tuple[str, str]:

@@ -4,7 +4,7 @@ A fault: {"match": KIND or path regex, "action": {"status": N} | "reset" | {"del
           "probability": p | "nth": [1, 2], "times": k, "retry_after": s, "body": {...}, "method": "GET"}
 - match: an endpoint kind (token, openid, subscriptions, resource_groups, accounts, account, deployments,
   definitions, metrics, batch, write; "arm" = every ARM kind; "*" = everything) or else a regular
-  expression searched in the request path (with its query string).
+  expression searched in the request path, and in path?query.
 - nth: 1-based numbers of the matching calls that fire (counted per fault); probability: chance per call
   (seeded, reproducible); neither: every matching call. times: stop after k firings.
 - status: answer with that status (Azure-shaped default body per endpoint; `body` overrides it) and
@@ -46,12 +46,13 @@ class Fault:
     fired: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
-    def matches(self, kind: str, method: str, target: str) -> bool:
+    def matches(self, kind: str, method: str, path: str, query: str = "") -> bool:
         if self.method and self.method.upper() != method.upper():
             return False
         if self.regex is None:
             return self.match == "*" or kind == self.match or (self.match == "arm" and kind in ARM_KINDS)
-        return self.regex.search(target) is not None
+        return self.regex.search(path) is not None or (
+            bool(query) and self.regex.search(f"{path}?{query}") is not None)
 
     def describe(self) -> dict:
         out = {"index": self.index, "match": self.match, "action": self.action, "seen": self.seen,
@@ -134,12 +135,12 @@ class FaultRegistry:
         with self.lock:
             return [f.describe() for f in self.faults]
 
-    def pick(self, kind: str, method: str, target: str) -> Fault | None:
+    def pick(self, kind: str, method: str, path: str, query: str = "") -> Fault | None:
         """The first fault that fires for this request (each matching fault counts the call)."""
         chosen = None
         with self.lock:
             for fault in self.faults:
-                if not fault.matches(kind, method, target):
+                if not fault.matches(kind, method, path, query):
                     continue
                 fault.seen += 1
                 if chosen is not None:
