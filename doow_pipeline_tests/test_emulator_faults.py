@@ -190,3 +190,25 @@ def test_latency_per_call_and_concurrent_handling(tmp_path):
         assert 0.3 <= elapsed < 1.5  # 8 calls of 300 ms each, served concurrently
         assert all(r["duration_ms"] >= 300 for r in emu.requests("metrics"))
         assert emu.health()["status"] == "ok"
+
+
+def test_spec_violations_fail_the_block_and_the_fixture_starts_emulators(emulator_factory):
+    emu = emulator_factory(S.small_scenario())
+    assert emu.health()["spec_validation"] is True
+    cred = emu.credential(S.TENANT, S.MAIN_CLIENT, S.MAIN_SECRET)
+    emu.add_faults({"match": "accounts", "action": {"status": 500}, "body": {"unexpected": "shape"}})
+    with pytest.raises(HttpResponseError):
+        list(emu.cognitive_client(cred, S.SUB_A, retry_total=0).accounts.list())
+    violations = emu.violations()
+    assert violations and violations[0]["kind"] == "accounts_list" and violations[0]["status"] == 500
+    emu.clear_violations()  # leave the fixture's teardown clean
+
+
+def test_exit_raises_when_violations_were_recorded(tmp_path):
+    with pytest.raises(AssertionError, match="violate the Azure specs"):
+        with run_emulator(S.small_scenario(), state_dir=tmp_path) as emu:
+            emu.add_faults({"match": "batch", "action": {"status": 500}, "body": ["not", "an", "error"]})
+            emu.add_faults({"match": "metrics", "action": {"status": 500}, "body": {"nope": 1}})
+            cred = emu.credential(S.TENANT, S.MAIN_CLIENT, S.MAIN_SECRET)
+            with pytest.raises(HttpResponseError):
+                emu.monitor_client(cred, S.SUB_A, retry_total=0).metrics.list(WEU, metricnames="InputTokens")
