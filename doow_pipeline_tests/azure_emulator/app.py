@@ -784,7 +784,8 @@ class EmulatorApp:
     def validate(self, entry: dict, response: Response, kind: str) -> None:
         try:
             try:
-                problems = list(self.validator(kind, response.status, response.body) or [])
+                body = _sample_for_validation(response.body) if response.status < 400 else response.body
+                problems = list(self.validator(kind, response.status, body) or [])
             except Exception as exc:  # a validator bug must show, not pass silently
                 problems = [f"validator raised {type(exc).__name__}: {exc}"]
             if problems:
@@ -880,6 +881,45 @@ class EmulatorApp:
                     self.violations.clear()
                 return Response(200, {"cleared": True})
         return Response(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
+
+
+VALIDATION_SAMPLE_POINTS = 20_000
+
+
+def _sample_metric(metric: dict) -> dict:
+    series = metric.get("timeseries")
+    if not isinstance(series, list):
+        return metric
+    trimmed = []
+    for ts in series[:3] + series[-2:] if len(series) > 5 else series:
+        data = ts.get("data") if isinstance(ts, dict) else None
+        if isinstance(data, list) and len(data) > 6:
+            ts = {**ts, "data": data[:3] + data[-3:]}
+        trimmed.append(ts)
+    return {**metric, "timeseries": trimmed}
+
+
+def _sample_for_validation(body):
+    """Large metrics/batch bodies are validated on a structural sample: every resource and metric, but
+    the first and last few series and points of each (all of them come from the same code path). Keeps
+    jsonschema from costing seconds per 10 MB body."""
+    if not isinstance(body, dict):
+        return body
+    if "values" in body and isinstance(body["values"], list):
+        points = sum(len(ts.get("data") or ()) for item in body["values"] if isinstance(item, dict)
+                     for m in item.get("value") or () if isinstance(m, dict)
+                     for ts in m.get("timeseries") or () if isinstance(ts, dict))
+        if points <= VALIDATION_SAMPLE_POINTS:
+            return body
+        return {**body, "values": [{**item, "value": [_sample_metric(m) for m in item.get("value") or ()]}
+                                   if isinstance(item, dict) else item for item in body["values"]]}
+    if "value" in body and "timespan" in body and isinstance(body["value"], list):
+        points = sum(len(ts.get("data") or ()) for m in body["value"] if isinstance(m, dict)
+                     for ts in m.get("timeseries") or () if isinstance(ts, dict))
+        if points <= VALIDATION_SAMPLE_POINTS:
+            return body
+        return {**body, "value": [_sample_metric(m) if isinstance(m, dict) else m for m in body["value"]]}
+    return body
 
 
 def _count_resource_ids(body: bytes) -> int | None:

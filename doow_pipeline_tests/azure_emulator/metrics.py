@@ -9,6 +9,9 @@ test_emulator_engine.py checks the equality against atom_amount.
 
 from __future__ import annotations
 
+import threading
+from array import array
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -136,58 +139,92 @@ def make_window(request: MetricsRequest, now: datetime, scenario: Scenario) -> W
 
 
 class _DeploymentDays:
-    """Per-day (usage tuple, model version) of one deployment over the visible days of a query."""
-    __slots__ = ("usage", "versions")
+    """Per-day usage components (input, output, requests) and model version of one deployment over the
+    visible days of a query; `distinct` lists the versions seen, in order (as usage.metric_atoms does)."""
+    __slots__ = ("components", "versions", "distinct")
 
     def __init__(self, seed: int, account: Account, deployment: Deployment, d0: int, ndays: int):
         means = deployment.daily
-        usage, versions = [], []
+        ins, outs, reqs = array("q"), array("q"), array("q")
+        versions: list[str | None] = []
+        distinct: list[str] = []
         for k in range(ndays):
             day = date.fromordinal(_EPOCH_ORDINAL + d0 + k)
             if not deployment.active_on(day):
-                usage.append((0, 0, 0))
+                ins.append(0)
+                outs.append(0)
+                reqs.append(0)
                 versions.append(None)
                 continue
             f_in, f_out, f_req = _RAW_DAILY_FACTORS(seed, account.id, deployment.name, day)
-            usage.append((means.input_tokens * f_in // 1000, means.output_tokens * f_out // 1000,
-                          means.requests * f_req // 1000))
-            versions.append(deployment.version_on(day))
-        self.usage = usage
+            ins.append(means.input_tokens * f_in // 1000)
+            outs.append(means.output_tokens * f_out // 1000)
+            reqs.append(means.requests * f_req // 1000)
+            version = deployment.version_on(day)
+            versions.append(version)
+            if version not in distinct:
+                distinct.append(version)
+        self.components = (ins, outs, reqs)
         self.versions = versions
+        self.distinct = distinct
+
+
+class _DaysCache:
+    """Bounded LRU of _DeploymentDays shared by requests (a sync asks each family over the same days)."""
+
+    def __init__(self, size: int = 16384):
+        self.size = size
+        self.lock = threading.Lock()
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, seed: int, account: Account, deployment: Deployment, d0: int, ndays: int) -> _DeploymentDays:
+        key = (account.id, deployment.name, d0, ndays)
+        with self.lock:
+            days = self.items.get(key)
+            if days is not None:
+                self.items.move_to_end(key)
+                return days
+        days = _DeploymentDays(seed, account, deployment, d0, ndays)
+        with self.lock:
+            self.items[key] = days
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return days
 
 
 _QUANTITY_INDEX = {"input_tokens": (0,), "output_tokens": (1,), "total_tokens": (0, 1), "requests": (2,)}
 
 
-def _day_totals(days: _DeploymentDays, version: str, quantity: str) -> list[list[int]]:
-    """Per-day totals of the atom's version, one list per component windowed separately: total tokens
+def _day_totals(days: _DeploymentDays, version: str, quantity: str) -> list:
+    """Per-day totals of the atom's version, one sequence per component windowed separately: total tokens
     are windowed as input + output (as usage.atom_amount does), everything else as itself."""
-    return [[u[i] if v == version else 0 for u, v in zip(days.usage, days.versions)]
+    if len(days.distinct) == 1:  # inactive days are already zero
+        return [days.components[i] for i in _QUANTITY_INDEX[quantity]]
+    return [[u if v == version else 0 for u, v in zip(days.components[i], days.versions)]
             for i in _QUANTITY_INDEX[quantity]]
 
 
-def _bucket_values(totals: list[int], d0: int, bounds: list[int]) -> list[int]:
+def _bucket_positions(d0: int, bounds: list[int]) -> list[tuple[int, int]]:
+    base = d0 * MINUTES_PER_DAY
+    return [divmod(b - base, MINUTES_PER_DAY) for b in bounds]
+
+
+def _bucket_values(totals, positions: list[tuple[int, int]]) -> list[int]:
     prefix = [0]
     running = 0
     for t in totals:
         running += t
         prefix.append(running)
-    base = d0 * MINUTES_PER_DAY
     cumulative = _CUMULATIVE
-    values_at = []
-    for b in bounds:
-        k, m = divmod(b - base, MINUTES_PER_DAY)
-        if m == 0:
-            values_at.append(prefix[k])
-        else:
-            values_at.append(prefix[k] + int(totals[k] * cumulative[m]))
-    return [values_at[i + 1] - values_at[i] for i in range(len(bounds) - 1)]
+    at = [prefix[k] if m == 0 else prefix[k] + int(totals[k] * cumulative[m]) for k, m in positions]
+    return [at[i + 1] - at[i] for i in range(len(at) - 1)]
 
 
 class MetricsEngine:
     def __init__(self, scenario: Scenario, quirks: Quirks):
         self.scenario = scenario
         self.quirks = quirks
+        self.days_cache = _DaysCache()
         self.metric_errors = {}
         for err in scenario.metric_errors:
             self.metric_errors[(err.account.lower(), err.metric.lower())] = err
@@ -208,6 +245,7 @@ class MetricsEngine:
         d0 = qlo // MINUTES_PER_DAY if visible else 0
         ndays = ((qhi - 1) // MINUTES_PER_DAY - d0 + 1) if visible else 0
         day_cache: dict[str, _DeploymentDays] = {}
+        positions = _bucket_positions(d0, window.bounds) if visible else []
         requested_aggs = request.aggregations or ["total"]
         unsupported = [a for a in requested_aggs if a != "total"]
         want_total = "total" in requested_aggs
@@ -243,27 +281,29 @@ class MetricsEngine:
             split_lower = [d.lower() for d in split_dims]
             groups: dict[tuple, list[int]] = {}
             if visible:
-                atoms = _usage.metric_atoms(account, spec, from_minutes(qlo), from_minutes(qhi))
-                for atom in atoms:
-                    if flt is not None and not all(
-                            c.matches(atom.value_of(k)) for k, c in flt.constraints.items()):
+                for dep in account.deployments:
+                    if spec.family not in account.families_for(dep):
                         continue
-                    dep = atom.deployment
                     days = day_cache.get(dep.name)
                     if days is None:
-                        days = day_cache[dep.name] = _DeploymentDays(seed, account, dep, d0, ndays)
-                    components = [t for t in _day_totals(days, atom.version, spec.quantity) if any(t)]
-                    if not components:
-                        continue
-                    values = _bucket_values(components[0], d0, window.bounds)
-                    for extra in components[1:]:
-                        values = [a + b for a, b in zip(values, _bucket_values(extra, d0, window.bounds))]
-                    key = tuple(atom.value_of(k) for k in split_lower)
-                    acc = groups.get(key)
-                    if acc is None:
-                        groups[key] = values
-                    else:
-                        groups[key] = [a + b for a, b in zip(acc, values)]
+                        days = day_cache[dep.name] = self.days_cache.get(seed, account, dep, d0, ndays)
+                    for version in days.distinct:
+                        atom = _usage.Atom(dep, version, _usage._dimension_values(spec, dep, version))
+                        if flt is not None and not all(
+                                c.matches(atom.value_of(k)) for k, c in flt.constraints.items()):
+                            continue
+                        components = [t for t in _day_totals(days, version, spec.quantity) if any(t)]
+                        if not components:
+                            continue
+                        values = _bucket_values(components[0], positions)
+                        for extra in components[1:]:
+                            values = [a + b for a, b in zip(values, _bucket_values(extra, positions))]
+                        key = tuple(atom.value_of(k) for k in split_lower)
+                        acc = groups.get(key)
+                        if acc is None:
+                            groups[key] = values
+                        else:
+                            groups[key] = [a + b for a, b in zip(acc, values)]
             series = [(key, values, sum(values)) for key, values in groups.items() if any(values)]
             if flt is None and not series and self.quirks.unfiltered_without_data == "series" and window.n:
                 series = [((), [0] * window.n, 0)]
@@ -283,15 +323,13 @@ class MetricsEngine:
             for key, values, _total in series:
                 element = {"metadatavalues": [{"name": n, "value": v} for n, v in zip(names, key)]}
                 if not request.metadata_only:
-                    data = []
-                    for ts, v in zip(stamps, values):
-                        if v and want_total:
-                            data.append({"timeStamp": ts, "total": float(v)})
-                        elif fill_zero:
-                            data.append({"timeStamp": ts, "total": 0.0})
-                        else:
-                            data.append({"timeStamp": ts})
-                    element["data"] = data
+                    if not want_total:
+                        element["data"] = [{"timeStamp": ts} for ts in stamps]
+                    elif fill_zero:
+                        element["data"] = [{"timeStamp": ts, "total": float(v)} for ts, v in zip(stamps, values)]
+                    else:
+                        element["data"] = [{"timeStamp": ts, "total": float(v)} if v else {"timeStamp": ts}
+                                           for ts, v in zip(stamps, values)]
                 timeseries.append(element)
             item["timeseries"] = timeseries
             out.append(item)

@@ -103,8 +103,9 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             response = Response(500, {"error": {"code": "InternalServerError",
                                                 "message": f"Emulator failure: {type(exc).__name__}: {exc}"}})
+        payload = b"" if response.reset else self.serialize(response)
         duration_ms = (time.perf_counter() - started) * 1000
-        entry = app.record(req, ctx, response, duration_ms)
+        entry = app.record(req, ctx, response, duration_ms)  # before answering: the log is complete on return
         if response.reset:
             self.reset_connection()
             return
@@ -112,7 +113,7 @@ class Handler(BaseHTTPRequestHandler):
         if validation_kind:
             app.begin_validation()
         try:
-            self.send(response, req)
+            self.send(response, req, payload)
         finally:
             if validation_kind:
                 app.validate(entry, response, validation_kind)
@@ -130,13 +131,17 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             pass
 
-    def send(self, response: Response, req: Request) -> None:
+    @staticmethod
+    def serialize(response: Response) -> bytes:
         if response.body is None:
-            payload = b""
-        elif isinstance(response.body, (bytes, bytearray)):
-            payload = bytes(response.body)
-        else:
-            payload = json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            return b""
+        if isinstance(response.body, (bytes, bytearray)):
+            return bytes(response.body)
+        return json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def send(self, response: Response, req: Request, payload: bytes | None = None) -> None:
+        if payload is None:
+            payload = self.serialize(response)
         self.send_response(response.status)
         headers = {
             "Cache-Control": "no-cache",
