@@ -19,7 +19,8 @@ from .config import ConfigError, ProjectConfig, export_env_file, load_config
 from .warehouse.store import connect
 
 app = typer.Typer(name="doow-azure", no_args_is_help=True, add_completion=False,
-                  help="Connect Azure scopes and sync Azure OpenAI usage into DuckDB.")
+                  help="Connect Azure scopes and sync Azure OpenAI usage into DuckDB.",
+                  pretty_exceptions_show_locals=False)  # a traceback must never print a secret held in a local
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -129,11 +130,11 @@ def sync(
 
 
 def main() -> None:
-    try:
-        from . import cli_connections  # noqa: F401  (registers connect, status, doctor, disconnect)
-    except ImportError:
-        pass
-    app()
+    # Registers connect, status, doctor and disconnect on `app`. Called through the module's own `app`, which
+    # is this one except under `python -m doow_pipeline.cli`, where this file runs as __main__.
+    from . import cli_connections
+
+    cli_connections.app()
 
 
 if __name__ == "__main__":

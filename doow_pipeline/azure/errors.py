@@ -18,8 +18,8 @@ ROLE_FIX = ("Assign the built-in role Monitoring Reader to the service principal
 
 @dataclass(frozen=True)
 class AzureProblem:
-    code: str  # wrong_secret | expired_secret | unknown_app | unknown_tenant | missing_role | not_found |
-    #            throttled | batch_not_allowed | unreachable | azure_error
+    code: str  # wrong_secret | expired_secret | unknown_app | unknown_tenant | wrong_tenant | missing_role |
+    #            not_found | throttled | batch_not_allowed | unauthorized | unreachable | azure_error
     cause: str
     fix: str
     detail: str = ""
@@ -66,12 +66,19 @@ def classify(exc: BaseException) -> AzureProblem:
     if match and match.group(1) in _AADSTS:
         code, cause, fix = _AADSTS[match.group(1)]
         return AzureProblem(code, cause, fix, text)
-    if isinstance(exc, ValueError) and "authority" in text.lower():
-        # MSAL raises ValueError when the tenant's OpenID configuration answers 400 (unknown tenant).
+    if (isinstance(exc, ValueError) and "authority" in text.lower()) or \
+            "unable to get authority configuration" in text.lower():
+        # MSAL raises ValueError when the tenant's OpenID configuration answers 400 (unknown tenant);
+        # azure-identity wraps it in ClientAuthenticationError ("Unable to get authority configuration").
         code, cause, fix = _AADSTS["90002"]
         return AzureProblem(code, cause, fix, text)
     status = getattr(getattr(exc, "response", None), "status_code", None) or getattr(exc, "status_code", None)
     azure_code = error_code(exc) or ""
+    if azure_code == "InvalidAuthenticationTokenTenant":
+        return AzureProblem("wrong_tenant", "The subscription belongs to another Entra ID tenant than the credential "
+                            "(InvalidAuthenticationTokenTenant).",
+                            "Use the Directory (tenant) ID of the subscription's tenant, with a service principal "
+                            "registered in that tenant, and reconnect with `doow-azure connect`.", text)
     if azure_code == "AuthorizationFailed" or status == 403:
         return AzureProblem("missing_role", "The service principal is not allowed to read this scope's Azure Monitor "
                             "data (AuthorizationFailed).", ROLE_FIX, text)
