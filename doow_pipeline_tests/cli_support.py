@@ -1,0 +1,112 @@
+"""Helpers for the `doow-azure` CLI tests: the demo principals, an in-process runner that checks every
+command's output for secrets, and file snapshots for "unchanged byte for byte"."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+from typer.testing import CliRunner
+
+import doow_pipeline.cli_connections  # noqa: F401  (registers connect, status, doctor, disconnect)
+from doow_pipeline.cli import app
+
+from .azure_emulator import DEMO_SCENARIO
+from .azure_emulator.scenario import load_scenario
+
+SCENARIO = load_scenario(DEMO_SCENARIO)
+NOW = SCENARIO.current_time()
+TENANT = "8c1f4a6e-2b3d-4e5f-9a0b-1c2d3e4f5a60"
+MAIN = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e501"
+RG_READER = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e502"
+EXPIRED = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e503"
+ONE_ACCOUNT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e504"
+EMPTY_SCOPE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e505"
+NO_USAGE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e506"
+PROD, DEV, RESEARCH, SHARED = (f"/subscriptions/3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d0{i}" for i in (1, 2, 3, 4))
+PROD_WEU_RG = f"{PROD}/resourceGroups/rg-ai-prod-weu"
+SANDBOX_RG = f"{DEV}/resourceGroups/rg-dev-sandbox"
+LEGACY_ACCOUNT = f"{DEV}/resourceGroups/rg-ai-dev/providers/Microsoft.CognitiveServices/accounts/aoai-dev-legacy"
+RESTRICTED_ACCOUNT = (f"{RESEARCH}/resourceGroups/rg-research-restricted/providers/Microsoft.CognitiveServices/"
+                      "accounts/ais-research-restricted")
+WRONG_SECRET = "wrong-secret-" + uuid.uuid4().hex
+# Every secret a test may type: none may ever appear in any output.
+ALL_SECRETS = sorted({p.secret for p in SCENARIO.principals.values()} | {WRONG_SECRET})
+
+
+def secret_of(client_id: str) -> str:
+    return SCENARIO.principals[client_id.lower()].secret
+
+
+@dataclass
+class CliProject:
+    """A project directory and the runner that invokes `doow-azure` on it in-process."""
+
+    workdir: Path
+    runner: CliRunner = field(default_factory=CliRunner)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "connections.yaml"
+
+    @property
+    def env_file(self) -> Path:
+        return self.workdir / ".env"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.workdir / "data" / "doow.duckdb"
+
+    def run(self, *args: str, input: str | None = None, expect: int | None = None):
+        env = {"DOOW_CONNECTIONS": str(self.config), "DOOW_NOW": NOW.isoformat(), "COLUMNS": "200"}
+        result = self.runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        text = result.stdout + "\n" + result.stderr
+        self.outputs.append(text)
+        assert_no_secret(text, f"output of doow-azure {' '.join(args)}")
+        if expect is not None:
+            assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}:\n{text}"
+        return result
+
+    def connect(self, name: str, client_id: str, scope: str, *extra: str, secret: str | None = None,
+                tenant: str = TENANT, endpoints: dict | None = None, expect: int | None = None):
+        args = ["connect", name, "--tenant-id", tenant, "--client-id", client_id, "--scope", scope,
+                "--client-secret-stdin", *extra]
+        if endpoints is not None:
+            import json
+            args += ["--endpoints-json", json.dumps(endpoints)]
+        return self.run(*args, input=secret if secret is not None else secret_of(client_id), expect=expect)
+
+    def snapshot(self) -> dict:
+        return {path.name: (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) if path.exists() else None
+                for path in (self.config, self.env_file)}
+
+    def sql(self, query: str, params=None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(query, params or []).fetchall()
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in ALL_SECRETS:
+        assert secret not in text, f"a client secret appears in {where}"
+
+
+def assert_files_hold_no_secret(project: CliProject) -> None:
+    """connections.yaml and the warehouse never hold a secret (.env is where they belong)."""
+    if project.config.exists():
+        assert_no_secret(project.config.read_text(), str(project.config))
+    for path in project.workdir.rglob("*"):
+        if path.is_file() and path.name != ".env" and path.suffix in (".yaml", ".json", ".duckdb", ".parquet"):
+            data = path.read_bytes()
+            for secret in ALL_SECRETS:
+                assert secret.encode() not in data, f"a client secret appears in {path}"
+
+
+def restore_environ(snapshot: dict[str, str]) -> None:
+    for key in set(os.environ) - set(snapshot):
+        del os.environ[key]
+    os.environ.update(snapshot)
