@@ -269,3 +269,39 @@ def test_in_process_round_trip_and_per_metric_errors():
     assert response.body["value"][0]["errorCode"] == "InvalidSamplingType"
     response, _ = _call(app, "GET", path, "api-version=2021-05-01&metricnames=TokenTransaction", token)
     assert response.status == 400 and response.body["error"]["code"] == "NoRegisteredProviderFound"
+
+
+def _token(app, scope="https%3A%2F%2Fmetrics.monitor.azure.com%2F.default"):
+    form = (f"client_id={samples.MAIN_CLIENT}&client_secret={samples.MAIN_SECRET}&grant_type=client_credentials"
+            f"&scope={scope}").encode()
+    response, _ = _call(app, "POST", f"/{samples.TENANT}/oauth2/v2.0/token", body=form)
+    return response.body["access_token"]
+
+
+def test_batch_region_from_host_header_and_metadata_result_type():
+    app = EmulatorApp(scenario_from_dict(samples.small_scenario()))
+    token = _token(app)
+    body = ('{"resourceids": ["%s"]}' % samples.account_id(samples.SUB_A, "rg-ai", "aoai-weu")).encode()
+    query = ("api-version=2024-02-01&metricnamespace=Microsoft.CognitiveServices/accounts&metricnames=InputTokens"
+             "&starttime=2026-11-18T00:00:00.000Z&endtime=2026-11-19T00:00:00.000Z&interval=PT6H")
+    headers = {"host": "westeurope.localhost:8443", "authorization": f"Bearer {token}"}
+    ctx = Context()
+    response = app.handle(Request("POST", f"/subscriptions/{samples.SUB_A}/metrics:getBatch", query, headers, body,
+                                  "127.0.0.1", "https://westeurope.localhost:8443"), ctx)
+    assert response.status == 200 and ctx.region == "westeurope" and ctx.resource_count == 1
+    item = response.body["values"][0]
+    assert item["interval"] == "PT6H" and len(item["value"][0]["timeseries"][0]["data"]) == 4
+    headers["host"] = "127.0.0.1:8443"
+    response = app.handle(Request("POST", f"/subscriptions/{samples.SUB_A}/metrics:getBatch", query, headers, body,
+                                  "127.0.0.1", "https://127.0.0.1:8443"), Context())
+    assert response.status == 400 and "region" in response.body["error"]["message"]
+    arm_token = _token(app, "https%3A%2F%2Fmanagement.azure.com%2F.default")
+    path = samples.account_id(samples.SUB_A, "rg-ai", "foundry-weu") + "/providers/Microsoft.Insights/metrics"
+    response, _ = _call(app, "GET", path, "api-version=2024-02-01&metricnames=InputTokens&resultType=Metadata"
+                        "&timespan=2026-11-18T00:00:00Z/2026-11-19T00:00:00Z&$filter=ModelName eq '*'", arm_token)
+    assert "cost" not in response.body and "interval" not in response.body
+    assert sorted(ts["metadatavalues"][0]["value"] for ts in response.body["value"][0]["timeseries"]) == [
+        "Phi-4", "gpt-5"]
+    assert all("data" not in ts for ts in response.body["value"][0]["timeseries"])
+    response, ctx = _call(app, "OPTIONS", path, "", arm_token)
+    assert response.status == 405 and not ctx.forbidden

@@ -21,7 +21,7 @@ from . import arm
 from .auth import (ARM_AUDIENCES, METRICS_AUDIENCES, AuthError, TokenError, TokenService, check_bearer,
                    object_id, openid_configuration, unknown_tenant)
 from .faults import FaultRegistry, FaultSpecError
-from .metrics import (NAMESPACE_LOWER, MetricsEngine, account_metrics, MetricsRequest, effective_filter, make_window,
+from .metrics import (NAMESPACE_LOWER, JsonDoc, MetricsEngine, account_metrics, MetricsRequest, effective_filter, make_window,
                       resolve_metrics, resolve_namespace_metrics)
 from .query import (QueryError, parse_aggregations, parse_batch_times, parse_bool, parse_filter, parse_interval,
                     parse_metric_names, parse_orderby, parse_timespan, parse_top)
@@ -225,9 +225,11 @@ class EmulatorApp:
                 ctx.kind = "batch"
                 ctx.region = self._host_region(req)
                 return lambda: self.batch(req, ctx, seg[1], ctx.region)
-        if method not in ("GET", "HEAD"):
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
             ctx.kind, ctx.forbidden = "write", True
             return lambda: self.write(req, ctx)
+        if method not in ("GET", "HEAD"):
+            return lambda: self.not_allowed(req, ctx)
         if n >= 1 and low[0] == "subscriptions":
             return self.route_arm(req, ctx)
         return lambda: self.not_served(req, ctx)
@@ -567,14 +569,14 @@ class EmulatorApp:
                                  rollupby=rollup)
         filters = effective_filter(specs, flt, validate)
         window = make_window(request, now, self.scenario)
-        values = self.engine.resource_values(account, specs, request, filters, window)
+        values = self.engine.resource_results(account, specs, request, filters, window)
         if request.metadata_only:
             body = {"timespan": window.timespan, "value": values, "namespace": NAMESPACE_LOWER,
                     "resourceregion": account.location}
         else:
             body = {"cost": window.cost, "timespan": window.timespan, "interval": window.interval, "value": values,
                     "namespace": NAMESPACE_LOWER, "resourceregion": account.location}
-        return Response(200, body, validate_kind="metrics")
+        return Response(200, JsonDoc(body), validate_kind="metrics")
 
     # ---- batch -------------------------------------------------------------------------------------------------
     def _batch_error(self, status: int, code: str, message: str, headers: dict | None = None) -> Reply:
@@ -699,13 +701,13 @@ class EmulatorApp:
                 } for spec in specs]
                 location = region
             else:
-                metric_values = self.engine.resource_values(account, specs, request, filters, window)
+                metric_values = self.engine.resource_results(account, specs, request, filters, window)
                 location = account.location
             values.append({
                 "starttime": format_ts_ms(start), "endtime": format_ts_ms(end), "interval": window.interval,
                 "value": metric_values, "namespace": NAMESPACE_LOWER, "resourceregion": location, "resourceid": rid,
             })
-        return Response(200, {"values": values}, validate_kind="batch")
+        return Response(200, JsonDoc({"values": values}), validate_kind="batch")
 
     # ---- forbidden and unknown -------------------------------------------------------------------------------
     def write(self, req: Request, ctx: Context) -> Response:
@@ -719,6 +721,11 @@ class EmulatorApp:
     def not_served(self, req: Request, ctx: Context) -> Response:
         ctx.kind = "unknown"
         raise self._err(404, arm.error("NotFound", f"The emulator does not serve {req.method} {req.path}."))
+
+    def not_allowed(self, req: Request, ctx: Context) -> Response:
+        ctx.kind = "unknown"
+        raise self._err(405, arm.error("MethodNotAllowed", f"The requested resource does not support http method "
+                                       f"'{req.method}'."), {"Allow": "GET, HEAD, POST, PUT, PATCH, DELETE"})
 
     def base_url_for(self, req: Request) -> str:
         return req.base_url or self.base_url
@@ -886,39 +893,12 @@ class EmulatorApp:
 VALIDATION_SAMPLE_POINTS = 20_000
 
 
-def _sample_metric(metric: dict) -> dict:
-    series = metric.get("timeseries")
-    if not isinstance(series, list):
-        return metric
-    trimmed = []
-    for ts in series[:3] + series[-2:] if len(series) > 5 else series:
-        data = ts.get("data") if isinstance(ts, dict) else None
-        if isinstance(data, list) and len(data) > 6:
-            ts = {**ts, "data": data[:3] + data[-3:]}
-        trimmed.append(ts)
-    return {**metric, "timeseries": trimmed}
-
-
 def _sample_for_validation(body):
     """Large metrics/batch bodies are validated on a structural sample: every resource and metric, but
     the first and last few series and points of each (all of them come from the same code path). Keeps
     jsonschema from costing seconds per 10 MB body."""
-    if not isinstance(body, dict):
-        return body
-    if "values" in body and isinstance(body["values"], list):
-        points = sum(len(ts.get("data") or ()) for item in body["values"] if isinstance(item, dict)
-                     for m in item.get("value") or () if isinstance(m, dict)
-                     for ts in m.get("timeseries") or () if isinstance(ts, dict))
-        if points <= VALIDATION_SAMPLE_POINTS:
-            return body
-        return {**body, "values": [{**item, "value": [_sample_metric(m) for m in item.get("value") or ()]}
-                                   if isinstance(item, dict) else item for item in body["values"]]}
-    if "value" in body and "timespan" in body and isinstance(body["value"], list):
-        points = sum(len(ts.get("data") or ()) for m in body["value"] if isinstance(m, dict)
-                     for ts in m.get("timeseries") or () if isinstance(ts, dict))
-        if points <= VALIDATION_SAMPLE_POINTS:
-            return body
-        return {**body, "value": [_sample_metric(m) if isinstance(m, dict) else m for m in body["value"]]}
+    if isinstance(body, JsonDoc):
+        return body.to_obj(sample=body.points() > VALIDATION_SAMPLE_POINTS)
     return body
 
 

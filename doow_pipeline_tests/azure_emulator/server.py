@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 from .app import Context, EmulatorApp, Request, Response
+from .metrics import JsonDoc
 
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 log = logging.getLogger("azure_emulator")
@@ -137,6 +138,8 @@ class Handler(BaseHTTPRequestHandler):
             return b""
         if isinstance(response.body, (bytes, bytearray)):
             return bytes(response.body)
+        if isinstance(response.body, JsonDoc):
+            return response.body.render().encode("utf-8")
         return json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def send(self, response: Response, req: Request, payload: bytes | None = None) -> None:
