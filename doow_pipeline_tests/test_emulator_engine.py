@@ -305,3 +305,25 @@ def test_batch_region_from_host_header_and_metadata_result_type():
     assert all("data" not in ts for ts in response.body["value"][0]["timeseries"])
     response, ctx = _call(app, "OPTIONS", path, "", arm_token)
     assert response.status == 405 and not ctx.forbidden
+
+
+def test_fast_json_rendering_equals_json_dumps_of_the_dicts():
+    import json
+    raw = samples.many_deployments_scenario(12)
+    raw["tenants"][0]["subscriptions"][0]["resource_groups"][0]["accounts"][0]["deployments"][0]["name"] = \
+        "dép 'quoted' \"x\""
+    for fill in (False, True):
+        app = EmulatorApp(scenario_from_dict(dict(raw, fill_gaps_with_zero=fill)))
+        token = _token(app, "https%3A%2F%2Fmanagement.azure.com%2F.default")
+        for query in ("metricnames=InputTokens,TokenTransaction&interval=PT1H&top=5&$filter=ModelDeploymentName%20eq"
+                      "%20%27*%27&timespan=2026-11-19T00:00:00Z/2026-11-20T07:00:00Z",
+                      "metricnames=InputTokens&interval=P1D&timespan=2026-08-01T00:00:00Z/2026-11-20T00:00:00Z",
+                      "metricnames=InputTokens&resultType=Metadata&$filter=ModelName%20eq%20%27*%27",
+                      "metricnames=InputTokens&aggregation=average",
+                      "metricnames=InputTokens&interval=FULL&timespan=P3D&aggregation=count"):
+            for account in ("aoai-weu", "aoai-many"):
+                path = samples.account_id(samples.SUB_A, "rg-ai", account) + "/providers/Microsoft.Insights/metrics"
+                response, _ = _call(app, "GET", path, "api-version=2024-02-01&" + query, token)
+                assert response.status == 200
+                text = response.body.render()
+                assert text == json.dumps(response.body.to_obj(), ensure_ascii=False, separators=(",", ":"))

@@ -17,7 +17,7 @@ import pytest
 
 from .harness import Emulator, run_emulator
 
-__all__ = ["emulator_factory", "Emulator"]
+__all__ = ["emulator_factory", "Emulator", "run_emulator"]
 
 
 @pytest.fixture
