@@ -26,7 +26,7 @@ def build_definitions(config: ProjectConfig) -> dg.Definitions:
     raw_assets = [build_metric_points_asset(c.name, partitions) for c in config.connections]
     writer = build_usage_daily_asset(config, partitions)
     sync_job = dg.define_asset_job(
-        SYNC_JOB, selection=dg.AssetSelection.assets(*raw_assets, writer) | dg.AssetSelection.keys(
+        SYNC_JOB, selection=dg.AssetSelection.assets(*raw_assets, writer) | dg.AssetSelection.assets(
             CONNECTION_STATUS_KEY),
         description="Fetch every connection's metrics for a range of days, then rebuild usage in DuckDB.")
     # Per-connection fetch jobs and the writer job let `doow-azure sync` run connections independently.
@@ -34,7 +34,7 @@ def build_definitions(config: ProjectConfig) -> dg.Definitions:
                                       description=f"Fetch connection '{c.name}' into the landing zone.")
                   for c, asset in zip(config.connections, raw_assets)]
     write_job = dg.define_asset_job(
-        WRITE_JOB, selection=dg.AssetSelection.assets(writer) | dg.AssetSelection.keys(CONNECTION_STATUS_KEY),
+        WRITE_JOB, selection=dg.AssetSelection.assets(writer) | dg.AssetSelection.assets(CONNECTION_STATUS_KEY),
         description="Rebuild usage_daily and accounts in DuckDB from the landing zone (no Azure calls).")
     return dg.Definitions(
         assets=[*raw_assets, writer, connection_status],

@@ -31,6 +31,7 @@ from .session import AzureSession
 BATCH_API_VERSION = "2024-02-01"
 BATCH_MAX_RESOURCES = 50
 RETENTION_DAYS = 93
+MAX_LISTING_TOP = 100_000
 METRICS_PATH = "/providers/Microsoft.Insights/metrics/"
 
 POINT_SCHEMA = {
@@ -118,12 +119,13 @@ class _Extractor:
             self.result.calls[kind] += 1
 
     def _batch(self, subscription: str, region: str, query: FamilyQuery, resource_ids: list[str],
-               deployment: str | None = None, split: tuple[str, ...] | None = None) -> list[_MetricResult]:
+               deployment: str | None = None, split: tuple[str, ...] | None = None,
+               top: int | None = None) -> list[_MetricResult]:
         query = FamilyQuery(query.family, query.metric_names, split) if split is not None else query
         params = {
             "api-version": BATCH_API_VERSION, "metricnamespace": NAMESPACE, "metricnames": ",".join(query.metric_names),
             "starttime": _iso(self.start), "endtime": _iso(self.end), "interval": "P1D", "aggregation": "total",
-            "top": str(self.top), "orderby": "total desc",
+            "top": str(top or self.top), "orderby": "total desc",
         }
         if query.split_dimensions:
             params["filter"] = query.filter(deployment)
@@ -149,13 +151,13 @@ class _Extractor:
         return results
 
     def _per_resource(self, resource_id: str, query: FamilyQuery, deployment: str | None = None,
-                      split: tuple[str, ...] | None = None) -> list[_MetricResult]:
+                      split: tuple[str, ...] | None = None, top: int | None = None) -> list[_MetricResult]:
         query = FamilyQuery(query.family, query.metric_names, split) if split is not None else query
         plan = self.plans[resource_id.lower()]
         self._count("per_resource")
         response = self.session.monitor(plan.account.subscription_id).metrics.list(
             resource_id, timespan=f"{_iso(self.start)}/{_iso(self.end)}", interval="P1D",
-            metricnames=",".join(query.metric_names), aggregation="Total", top=self.top, orderby="Total desc",
+            metricnames=",".join(query.metric_names), aggregation="Total", top=top or self.top, orderby="Total desc",
             filter=query.filter(deployment) if query.split_dimensions else None, metricnamespace=NAMESPACE)
         results = []
         for metric in response.value or ():
@@ -225,17 +227,23 @@ class _Extractor:
         plan = self.plans[resource_id.lower()]
         account = plan.account
 
-        def call(deployment=None, split=None):
+        def call(deployment=None, split=None, top=None):
             if use_batch:
                 return self._batch(account.subscription_id, account.location, query, [account.resource_id],
-                                   deployment, split)
-            return self._per_resource(account.resource_id, query, deployment, split)
+                                   deployment, split, top)
+            return self._per_resource(account.resource_id, query, deployment, split, top)
 
-        listing = call(split=("ModelDeploymentName",))
+        # List the deployments (one series each), raising top for this cheap listing until it is complete.
+        listing_top = self.top
+        while True:
+            listing = call(split=("ModelDeploymentName",), top=listing_top)
+            if not any(len(r.series) >= listing_top for r in listing):
+                break
+            if listing_top >= MAX_LISTING_TOP:
+                self._truncated(resource_id, query, f"more than {MAX_LISTING_TOP} deployments")
+                return
+            listing_top = min(listing_top * 10, MAX_LISTING_TOP)
         names = sorted({dims.get("modeldeploymentname", "") for r in listing for dims, _ in r.series})
-        if any(len(r.series) >= self.top for r in listing):
-            self._truncated(resource_id, query, f"more than top={self.top} deployments")
-            return
         for name in names:
             results = call(deployment=name)
             still = [r.metric for r in results if r.error_code == "Success" and len(r.series) >= self.top]
