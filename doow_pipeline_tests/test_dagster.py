@@ -1,0 +1,145 @@
+"""Dagster: definitions load, `dagster dev` serves the assets and checks, and secrets stay out of every
+log, run record, event log and warehouse file."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from doow_pipeline.config import load_config
+from doow_pipeline.definitions import build_definitions
+
+from .azure_emulator import DEMO_SCENARIO
+from .azure_emulator.fixture import run_emulator
+from .azure_emulator.scenario import load_scenario
+from .demo import DEMO_CONNECTIONS
+from .project import secret_env_name, write_project
+
+SCENARIO = load_scenario(DEMO_SCENARIO)
+NOW = SCENARIO.current_time()
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
+                   "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes"}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
+        yield running
+
+
+@pytest.fixture
+def demo_project(tmp_path, emulator, monkeypatch):
+    path = write_project(tmp_path / "project", emulator.endpoints, SCENARIO, DEMO_CONNECTIONS)
+    for spec in DEMO_CONNECTIONS:
+        monkeypatch.setenv(secret_env_name(spec.name), SCENARIO.principals[spec.client_id.lower()].secret)
+    return path
+
+
+def test_definitions_load_with_secrets_as_env_vars(demo_project):
+    definitions = build_definitions(load_config(demo_project))
+    dg.Definitions.validate_loadable(definitions)
+    keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
+    assert keys == {"azure_openai/prod/metric_points", "azure_openai/dev/metric_points",
+                    "azure_openai/research/metric_points", "azure_openai/usage_daily", "azure_openai/accounts",
+                    "azure_openai/connection_status"}
+    checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+    resource = definitions.resources["azure_prod"]
+    # The secret is configured as an environment variable (resolved only at run time), never as a value.
+    assert isinstance(resource.client_secret, dg.EnvVar)
+    assert resource.client_secret.env_var_name == "DOOW_SECRET_PROD"
+    assert definitions.get_schedule_def("daily_azure_openai_sync") is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_dagster_dev_serves_assets_and_checks(demo_project, tmp_path):
+    port = _free_port()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DOOW_CONNECTIONS": str(demo_project)}
+    log = (tmp_path / "dagster-dev.log").open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+         "-p", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        nodes = None
+        while time.monotonic() < deadline:
+            try:
+                result = _graphql(port, "{ assetNodes { assetKey { path } assetChecksOrError { "
+                                        "... on AssetChecks { checks { name } } } } }")
+                nodes = result.get("data", {}).get("assetNodes")
+                if nodes:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert nodes, (tmp_path / "dagster-dev.log").read_text()[-3000:]
+        keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
+        assert "azure_openai/usage_daily" in keys and "azure_openai/prod/metric_points" in keys
+        checks = {c["name"] for n in nodes for c in (n["assetChecksOrError"] or {}).get("checks", [])}
+        assert checks == EXPECTED_CHECKS
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_secrets_appear_nowhere_after_a_sync(tmp_path, emulator):
+    workdir = tmp_path / "project"
+    config = write_project(workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOOW_SECRET_")}
+    env.update({"DAGSTER_HOME": str(home), "DOOW_CONNECTIONS": str(config), "DOOW_NOW": NOW.isoformat()})
+    last = NOW.date() - timedelta(days=1)
+    result = subprocess.run(
+        [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(last - timedelta(days=6)), "--to",
+         str(last)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fetch_prod: ok" in result.stderr  # the runs really happened, and were recorded in DAGSTER_HOME
+    secrets = [p.secret for p in SCENARIO.principals.values()]
+    output = result.stdout + result.stderr
+    for secret in secrets:
+        assert secret not in output
+    scanned = 0
+    for root in (workdir, home, Path(emulator.state_dir)):
+        for file in root.rglob("*"):
+            if not file.is_file() or file == workdir / ".env":
+                continue
+            data = file.read_bytes()
+            scanned += 1
+            for secret in secrets:
+                assert secret.encode() not in data, f"secret found in {file}"
+    assert (workdir / "doow.duckdb").exists() and any(home.rglob("*.db"))
+    assert scanned > 10
+    assert oct((workdir / ".env").stat().st_mode & 0o777) == "0o600"
+    log = json.dumps(emulator.requests())
+    for secret in secrets:
+        assert secret not in log
