@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -59,13 +60,24 @@ def project(tmp_path, emulator) -> CliProject:
     return CliProject(tmp_path / "project")
 
 
-@pytest.fixture
-def connected(project, emulator) -> CliProject:
-    """A project holding one healthy connection (prod) and an unrelated .env entry."""
+@pytest.fixture(scope="module")
+def connected_once(tmp_path_factory, emulator) -> CliProject:
+    """A project holding one healthy connection (prod) and an unrelated .env entry, connected once."""
+    project = CliProject(tmp_path_factory.mktemp("connected") / "project")
     project.workdir.mkdir(parents=True)
     project.env_file.write_text("# kept verbatim\nOTHER_TOOL_TOKEN='keep me'\n", encoding="utf-8")
     os.chmod(project.env_file, 0o600)
+    snapshot = dict(os.environ)
     project.connect("prod", MAIN, PROD, endpoints=emulator.endpoints, expect=0)
+    restore_environ(snapshot)
+    return project
+
+
+@pytest.fixture
+def connected(connected_once, project) -> CliProject:
+    """A fresh copy of `connected_once` (files copied with their modes) for one test."""
+    shutil.copytree(connected_once.workdir, project.workdir)
+    project.outputs.extend(connected_once.outputs)
     return project
 
 
