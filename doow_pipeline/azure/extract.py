@@ -14,6 +14,7 @@ Azure reports inside 200 responses.
 from __future__ import annotations
 
 import threading
+import time as _time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from itertools import groupby
 
 import polars as pl
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceResponseError
 from azure.core.rest import HttpRequest
 
 from .definitions import METRIC_FAMILY, NAMESPACE, AccountPlan, FamilyQuery
@@ -31,6 +32,8 @@ from .session import AzureSession
 BATCH_API_VERSION = "2024-02-01"
 BATCH_MAX_RESOURCES = 50
 RETENTION_DAYS = 93
+PARTIAL_ATTEMPTS = 3
+PARTIAL_BACKOFF_SECONDS = 0.5
 MAX_LISTING_TOP = 100_000
 METRICS_PATH = "/providers/Microsoft.Insights/metrics/"
 
@@ -63,6 +66,7 @@ class Extraction:
     events: list[SyncEvent] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # resource id -> reason
     truncated: list[str] = field(default_factory=list)  # "resource_id metric" that stayed truncated
+    metric_errors: dict[str, str] = field(default_factory=dict)  # resource id -> persistent per-metric error
     paths: dict[str, str] = field(default_factory=dict)  # subscription -> batch | per_resource
     calls: Counter = field(default_factory=Counter)
     synced_days: list[date] = field(default_factory=list)
@@ -121,6 +125,34 @@ class _Extractor:
     def _batch(self, subscription: str, region: str, query: FamilyQuery, resource_ids: list[str],
                deployment: str | None = None, split: tuple[str, ...] | None = None,
                top: int | None = None) -> list[_MetricResult]:
+        """A batch call, repeated when the answer is partial: per-metric errors, resources or metrics
+        missing, or the connection dropped mid-response (the query only reads, so repeating is safe)."""
+        expected = {(rid.lower(), metric.lower()) for rid in resource_ids for metric in query.metric_names}
+        for attempt in range(1, PARTIAL_ATTEMPTS + 1):
+            try:
+                results = self._batch_once(subscription, region, query, resource_ids, deployment, split, top)
+            except ServiceResponseError as exc:
+                if attempt == PARTIAL_ATTEMPTS:
+                    raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
+                                          f"lost its connection {attempt} times: {exc}") from exc
+                _time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
+                continue
+            missing = expected - {(r.resource_id.lower(), r.metric.lower()) for r in results}
+            failed = [r for r in results if r.error_code != "Success"]
+            if not missing and not failed:
+                return results
+            if attempt < PARTIAL_ATTEMPTS:
+                _time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
+                continue
+            if missing:
+                raise ExtractionError(f"batch metrics answer for subscription {subscription}, region {region} "
+                                      f"still lacks {len(missing)} (resource, metric) pair(s) after {attempt} tries, "
+                                      f"e.g. {sorted(missing)[0]}")
+            return results  # persistent per-metric errors: reported by _accept
+        raise AssertionError("unreachable")
+
+    def _batch_once(self, subscription: str, region: str, query: FamilyQuery, resource_ids: list[str],
+                    deployment: str | None, split: tuple[str, ...] | None, top: int | None) -> list[_MetricResult]:
         query = FamilyQuery(query.family, query.metric_names, split) if split is not None else query
         params = {
             "api-version": BATCH_API_VERSION, "metricnamespace": NAMESPACE, "metricnames": ",".join(query.metric_names),
@@ -152,6 +184,16 @@ class _Extractor:
 
     def _per_resource(self, resource_id: str, query: FamilyQuery, deployment: str | None = None,
                       split: tuple[str, ...] | None = None, top: int | None = None) -> list[_MetricResult]:
+        """A per-resource call (GET: azure-core retries dropped connections), repeated on per-metric errors."""
+        for attempt in range(1, PARTIAL_ATTEMPTS + 1):
+            results = self._per_resource_once(resource_id, query, deployment, split, top)
+            if attempt == PARTIAL_ATTEMPTS or all(r.error_code == "Success" for r in results):
+                return results
+            _time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
+        raise AssertionError("unreachable")
+
+    def _per_resource_once(self, resource_id: str, query: FamilyQuery, deployment: str | None,
+                           split: tuple[str, ...] | None, top: int | None) -> list[_MetricResult]:
         query = FamilyQuery(query.family, query.metric_names, split) if split is not None else query
         plan = self.plans[resource_id.lower()]
         self._count("per_resource")
@@ -208,8 +250,11 @@ class _Extractor:
         good, truncated = [], []
         for result in results:
             if result.error_code != "Success":
-                self._event("WARN", "metric_error", f"{result.metric}: {result.error_code}: "
-                            f"{result.error_message or 'no message'}", result.resource_id)
+                message = f"{result.metric}: {result.error_code}: {result.error_message or 'no message'}"
+                with self.lock:
+                    self.result.metric_errors[result.resource_id] = message
+                self._event("WARN", "metric_error", f"Azure kept answering an error for this metric; its usage is "
+                            f"missing from this sync: {message}", result.resource_id)
                 continue
             if len(result.series) >= self.top:
                 truncated.append((result.resource_id, result.metric))

@@ -80,16 +80,30 @@ def _empty_sync_description(outcome: SyncOutcome) -> tuple[bool, str]:
     return True, f"{outcome.points} metric points from {len(outcome.readable_accounts)} readable account(s)."
 
 
-def _connection_checks(outcome: SyncOutcome, key: dg.AssetKey):
+def _readable_description(outcome: SyncOutcome) -> str:
     unreadable = outcome.unreadable
-    yield dg.AssetCheckResult(
-        asset_key=key, check_name=READABLE, passed=not unreadable, severity=dg.AssetCheckSeverity.WARN,
-        description=("All accounts in scope are readable." if not unreadable else
-                     f"{len(unreadable)} of {len(outcome.accounts)} account(s) refused their metrics: "
+    metric_errors = outcome.extraction.metric_errors if outcome.extraction else {}
+    parts = []
+    if unreadable:
+        parts.append(f"{len(unreadable)} of {len(outcome.accounts)} account(s) refused their metrics: "
                      + ", ".join(sorted(r.rsplit('/', 1)[-1] for r in unreadable))
                      + ". Likely cause: the principal cannot read these accounts' Azure Monitor data. Next action: "
-                     "assign Monitoring Reader on each account, or on its resource group or subscription."),
+                     "assign Monitoring Reader on each account, or on its resource group or subscription.")
+    if metric_errors:
+        parts.append(f"{len(metric_errors)} account(s) kept answering per-metric errors, so some usage is missing: "
+                     + "; ".join(f"{r.rsplit('/', 1)[-1]} ({m})" for r, m in sorted(metric_errors.items())[:5])
+                     + ". Next action: re-sync these days later; if it persists, check the Azure status page.")
+    return " ".join(parts) or "All accounts in scope are readable."
+
+
+def _connection_checks(outcome: SyncOutcome, key: dg.AssetKey):
+    unreadable = outcome.unreadable
+    metric_errors = outcome.extraction.metric_errors if outcome.extraction else {}
+    yield dg.AssetCheckResult(
+        asset_key=key, check_name=READABLE, passed=not unreadable and not metric_errors,
+        severity=dg.AssetCheckSeverity.WARN, description=_readable_description(outcome),
         metadata={"unreadable_accounts": dg.MetadataValue.json(sorted(unreadable)),
+                  "metric_errors": dg.MetadataValue.json(metric_errors),
                   "accounts_in_scope": len(outcome.accounts), "accounts_readable": len(outcome.readable_accounts)})
     passed, description = _empty_sync_description(outcome)
     yield dg.AssetCheckResult(asset_key=key, check_name=NOT_EMPTY, passed=passed,
