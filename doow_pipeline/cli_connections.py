@@ -8,6 +8,8 @@ carry it is scrubbed before output.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -25,7 +27,7 @@ from rich.text import Text
 
 from . import connection_files as files
 from .azure.extract import oldest_syncable_day
-from .cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, app, print_summary, usage_summary
+from .cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, app, usage_summary
 from .clock import utc_now, utc_today
 from .config import (
     ConfigError,
@@ -96,6 +98,14 @@ def _num(value) -> str:
     return "" if value is None else f"{int(value):,}"
 
 
+def _when(value) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M} UTC"
+    return f"{value} UTC"
+
+
 def sparkline(values: list[int | None]) -> str:
     """One character per day: ▁..█ scaled to the window's maximum; a space where there is no data."""
     present = [v for v in values if v is not None]
@@ -146,8 +156,8 @@ def _accounts_table(accounts, subscriptions) -> Table:
                        title="Azure OpenAI accounts in scope")
     for account in accounts:
         sub = subscriptions.get(account.subscription_id)
-        label = f"{sub.display_name} ({account.subscription_id})" if sub else account.subscription_id
-        table.add_row(account.name, account.kind, account.location, label, account.resource_group)
+        table.add_row(account.name, account.kind, account.location, sub.display_name if sub else
+                      account.subscription_id, account.resource_group)
     return table
 
 
@@ -194,12 +204,12 @@ def _run_initial_sync(output: Output, config_file: Path, connection: Connection,
         return True
     output.line(f"Initial sync of {connection.name}: {first} .. {last} (UTC)")
     jobs = 2  # the connection's fetch run, then the DuckDB writer
-    reports = []
+    dagster_log = io.StringIO()  # Dagster's console log: shown only when a run fails
     if output.tty:
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                             TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
-                            console=output.out, transient=False)
-        with progress:
+                            console=output.out, transient=False, redirect_stderr=False, redirect_stdout=False)
+        with progress, contextlib.redirect_stderr(dagster_log):
             task = progress.add_task("initial sync", total=jobs)
 
             def advance(job: str, report) -> None:
@@ -207,6 +217,8 @@ def _run_initial_sync(output: Output, config_file: Path, connection: Connection,
                     progress.update(task, description=f"running {job}")
                 else:
                     progress.advance(task)
+                    if progress.tasks[0].completed >= jobs:
+                        progress.update(task, description="initial sync done")
 
             reports = sync_range(config, first, last, [connection.name], on_progress=advance)
     else:
@@ -217,7 +229,8 @@ def _run_initial_sync(output: Output, config_file: Path, connection: Connection,
                 output.line(f"{'✓' if report.success else '✗'} {job}: "
                             f"{'ok' if report.success else 'FAILED: ' + str(report.failure)}")
 
-        reports = sync_range(config, first, last, [connection.name], on_progress=plain)
+        with contextlib.redirect_stderr(dagster_log):
+            reports = sync_range(config, first, last, [connection.name], on_progress=plain)
     for report in reports:
         for check, passed, severity, text in report.checks:
             if not passed:
@@ -225,19 +238,20 @@ def _run_initial_sync(output: Output, config_file: Path, connection: Connection,
     summary = [r for r in usage_summary(config, first, last) if r["connection"] == connection.name]
     _print_summary(output, summary, first, last)
     failed = [r for r in reports if not r.success]
+    if failed:
+        tail = dagster_log.getvalue().splitlines()[-40:]
+        if tail:
+            output.line("Dagster's log (last lines):", stderr=True)
+            for line in tail:
+                output.line("  " + line, stderr=True)
     for report in failed:
         output.error(f"initial sync run {report.job} failed: {report.failure}")
     return not failed
 
 
 def _print_summary(output: Output, rows: list[dict], first: date, last: date) -> None:
-    if output.tty:
-        print_summary(rows, first, last)
-        return
-    table = _new_table("connection", "accounts", "deployments", "rows", "input_tokens", "output_tokens",
-                       "total_tokens", "requests", title=f"Azure OpenAI usage {first} .. {last} (UTC)",
-                       right=("accounts", "deployments", "rows", "input_tokens", "output_tokens", "total_tokens",
-                              "requests"))
+    numbers = ("accounts", "deployments", "rows", "input", "output", "total", "requests")
+    table = _new_table("connection", *numbers, title=f"Azure OpenAI usage {first} .. {last} (UTC)", right=numbers)
     for row in rows:
         table.add_row(str(row["connection"]), *(_num(v) for k, v in row.items() if k != "connection"))
     output.table(table)
@@ -484,10 +498,10 @@ def status(
         header.append(f"  {connection.scope}")
         output.out.print(header, soft_wrap=True)
         last_sync = row["last_successful_sync"]
-        output.line(f"  last successful sync: {last_sync or 'never'}; accounts readable: "
+        output.line(f"  last successful sync: {_when(last_sync)}; accounts readable: "
                     f"{row['accounts_covered']} of {row['accounts_in_scope']}")
         if row["last_error"]:
-            output.line(f"  last error ({row['last_error_time']}): {row['last_error']}", "red")
+            output.line(f"  last error ({_when(row['last_error_time'])}): {row['last_error']}", "red")
         totals = row["totals"]
         trend = [d["total_tokens"] for d in row["trend"]]
         output.line(f"  {first} .. {last}: {totals['rows']:,} usage rows, {totals['total_tokens']:,} tokens "
@@ -556,9 +570,12 @@ def doctor(
         mark, style = {"ok": ("✓", "green"), "finding": ("✗", "red"), "skipped": ("-", "dim")}[check.status]
         output.line(f"{mark} {check.name}: {check.summary}", style)
     facts = report.facts
-    if "latest_data_point" in facts or "state" in facts:
-        output.line(f"state: {facts.get('state', 'never synced')}; last successful sync: "
-                    f"{facts.get('last_successful_sync') or 'never'}")
+    state = facts.get("state", "never synced")
+    output.line(f"state: {state}; last successful sync: {_when(facts.get('last_successful_sync'))}")
+    if state == "never synced":
+        last = utc_today() - timedelta(days=1)
+        output.line(f"Not synced yet: run `doow-azure sync --from {last - timedelta(days=6)} --to {last} "
+                    f"--connection {name}`, then the doctor again to compare Azure with the warehouse.", "yellow")
     if report.ok:
         output.line("No findings.", "bold green")
         raise typer.Exit(EXIT_OK)
