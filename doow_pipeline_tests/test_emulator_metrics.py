@@ -3,7 +3,6 @@ values equal the generator's expected daily usage, and Azure's quirks and 400s a
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 
 import pytest

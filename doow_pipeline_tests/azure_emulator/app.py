@@ -14,7 +14,7 @@ import time
 import uuid
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from . import arm
@@ -34,13 +34,10 @@ from .timeutil import format_ts_ms, parse_datetime, utc_now
 
 VALIDATED_KINDS = {"subscriptions": "subscriptions", "accounts": "accounts_list", "account": "account",
                    "definitions": "metric_definitions", "metrics": "metrics", "batch": "batch"}
-ARM_KINDS = {"subscriptions", "subscription", "resource_groups", "accounts", "account", "deployments",
-             "definitions", "metrics", "write", "unknown"}
 REDACTED = "***REDACTED***"
 _SENSITIVE_KEY = re.compile(r"secret|token|password|assertion|signature|sig$|^code$|key", re.IGNORECASE)
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta|-privatepreview)?$", re.IGNORECASE)
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass
