@@ -86,6 +86,22 @@ class ExtractionError(RuntimeError):
     """A query failed after retries; nothing from this sync may be landed."""
 
 
+TOKEN_ERRORS = ("ExpiredAuthenticationToken", "InvalidAuthenticationToken", "AuthenticationFailed")
+
+
+def _error_code(response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    return error.get("code") if isinstance(error, dict) else None
+
+
+class _TokenRejected(Exception):
+    """The batch API refused the access token itself (expired or invalid), not the principal's role."""
+
+
 class _BatchRefused(Exception):
     """getBatch answered 401: the principal lacks Monitoring Reader at subscription scope."""
 
@@ -131,10 +147,10 @@ class _Extractor:
         for attempt in range(1, PARTIAL_ATTEMPTS + 1):
             try:
                 results = self._batch_once(subscription, region, query, resource_ids, deployment, split, top)
-            except ServiceResponseError as exc:
+            except (ServiceResponseError, _TokenRejected) as exc:
                 if attempt == PARTIAL_ATTEMPTS:
                     raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
-                                          f"lost its connection {attempt} times: {exc}") from exc
+                                          f"failed {attempt} times: {exc}") from exc
                 _time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
                 continue
             missing = expected - {(r.resource_id.lower(), r.metric.lower()) for r in results}
@@ -166,6 +182,10 @@ class _Extractor:
         self._count("batch")
         response = self.session.metrics(region).send_request(request)
         if response.status_code == 401:
+            code = _error_code(response)
+            if code in TOKEN_ERRORS:
+                # A token problem (expired, e.g. after clock skew) is not a missing role: ask again.
+                raise _TokenRejected(f"{code}: {response.text()[:200]}")
             raise _BatchRefused(response.text()[:300])
         response.raise_for_status()
         body = response.json()

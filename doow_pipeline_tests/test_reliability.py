@@ -1,0 +1,138 @@
+"""Reliability: every fault in the emulator's matrix ends, after at most one plain rerun, with exactly the
+tables of a fault-free run (no duplicate, no lost row), and a failed sync never half-writes anything."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from doow_pipeline.config import load_config
+from doow_pipeline.runs import sync_range
+
+from .azure_emulator import DEMO_SCENARIO
+from .azure_emulator.fixture import run_emulator
+from .azure_emulator.scenario import load_scenario
+from .demo import MAIN_PRINCIPAL, PROD, RESEARCH
+from .project import ConnectionSpec, secret_env_name, write_project
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = load_scenario(DEMO_SCENARIO)
+NOW = SCENARIO.current_time()
+LAST = NOW.date() - timedelta(days=1)
+FIRST = LAST - timedelta(days=6)
+# A subscription on the batch path and one on the per-resource path (with an unreadable account).
+CONNECTIONS = [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD), ConnectionSpec("research", MAIN_PRINCIPAL, RESEARCH)]
+TABLES = ("usage_daily", "metric_points", "accounts")
+
+PROD_WEU = f"{PROD}/resourceGroups/rg-ai-prod-weu/providers/Microsoft.CognitiveServices/accounts/aoai-prod-weu"
+PARTIAL_BATCH_BODY = {"values": [{
+    "starttime": f"{FIRST}T00:00:00Z", "endtime": f"{LAST}T00:00:00Z", "interval": "P1D",
+    "namespace": "microsoft.cognitiveservices/accounts", "resourceregion": "westeurope", "resourceid": PROD_WEU,
+    "value": [{"id": f"{PROD_WEU}/providers/Microsoft.Insights/metrics/InputTokens", "type": "Microsoft.Insights/metrics",
+               "name": {"value": "InputTokens", "localizedValue": "Input Tokens"}, "unit": "Count", "timeseries": [],
+               "errorCode": "InternalServerError", "errorMessage": "Transient failure reading the metric store."}],
+}]}
+
+FAULTS = {
+    "arm_429_retry_after": [{"match": "metrics", "action": {"status": 429}, "retry_after": 1, "nth": [1, 2]}],
+    "batch_529": [{"match": "batch", "action": {"status": 529}, "retry_after": 1, "nth": [1, 2]}],
+    "batch_500": [{"match": "batch", "action": {"status": 500}, "nth": [1]}],
+    "arm_503_definitions": [{"match": "definitions", "action": {"status": 503}, "nth": [1, 3]}],
+    "accounts_502": [{"match": "accounts", "action": {"status": 502}, "nth": [1]}],
+    "batch_connection_reset": [{"match": "batch", "action": "reset", "nth": [1, 2]}],
+    "arm_connection_reset": [{"match": "metrics", "action": "reset", "nth": [1]}],
+    "token_endpoint_reset": [{"match": "token", "action": "reset", "nth": [1]}],
+    "stall": [{"match": "batch", "action": {"delay": 2}, "nth": [1]}],
+    "expired_token_on_batch": [{"match": "batch", "action": {"status": 401}, "nth": [1],
+                                "body": {"error": {"code": "ExpiredAuthenticationToken",
+                                                   "message": "The access token has expired."}}}],
+    "partial_batch_answer": [{"match": "batch", "action": {"status": 200}, "nth": [1], "body": PARTIAL_BATCH_BODY}],
+    "persistent_batch_500": [{"match": "batch", "action": {"status": 500}}],
+    "persistent_token_failure": [{"match": "token", "action": {"status": 500}}],
+}
+
+
+def table_hashes(warehouse) -> dict[str, str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {t: hashlib.sha256(repr(con.execute(f"SELECT * FROM azure_openai.{t} ORDER BY ALL").fetchall())
+                                  .encode()).hexdigest() for t in TABLES}
+
+
+def row_counts(warehouse) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {t: con.execute(f"SELECT count(*) FROM azure_openai.{t}").fetchone()[0] for t in TABLES}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def environment():
+    saved = dict(os.environ)
+    os.environ["DOOW_NOW"] = NOW.isoformat()
+    for spec in CONNECTIONS:
+        os.environ[secret_env_name(spec.name)] = SCENARIO.principals[spec.client_id.lower()].secret
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def project(workdir, emulator):
+    return load_config(write_project(workdir, emulator.endpoints, SCENARIO, CONNECTIONS))
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, emulator, environment):
+    config = project(tmp_path_factory.mktemp("baseline"), emulator)
+    reports = sync_range(config, FIRST, LAST)
+    assert all(r.success for r in reports)
+    counts = row_counts(config.warehouse_path)
+    assert counts["usage_daily"] > 0
+    return table_hashes(config.warehouse_path)
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_fault_ends_with_the_fault_free_tables(name, tmp_path, emulator, environment, baseline):
+    config = project(tmp_path, emulator)
+    emulator.clear_faults()
+    emulator.add_faults(FAULTS[name])
+    try:
+        reports = sync_range(config, FIRST, LAST)
+    finally:
+        emulator.clear_faults()
+    failed = [r for r in reports if not r.success]
+    if name.startswith("persistent"):
+        assert failed, "a persistent fault must fail the run"
+        reason = " ".join(r.failure or "" for r in failed)
+        assert reason.strip(), "the failure has a readable reason"
+        reports = sync_range(config, FIRST, LAST)  # the fault is gone: a plain rerun heals
+        failed = [r for r in reports if not r.success]
+    assert not failed, [(r.job, r.failure) for r in failed]
+    assert table_hashes(config.warehouse_path) == baseline
+
+
+def test_kill_9_during_syncs_then_rerun_gives_the_fault_free_tables(tmp_path, emulator, environment, baseline):
+    config = project(tmp_path, emulator)
+    env = {**os.environ, "DOOW_CONNECTIONS": str(config.path)}
+    command = [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(FIRST), "--to", str(LAST)]
+    for delay in (1.0, 2.5, 4.0, 6.0):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert table_hashes(config.warehouse_path) == baseline
