@@ -257,15 +257,15 @@ def _print_summary(output: Output, rows: list[dict], first: date, last: date) ->
     output.table(table)
 
 
-@app.command(epilog="""Examples:
+@app.command(epilog="""Examples (T, C, S: tenant, client and subscription ids):
 
-  doow-azure connect prod --tenant-id 8c1f4a6e-... --client-id d1e2f3a4-... --scope /subscriptions/3b6e1c2a-...
+  doow-azure connect prod --tenant-id T --client-id C --scope /subscriptions/S
 
-  printf '%s' "$SECRET" | doow-azure connect research --tenant-id T --client-id C \\
-      --scope /subscriptions/S/resourceGroups/rg-research --client-secret-stdin --initial-sync-days 7
+  printf %s "$SECRET" | doow-azure connect weu --tenant-id T --client-id C
+  --scope /subscriptions/S/resourceGroups/rg-ai-weu --client-secret-stdin --initial-sync-days 7
 
-  doow-azure connect demo --tenant-id T --client-id C --scope aoai-dev-legacy --client-secret-stdin \\
-      --endpoints-json .demo/emulator/endpoints.json
+  doow-azure connect legacy --tenant-id T --client-id C --scope aoai-dev-legacy
+  --endpoints-json .demo/emulator/endpoints.json   (the Azure emulator)
 """)
 def connect(
     name: Annotated[str, typer.Argument(help="Connection name: lower-case letters, digits and underscores "

@@ -311,7 +311,7 @@ def _warehouse_checks(report: DoctorReport, warehouse: Path, verification: Verif
         report.facts["state"] = "never synced"
         report.add("warehouse", f"skipped: no warehouse at {warehouse} yet (never synced)", skipped=True)
         return
-    with connect(warehouse, read_only=True) as con:
+    with connect(warehouse, read_only=True, wait_seconds=30) as con:
         tables = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'azure_openai'").fetchall()}
         if "connection_status" not in tables:
