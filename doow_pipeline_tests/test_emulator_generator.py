@@ -529,7 +529,9 @@ SCALE_PRINCIPAL = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5b0"
 def test_scale_scenario_expands_to_1000_accounts_and_10000_deployments():
     assert SCALE.now == datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
     assert SCALE.retention_days == 93 and SCALE.latency_ms == 50
-    assert SCALE.throttle.arm_reads_bucket >= 10_000 and SCALE.throttle.batch_calls_per_min >= 10_000
+    # Azure's documented defaults: the benchmark pays for the pipeline's real call pattern.
+    assert SCALE.throttle.arm_reads_bucket == 250 and SCALE.throttle.definitions_per_5min == 400
+    assert SCALE.accounts_page_size == 100
     assert len(SCALE.subscriptions) == 4
     assert len(SCALE.accounts) == 1000
     assert sum(len(a.deployments) for a in SCALE.accounts) == 10_000
