@@ -1,0 +1,372 @@
+"""Benchmark 1 (design §8): the 90-day backfill of the scale estate, against a naive per-resource, per-day
+extractor run side by side against the same emulator.
+
+Pipeline: one connection per subscription (a connection is one principal + one scope; the scale principal
+holds Monitoring Reader on each of the scenario's subscriptions, so the product's configuration is one
+subscription-scoped connection each), synced one after another in one process through
+`doow_pipeline.sync.sync_connection`, settings.concurrency 8 (see sync_worker.py).
+
+Baseline: naive_worker.py on a sample of accounts, extrapolated linearly to the whole estate (its calls are
+exactly accounts x days x families; its wall time is a steady stream of calls at fixed concurrency).
+
+Every measured run gets a freshly started emulator (its generator caches start cold each time).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import polars as pl
+import yaml
+
+from benchmarks.common import Section, fmt_mib, fmt_ratio, fmt_s, process_cpu_seconds, run_worker
+
+DAYS = 90
+CONCURRENCY = 8
+TOP = 1000
+BATCH_MAX = 50  # accounts per metrics:getBatch call (Azure's limit; design §3)
+AZURE_OPENAI_KINDS = {"openai", "aiservices"}
+SIZES = {
+    # quick: a small estate of the same shape, for a smoke test that finishes well under a minute
+    True: {"subscriptions": 2, "accounts_per_subscription": 30, "baseline_samples": [2]},
+    False: {"subscriptions": None, "accounts_per_subscription": None, "baseline_samples": [10, 20]},
+}
+
+
+def scenario_document(quick: bool) -> dict:
+    from doow_pipeline_tests.azure_emulator import SCALE_SCENARIO
+    raw = yaml.safe_load(Path(SCALE_SCENARIO).read_text(encoding="utf-8"))
+    size = SIZES[quick]
+    for key in ("subscriptions", "accounts_per_subscription"):
+        if size[key] is not None:
+            raw["scale"][key] = size[key]
+    return raw
+
+
+def _covered(scope: str, resource_id: str) -> bool:
+    scope, rid = scope.rstrip("/").lower(), resource_id.lower()
+    return rid == scope or rid.startswith(scope + "/")
+
+
+def lower_bound(scenario, scopes: list[str]) -> dict[str, int]:
+    """The fewest calls the API allows for the backfill, per request kind (from the scenario, not the pipeline).
+
+    Per connection: the accounts-list pages of its scope (the emulator pages `accounts_page_size` at a time),
+    one metricDefinitions per Azure OpenAI account, one getBatch per <= 50 accounts of a subscription and
+    region per metric family the account defines, whatever the number of days; one token per audience (ARM,
+    metrics) and one OpenID metadata read per credential.
+    """
+    bound = Counter()
+    for scope in scopes:
+        listed = [a for a in scenario.accounts if _covered(scope, a.id)]
+        oai = [a for a in listed if a.kind.lower() in AZURE_OPENAI_KINDS]
+        bound["accounts"] += max(1, math.ceil(len(listed) / max(1, scenario.accounts_page_size)))
+        bound["definitions"] += len(oai)
+        groups = Counter((a.subscription_id.lower(), a.location, family) for a in oai for family in a.families)
+        bound["batch"] += sum(math.ceil(n / BATCH_MAX) for n in groups.values())
+        bound["token"] += 2
+        bound["openid"] += 1
+    return dict(bound)
+
+
+
+def _metric_of(family: str, quantity: str) -> str:
+    from doow_pipeline.azure.definitions import FAMILY_METRICS
+    return FAMILY_METRICS[family][quantity]
+
+
+def expected_points(scenario, accounts, first, last) -> pl.DataFrame:
+    """The points Azure holds for `accounts`, from the emulator's generator (expected_daily_usage)."""
+    from doow_pipeline_tests.azure_emulator.usage import expected_daily_usage
+    truth = expected_daily_usage(SimpleNamespace(seed=scenario.seed, accounts=tuple(accounts)), first, last)
+    rows = []
+    for r in truth:
+        for quantity in ("input_tokens", "output_tokens", "total_tokens", "requests"):
+            rows.append({"day": r["day"], "resource_id": r["resource_id"].lower(), "family": r["family"],
+                         "metric": _metric_of(r["family"], quantity), "deployment": r["deployment"],
+                         "model_name": r["model"] if r["family"] == "models" else None,
+                         "model_version": r["version"], "metric_region": r["region"] or "__Empty",
+                         "total": int(r[quantity])})
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def normalised(points: pl.LazyFrame | pl.DataFrame, resource_ids: set[str]) -> pl.DataFrame:
+    frame = points.lazy() if isinstance(points, pl.DataFrame) else points
+    return (frame.with_columns(pl.col("resource_id").str.to_lowercase())
+            .filter(pl.col("resource_id").is_in(sorted(resource_ids)))
+            .select(pl.col("timestamp").dt.date().alias("day"), "resource_id", "family", "metric", "deployment",
+                    "model_name", "model_version", "metric_region", pl.col("total").round(0).cast(pl.Int64))
+            .collect())
+
+
+def compare_points(actual: pl.DataFrame, expected: pl.DataFrame) -> tuple[bool, str]:
+    """Exact comparison of two point sets (every key and value); returns (equal, description)."""
+    keys = [c for c in expected.columns if c != "total"]
+    actual = actual.select(expected.columns).sort(keys, nulls_last=True)
+    expected = expected.sort(keys, nulls_last=True)
+    if actual.height != expected.height:
+        return False, f"{actual.height} points landed, {expected.height} expected"
+    joined = expected.join(actual, on=keys, how="full", nulls_equal=True, suffix="_actual")
+    missing = joined.filter(pl.col("total_actual").is_null() | pl.col("total").is_null()).height
+    wrong = joined.filter(pl.col("total") != pl.col("total_actual")).height
+    if missing or wrong:
+        sample = joined.filter((pl.col("total") != pl.col("total_actual")) | pl.col("total_actual").is_null()
+                               | pl.col("total").is_null()).head(3).to_dicts()
+        return False, f"{missing} key(s) missing on one side, {wrong} value(s) differ; e.g. {sample}"
+    return True, f"{expected.height:,} points equal, value for value"
+
+
+def estate_totals(scenario, first, last) -> tuple[int, int]:
+    """(points Azure holds for the estate, sum of the "models" TotalTokens) from the generator, cheaply."""
+    from doow_pipeline_tests.azure_emulator.usage import day_usage
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    points = tokens = 0
+    for account in scenario.accounts:
+        if account.kind.lower() not in AZURE_OPENAI_KINDS:
+            continue
+        for deployment in account.deployments:
+            families = account.families_for(deployment)
+            for day in days:
+                usage = day_usage(scenario.seed, account, deployment, day)
+                if any(usage):
+                    points += 4 * len(families)
+                    if "models" in families:
+                        tokens += usage[0] + usage[1]
+    return points, tokens
+
+
+def _sample(scenario, n: int):
+    """n accounts spread evenly over the estate (all subscriptions, regions, both kinds), interleaved by
+    subscription so that consecutive accounts belong to different subscriptions."""
+    accounts = [a for a in scenario.accounts if a.kind.lower() in AZURE_OPENAI_KINDS]
+    step = max(1, len(accounts) // n)
+    picked = accounts[::step][:n]
+    by_subscription: dict[str, list] = {}
+    for account in picked:
+        by_subscription.setdefault(account.subscription_id, []).append(account)
+    columns = list(by_subscription.values())
+    return [column[i] for i in range(max(map(len, columns))) for column in columns if i < len(column)]
+
+
+def _request_stats(log: list[dict]) -> dict:
+    return {"by_kind": dict(Counter(e["kind"] for e in log)),
+            "by_status": dict(Counter(str(e["status"]) for e in log)),
+            "ok_by_kind": dict(Counter(e["kind"] for e in log if e["status"] == 200)),
+            "refused_by_kind_status": dict(Counter(f"{e['kind']}:{e['status']}" for e in log if e["status"] != 200)),
+            "batch_resources": sum(e.get("resource_count") or 0 for e in log if e["kind"] == "batch"),
+            "server_ms_by_kind": {k: round(sum(e["duration_ms"] for e in log if e["kind"] == k))
+                                  for k in {e["kind"] for e in log}}}
+
+
+def run(quick: bool, workdir: Path, log=print) -> Section:
+    from doow_pipeline_tests.azure_emulator.fixture import run_emulator
+    from doow_pipeline_tests.azure_emulator.scenario import scenario_from_dict
+    from doow_pipeline_tests.project import ConnectionSpec, write_project
+
+    section = Section("sync")
+    raw = scenario_document(quick)
+    scenario = scenario_from_dict(raw, source="scale.yaml" + (" (quick)" if quick else ""))
+    principal = scenario.principals[str(raw["scale"]["principal"]).lower()]
+    now = scenario.current_time()
+    last = now.date() - timedelta(days=1)
+    first = last - timedelta(days=DAYS - 1)
+    subscriptions = sorted({a.subscription_id for a in scenario.accounts})
+    specs = [ConnectionSpec(f"scale_{i}", principal.client_id, f"/subscriptions/{sub}")
+             for i, sub in enumerate(subscriptions)]
+    n_accounts = sum(1 for a in scenario.accounts if a.kind.lower() in AZURE_OPENAI_KINDS)
+    n_deployments = sum(len(a.deployments) for a in scenario.accounts)
+    section.data["estate"] = {"accounts": n_accounts, "deployments": n_deployments,
+                              "subscriptions": len(subscriptions), "latency_ms": scenario.latency_ms,
+                              "accounts_page_size": scenario.accounts_page_size, "days": DAYS,
+                              "first_day": str(first), "last_day": str(last), "now": now.isoformat(),
+                              "connections": [s.scope for s in specs], "concurrency": CONCURRENCY}
+    env = {"DOOW_NOW": now.isoformat()}
+
+    # ---- the pipeline ------------------------------------------------------------------------------------
+    log(f"sync: pipeline, {n_accounts} accounts in {len(specs)} subscription connection(s), {DAYS} days "
+        f"({first}..{last}), {scenario.latency_ms:.0f} ms latency per call")
+    with run_emulator(raw, state_dir=workdir / "emulator-pipeline", spec_validation=False) as emu:
+        project = write_project(workdir / "project", emu.endpoints, scenario, specs, concurrency=CONCURRENCY,
+                                top=TOP)
+        emu_cpu = process_cpu_seconds(emu.process.pid)
+        pipeline = run_worker("benchmarks.sync_worker", {"config": str(project), "first_day": str(first),
+                                                         "last_day": str(last)}, workdir, "sync-pipeline", env)
+        emu_cpu = process_cpu_seconds(emu.process.pid) - emu_cpu
+        requests = emu.requests()
+    stats = _request_stats(requests)
+    result = pipeline.result
+    section.data["pipeline"] = {"worker": result, "process_wall_s": pipeline.process_wall_s,
+                                "peak_rss_mib": pipeline.peak_rss_mib, "cpu_s": pipeline.cpu_s,
+                                "emulator_cpu_s": emu_cpu, "requests": stats}
+    bound = lower_bound(scenario, [s.scope for s in specs])
+    section.data["lower_bound"] = bound
+    calls = stats["by_kind"]
+    total_calls = sum(calls.values())
+    total_bound = sum(bound.values())
+    api_kinds = ("batch", "accounts", "definitions")
+    api_calls = sum(calls.get(k, 0) for k in calls if k not in ("token", "openid"))
+    api_bound = sum(bound[k] for k in api_kinds)
+    log(f"sync: pipeline done in {fmt_s(result['wall_s'])}, {total_calls} calls {calls}, "
+        f"peak {fmt_mib(pipeline.peak_rss_mib)}")
+
+    # ---- the baseline, side by side against a fresh emulator of the same estate --------------------------
+    baselines = []
+    for n in SIZES[quick]["baseline_samples"]:
+        sample = _sample(scenario, n)
+        log(f"sync: baseline, naive per-resource per-day extractor on {len(sample)} accounts x {DAYS} days")
+        with run_emulator(raw, state_dir=workdir / f"emulator-baseline-{n}", spec_validation=False) as emu:
+            spec = {"endpoints": {k: emu.endpoints[k] for k in ("authority", "arm", "metrics", "ca_cert")},
+                    "tenant_id": principal.tenant_id, "client_id": principal.client_id,
+                    "accounts": [{"resource_id": a.id, "subscription_id": a.subscription_id} for a in sample],
+                    "first_day": str(first), "last_day": str(last), "concurrency": CONCURRENCY, "top": TOP,
+                    "points_out": str(workdir / f"baseline-{n}.parquet")}
+            emu_cpu = process_cpu_seconds(emu.process.pid)
+            run_ = run_worker("benchmarks.naive_worker", spec, workdir, f"sync-baseline-{n}",
+                              {**env, "DOOW_BENCH_SECRET": principal.secret})
+            emu_cpu = process_cpu_seconds(emu.process.pid) - emu_cpu
+            b_stats = _request_stats(emu.requests())
+        baselines.append({"accounts": len(sample), "sample": sample, "run": run_, "requests": b_stats,
+                          "emulator_cpu_s": emu_cpu, "points_file": spec["points_out"]})
+        log(f"sync: baseline {len(sample)} accounts done in {fmt_s(run_.result['wall_s'])}, "
+            f"{sum(b_stats['by_kind'].values())} calls")
+    section.data["baselines"] = [
+        {"accounts": b["accounts"], "worker": b["run"].result, "process_wall_s": b["run"].process_wall_s,
+         "peak_rss_mib": b["run"].peak_rss_mib, "cpu_s": b["run"].cpu_s, "emulator_cpu_s": b["emulator_cpu_s"],
+         "requests": b["requests"], "wall_per_account_s": b["run"].result["wall_s"] / b["accounts"]}
+        for b in baselines]
+    largest = baselines[-1]
+    scale = n_accounts / largest["accounts"]
+    b_by_kind = largest["requests"]["by_kind"]
+    b_ok_metrics = largest["requests"]["ok_by_kind"].get("metrics", 0)
+    b_refused = sum(largest["requests"]["refused_by_kind_status"].values())
+    b_auth = sum(v for k, v in b_by_kind.items() if k != "metrics")
+    b_calls = b_ok_metrics * scale + b_auth  # answered metrics calls (exactly linear) + auth (constant)
+    b_wall = largest["run"].result["wall_s"] * scale
+    # Azure's ARM read budget alone (token bucket per subscription and principal) bounds the baseline's wall
+    # time from below, whatever the machine: its calls in the busiest subscription at the refill rate.
+    budget = scenario.throttle
+    per_subscription = Counter(a.subscription_id for a in scenario.accounts if a.kind.lower() in AZURE_OPENAI_KINDS)
+    throttle_floor = max((n * DAYS * 2 - budget.arm_reads_bucket) / budget.arm_reads_refill_per_s
+                         for n in per_subscription.values()) if budget.arm_reads_refill_per_s else 0.0
+
+    # ---- the table -------------------------------------------------------------------------------------------
+    p_wall = result["wall_s"]
+    sample_note = f"{largest['accounts']} accts x{scale:g}"
+    section.notes.append(f"estate: {n_accounts:,} accounts x {n_deployments // max(1, n_accounts)} deployments in "
+                         f"{len(specs)} subscription(s), {DAYS} days {first}..{last}, {scenario.latency_ms:g} ms "
+                         "latency per call")
+    section.row("API calls (all kinds)", f"{total_calls:,}", f"{b_calls:,.0f} ({sample_note})",
+                fmt_ratio(b_calls / total_calls), ">= 100x fewer", b_calls / total_calls >= 100)
+    section.row("  calls / lower bound", f"{total_calls:,} / {total_bound:,}", "", f"{total_calls / total_bound:.3f}",
+                "<= 1.1", total_calls / total_bound <= 1.1)
+    for kind in ("batch", "accounts", "definitions", "token", "openid", "metrics", "subscriptions"):
+        if calls.get(kind) or bound.get(kind):
+            section.row(f"  {kind}", f"{calls.get(kind, 0):,} (bound {bound.get(kind, 0):,})")
+    others = {k: v for k, v in calls.items()
+              if k not in ("batch", "accounts", "definitions", "token", "openid", "metrics", "subscriptions")}
+    if others:
+        section.row("  other kinds", str(others))
+    section.row("  non-auth calls / bound", f"{api_calls:,} / {api_bound:,}", "", f"{api_calls / api_bound:.3f}")
+    section.row("  refused (429/529), retried", f"{sum(stats['refused_by_kind_status'].values()):,}",
+                f"{b_refused:,} (in the sample)")
+    section.row("wall time", fmt_s(p_wall), f"{fmt_s(b_wall)} ({sample_note})", fmt_ratio(b_wall / p_wall),
+                ">= 20x faster", b_wall / p_wall >= 20)
+    if throttle_floor > 0:
+        section.row("  baseline floor: ARM read budget", "", f">= {fmt_s(throttle_floor)}",
+                    f">= {fmt_ratio(throttle_floor / p_wall)}")
+    section.row("  pipeline wall < 60 s", fmt_s(p_wall), "", "", "< 60 s", p_wall < 60)
+    for c in result["connections"]:
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in c["phases_s"].items())
+        hwm = ", ".join(f"{k} {v:,.0f}" for k, v in c["vm_hwm_after_mib"].items())
+        section.notes.append(f"{c['connection']}: {fmt_s(c['wall_s'])} = {phases}; CPU {fmt_s(c['cpu_s'])}; "
+                             f"{c['points']:,} points; peak RSS (MiB) after {hwm}")
+    section.row("peak memory (RSS)", fmt_mib(pipeline.peak_rss_mib),
+                f"{fmt_mib(largest['run'].peak_rss_mib)} ({largest['accounts']} accts)", "", "< 1 GiB",
+                pipeline.peak_rss_mib < 1024)
+    section.row("CPU of syncing process", fmt_s(pipeline.cpu_s),
+                f"{fmt_s(largest['run'].cpu_s * scale)} ({sample_note})")
+    section.row("CPU of emulator", fmt_s(section.data["pipeline"]["emulator_cpu_s"]),
+                f"{fmt_s(largest['emulator_cpu_s'] * scale)} ({sample_note})")
+    section.row("points landed", f"{sum(c['points'] for c in result['connections']):,}")
+    if len(baselines) > 1:
+        for b in baselines:
+            section.row(f"  baseline linearity, {b['accounts']} accts", "",
+                        f"{b['run'].result['wall_s'] / b['accounts']:.2f} s/acct, "
+                        f"{b['requests']['ok_by_kind'].get('metrics', 0) / b['accounts']:.0f} calls/acct")
+    section.notes.append(
+        f"baseline measured on {largest['accounts']} of {n_accounts} accounts and extrapolated linearly: its "
+        f"answered metrics calls are exactly accounts x days x families ({largest['accounts']} x {DAYS} x 2 = "
+        f"{b_ok_metrics:,} measured; retries after 429 come on top and are not extrapolated), and at fixed "
+        "concurrency its wall time is proportional to its calls; it is given the account list for free (no "
+        "discovery, no definitions)")
+    if throttle_floor > 0:
+        section.notes.append(
+            f"baseline floor: with Azure's ARM read budget ({budget.arm_reads_bucket} burst, "
+            f"{budget.arm_reads_refill_per_s:g}/s per subscription and principal) the baseline's "
+            f"{max(per_subscription.values()) * DAYS * 2:,} calls in the busiest subscription take at least "
+            f"{fmt_s(throttle_floor)} on any machine")
+    section.notes.append("pipeline: one subscription-scoped connection per subscription, synced one after "
+                         "another in one process (as `doow-azure sync` runs them), concurrency "
+                         f"{CONCURRENCY}; wall = the sync calls, excluding interpreter start-up")
+
+    # ---- correctness -----------------------------------------------------------------------------------------
+    conns = result["connections"]
+    section.check("every connection synced without error", all(c["ok"] for c in conns) and not any(
+        k.startswith("ERROR") for c in conns for k in c["events"]),
+        "; ".join(f"{c['connection']}: {c['events'] or 'no events'}" for c in conns if c["events"]) or "")
+    section.check("batch API used for every subscription", all(set(c["paths"].values()) == {"batch"} for c in conns),
+                  str({c["connection"]: c["paths"] for c in conns}))
+    section.check("all accounts discovered and readable, nothing truncated",
+                  sum(c["accounts"] for c in conns) == n_accounts and not any(c["unreadable"] for c in conns)
+                  and not any(c["truncated"] for c in conns),
+                  f"{sum(c['accounts'] for c in conns)} of {n_accounts} accounts")
+    section.check("no error answers in the request log (throttling, which is retried, aside)",
+                  set(stats["by_status"]) <= {"200", "429", "529"}, str(stats["by_status"]))
+    landing = Path(result["landing"])
+    files = sorted((landing / "points").glob("connection=*/day=*.parquet"))
+    manifests = sorted((landing / "manifests").glob("connection=*/day=*.json"))
+    section.check(f"{DAYS} days landed per connection (points + manifest)",
+                  len(files) == len(manifests) == DAYS * len(specs), f"{len(files)} point files, {len(manifests)} "
+                  f"manifests for {len(specs)} connection(s)")
+    scan = pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
+    exp_points, exp_tokens = estate_totals(scenario, first, last)
+    got = scan.select(pl.len().alias("n"), pl.col("total").filter(pl.col("metric") == "TotalTokens").sum()
+                      .alias("tokens")).collect().row(0, named=True)
+    section.check("whole estate: landed point count and models TotalTokens sum equal the generator's",
+                  got["n"] == exp_points and int(got["tokens"]) == exp_tokens,
+                  f"{got['n']:,} points (expected {exp_points:,}), {int(got['tokens']):,} tokens "
+                  f"(expected {exp_tokens:,})")
+    check_accounts = _sample(scenario, 6 if not quick else 3)
+    ids = {a.id.lower() for a in check_accounts}
+    equal, detail = compare_points(normalised(scan, ids), expected_points(scenario, check_accounts, first, last))
+    section.check(f"{len(check_accounts)} accounts: every landed point equals expected_daily_usage", equal, detail)
+    for b in baselines:
+        ids = {a.id.lower() for a in b["sample"]}
+        equal, detail = compare_points(normalised(pl.read_parquet(b["points_file"]), ids),
+                                       expected_points(scenario, b["sample"], first, last))
+        section.check(f"baseline ({b['accounts']} accounts) got the same points (it did the same work)", equal,
+                      detail)
+        expected_calls = b["accounts"] * DAYS * 2
+        section.check(f"baseline ({b['accounts']} accounts) got accounts x days x families metrics answers",
+                      b["requests"]["ok_by_kind"].get("metrics", 0) == expected_calls,
+                      f"{b['requests']['ok_by_kind']} answered (expected {expected_calls} metrics), refused "
+                      f"{b['requests']['refused_by_kind_status'] or 'none'}")
+    return section
+
+
+def main_standalone() -> None:  # pragma: no cover - convenience
+    import tempfile
+
+    from benchmarks.common import render_table
+    with tempfile.TemporaryDirectory(prefix="doow-bench-") as tmp:
+        section = run(bool(os.environ.get("QUICK")), Path(tmp))
+        print(render_table([section]))
+
+
+if __name__ == "__main__":
+    main_standalone()
