@@ -123,6 +123,8 @@ class Settings(BaseModel):
     settle_hours: int = Field(48, ge=0, le=24 * 93)
     top: int = Field(1000, ge=1, le=2_147_483_647)
     concurrency: int = Field(4, ge=1, le=64)
+    step_retries: int = Field(2, ge=0, le=10)
+    step_retry_delay_seconds: int = Field(30, ge=0, le=3600)
     endpoints: Endpoints | None = None
 
 

@@ -12,6 +12,7 @@ from .defs.assets import (
     build_usage_daily_asset,
     connection_status,
     daily_partitions,
+    fetch_retry_policy,
 )
 from .defs.resources import build_resources
 from .defs.schedules import SYNC_JOB, WRITE_JOB, build_schedule
@@ -23,7 +24,7 @@ def fetch_job_name(connection_name: str) -> str:
 
 def build_definitions(config: ProjectConfig) -> dg.Definitions:
     partitions = daily_partitions(config)
-    raw_assets = [build_metric_points_asset(c.name, partitions) for c in config.connections]
+    raw_assets = [build_metric_points_asset(c.name, partitions, fetch_retry_policy(config)) for c in config.connections]
     writer = build_usage_daily_asset(config, partitions)
     sync_job = dg.define_asset_job(
         SYNC_JOB, selection=dg.AssetSelection.assets(*raw_assets, writer) | dg.AssetSelection.assets(

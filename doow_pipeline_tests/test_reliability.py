@@ -90,7 +90,9 @@ def environment():
 
 
 def project(workdir, emulator):
-    return load_config(write_project(workdir, emulator.endpoints, SCENARIO, CONNECTIONS))
+    # One quick step retry: the production default waits 30 s and more between step retries.
+    return load_config(write_project(workdir, emulator.endpoints, SCENARIO, CONNECTIONS, step_retries=1,
+                                     step_retry_delay_seconds=1))
 
 
 @pytest.fixture(scope="module")

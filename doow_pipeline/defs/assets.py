@@ -40,6 +40,13 @@ USAGE_CHECKS = {
 }
 
 
+def fetch_retry_policy(config: ProjectConfig) -> dg.RetryPolicy:
+    """Step retries for fetches whose SDK retries ran out (Azure outages, long throttling)."""
+    settings = config.settings
+    return dg.RetryPolicy(max_retries=settings.step_retries, delay=settings.step_retry_delay_seconds,
+                          backoff=dg.Backoff.EXPONENTIAL)
+
+
 def daily_partitions(config: ProjectConfig) -> dg.DailyPartitionsDefinition:
     # end_offset=1 adds today's (partial) partition, so the schedule can refresh the current day.
     return dg.DailyPartitionsDefinition(start_date=config.settings.start_date.isoformat(), end_offset=1,
@@ -118,7 +125,8 @@ def _connection_checks(outcome: SyncOutcome, key: dg.AssetKey):
         metadata={"truncated": dg.MetadataValue.json(truncated)})
 
 
-def build_metric_points_asset(connection_name: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_metric_points_asset(connection_name: str, partitions: dg.PartitionsDefinition,
+                              retry_policy: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
     key = metric_points_key(connection_name)
     azure_key = resource_key(connection_name)
 
@@ -139,7 +147,7 @@ def build_metric_points_asset(connection_name: str, partitions: dg.PartitionsDef
             dg.AssetCheckSpec(NOT_EMPTY, asset=key, description="The sync found usage where accounts exist."),
             dg.AssetCheckSpec(NOT_TRUNCATED, asset=key, description="No dimension split was silently truncated."),
         ],
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        retry_policy=retry_policy,
     )
     def metric_points(context: dg.AssetExecutionContext):
         azure: AzureConnectionResource = getattr(context.resources, azure_key)
