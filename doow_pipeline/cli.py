@@ -21,8 +21,9 @@ from .warehouse.store import connect
 app = typer.Typer(name="doow-azure", no_args_is_help=True, add_completion=False,
                   help="Connect Azure scopes and sync Azure OpenAI usage into DuckDB.",
                   pretty_exceptions_show_locals=False)  # a traceback must never print a secret held in a local
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Not a terminal (pipes, CI): plain text, wide enough that tables are not truncated.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -77,6 +78,7 @@ def sync(
     connection: Annotated[list[str] | None, typer.Option(
         "--connection", "-c", help="Only this connection (repeatable). Default: all.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Dagster's debug log.")] = False,
 ) -> None:
     """Materialise a range of days in-process: one run per connection, then usage_daily.
 
@@ -111,7 +113,8 @@ def sync(
                 if not passed:
                     err_console.print(f"    check {name} ({severity}): {text}", markup=False)
 
-    reports = sync_range(config, first_day, last_day, connection, on_progress=progress)
+    reports = sync_range(config, first_day, last_day, connection, on_progress=progress,
+                         log_level="DEBUG" if verbose else "WARNING")
     summary = usage_summary(config, first_day, last_day)
     failed = [r for r in reports if not r.success]
     if as_json:

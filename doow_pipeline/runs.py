@@ -49,7 +49,10 @@ def _report(job: str, result: dg.ExecuteInProcessResult) -> RunReport:
 
 
 def sync_range(config: ProjectConfig, first_day: date, last_day: date, connections: list[str] | None = None,
-               on_progress: Callable[[str, RunReport | None], None] | None = None) -> list[RunReport]:
+               on_progress: Callable[[str, RunReport | None], None] | None = None,
+               log_level: str = "WARNING") -> list[RunReport]:
+    """Runs the fetch job of each connection, then the writer; Dagster's console log at `log_level`
+    (events are recorded in the instance whatever the level)."""
     definitions = build_definitions(config)
     names = connections or [c.name for c in config.connections]
     tags = {"dagster/asset_partition_range_start": first_day.isoformat(),
@@ -60,7 +63,9 @@ def sync_range(config: ProjectConfig, first_day: date, last_day: date, connectio
             if on_progress:
                 on_progress(job_name, None)
             job = definitions.resolve_job_def(job_name)
-            result = job.execute_in_process(instance=dagster_instance, tags=tags, raise_on_error=False)
+            result = job.execute_in_process(
+                instance=dagster_instance, tags=tags, raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
             reports.append(_report(job_name, result))
             if on_progress:
                 on_progress(job_name, reports[-1])

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30, help="complete UTC days to sync before the frozen now")
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     args = parser.parse_args(argv)
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     workdir = args.workdir.resolve()
     scenario = load_scenario(DEMO_SCENARIO)
     now = scenario.current_time()
