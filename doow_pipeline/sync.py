@@ -144,10 +144,12 @@ def _account_rows(outcome: SyncOutcome, tenant_id: str) -> list[dict]:
 
 def _land_days(landing: Landing, outcome: SyncOutcome, connection: Connection, settings: Settings) -> None:
     extraction = outcome.extraction
-    points = extraction.points.with_columns(pl.col("timestamp").dt.date().alias("_day"))
+    by_day = extraction.points.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
+        "_day", as_dict=True, include_key=False)
+    empty = extraction.points.clear()
     accounts = _account_rows(outcome, connection.tenant_id)
     for day in extraction.synced_days:
-        day_points = points.filter(pl.col("_day") == day).drop("_day")
+        day_points = by_day.get((day,), empty)
         manifest = DayManifest(connection=connection.name, day=day.isoformat(), synced_at=outcome.synced_at.isoformat(),
                                is_final=is_final(day, outcome.synced_at, settings.settle_hours), accounts=accounts)
         landing.write_day(manifest, day_points)

@@ -79,7 +79,8 @@ class _MetricResult:
     metric: str
     error_code: str
     error_message: str | None
-    series: list[tuple[dict[str, str], list[tuple[object, float | None]]]]  # (dims lower-cased, [(ts, total)])
+    # (dimension name (lower-cased) -> value, ([bucket timestamps "...Z"], [totals, None for empty buckets]))
+    series: list[tuple[dict[str, str], tuple[list[str], list[float | None]]]]
 
 
 class ExtractionError(RuntimeError):
@@ -193,11 +194,11 @@ class _Extractor:
         for item in body.get("values", []):
             for metric in item.get("value", []):
                 rid = item.get("resourceid") or resource_id_of(metric["id"])
-                series = [
-                    ({md["name"]["value"].lower(): md["value"] for md in ts.get("metadatavalues") or ()},
-                     [(p["timeStamp"], p.get("total")) for p in ts.get("data") or ()])
-                    for ts in metric.get("timeseries") or ()
-                ]
+                series = []
+                for ts in metric.get("timeseries") or ():
+                    data = ts.get("data") or ()
+                    series.append(({md["name"]["value"].lower(): md["value"] for md in ts.get("metadatavalues") or ()},
+                                   ([p["timeStamp"] for p in data], [p.get("total") for p in data])))
                 results.append(_MetricResult(rid, metric["name"]["value"], metric.get("errorCode") or "Success",
                                              metric.get("errorMessage"), series))
         return results
@@ -225,7 +226,7 @@ class _Extractor:
         for metric in response.value or ():
             series = [
                 ({md.name.value.lower(): md.value for md in ts.metadatavalues or ()},
-                 [(p.time_stamp, p.total) for p in ts.data or ()])
+                 ([_iso(p.time_stamp) for p in ts.data or ()], [p.total for p in ts.data or ()]))
                 for ts in metric.timeseries or ()
             ]
             results.append(_MetricResult(resource_id, metric.name.value, metric.error_code or "Success",
@@ -238,32 +239,26 @@ class _Extractor:
             self.result.events.append(SyncEvent(level, code, message, resource_id))
 
     def _frame(self, results: list[_MetricResult]) -> pl.DataFrame:
+        """One row per series with list columns, exploded to points by polars: per-point work stays native."""
         columns: dict[str, list] = {name: [] for name in POINT_SCHEMA}
         for result in results:
             family = METRIC_FAMILY.get(result.metric.lower())
-            for dims, points in result.series:
-                values = {column: dims.get(dim) for dim, column in _DIMENSION_COLUMNS.items()}
-                for timestamp, total in points:
-                    if total is None:
-                        continue  # an empty bucket carries only its timestamp
-                    columns["resource_id"].append(result.resource_id)
-                    columns["family"].append(family)
-                    columns["metric"].append(result.metric)
-                    for column, value in values.items():
-                        columns[column].append(value)
-                    columns["timestamp"].append(timestamp)
-                    columns["total"].append(float(total))
-        frame = pl.DataFrame({k: v for k, v in columns.items() if k != "timestamp"},
-                             schema={k: v for k, v in POINT_SCHEMA.items() if k != "timestamp"})
-        stamps = pl.Series("timestamp", columns["timestamp"])
-        if stamps.dtype == pl.String:
-            stamps = stamps.str.to_datetime(time_zone="UTC", time_unit="us")
-        elif stamps.len():
-            stamps = stamps.cast(pl.Datetime("us")).dt.replace_time_zone("UTC") \
-                if stamps.dtype.time_zone is None else stamps.dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
-        else:
-            stamps = stamps.cast(pl.Datetime("us", "UTC"))
-        return frame.with_columns(stamps).select(list(POINT_SCHEMA))
+            for dims, (stamps, totals) in result.series:
+                columns["resource_id"].append(result.resource_id)
+                columns["family"].append(family)
+                columns["metric"].append(result.metric)
+                for dim, column in _DIMENSION_COLUMNS.items():
+                    columns[column].append(dims.get(dim))
+                columns["timestamp"].append(stamps)
+                columns["total"].append(totals)
+        schema = {**POINT_SCHEMA, "timestamp": pl.List(pl.String), "total": pl.List(pl.Float64)}
+        return (
+            pl.DataFrame(columns, schema=schema, strict=False)
+            .explode(["timestamp", "total"])
+            .drop_nulls("total")  # an empty bucket carries only its timestamp
+            .with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"))
+            .select(list(POINT_SCHEMA))
+        )
 
     def _accept(self, results: list[_MetricResult]) -> list[tuple[str, str]]:
         """Keeps good results; returns the (resource id, metric) pairs that hit `top` (possibly truncated)."""
