@@ -1,3 +1,14 @@
 """Shared pytest fixtures."""
 
-from doow_pipeline_tests.azure_emulator.fixture import emulator_factory  # noqa: F401
+import pytest
+
+from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
+from doow_pipeline_tests.azure_emulator.fixture import emulator_factory, run_emulator  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """The emulator serving the demo estate, one per test module (its request log and faults are shared
+    by the module's tests: clear them where it matters)."""
+    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
+        yield running

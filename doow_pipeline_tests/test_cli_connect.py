@@ -15,8 +15,6 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.fixture import run_emulator
 from .cli_support import (
     ALL_SECRETS,
     DEV,
@@ -41,11 +39,6 @@ from .cli_support import (
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

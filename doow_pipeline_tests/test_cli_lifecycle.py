@@ -15,8 +15,6 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.fixture import run_emulator
 from .cli_support import (
     DEV,
     EMPTY_SCOPE,
@@ -55,11 +53,6 @@ ESTATE = [
     ConnectionSpec("expired", EXPIRED, PROD),
 ]
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,6 @@ from doow_pipeline.config import load_config
 from doow_pipeline.definitions import build_definitions
 
 from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.fixture import run_emulator
 from .azure_emulator.scenario import load_scenario
 from .demo import DEMO_CONNECTIONS
 from .project import secret_env_name, write_project
@@ -31,11 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
                    "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes"}
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -183,7 +183,6 @@ def test_metrics_400s_are_azure_texts(monitor):
     assert err.error.code == "BadRequest"
     assert err.error.message.startswith("Failed to find metric configuration for provider: Microsoft.CognitiveServices,"
                                         " resource Type: accounts, metric: Bogus, Valid metrics: ProcessedPromptTokens,")
-    foundry_err = None
     with pytest.raises(HttpResponseError) as foundry_err:
         monitor.metrics.list(FOUNDRY, timespan="P1D", metricnames="TokenTransaction")
     assert foundry_err.value.error.message.endswith(

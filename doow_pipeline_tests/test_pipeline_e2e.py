@@ -18,7 +18,6 @@ from doow_pipeline.config import load_config
 from doow_pipeline.runs import sync_range
 
 from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.fixture import run_emulator
 from .azure_emulator.scenario import load_scenario
 from .demo import DEMO_CONNECTIONS, DEV, MAIN_PRINCIPAL, PROD, RESEARCH
 from .project import ConnectionSpec, expected_usage, secret_env_name, write_project
@@ -38,11 +37,6 @@ NOW = SCENARIO.current_time()
 LAST_DAY = NOW.date() - timedelta(days=1)
 FIRST_DAY = LAST_DAY - timedelta(days=29)
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from doow_pipeline.config import load_config
 from doow_pipeline.runs import sync_range
 
 from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.fixture import run_emulator
 from .azure_emulator.scenario import load_scenario
 from .demo import MAIN_PRINCIPAL, PROD, RESEARCH
 from .project import ConnectionSpec, secret_env_name, write_project
@@ -71,11 +70,6 @@ def row_counts(warehouse) -> dict[str, int]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return {t: con.execute(f"SELECT count(*) FROM azure_openai.{t}").fetchone()[0] for t in TABLES}
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with run_emulator(DEMO_SCENARIO, state_dir=tmp_path_factory.mktemp("emulator")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from itertools import groupby
 
 import polars as pl
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceResponseError

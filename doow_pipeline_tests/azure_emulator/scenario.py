@@ -7,7 +7,7 @@ The YAML shape is the one in the emulator issue; a `scale:` block adds a large s
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import cached_property
 from pathlib import Path
