@@ -134,6 +134,11 @@ def test_small_top_is_narrowed_per_deployment_and_still_matches(project):
 def test_empty_scope_and_scope_without_usage_say_which(project, tmp_path):
     config, reports = project([ConnectionSpec("shared", EMPTY_SCOPE, SHARED)], workdir=tmp_path / "a")
     assert "No Azure OpenAI accounts" in failed_checks(reports["fetch_shared"])["sync_not_empty"]
+    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+        status = con.execute("SELECT state, last_successful_sync, accounts_in_scope, usage_rows "
+                             "FROM azure_openai.connection_status").fetchall()
+    # Synced successfully (nothing to read is not a failure), with no accounts and no rows.
+    assert status == [("connected", NOW.replace(tzinfo=None), 0, 0)]
     config, reports = project([ConnectionSpec("sandbox", NO_USAGE, f"{DEV}/resourceGroups/rg-dev-sandbox")],
                               workdir=tmp_path / "b")
     assert "returned no token usage" in failed_checks(reports["fetch_sandbox"])["sync_not_empty"]

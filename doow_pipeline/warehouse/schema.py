@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.accounts (
     synced_at TIMESTAMP NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS {SCHEMA}.syncs (
+    connection VARCHAR NOT NULL,
+    usage_date DATE NOT NULL,
+    is_final BOOLEAN NOT NULL,
+    synced_at TIMESTAMP NOT NULL,
+    accounts_in_scope BIGINT NOT NULL,
+    raw_points BIGINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_events (
     "time" TIMESTAMP NOT NULL,
     connection VARCHAR NOT NULL,
@@ -88,10 +97,15 @@ WITH last_event AS (
            arg_max(message, "time") FILTER (WHERE level = 'ERROR') AS last_error
     FROM {SCHEMA}.sync_events GROUP BY connection
 ), synced AS (
-    SELECT connection, max(synced_at) AS last_successful_sync,
-           count(DISTINCT resource_id) FILTER (WHERE readable) AS accounts_covered,
+    SELECT connection, max(synced_at) AS last_successful_sync FROM {SCHEMA}.syncs GROUP BY connection
+), covered AS (
+    -- accounts of each connection's latest synced day
+    SELECT connection, count(DISTINCT resource_id) FILTER (WHERE readable) AS accounts_covered,
            count(DISTINCT resource_id) AS accounts_in_scope
-    FROM {SCHEMA}.accounts GROUP BY connection
+    FROM {SCHEMA}.accounts
+    JOIN (SELECT connection, max(usage_date) AS usage_date FROM {SCHEMA}.accounts GROUP BY connection)
+        USING (connection, usage_date)
+    GROUP BY connection
 ), usage AS (
     SELECT connection, count(*) AS usage_rows, sum(total_tokens) AS total_tokens,
            min(usage_date) AS first_day, max(usage_date) AS last_day
@@ -112,11 +126,12 @@ SELECT known.connection,
        last_event.last_error_time,
        coalesce(usage.usage_rows, 0) AS usage_rows,
        coalesce(usage.total_tokens, 0) AS total_tokens,
-       coalesce(synced.accounts_covered, 0) AS accounts_covered,
-       coalesce(synced.accounts_in_scope, 0) AS accounts_in_scope,
+       coalesce(covered.accounts_covered, 0) AS accounts_covered,
+       coalesce(covered.accounts_in_scope, 0) AS accounts_in_scope,
        usage.first_day, usage.last_day
 FROM known
 LEFT JOIN synced USING (connection)
+LEFT JOIN covered USING (connection)
 LEFT JOIN last_event USING (connection)
 LEFT JOIN usage USING (connection)
 ORDER BY known.connection;

@@ -90,8 +90,10 @@ def _accounts_frame(landed) -> pl.DataFrame:
 
 def _sync_state_frame(landed) -> pl.DataFrame:
     rows = [{"connection": c, "usage_date": d, "is_final": m.is_final,
-             "synced_at": datetime.fromisoformat(m.synced_at).replace(tzinfo=None)} for c, d, m in landed]
-    schema = {"connection": pl.String, "usage_date": pl.Date, "is_final": pl.Boolean, "synced_at": pl.Datetime("us")}
+             "synced_at": datetime.fromisoformat(m.synced_at).replace(tzinfo=None),
+             "accounts_in_scope": len(m.accounts), "raw_points": m.rows} for c, d, m in landed]
+    schema = {"connection": pl.String, "usage_date": pl.Date, "is_final": pl.Boolean, "synced_at": pl.Datetime("us"),
+              "accounts_in_scope": pl.Int64, "raw_points": pl.Int64}
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
@@ -142,7 +144,7 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("landed_days", sync_state.select("connection", "usage_date"))
+            con.register("landed_days", sync_state)
             con.execute(f"DELETE FROM {SCHEMA}.metric_points WHERE (connection, usage_date) IN "
                         "(SELECT (connection, usage_date) FROM landed_days)")
             if point_files:
@@ -151,6 +153,9 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
                     "CAST(\"timestamp\" AS DATE), resource_id, family, metric, deployment, model_name, model_version, "
                     "metric_region, \"timestamp\", total FROM read_parquet($files, filename = true)",
                     {"files": point_files})
+            con.execute(f"DELETE FROM {SCHEMA}.syncs WHERE (connection, usage_date) IN "
+                        "(SELECT (connection, usage_date) FROM landed_days)")
+            con.execute(f"INSERT INTO {SCHEMA}.syncs BY NAME SELECT * FROM landed_days")
             con.execute(f"DELETE FROM {SCHEMA}.accounts WHERE (connection, usage_date) IN "
                         "(SELECT (connection, usage_date) FROM landed_days)")
             con.register("new_accounts", accounts)
@@ -222,7 +227,7 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
     counts = {}
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
-        for table in ("usage_daily", "metric_points", "accounts", "sync_events", "connections"):
+        for table in ("usage_daily", "metric_points", "accounts", "syncs", "sync_events", "connections"):
             counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]).fetchone()[0]
         con.execute("COMMIT")
     return counts
