@@ -15,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from doow_pipeline.config import load_config
+from doow_pipeline.definitions import build_definitions
 from doow_pipeline.runs import sync_range
 
 from .azure_emulator import DEMO_SCENARIO
@@ -162,3 +163,35 @@ def test_one_account_principal_reads_only_its_account(project):
     connections = [ConnectionSpec("legacy", ONE_ACCOUNT, scope)]
     config, reports = project(connections)
     assert_matches_expected(config, connections)
+
+
+def test_bare_account_name_scope_is_resolved_by_discovery(project):
+    connections = [ConnectionSpec("weu", MAIN_PRINCIPAL, "aoai-prod-weu")]
+    config, reports = project(connections)
+    assert reports["fetch_weu"].success
+    usage = warehouse_usage(config)
+    assert set(usage["resource_name"]) == {"aoai-prod-weu"}
+    expected = expected_usage(SCENARIO, FIRST_DAY, LAST_DAY, connections, synced_at=NOW)
+    assert_frame_equal(usage, expected.select(usage.columns), check_dtypes=False)
+
+
+def test_unknown_account_name_fails_the_credentials_check_listing_candidates(project):
+    config, reports = project([ConnectionSpec("typo", MAIN_PRINCIPAL, "aoai-prod-wue")])
+    report = reports["fetch_typo"]
+    assert not report.success
+    assert "no Azure OpenAI account named 'aoai-prod-wue'" in report.failure
+    assert "aoai-prod-weu" in report.failure  # the candidates are listed
+
+
+def test_usage_is_rebuilt_from_raw_points_without_calling_azure(project, emulator):
+    connections = [ConnectionSpec("dev", MAIN_PRINCIPAL, DEV)]
+    config, _ = project(connections)
+    before = table_hash(config, "usage_daily")
+    with duckdb.connect(str(config.warehouse_path)) as con:
+        con.execute("DELETE FROM azure_openai.usage_daily")
+    emulator.clear_requests()
+    job = build_definitions(config).resolve_job_def("azure_openai_write_usage")
+    tags = {"dagster/asset_partition_range_start": str(FIRST_DAY), "dagster/asset_partition_range_end": str(LAST_DAY)}
+    assert job.execute_in_process(tags=tags).success
+    assert emulator.requests() == []
+    assert table_hash(config, "usage_daily") == before
