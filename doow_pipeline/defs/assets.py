@@ -248,13 +248,7 @@ def build_usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefi
     def write_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         days = partition_days(context)
         summary = write_partitions(warehouse.warehouse_path, warehouse.landing_path, connections, days)
-        with connect(warehouse.warehouse_path, read_only=False) as con:
-            preview = con.execute(
-                "SELECT usage_date, resource_name, deployment, model_name, model_version, metric_region, "
-                "input_tokens, output_tokens, requests, metric_family FROM azure_openai.usage_daily "
-                "WHERE usage_date IN (SELECT unnest($days)) ORDER BY total_tokens DESC LIMIT 10",
-                {"days": days}).pl()
-        yield dg.MaterializeResult(asset_key=USAGE_DAILY_KEY, metadata=_usage_metadata(summary, preview))
+        yield dg.MaterializeResult(asset_key=USAGE_DAILY_KEY, metadata=_usage_metadata(summary, summary.preview))
         yield dg.MaterializeResult(asset_key=ACCOUNTS_KEY, metadata={"dagster/row_count": summary.accounts})
         for name, (passed, description) in summary.check_results.items():
             yield dg.AssetCheckResult(asset_key=USAGE_DAILY_KEY, check_name=name, passed=passed,

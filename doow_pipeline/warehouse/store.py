@@ -65,6 +65,7 @@ class WriteSummary:
     events: int = 0
     tokens_per_day: dict[str, int] = field(default_factory=dict)
     check_results: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    preview: pl.DataFrame | None = None  # the largest rows written, for a glance in the Dagster UI
 
 
 def _landed_days(landing: Landing, connections: list[str], days: list[date]):
@@ -181,6 +182,9 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
             con.execute("ROLLBACK")
             raise
     summary.usage_rows = usage.height
+    summary.preview = usage.sort("total_tokens", descending=True).head(10).select(
+        "usage_date", "resource_name", "deployment", "model_name", "model_version", "metric_region", "input_tokens",
+        "output_tokens", "requests", "metric_family")
     summary.raw_points = sum(m.rows for _, _, m in landed)
     summary.accounts = accounts.height
     summary.events = events.height
