@@ -111,6 +111,35 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+class OtherLoad:
+    """CPU time that processes other than this one and its children used while it ran (from /proc/stat).
+
+    Other work on the machine (tests, builds) slows the measured processes; this says how much there was.
+    """
+
+    def __init__(self):
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float]:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+            busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            busy = float("nan")
+        own = os.times()
+        return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
+
+    def result(self) -> dict:
+        busy, own, wall = self._sample()
+        others = max(0.0, (busy - self.start[0]) - (own - self.start[1]))
+        seconds = wall - self.start[2]
+        cpus = len(os.sched_getaffinity(0))
+        return {"other_cpu_s": round(others, 1), "wall_s": round(seconds, 1),
+                "share_of_machine": round(others / (seconds * cpus), 3) if seconds > 0 else 0.0}
+
+
 def machine_info() -> dict:
     cpu = ""
     try:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks import rollup_bench, sync_bench
-from benchmarks.common import PROJECT_ROOT, Section, git_info, machine_info, render_table
+from benchmarks.common import PROJECT_ROOT, OtherLoad, Section, git_info, machine_info, render_table
 
 BENCHMARKS = {"sync": sync_bench.run, "rollup": rollup_bench.run}
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
@@ -55,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             try:
-                sections.append(BENCHMARKS[name](args.quick, workdir / name, log=log))
+                load = OtherLoad()
+                section = BENCHMARKS[name](args.quick, workdir / name, log=log)
+                other = section.data["other_load"] = load.result()
+                if other["share_of_machine"] > 0.05:
+                    section.notes.append(
+                        f"the machine was busy: other processes used {other['other_cpu_s']:.0f} CPU-s during these "
+                        f"{other['wall_s']:.0f} s ({other['share_of_machine']:.0%} of its CPUs); absolute times are "
+                        "inflated, ratios of runs made side by side less so")
+                sections.append(section)
             except Exception:  # report the others, then fail
                 failures.append(f"{name}: {traceback.format_exc()}")
                 log(f"{name}: FAILED to run:\n{traceback.format_exc()}")
@@ -85,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"doow-pipeline benchmarks{' (quick)' if args.quick else ''} - {machine['affinity_cpus']} CPU(s) "
           f"{machine['cpu_model']}, {machine['memory']}, Python {machine['python']}, commit "
           f"{document['git']['commit'][:10]}{' (dirty tree)' if document['git']['dirty_files'] else ''}")
-    if load_at_start[0] > 1.0:
-        print(f"WARNING: the machine was busy with other work (1-minute load average {load_at_start[0]} at the "
-              "start): absolute times are inflated; ratios of runs made side by side are less affected. Rerun on "
-              "an idle machine for publishable figures.")
+    busy = [s for s in sections if s.data.get("other_load", {}).get("share_of_machine", 0) > 0.05]
+    if busy:
+        print("WARNING: the machine was busy with other work ({}): absolute times are inflated, ratios of runs "
+              "made side by side less so. Rerun on an idle machine for publishable figures.".format("; ".join(
+                  f"{s.name}: other processes used {s.data['other_load']['share_of_machine']:.0%} of the CPUs"
+                  for s in busy)))
     print()
     print(table)
     print()
