@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..azure.definitions import METRIC_QUANTITY
+from ..azure.definitions import FAMILY_METRICS, METRIC_QUANTITY
 
 EMPTY_DIMENSION = "__Empty"
 DIMENSIONS = ["deployment", "model_name", "model_version", "metric_region"]
@@ -24,37 +24,43 @@ QUANTITIES = ["input_tokens", "output_tokens", "total_tokens", "requests"]
 TOKEN_QUANTITIES = ["input_tokens", "output_tokens", "total_tokens"]
 USAGE_COLUMNS = ["usage_date", "connection", "resource_id", *DIMENSIONS, *QUANTITIES, "metric_family"]
 MODEL_NAME_KEY = ["resource_id", "deployment", "model_version"]
+_CANONICAL_METRIC_QUANTITY = {metric: q for metrics in FAMILY_METRICS.values() for q, metric in metrics.items()}
 
-_QUANTITY_OF_METRIC = pl.DataFrame(
-    {"metric_lower": list(METRIC_QUANTITY), "quantity": list(METRIC_QUANTITY.values())})
+def _empty_as_null(columns: list[str]) -> list[pl.Expr]:
+    return [pl.when(pl.col(c) == EMPTY_DIMENSION).then(None).otherwise(pl.col(c)).alias(c) for c in columns]
 
 
-def normalise_points(points: pl.DataFrame) -> pl.LazyFrame:
-    """Raw points (with a `connection` column) to (connection, day, dims, family, quantity, value)."""
+def daily_series(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Raw points (with a `connection` column) to one row per (connection, resource, family, dimensions, day)
+    with a column per quantity. Quantities are spread into columns before a plain sum (far faster than
+    filtered aggregations over millions of points); `__Empty` becomes NULL after the sum, on 4x fewer rows
+    (it maps one-to-one, so grouping first is equivalent)."""
+    keys = ["connection", "resource_id", "family", *DIMENSIONS, "usage_date"]
+    # Metric names map to a small integer code; names come as Azure spells them, any casing accepted.
+    codes = {metric: QUANTITIES.index(q) for metric, q in METRIC_QUANTITY.items()}
+    codes |= {metric: QUANTITIES.index(q) for metric, q in _CANONICAL_METRIC_QUANTITY.items()}
+    code = pl.col("metric").replace_strict(codes, default=None, return_dtype=pl.Int8)
+    code = pl.coalesce(code, pl.col("metric").str.to_lowercase().replace_strict(codes, default=None,
+                                                                               return_dtype=pl.Int8))
     return (
         points.lazy()
-        .with_columns(
-            [pl.when(pl.col(c) == EMPTY_DIMENSION).then(None).otherwise(pl.col(c)).alias(c) for c in DIMENSIONS]
-            + [pl.col("timestamp").dt.date().alias("usage_date"), pl.col("metric").str.to_lowercase().alias("metric_lower")]
-        )
-        .join(_QUANTITY_OF_METRIC.lazy(), on="metric_lower", how="inner")
-        .select("connection", "resource_id", "family", *DIMENSIONS, "usage_date", "quantity",
+        .select(*keys[:-1], pl.col("timestamp").dt.date().alias("usage_date"), code.alias("code"),
                 pl.col("total").round(0).cast(pl.Int64).alias("value"))
+        .filter(pl.col("code").is_not_null())
+        # Categorical keys: grouping millions of points on long ids hashes each string once, not per group-by.
+        .with_columns([pl.col(k).cast(pl.Categorical) for k in keys[:-1]])
+        .with_columns([pl.when(pl.col("code") == i).then(pl.col("value")).otherwise(0).alias(q)
+                       for i, q in enumerate(QUANTITIES)]
+                      + [(pl.col("code") == QUANTITIES.index("requests")).alias("has_requests")])
+        .group_by(keys).agg([pl.col(q).sum() for q in QUANTITIES] + [pl.col("has_requests").any()])
+        .with_columns(_empty_as_null(DIMENSIONS))
     )
 
 
-def _one_connection_per_resource_day(points: pl.LazyFrame) -> pl.LazyFrame:
-    chosen = points.group_by("resource_id", "usage_date").agg(pl.col("connection").min().alias("chosen"))
-    return (points.join(chosen, on=["resource_id", "usage_date"])
-            .filter(pl.col("connection") == pl.col("chosen")).drop("chosen"))
-
-
-def _pivot_quantities(points: pl.LazyFrame) -> pl.LazyFrame:
-    keys = ["connection", "resource_id", "family", *DIMENSIONS, "usage_date"]
-    return points.group_by(keys).agg(
-        [pl.col("value").filter(pl.col("quantity") == q).sum().alias(q) for q in QUANTITIES]
-        + [(pl.col("quantity") == "requests").any().alias("has_requests")]
-    )
+def _one_connection_per_resource_day(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Overlapping scopes: keep, per (resource, day), the rows of the first connection by name."""
+    first = pl.col("connection").min().over("resource_id", "usage_date")
+    return rows.filter(pl.col("connection") == first)
 
 
 def _pick_family(rows: pl.LazyFrame) -> pl.LazyFrame:
@@ -74,33 +80,31 @@ def model_names(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     return (
         frame.filter((pl.col("family") == "models") & pl.col("model_name").is_not_null()
                      & (pl.col("model_name") != EMPTY_DIMENSION))
-        .with_columns([pl.when(pl.col(c) == EMPTY_DIMENSION).then(None).otherwise(pl.col(c)).alias(c)
-                       for c in ("deployment", "model_version")])
+        .with_columns(_empty_as_null(["deployment", "model_version"]))
         .group_by(MODEL_NAME_KEY).agg(pl.col("model_name").unique().alias("names"))
         .filter(pl.col("names").list.len() == 1)
         .select(*MODEL_NAME_KEY, pl.col("names").list.first().alias("known_model_name"))
     )
 
 
-def roll_up_daily(points: pl.DataFrame, known_model_names: pl.LazyFrame | None = None) -> pl.DataFrame:
-    """Daily usage rows at the warehouse grain from raw points of one or more connections.
+def roll_up_daily(points: pl.DataFrame | pl.LazyFrame, known_model_names: pl.LazyFrame | None = None) -> pl.DataFrame:
+    """Daily usage rows at the warehouse grain (in no particular order) from raw points of one or more
+    connections.
 
     `known_model_names` (see `model_names`) lets legacy rows be named from points outside this batch, so a
     day's rows do not depend on which range was rebuilt with it.
     """
-    normalised = normalise_points(points)
-    rows = _pick_family(_pivot_quantities(_one_connection_per_resource_day(normalised)))
+    rows = _pick_family(_one_connection_per_resource_day(daily_series(points))).with_columns(
+        pl.col(pl.Categorical).cast(pl.String))
     names = known_model_names if known_model_names is not None else model_names(points)
+    # Filling in a legacy row's name never merges rows: the legacy family has one series per (deployment,
+    # version, region), so the grain stays unique (the unique_grain check guards it).
     rows = (
         rows.join(names, on=MODEL_NAME_KEY, how="left", nulls_equal=True)
-        .with_columns(pl.coalesce("model_name", "known_model_name").alias("model_name"))
-        .drop("known_model_name")
-        # Two legacy series can only merge here if a name was filled in; sum keeps the grain unique.
-        .group_by("usage_date", "connection", "resource_id", *DIMENSIONS, "family")
-        .agg([pl.col(q).sum() for q in QUANTITIES] + [pl.col("has_requests").any()])
         .with_columns(
+            pl.coalesce("model_name", "known_model_name").alias("model_name"),
             pl.when(pl.col("has_requests")).then(pl.col("requests")).otherwise(None).alias("requests"),
             pl.col("family").alias("metric_family"),
         )
     )
-    return rows.select(USAGE_COLUMNS).sort(GRAIN, nulls_last=True).collect()
+    return rows.select(USAGE_COLUMNS).collect()

@@ -1,7 +1,7 @@
 """Landing zone: raw metric points, account inventories and sync events as files, outside DuckDB.
 
 Extraction writes here, so no process holds the DuckDB file while calling Azure. Per connection and day:
-  points/connection=<c>/day=<d>.parquet    raw points of that day (may be empty: synced, no usage)
+  points/connection=<c>/day=<d>/points.parquet   raw points of that day (may be empty: synced, no usage)
   manifests/connection=<c>/day=<d>.json    synced_at, is_final, accounts in scope: the commit marker
 and per sync run: events/connection=<c>/<run>.json.
 Each file is written to a temporary name and renamed, and a day's manifest is written after its points,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -51,7 +52,7 @@ class Landing:
         self.root = Path(root)
 
     def points_path(self, connection: str, day: date | str) -> Path:
-        return self.root / "points" / f"connection={connection}" / f"day={day}.parquet"
+        return self.root / "points" / f"connection={connection}" / f"day={day}" / "points.parquet"
 
     def manifest_path(self, connection: str, day: date | str) -> Path:
         return self.root / "manifests" / f"connection={connection}" / f"day={day}.json"
@@ -90,8 +91,4 @@ class Landing:
 
     def purge(self, connection: str) -> None:
         for kind in ("points", "manifests", "events"):
-            directory = self.root / kind / f"connection={connection}"
-            if directory.exists():
-                for file in directory.iterdir():
-                    file.unlink()
-                directory.rmdir()
+            shutil.rmtree(self.root / kind / f"connection={connection}", ignore_errors=True)

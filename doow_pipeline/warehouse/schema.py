@@ -34,20 +34,6 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.usage_daily (
     {", ".join(f"{name} {kind}" for name, kind in USAGE_DAILY_COLUMNS)}
 );
 
-CREATE TABLE IF NOT EXISTS {SCHEMA}.metric_points (
-    connection VARCHAR NOT NULL,
-    usage_date DATE NOT NULL,
-    resource_id VARCHAR NOT NULL,
-    family VARCHAR NOT NULL,
-    metric VARCHAR NOT NULL,
-    deployment VARCHAR,
-    model_name VARCHAR,
-    model_version VARCHAR,
-    metric_region VARCHAR,
-    "timestamp" TIMESTAMPTZ NOT NULL,
-    total DOUBLE NOT NULL
-);
-
 CREATE TABLE IF NOT EXISTS {SCHEMA}.accounts (
     usage_date DATE NOT NULL,
     connection VARCHAR NOT NULL,
@@ -136,3 +122,25 @@ LEFT JOIN last_event USING (connection)
 LEFT JOIN usage USING (connection)
 ORDER BY known.connection;
 """
+
+
+METRIC_POINTS_COLUMNS = ('connection VARCHAR, usage_date DATE, resource_id VARCHAR, family VARCHAR, metric VARCHAR, '
+                         'deployment VARCHAR, model_name VARCHAR, model_version VARCHAR, metric_region VARCHAR, '
+                         '"timestamp" TIMESTAMPTZ, total DOUBLE')
+
+
+def metric_points_view_sql(landing_dir: str, has_files: bool) -> str:
+    """`metric_points` is a view over the landing Parquet files (design.md §6 allows it): the raw points are
+    stored once, and the writer never copies millions of rows. Paths are absolute: keep the landing folder
+    beside the DuckDB file. With no file landed yet, the view is empty with the same columns."""
+    if not has_files:
+        columns = ", ".join(f"NULL::{kind} AS {name}" for name, kind in
+                            (c.strip().rsplit(" ", 1) for c in METRIC_POINTS_COLUMNS.split(", ")))
+        return f"CREATE OR REPLACE VIEW {SCHEMA}.metric_points AS SELECT {columns} WHERE false"
+    pattern = f"{landing_dir}/points/connection=*/day=*/points.parquet".replace("'", "''")
+    return f"""
+CREATE OR REPLACE VIEW {SCHEMA}.metric_points AS
+SELECT connection, "day" AS usage_date, resource_id, family, metric, deployment, model_name, model_version,
+       metric_region, "timestamp", total
+FROM read_parquet('{pattern}', hive_partitioning = true,
+                  hive_types = {{'connection': VARCHAR, 'day': DATE}}, union_by_name = true)"""

@@ -18,9 +18,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..azure.extract import POINT_SCHEMA
 from ..usage.transform import GRAIN, model_names, roll_up_daily
 from .landing import Landing
-from .schema import DDL, SCHEMA, USAGE_DAILY_COLUMNS
+from .schema import DDL, SCHEMA, USAGE_DAILY_COLUMNS, metric_points_view_sql
 
 LOCK_WAIT_SECONDS = 300
 
@@ -109,13 +110,20 @@ def _events_frame(landing: Landing, connections: list[str]) -> pl.DataFrame:
                                .cast(pl.Datetime("us"))).select(list(schema))
 
 
-def build_usage(con, days: list[date], connections: list[str], accounts: pl.DataFrame,
+def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
+    """The raw points of the landed (connection, day) files, read straight from Parquet with polars."""
+    by_connection: dict[str, list[str]] = {}
+    for connection, day, _manifest in landed:
+        by_connection.setdefault(connection, []).append(str(landing.points_path(connection, day)))
+    frames = [pl.scan_parquet(files).with_columns(pl.lit(connection).alias("connection"))
+              for connection, files in by_connection.items()]
+    return pl.concat(frames) if frames else pl.LazyFrame(schema={"connection": pl.String, **POINT_SCHEMA})
+
+
+def build_usage(con, points: pl.LazyFrame, connections: list[str], accounts: pl.DataFrame,
                 sync_state: pl.DataFrame) -> pl.DataFrame:
-    """Usage rows for `days` from the raw points already in DuckDB, enriched with account metadata."""
-    points = con.execute(
-        f"SELECT * EXCLUDE (usage_date) FROM {SCHEMA}.metric_points "
-        "WHERE usage_date IN (SELECT unnest($days)) AND connection IN (SELECT unnest($connections))",
-        {"days": days, "connections": connections}).pl()
+    """Usage rows from raw points, enriched with account metadata; model names known from every models-family
+    point in DuckDB, so a day's rows do not depend on which range was rebuilt with it."""
     known_names = con.execute(
         f"SELECT DISTINCT resource_id, family, deployment, model_name, model_version FROM {SCHEMA}.metric_points "
         "WHERE family = 'models' AND connection IN (SELECT unnest($connections))",
@@ -125,46 +133,59 @@ def build_usage(con, days: list[date], connections: list[str], accounts: pl.Data
                            "resource_group", "resource_name", "resource_kind", "resource_region").unique(
         ["usage_date", "connection", "resource_id"])
     usage = (usage.join(meta, on=["usage_date", "connection", "resource_id"], how="left")
-             .join(sync_state, on=["usage_date", "connection"], how="left"))
-    return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort(GRAIN, nulls_last=True)
+             .join(sync_state.select("usage_date", "connection", "is_final", "synced_at"),
+                   on=["usage_date", "connection"], how="left"))
+    # Day order keeps DuckDB's per-block min/max useful for date filters.
+    return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort("usage_date", "resource_id")
+
+
+def _create_metric_points_view(con, landing: Landing) -> None:
+    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
+                       "table_name = 'metric_points'", {"schema": SCHEMA}).fetchone()
+    if kind and kind[0] == "BASE TABLE":  # warehouses from before metric_points became a view
+        con.execute(f"DROP TABLE {SCHEMA}.metric_points")
+    has_files = any((landing.root / "points").glob("connection=*/day=*/points.parquet"))
+    con.execute(metric_points_view_sql(str(landing.root.resolve()), has_files))
+
+
+def _replace_landed_rows(con, table: str) -> None:
+    con.execute(f"DELETE FROM {SCHEMA}.{table} USING landed_days "
+                f"WHERE {table}.connection = landed_days.connection AND {table}.usage_date = landed_days.usage_date")
 
 
 def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict], days: list[date]) -> WriteSummary:
     """Loads the landed `days` of every configured connection and rebuilds their usage, in one transaction.
 
-    `connections` are the configured connections (name, tenant_id, client_id, scope, cloud): no secrets.
+    `days` is a contiguous range (a partition range). `connections` are the configured connections
+    (name, tenant_id, client_id, scope, cloud): no secrets.
     """
+    first, last = min(days), max(days)
+    if len(days) != (last - first).days + 1:
+        raise ValueError(f"days must be a contiguous range, got {len(days)} days from {first} to {last}")
     landing = Landing(landing_root)
     names = [c["name"] for c in connections]
     landed = list(_landed_days(landing, names, days))
     accounts = _accounts_frame(landed)
     sync_state = _sync_state_frame(landed)
     events = _events_frame(landing, names)
-    point_files = [str(landing.points_path(c, d)) for c, d, _ in landed]
     summary = WriteSummary(days=days)
+    in_range = {"first": first, "last": last}
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("landed_days", sync_state)
-            con.execute(f"DELETE FROM {SCHEMA}.metric_points WHERE (connection, usage_date) IN "
-                        "(SELECT (connection, usage_date) FROM landed_days)")
-            if point_files:
-                con.execute(
-                    f"INSERT INTO {SCHEMA}.metric_points SELECT regexp_extract(filename, 'connection=([^/]+)', 1), "
-                    "CAST(\"timestamp\" AS DATE), resource_id, family, metric, deployment, model_name, model_version, "
-                    "metric_region, \"timestamp\", total FROM read_parquet($files, filename = true)",
-                    {"files": point_files})
-            con.execute(f"DELETE FROM {SCHEMA}.syncs WHERE (connection, usage_date) IN "
-                        "(SELECT (connection, usage_date) FROM landed_days)")
+            _create_metric_points_view(con, landing)
+            _replace_landed_rows(con, "syncs")
             con.execute(f"INSERT INTO {SCHEMA}.syncs BY NAME SELECT * FROM landed_days")
-            con.execute(f"DELETE FROM {SCHEMA}.accounts WHERE (connection, usage_date) IN "
-                        "(SELECT (connection, usage_date) FROM landed_days)")
+            _replace_landed_rows(con, "accounts")
             con.register("new_accounts", accounts)
             con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * FROM new_accounts")
             all_accounts = con.execute(
-                f"SELECT * FROM {SCHEMA}.accounts WHERE usage_date IN (SELECT unnest($days))", {"days": days}).pl()
-            usage = build_usage(con, days, names, all_accounts, sync_state)
-            con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date IN (SELECT unnest($days))", {"days": days})
+                f"SELECT * FROM {SCHEMA}.accounts WHERE usage_date BETWEEN $first AND $last", in_range).pl()
+            all_state = con.execute(
+                f"SELECT * FROM {SCHEMA}.syncs WHERE usage_date BETWEEN $first AND $last", in_range).pl()
+            usage = build_usage(con, _landed_points(landed, landing), names, all_accounts, all_state)
+            con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last", in_range)
             con.register("new_usage", usage)
             con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
             con.register("new_events", events)
@@ -197,8 +218,8 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
 
 def usage_checks(con, days: list[date]) -> dict[str, tuple[bool, str]]:
     """Checks on the rebuilt days, inside the write transaction: name -> (passed, description)."""
-    params = {"days": days}
-    in_days = "usage_date IN (SELECT unnest($days))"
+    params = {"first": min(days), "last": max(days)}
+    in_days = "usage_date BETWEEN $first AND $last"
     duplicates = con.execute(
         f"SELECT count(*) FROM (SELECT {', '.join(GRAIN)} FROM {SCHEMA}.usage_daily WHERE {in_days} "
         "GROUP BY ALL HAVING count(*) > 1)", params).fetchone()[0]
@@ -227,11 +248,12 @@ def usage_checks(con, days: list[date]) -> dict[str, tuple[bool, str]]:
 
 
 def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
-    """Deletes one connection's rows from every table (for `doow-azure disconnect --purge-data`)."""
+    """Deletes one connection's rows from every table (for `doow-azure disconnect --purge-data`); its raw
+    points live in the landing files (the metric_points view), which `Landing.purge` deletes."""
     counts = {}
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
-        for table in ("usage_daily", "metric_points", "accounts", "syncs", "sync_events", "connections"):
+        for table in ("usage_daily", "accounts", "syncs", "sync_events", "connections"):
             counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]).fetchone()[0]
         con.execute("COMMIT")
     return counts
