@@ -61,7 +61,8 @@ class Landing:
         return self.root / "events" / f"connection={connection}"
 
     def write_day(self, manifest: DayManifest, points: pl.DataFrame) -> None:
-        day_points = points.select(list(POINT_SCHEMA))
+        # Sorted so a day's file is the same bytes whatever order the extraction threads finished in.
+        day_points = points.select(list(POINT_SCHEMA)).sort(list(POINT_SCHEMA), nulls_last=True)
         _atomic_write(self.points_path(manifest.connection, manifest.day),
                       lambda tmp: day_points.write_parquet(tmp, compression="zstd", statistics=True))
         manifest.rows = day_points.height

@@ -45,6 +45,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             return
         try:
             tls.settimeout(Handler.timeout)
+            # Headers and body leave in separate writes: without TCP_NODELAY, Nagle's algorithm and delayed
+            # ACKs stall every keep-alive response by ~40 ms, which real Azure does not.
+            tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.RequestHandlerClass(tls, client_address, self)
         except (ssl.SSLError, OSError, ValueError):
             pass
