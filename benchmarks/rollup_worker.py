@@ -98,7 +98,7 @@ def _pipeline(spec: dict) -> dict:
 def _floor(spec: dict) -> dict:
     import duckdb
 
-    files = sorted(str(p) for p in Path(spec["landing"]).glob("points/connection=*/day=*.parquet"))
+    files = sorted(str(p) for p in Path(spec["landing"]).glob("points/connection=*/day=*/points.parquet"))
     started = time.perf_counter()
     with duckdb.connect(spec["warehouse"]) as con:
         con.execute("SET TimeZone = 'UTC'")

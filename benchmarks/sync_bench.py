@@ -328,7 +328,7 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
     section.check("no error answers in the request log (throttling, which is retried, aside)",
                   set(stats["by_status"]) <= {"200", "429", "529"}, str(stats["by_status"]))
     landing = Path(result["landing"])
-    files = sorted((landing / "points").glob("connection=*/day=*.parquet"))
+    files = sorted((landing / "points").glob("connection=*/day=*/points.parquet"))
     manifests = sorted((landing / "manifests").glob("connection=*/day=*.json"))
     section.check(f"{DAYS} days landed per connection (points + manifest)",
                   len(files) == len(manifests) == DAYS * len(specs), f"{len(files)} point files, {len(manifests)} "

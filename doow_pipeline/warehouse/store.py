@@ -136,7 +136,7 @@ def build_usage(con, points: pl.LazyFrame, connections: list[str], accounts: pl.
              .join(sync_state.select("usage_date", "connection", "is_final", "synced_at"),
                    on=["usage_date", "connection"], how="left"))
     # Day order keeps DuckDB's per-block min/max useful for date filters.
-    return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort("usage_date", "resource_id")
+    return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort("usage_date")
 
 
 def _create_metric_points_view(con, landing: Landing) -> None:
