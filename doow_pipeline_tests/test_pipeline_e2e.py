@@ -192,6 +192,15 @@ def test_usage_is_rebuilt_from_raw_points_without_calling_azure(project, emulato
     emulator.clear_requests()
     job = build_definitions(config).resolve_job_def("azure_openai_write_usage")
     tags = {"dagster/asset_partition_range_start": str(FIRST_DAY), "dagster/asset_partition_range_end": str(LAST_DAY)}
-    assert job.execute_in_process(tags=tags).success
+    result = job.execute_in_process(tags=tags)
+    assert result.success
     assert emulator.requests() == []
     assert table_hash(config, "usage_daily") == before
+    # One observation per day carries that day's totals, so Dagster plots tokens per partition.
+    observed = {e.event_specific_data.asset_observation.partition:
+                e.event_specific_data.asset_observation.metadata["total_tokens"].value
+                for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+        per_day = dict(con.execute("SELECT strftime(usage_date, '%Y-%m-%d'), sum(total_tokens)::BIGINT "
+                                   "FROM azure_openai.usage_daily GROUP BY ALL").fetchall())
+    assert observed == per_day and len(per_day) == 30

@@ -212,11 +212,12 @@ def _usage_metadata(summary: WriteSummary, preview: pl.DataFrame) -> dict:
     return {
         "dagster/row_count": summary.usage_rows,
         "dagster/column_schema": USAGE_SCHEMA,
-        "total_tokens": sum(summary.tokens_per_day.values()),
+        "range_total_tokens": sum(t["total_tokens"] for t in summary.totals_per_day.values()),
         "tokens_per_day": dg.MetadataValue.table(
-            records=[dg.TableRecord({"usage_date": d, "total_tokens": t}) for d, t in summary.tokens_per_day.items()],
-            schema=dg.TableSchema(columns=[dg.TableColumn("usage_date", "date"),
-                                           dg.TableColumn("total_tokens", "int")])),
+            records=[dg.TableRecord({"usage_date": d, **t}) for d, t in summary.totals_per_day.items()],
+            schema=dg.TableSchema(columns=[dg.TableColumn("usage_date", "date")] + [
+                dg.TableColumn(name, "int") for name in ("usage_rows", "input_tokens", "output_tokens",
+                                                         "total_tokens")])),
         "preview": dg.MetadataValue.md(_markdown_table(preview.columns, preview.rows())),
     }
 
@@ -248,6 +249,10 @@ def build_usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefi
     def write_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         days = partition_days(context)
         summary = write_partitions(warehouse.warehouse_path, warehouse.landing_path, connections, days)
+        # One observation per day with that day's totals, so Dagster plots tokens per partition even when a
+        # backfill writes a whole range in one run.
+        for day, totals in summary.totals_per_day.items():
+            context.log_event(dg.AssetObservation(asset_key=USAGE_DAILY_KEY, partition=day, metadata=totals))
         yield dg.MaterializeResult(asset_key=USAGE_DAILY_KEY, metadata=_usage_metadata(summary, summary.preview))
         yield dg.MaterializeResult(asset_key=ACCOUNTS_KEY, metadata={"dagster/row_count": summary.accounts})
         for name, (passed, description) in summary.check_results.items():

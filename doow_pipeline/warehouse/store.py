@@ -64,7 +64,7 @@ class WriteSummary:
     raw_points: int = 0
     accounts: int = 0
     events: int = 0
-    tokens_per_day: dict[str, int] = field(default_factory=dict)
+    totals_per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> rows and token sums
     check_results: dict[str, tuple[bool, str]] = field(default_factory=dict)
     preview: pl.DataFrame | None = None  # the largest rows written, for a glance in the Dagster UI
 
@@ -209,10 +209,10 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
     summary.raw_points = sum(m.rows for _, _, m in landed)
     summary.accounts = accounts.height
     summary.events = events.height
-    summary.tokens_per_day = {
-        str(row["usage_date"]): int(row["total_tokens"])
-        for row in usage.group_by("usage_date").agg(pl.col("total_tokens").sum()).sort("usage_date").iter_rows(
-            named=True)}
+    per_day = usage.group_by("usage_date").agg(
+        pl.len().alias("usage_rows"), pl.col("input_tokens").sum(), pl.col("output_tokens").sum(),
+        pl.col("total_tokens").sum()).sort("usage_date")
+    summary.totals_per_day = {str(row.pop("usage_date")): row for row in per_day.iter_rows(named=True)}
     return summary
 
 
