@@ -22,8 +22,9 @@ test-fast: setup
 bench: setup  ## benchmarks/ (see benchmarks/README.md)
 	$(PY) -m benchmarks.run
 
-dev: setup  ## Dagster UI on the demo project (run `make demo` first)
+dev: setup  ## Dagster UI on the demo project (first: python -m doow_pipeline_tests.demo --keep-running)
 	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home DOOW_CONNECTIONS=$(CURDIR)/.demo/connections.yaml \
+	DOOW_NOW=2026-11-20T06:00:00Z \
 	  sh -c 'mkdir -p "$$DAGSTER_HOME" && cp -n dagster.yaml "$$DAGSTER_HOME"/ ; .venv/bin/dagster dev -w workspace.yaml'
 
 clean:

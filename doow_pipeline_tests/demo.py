@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=30, help="complete UTC days to sync before the frozen now")
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
+    parser.add_argument("--keep-running", action="store_true",
+                        help="keep the emulator serving after the sync (for `make dev`), until Ctrl-C")
     args = parser.parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     workdir = args.workdir.resolve()
@@ -76,7 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(first_day), "--to", str(last_day)]
         console.print("$ DOOW_CONNECTIONS=" + str(config) + " doow-azure sync --from " + f"{first_day} --to {last_day}")
         code = subprocess.call(command, env=env)
-    print_usage_summary(workdir / "doow.duckdb", console)
+        print_usage_summary(workdir / "doow.duckdb", console)
+        if args.keep_running:
+            console.print(f"The emulator keeps serving {config}'s endpoints. In another terminal: make dev "
+                          "(Dagster UI on this project). Ctrl-C stops the emulator.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
     console.print(f"Warehouse: {workdir / 'doow.duckdb'}  (try: duckdb {workdir / 'doow.duckdb'} "
                   "-c 'FROM azure_openai.usage_daily LIMIT 10')")
     # The research connection includes an account its principal cannot read: a failed WARN check is the
