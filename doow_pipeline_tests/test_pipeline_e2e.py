@@ -204,3 +204,12 @@ def test_usage_is_rebuilt_from_raw_points_without_calling_azure(project, emulato
         per_day = dict(con.execute("SELECT strftime(usage_date, '%Y-%m-%d'), sum(total_tokens)::BIGINT "
                                    "FROM azure_openai.usage_daily GROUP BY ALL").fetchall())
     assert observed == per_day and len(per_day) == 30
+
+
+def test_truncation_that_narrowing_cannot_resolve_fails_its_check(project):
+    # top=1: a deployment whose model version changed inside the range (gpt-4o, 2026-10-15) has two
+    # series on its own, so even the per-deployment query reaches top and the result cannot be trusted.
+    connections = [ConnectionSpec("weu", RG_READER, PROD_WEU_RG)]
+    config, reports = project(connections, first=NOW.date() - timedelta(days=40), top=1)
+    text = failed_checks(reports["fetch_weu"])["no_series_truncated"]
+    assert "aoai-prod-weu" in text and "Raise settings.top" in text
