@@ -160,10 +160,6 @@ def env_without(text: str | None, name: str) -> str:
     return "".join(b.original.string for b in _bindings(text or "") if b.error or b.key != name)
 
 
-def env_has(text: str | None, name: str) -> bool:
-    return any(b.key == name and not b.error for b in _bindings(text or ""))
-
-
 # ---- connections.yaml ---------------------------------------------------------------------------------------------
 
 def _yaml_scalar(value) -> str:
@@ -372,7 +368,3 @@ def _mapping_name(node) -> str | None:
             return value.value
     return None
 
-
-def connection_names(text: str | None) -> list[str]:
-    data = _load(text or "")
-    return [c.get("name") for c in data.get("connections") or [] if isinstance(c, dict)]

@@ -410,10 +410,3 @@ def _dim(dims: dict[str, str], name: str) -> str | None:
     value = dims.get(name)
     return None if value in (None, "", "__Empty") else value
 
-
-def verify(connection: Connection, secret: str, endpoints: Endpoints | None = None, **kwargs) -> Verification:
-    """Runs every step and returns the verification (no progress reporting)."""
-    verifier = ConnectionVerifier(connection, secret, endpoints, **kwargs)
-    for _ in verifier.run():
-        pass
-    return verifier.result

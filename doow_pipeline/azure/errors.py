@@ -24,10 +24,6 @@ class AzureProblem:
     fix: str
     detail: str = ""
 
-    @property
-    def blocks_credentials(self) -> bool:
-        return self.code in ("wrong_secret", "expired_secret", "unknown_app", "unknown_tenant")
-
     def __str__(self) -> str:
         return f"{self.cause} Fix: {self.fix}"
 

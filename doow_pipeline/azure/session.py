@@ -15,7 +15,6 @@ from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.monitor.querymetrics import MetricsClient
 
-ARM_AUDIENCE = "https://management.azure.com"
 COGNITIVE_API_VERSION = "2024-10-01"
 
 # (authority host, ARM endpoint, ARM audience, batch metrics endpoint template, metrics audience)

@@ -63,7 +63,6 @@ class WriteSummary:
     usage_rows: int = 0
     raw_points: int = 0
     accounts: int = 0
-    events: int = 0
     totals_per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> rows and token sums
     check_results: dict[str, tuple[bool, str]] = field(default_factory=dict)
     preview: pl.DataFrame | None = None  # the largest rows written, for a glance in the Dagster UI
@@ -214,7 +213,6 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
         "output_tokens", "requests", "metric_family")
     summary.raw_points = sum(m.rows for _, _, m in landed)
     summary.accounts = accounts.height
-    summary.events = events.height
     per_day = usage.group_by("usage_date").agg(
         pl.len().alias("usage_rows"), pl.col("input_tokens").sum(), pl.col("output_tokens").sum(),
         pl.col("total_tokens").sum()).sort("usage_date")
