@@ -185,11 +185,9 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
             _replace_landed_rows(con, "accounts")
             con.register("new_accounts", accounts)
             con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * FROM new_accounts")
-            all_accounts = con.execute(
-                f"SELECT * FROM {SCHEMA}.accounts WHERE usage_date BETWEEN $first AND $last", in_range).pl()
-            all_state = con.execute(
-                f"SELECT * FROM {SCHEMA}.syncs WHERE usage_date BETWEEN $first AND $last", in_range).pl()
-            usage = build_usage(con, _landed_points(landed, landing), names, all_accounts, all_state)
+            # Usage is built from the landed (connection, day) files only, so the accounts and sync state
+            # just loaded from the same manifests are all the metadata it needs.
+            usage = build_usage(con, _landed_points(landed, landing), names, accounts, sync_state)
             con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last", in_range)
             con.register("new_usage", usage)
             con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
