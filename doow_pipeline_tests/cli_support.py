@@ -17,22 +17,26 @@ from doow_pipeline.cli import app
 
 from .azure_emulator import DEMO_SCENARIO
 from .azure_emulator.scenario import load_scenario
+from .demo import (  # noqa: F401  (the demo identifiers, re-exported for the CLI tests)
+    DEV,
+    EMPTY_SCOPE,
+    EXPIRED,
+    LEGACY_ACCOUNT,
+    NO_USAGE,
+    ONE_ACCOUNT,
+    PROD,
+    PROD_WEU_RG,
+    RESEARCH,
+    RESTRICTED_ACCOUNT,
+    RG_READER,
+    SANDBOX_RG,
+    SHARED,
+    TENANT,
+)
+from .demo import MAIN_PRINCIPAL as MAIN  # noqa: F401
 
 SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()
-TENANT = "8c1f4a6e-2b3d-4e5f-9a0b-1c2d3e4f5a60"
-MAIN = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e501"
-RG_READER = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e502"
-EXPIRED = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e503"
-ONE_ACCOUNT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e504"
-EMPTY_SCOPE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e505"
-NO_USAGE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e506"
-PROD, DEV, RESEARCH, SHARED = (f"/subscriptions/3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d0{i}" for i in (1, 2, 3, 4))
-PROD_WEU_RG = f"{PROD}/resourceGroups/rg-ai-prod-weu"
-SANDBOX_RG = f"{DEV}/resourceGroups/rg-dev-sandbox"
-LEGACY_ACCOUNT = f"{DEV}/resourceGroups/rg-ai-dev/providers/Microsoft.CognitiveServices/accounts/aoai-dev-legacy"
-RESTRICTED_ACCOUNT = (f"{RESEARCH}/resourceGroups/rg-research-restricted/providers/Microsoft.CognitiveServices/"
-                      "accounts/ais-research-restricted")
 WRONG_SECRET = "wrong-secret-" + uuid.uuid4().hex
 # Every secret a test may type: none may ever appear in any output.
 ALL_SECRETS = sorted({p.secret for p in SCENARIO.principals.values()} | {WRONG_SECRET})

@@ -27,8 +27,20 @@ from .azure_emulator.fixture import run_emulator
 from .azure_emulator.scenario import load_scenario
 from .project import ConnectionSpec, write_project
 
+# Identifiers of the demo estate (scenarios/demo.yaml says what each principal and scope is for).
+TENANT = "8c1f4a6e-2b3d-4e5f-9a0b-1c2d3e4f5a60"
 MAIN_PRINCIPAL = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e501"
-PROD, DEV, RESEARCH = (f"/subscriptions/3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d0{i}" for i in (1, 2, 3))
+RG_READER = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e502"
+EXPIRED = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e503"
+ONE_ACCOUNT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e504"
+EMPTY_SCOPE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e505"
+NO_USAGE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e506"
+PROD, DEV, RESEARCH, SHARED = (f"/subscriptions/3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d0{i}" for i in (1, 2, 3, 4))
+PROD_WEU_RG = f"{PROD}/resourceGroups/rg-ai-prod-weu"
+SANDBOX_RG = f"{DEV}/resourceGroups/rg-dev-sandbox"
+LEGACY_ACCOUNT = f"{DEV}/resourceGroups/rg-ai-dev/providers/Microsoft.CognitiveServices/accounts/aoai-dev-legacy"
+RESTRICTED_ACCOUNT = (f"{RESEARCH}/resourceGroups/rg-research-restricted/providers/Microsoft.CognitiveServices/"
+                      "accounts/ais-research-restricted")
 DEMO_CONNECTIONS = [
     ConnectionSpec("prod", MAIN_PRINCIPAL, PROD),
     ConnectionSpec("dev", MAIN_PRINCIPAL, DEV),

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO, SCALE_SCENARIO
 from doow_pipeline_tests.azure_emulator.catalogue import AZURE_OPENAI, METRICS, MODELS, metrics_for_families
 from doow_pipeline_tests.azure_emulator.scenario import Principal, load_scenario, scenario_from_dict
+from doow_pipeline_tests.demo import EMPTY_SCOPE, EXPIRED, NO_USAGE, ONE_ACCOUNT, RG_READER
+from doow_pipeline_tests.demo import MAIN_PRINCIPAL as MAIN
 from doow_pipeline_tests.azure_emulator.usage import (
     EMPTY,
     atom_amount,
@@ -35,13 +37,6 @@ UTC = timezone.utc
 QUANTITIES = ("input_tokens", "output_tokens", "total_tokens", "requests")
 AI_KINDS = ("OpenAI", "AIServices")
 
-# Demo principals by role (client ids as written in demo.yaml).
-MAIN = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e501"
-RG_READER = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e502"
-EXPIRED = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e503"
-ONE_ACCOUNT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e504"
-EMPTY_SCOPE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e505"
-NO_USAGE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e506"
 
 GENERATOR_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

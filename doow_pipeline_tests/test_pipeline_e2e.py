@@ -20,19 +20,23 @@ from doow_pipeline.runs import sync_range
 
 from .azure_emulator import DEMO_SCENARIO
 from .azure_emulator.scenario import load_scenario
-from .demo import DEMO_CONNECTIONS, DEV, MAIN_PRINCIPAL, PROD, RESEARCH
+from .demo import (
+    DEMO_CONNECTIONS,
+    DEV,
+    EMPTY_SCOPE,
+    MAIN_PRINCIPAL,
+    NO_USAGE,
+    ONE_ACCOUNT,
+    PROD,
+    PROD_WEU_RG,
+    RESEARCH,
+    RG_READER,
+    SHARED,
+)
 from .project import ConnectionSpec, expected_usage, secret_env_name, write_project
 
 pytestmark = pytest.mark.slow
 
-RG_READER = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e502"
-ONE_ACCOUNT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e504"
-EMPTY_SCOPE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e505"
-NO_USAGE = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e506"
-SHARED = "/subscriptions/3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d04"
-PROD_WEU_RG = f"{PROD}/resourceGroups/rg-ai-prod-weu"
-RESTRICTED = f"{RESEARCH}/resourceGroups/rg-research-restricted/providers/Microsoft.CognitiveServices/accounts/" \
-             "ais-research-restricted"
 SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()
 LAST_DAY = NOW.date() - timedelta(days=1)
