@@ -78,9 +78,8 @@ def account_metrics(account: Account) -> tuple[MetricSpec, ...]:
     return metrics_for_families(account.families)
 
 
-def resolve_metrics(account: Account, names: list[str]) -> list[MetricSpec]:
-    """Canonical specs for requested names (case-insensitive); the flat 400 for an unknown one."""
-    available = account_metrics(account)
+def _resolve(names: list[str], available) -> list[MetricSpec]:
+    """Canonical specs for requested names (case-insensitive), each once; the flat 400 for an unknown one."""
     by_lower = {m.name.lower(): m for m in available}
     specs = []
     for name in names:
@@ -94,18 +93,14 @@ def resolve_metrics(account: Account, names: list[str]) -> list[MetricSpec]:
     return specs
 
 
+def resolve_metrics(account: Account, names: list[str]) -> list[MetricSpec]:
+    """Validation against the metrics the account defines."""
+    return _resolve(names, account_metrics(account))
+
+
 def resolve_namespace_metrics(names: list[str]) -> list[MetricSpec]:
     """For getBatch: validation against the namespace's catalogue (resource independent)."""
-    specs = []
-    for name in names:
-        spec = METRICS_BY_LOWER_NAME.get(name.lower())
-        if spec is None:
-            raise QueryError(
-                "Failed to find metric configuration for provider: Microsoft.CognitiveServices, resource Type: "
-                f"accounts, metric: {name}, Valid metrics: {','.join(METRICS_BY_LOWER_NAME[k].name for k in METRICS_BY_LOWER_NAME)}")
-        if spec not in specs:
-            specs.append(spec)
-    return specs
+    return _resolve(names, list(METRICS_BY_LOWER_NAME.values()))
 
 
 def effective_filter(specs: list[MetricSpec], query_filter: Filter | None, validate: bool) -> dict[str, Filter | None]:
