@@ -18,9 +18,9 @@ from doow_pipeline.config import load_config
 from doow_pipeline.definitions import build_definitions
 from doow_pipeline.runs import sync_range
 
-from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.scenario import load_scenario
-from .demo import (
+from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
+from doow_pipeline_tests.azure_emulator.scenario import load_scenario
+from doow_pipeline_tests.demo import (
     DEMO_CONNECTIONS,
     DEV,
     EMPTY_SCOPE,
@@ -33,7 +33,7 @@ from .demo import (
     RG_READER,
     SHARED,
 )
-from .project import ConnectionSpec, expected_usage, secret_env_name, write_project
+from doow_pipeline_tests.project import ConnectionSpec, expected_usage, secret_env_name, write_project
 
 pytestmark = pytest.mark.slow
 

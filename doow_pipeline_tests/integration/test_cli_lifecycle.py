@@ -15,7 +15,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from .cli_support import (
+from doow_pipeline_tests.cli_support import (
     DEV,
     EMPTY_SCOPE,
     EXPIRED,
@@ -36,7 +36,7 @@ from .cli_support import (
     restore_environ,
     secret_of,
 )
-from .project import ConnectionSpec, write_project
+from doow_pipeline_tests.project import ConnectionSpec, write_project
 
 pytestmark = pytest.mark.slow
 

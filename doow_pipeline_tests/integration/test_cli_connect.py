@@ -15,7 +15,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from .cli_support import (
+from doow_pipeline_tests.cli_support import (
     ALL_SECRETS,
     DEV,
     EMPTY_SCOPE,

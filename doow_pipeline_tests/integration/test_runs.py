@@ -16,10 +16,10 @@ from polars.testing import assert_frame_equal
 from doow_pipeline.config import load_config
 from doow_pipeline.definitions import build_definitions
 
-from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.scenario import load_scenario
-from .demo import DEMO_CONNECTIONS, MAIN_PRINCIPAL, PROD
-from .project import ConnectionSpec, expected_usage, secret_env_name, write_project
+from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
+from doow_pipeline_tests.azure_emulator.scenario import load_scenario
+from doow_pipeline_tests.demo import DEMO_CONNECTIONS, MAIN_PRINCIPAL, PROD
+from doow_pipeline_tests.project import ConnectionSpec, expected_usage, secret_env_name, write_project
 
 SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()

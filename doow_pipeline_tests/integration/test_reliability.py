@@ -17,10 +17,10 @@ import pytest
 from doow_pipeline.config import load_config
 from doow_pipeline.runs import sync_range
 
-from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.scenario import load_scenario
-from .demo import MAIN_PRINCIPAL, PROD, RESEARCH
-from .project import ConnectionSpec, secret_env_name, write_project
+from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
+from doow_pipeline_tests.azure_emulator.scenario import load_scenario
+from doow_pipeline_tests.demo import MAIN_PRINCIPAL, PROD, RESEARCH
+from doow_pipeline_tests.project import ConnectionSpec, secret_env_name, write_project
 
 pytestmark = pytest.mark.slow
 

@@ -19,14 +19,14 @@ import pytest
 from doow_pipeline.config import load_config
 from doow_pipeline.definitions import build_definitions
 
-from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.scenario import load_scenario
-from .demo import DEMO_CONNECTIONS
-from .project import secret_env_name, write_project
+from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
+from doow_pipeline_tests.azure_emulator.scenario import load_scenario
+from doow_pipeline_tests.demo import DEMO_CONNECTIONS
+from doow_pipeline_tests.project import secret_env_name, write_project
 
 SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
                    "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes"}
 
