@@ -35,9 +35,11 @@ def _iso(moment: datetime) -> str:
 def run(spec: dict) -> dict:
     import polars as pl
 
-    from doow_pipeline.azure.definitions import FAMILY_METRICS, NAMESPACE, FamilyQuery
-    from doow_pipeline.azure.extract import POINT_SCHEMA
-    from doow_pipeline.azure.session import AzureSession, CloudEndpoints
+    from doow_pipeline.azure.metric_definitions import FamilyQuery
+from doow_pipeline.core.metrics import FAMILY_METRICS, NAMESPACE
+    from doow_pipeline.core.metrics import POINT_SCHEMA
+    from doow_pipeline.azure.clouds import CloudEndpoints
+from doow_pipeline.azure.session import AzureSession
     from doow_pipeline.config import Endpoints
 
     endpoints = CloudEndpoints.for_cloud("AzureCloud", Endpoints(**spec["endpoints"]))

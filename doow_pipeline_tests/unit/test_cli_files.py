@@ -11,8 +11,8 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from doow_pipeline import connection_files as files
-from doow_pipeline.cli_connections import sparkline
+from doow_pipeline.cli import files
+from doow_pipeline.cli.output import sparkline
 
 PROD = SimpleNamespace(name="prod", tenant_id="t", client_id="c", client_secret_env="DOOW_SECRET_PROD",
                        scope="/subscriptions/x", cloud="AzureCloud")

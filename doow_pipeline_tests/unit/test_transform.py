@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import polars as pl
 
-from doow_pipeline.azure.extract import POINT_SCHEMA
+from doow_pipeline.core.metrics import POINT_SCHEMA
 from doow_pipeline.usage.transform import roll_up_daily
 
 RID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a"

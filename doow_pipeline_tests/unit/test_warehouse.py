@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from doow_pipeline.warehouse.schema import DDL
-from doow_pipeline.warehouse.store import usage_checks, write_partitions
+from doow_pipeline.warehouse.checks import usage_checks
+from doow_pipeline.warehouse.store import write_partitions
 
 DAY = date(2026, 11, 1)
 RID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a"
@@ -29,8 +30,12 @@ def con():
     connection.close()
 
 
+def by_name(outcomes) -> dict[str, tuple[bool, str]]:
+    return {o.name: (o.passed, o.description) for o in outcomes}
+
+
 def test_checks_pass_on_clean_rows(con):
-    results = usage_checks(con, pl.DataFrame([row(), row(deployment="e")]), [DAY])
+    results = by_name(usage_checks(con, pl.DataFrame([row(), row(deployment="e")]), [DAY]))
     assert all(passed for passed, _ in results.values()), results
 
 
@@ -40,7 +45,7 @@ def test_checks_catch_duplicates_inconsistent_tokens_and_mixed_families(con):
         row(deployment="x", total_tokens=99),                        # input + output <> total
         row(deployment="y"), row(deployment="y", model_name=None, metric_family="azure_openai"),  # both families
     ])
-    results = usage_checks(con, usage, [DAY])
+    results = by_name(usage_checks(con, usage, [DAY]))
     assert results["unique_grain"] == (False, "1 duplicate grain key(s)")
     assert results["tokens_consistent"][0] is False and results["tokens_consistent"][1].startswith("1 row(s)")
     assert results["single_metric_family"][0] is False and results["single_metric_family"][1].startswith("1 ")
@@ -51,7 +56,7 @@ def test_overlap_check_names_the_account_and_connections(con):
                 "(?, 'a_conn', 't', 's', 'rg', 'a', ?, 'OpenAI', 'eastus', true, 'batch', 'models', now()::TIMESTAMP),"
                 "(?, 'b_conn', 't', 's', 'rg', 'a', ?, 'OpenAI', 'eastus', true, 'batch', 'models', now()::TIMESTAMP)",
                 [DAY, RID, DAY, RID])
-    passed, text = usage_checks(con, pl.DataFrame([row()]), [DAY])["no_overlapping_scopes"]
+    passed, text = by_name(usage_checks(con, pl.DataFrame([row()]), [DAY]))["no_overlapping_scopes"]
     assert not passed and f"{RID} via a_conn, b_conn" in text
 
 

@@ -25,16 +25,10 @@ import yaml
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from ..config import Connection
+from ..core.problems import ConnectionFileError
+
 ENV_FILE_MODE = 0o600
-
-
-class ConnectionFileError(ValueError):
-    """The files cannot be edited as asked (unknown connection, unparseable file, unstorable secret)."""
-
-
-def secret_env_name(connection: str) -> str:
-    """The environment variable holding a connection's client secret: DOOW_SECRET_<NAME>."""
-    return f"DOOW_SECRET_{connection.upper()}"
 
 
 # ---- atomic writes ------------------------------------------------------------------------------------------
@@ -259,7 +253,7 @@ def _verified(candidate: str, expected: dict) -> str:
     return _dump(expected)
 
 
-def _connection_dict(connection) -> dict:
+def _connection_dict(connection: Connection) -> dict[str, str]:
     return {"name": connection.name, "tenant_id": connection.tenant_id, "client_id": connection.client_id,
             "client_secret_env": connection.client_secret_env, "scope": connection.scope, "cloud": connection.cloud}
 

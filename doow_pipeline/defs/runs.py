@@ -14,9 +14,18 @@ from datetime import date
 
 import dagster as dg
 
-from .config import ProjectConfig
-from .definitions import build_definitions, fetch_job_name
-from .defs.schedules import WRITE_JOB
+from ..config import ProjectConfig
+from .connection import fetch_job_name
+from .jobs import WRITE_JOB
+from .project import build_definitions
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    name: str  # "<asset key>:<check name>"
+    passed: bool
+    severity: str
+    description: str
 
 
 @dataclass
@@ -24,7 +33,11 @@ class RunReport:
     job: str
     success: bool
     failure: str | None = None
-    checks: list[tuple[str, bool, str, str]] = field(default_factory=list)  # (check, passed, severity, text)
+    checks: list[CheckReport] = field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[CheckReport]:
+        return [c for c in self.checks if not c.passed]
 
 
 def instance() -> dg.DagsterInstance:
@@ -36,14 +49,15 @@ def _report(job: str, result: dg.ExecuteInProcessResult) -> RunReport:
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
-            report.checks.append((f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}",
-                                  evaluation.passed, evaluation.severity.value, evaluation.description or ""))
+            report.checks.append(CheckReport(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}",
+                                             evaluation.passed, evaluation.severity.value,
+                                             evaluation.description or ""))
         elif event.event_type_value == "STEP_FAILURE" and report.failure is None:
-            error = event.event_specific_data.error
-            cause = error
+            data = event.event_specific_data
+            cause = data.error
             while cause.cause is not None:
                 cause = cause.cause
-            user = getattr(event.event_specific_data, "user_failure_data", None)
+            user = getattr(data, "user_failure_data", None)
             report.failure = (user.description if user and user.description else cause.message.strip())
     return report
 
