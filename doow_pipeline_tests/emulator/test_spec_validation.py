@@ -156,7 +156,8 @@ def test_metric_definition_examples_deserialize_through_mgmt_monitor(rel, monito
         assert definition.name.value == raw_definition["name"]["value"]
         assert definition.unit == raw_definition.get("unit")
         assert definition.primary_aggregation_type == raw_definition.get("primaryAggregationType")
-        assert [d.value for d in definition.dimensions or []] == [d["value"] for d in raw_definition.get("dimensions", [])]
+        raw_dimensions = raw_definition.get("dimensions", [])
+        assert [d.value for d in definition.dimensions or []] == [d["value"] for d in raw_dimensions]
         for availability in definition.metric_availabilities or []:
             assert isinstance(availability.time_grain, timedelta)
 
@@ -176,7 +177,8 @@ def test_batch_examples_deserialize_through_querymetrics(rel):
             assert metric.unit == raw_metric["unit"]
             assert metric.id == raw_metric["id"]
             for series, raw_series in zip(metric.timeseries, raw_metric["timeseries"]):
-                assert series.metadata_values == {m["name"]["value"]: m["value"] for m in raw_series.get("metadatavalues", [])}
+                raw_metadata = raw_series.get("metadatavalues", [])
+                assert series.metadata_values == {m["name"]["value"]: m["value"] for m in raw_metadata}
                 assert [p.total for p in series.data] == [p.get("total") for p in raw_series.get("data", [])]
                 assert [p.average for p in series.data] == [p.get("average") for p in raw_series.get("data", [])]
                 assert all(isinstance(p.timestamp, datetime) for p in series.data)
@@ -345,7 +347,8 @@ def test_error_bodies_wrapped_and_flat():
 
 
 def test_error_bodies_reject_wrong_types():
-    _only_problem_mentions(validate_response("error", 429, {"error": {"code": 429, "message": "m"}}), "is not of type 'string'")
+    problems = validate_response("error", 429, {"error": {"code": 429, "message": "m"}})
+    _only_problem_mentions(problems, "is not of type 'string'")
     body = {"error": {"code": "C", "message": "m", "details": {"code": "D"}}}
     _only_problem_mentions(validate_response("batch", 400, body), "$.error.details", "is not of type 'array'")
 
@@ -368,7 +371,8 @@ def test_assert_valid_response_raises_with_the_problems():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown response kind"):
         validate_response("deployments", 200, {})
-    assert set(KINDS) == {"subscriptions", "accounts_list", "account", "metric_definitions", "metrics", "batch", "error"}
+    assert set(KINDS) == {"subscriptions", "accounts_list", "account", "metric_definitions", "metrics", "batch",
+                          "error"}
 
 
 def test_validators_are_compiled_once():
@@ -452,7 +456,8 @@ def test_swagger_conversion_rules(tmp_path):
     (tmp_path / "svc").mkdir()
     (tmp_path / "common" / "types.json").write_text(json.dumps({"definitions": {
         "Base": {"properties": {"id": {"type": "string", "readOnly": True}}, "required": ["id"]},
-        "Node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}}},
+        "Node": {"type": "object",
+                 "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}}},
     }}))
     (tmp_path / "svc" / "api.json").write_text(json.dumps({"definitions": {
         "Thing": {

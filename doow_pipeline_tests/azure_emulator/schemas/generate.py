@@ -12,7 +12,8 @@ Spec files read (paths below `specification/`), and the definition each schema f
     metrics.json             monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/metrics_API.json  Response
     metric_definitions.json  monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/metricDefinitions_API.json
                              MetricDefinitionCollection
-    batch.json               monitor/data-plane/Microsoft.Insights/stable/2024-02-01/metricBatch.json  MetricResultsResponse
+    batch.json               monitor/data-plane/Microsoft.Insights/stable/2024-02-01/metricBatch.json
+                             MetricResultsResponse
     accounts_list.json       cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/
                              cognitiveservices.json  AccountListResult
     account.json             the same file, Account
