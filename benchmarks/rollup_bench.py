@@ -1,4 +1,4 @@
-"""Benchmark 2 (design §8): roll-up of 10 million raw points into DuckDB.
+"""Benchmark 2: roll-up of 10 million raw points into DuckDB.
 
 A synthetic landing zone (rollup_data.py) is rolled up by the pipeline's `write_partitions` and, side by
 side on the same files, by the floor: one DuckDB GROUP BY into a table (rollup_worker.py). Each run uses a

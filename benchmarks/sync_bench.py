@@ -1,4 +1,4 @@
-"""Benchmark 1 (design §8): the 90-day backfill of the scale estate, against a naive per-resource, per-day
+"""Benchmark 1: the 90-day backfill of the scale estate, against a naive per-resource, per-day
 extractor run side by side against the same emulator.
 
 Pipeline: one connection per subscription (a connection is one principal + one scope; the scale principal
@@ -29,7 +29,7 @@ from benchmarks.common import Section, fmt_mib, fmt_ratio, fmt_s, process_cpu_se
 DAYS = 90
 CONCURRENCY = 8
 TOP = 1000
-BATCH_MAX = 50  # accounts per metrics:getBatch call (Azure's limit; design §3)
+BATCH_MAX = 50  # accounts per metrics:getBatch call (Azure's limit)
 AZURE_OPENAI_KINDS = {"openai", "aiservices"}
 SIZES = {
     # quick: a small estate of the same shape, for a smoke test that finishes well under a minute

@@ -1,8 +1,8 @@
 """The emulator's request handling, independent of sockets: routing, auth, RBAC, throttling, faults,
 endpoint logic, the request log and the spec-validation hook.
 
-Every endpoint answers with Azure's paths, status codes, headers and JSON shapes (see
-../shared/research/azure-monitor-api.md); behaviour the research could not pin down is in quirks.py.
+Every endpoint answers with Azure's paths, status codes, headers and JSON shapes (Microsoft's Azure Monitor
+and ARM REST API documentation); behaviour the documentation does not pin down is in quirks.py.
 """
 
 from __future__ import annotations

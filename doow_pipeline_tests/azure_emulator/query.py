@@ -1,7 +1,7 @@
 """Parsing of Azure Monitor metrics query parameters: timespan, interval, aggregation, top, orderby, $filter.
 
 Shared by the per-resource ARM API and getBatch. Every problem raises QueryError with Azure's text where
-it is known (see research §1.1, §1.4, §4.1); the caller decides whether the body is flat or wrapped.
+it is known (Azure Monitor's documented error texts); the caller decides whether the body is flat or wrapped.
 """
 
 from __future__ import annotations

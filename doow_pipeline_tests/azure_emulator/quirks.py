@@ -1,6 +1,6 @@
-"""Azure behaviour the research could not pin down, as switches (scenario key `quirks:`).
+"""Azure behaviour the documentation does not pin down, as switches (scenario key `quirks:`).
 
-Every default is the best-supported reading of the sources in ../shared/research; a test or a benchmark
+Every default is the best-supported reading of Microsoft's documentation and observed answers; a test or a benchmark
 can flip one to check that the pipeline does not depend on the guess.
 """
 
@@ -24,7 +24,7 @@ class Quirks:
     unfiltered_without_data: str = "empty"
     # Series order when no orderby is given (Azure: undefined). "total desc" or "total asc".
     default_orderby: str = "total desc"
-    # Shape of the metrics RP's 400s on the per-resource ARM API: "flat" {code,message} (research §4.1)
+    # Shape of the metrics RP's 400s on the per-resource ARM API: "flat" {code,message} (documented)
     # or "wrapped" {"error":{...}} (also observed, with additionalInfo).
     arm_rp_errors: str = "flat"
     # Unknown (or inaccessible-type) resource ids inside a getBatch body: "empty" = item with empty
