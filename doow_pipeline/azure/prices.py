@@ -235,7 +235,8 @@ class RetailPricesClient:
         for item in self.iter_items(odata_filter):
             yield RetailPrice.from_item(item)
 
-    def model_prices(self, regions: Iterable[str] | None = None, *, price_type: str = "Consumption") -> list[RetailPrice]:
+    def model_prices(self, regions: Iterable[str] | None = None, *,
+                     price_type: str = "Consumption") -> list[RetailPrice]:
         """Azure OpenAI / Foundry Models prices (token and provisioned meters) in the given regions (all
         regions when None), one query per region, kept when serviceName is either spelling."""
         wanted = sorted({r.lower() for r in regions}) if regions is not None else [None]

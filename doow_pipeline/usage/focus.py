@@ -169,14 +169,16 @@ def validate_focus(frame: pl.DataFrame, tolerance: float = 1e-9) -> list[str]:
     rule("BilledCost is not empty (it comes from Cost Management only)", c("BilledCost").is_not_null())
     rule("EffectiveCost is not empty (it comes from Cost Management only)", c("EffectiveCost").is_not_null())
     rule("ChargePeriodStart is not 00:00 UTC", c("ChargePeriodStart") != c("ChargePeriodStart").dt.truncate("1d"))
-    rule("ChargePeriodEnd is not ChargePeriodStart + 1 day", c("ChargePeriodEnd") != c("ChargePeriodStart").dt.offset_by("1d"))
+    rule("ChargePeriodEnd is not ChargePeriodStart + 1 day",
+         c("ChargePeriodEnd") != c("ChargePeriodStart").dt.offset_by("1d"))
     rule("ConsumedQuantity is not a positive token count", ~(c("ConsumedQuantity") > 0)
          | (c("ConsumedQuantity") != c("ConsumedQuantity").floor()))
-    rule("ResourceId, ResourceName, RegionId or SubAccountId empty", c("ResourceId").is_null() | c("ResourceName").is_null()
-         | c("RegionId").is_null() | c("SubAccountId").is_null())
+    rule("ResourceId, ResourceName, RegionId or SubAccountId empty",
+         c("ResourceId").is_null() | c("ResourceName").is_null() | c("RegionId").is_null()
+         | c("SubAccountId").is_null())
     rule("SubAccountId is not the subscription of ResourceId",
-         c("ResourceId").str.to_lowercase().str.starts_with(pl.format("/subscriptions/{}/", c("SubAccountId").str.to_lowercase()))
-         .not_())
+         c("ResourceId").str.to_lowercase()
+         .str.starts_with(pl.format("/subscriptions/{}/", c("SubAccountId").str.to_lowercase())).not_())
     rule("RegionId is not a lower-case ARM region", c("RegionId") != c("RegionId").str.to_lowercase())
     rule("x_CostStatus is not a known status", ~c("x_CostStatus").is_in(COST_STATUSES))
     priced = c("ListUnitPrice").is_not_null()
@@ -194,7 +196,8 @@ def validate_focus(frame: pl.DataFrame, tolerance: float = 1e-9) -> list[str]:
     rule("ListCost != ListUnitPrice x PricingQuantity",
          priced & ((c("ListCost") - c("ListUnitPrice") * c("PricingQuantity")).abs()
                    > tolerance * (c("ListCost").abs() + 1e-12)))
-    rule("ListCost or ListUnitPrice negative", (c("ListCost").fill_null(0.0) < 0) | (c("ListUnitPrice").fill_null(0.0) < 0))
+    rule("ListCost or ListUnitPrice negative",
+         (c("ListCost").fill_null(0.0) < 0) | (c("ListUnitPrice").fill_null(0.0) < 0))
     rule("BillingCurrency empty", c("BillingCurrency").is_null())
     for column, keys in (("SkuPriceDetails", ("ModelName", "ModelVersion", "TokenType")), ("Tags", ())):
         bad = 0

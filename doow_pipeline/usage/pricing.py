@@ -28,7 +28,8 @@ Meter names are free text ("gpt-4o-0806-Inp-glbl Tokens", "gpt 4o 0806 cached In
 4. A meter matches a row and direction when all hold:
    - the model parts are equal; or the meter omits the model's first token (the vendor) and the product
      name contains it ("DeepSeek-R1" -> "R1 Inp glbl" in "Deepseek model family"); or an alias says so
-     (MODEL_ALIASES: "gpt-5" is metered as "GPT 5 Rsng", the reasoning model);
+     (MODEL_ALIASES: "gpt-5" is metered as "GPT 5 Rsng", the reasoning model; "text-embedding-ada-002"
+     as "embedding-ada");
    - same region: the meter's armRegionName is the account's region (resource_region; Global and Data
      Zone deployments are billed in the account's region too), compared lower-case;
    - same scope and batch as the deployment type (GlobalStandard: global; DataZoneStandard: data zone;
@@ -94,7 +95,11 @@ NEUTRAL_TOKENS = {"std", "standard"}
 VARIANT_TOKENS = {"ft", "finetune", "finetuned", "trng", "training", "hstng", "hosting", "rft", "grader", "rt", "rtime",
                   "aud", "audio", "img", "image", "txt", "tts", "wr", "flex", "pp", "priority", "longco", "shortco",
                   "loco", "shco"}
-MODEL_ALIASES: dict[str, tuple[str, ...]] = {"gpt 5": ("gpt 5 rsng",)}
+# model part of a usage row -> further model parts its meters use
+MODEL_ALIASES: dict[str, tuple[str, ...]] = {
+    "gpt 5": ("gpt 5 rsng",),                       # "GPT 5 Rsng ..." is gpt-5 (the reasoning model)
+    "text embedding ada 002": ("embedding ada",),   # "embedding-ada-glbl Tokens"
+}
 _MMDD = re.compile(r"(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
 _CONTEXT = re.compile(r"\d+k")
 _DATE_VERSION = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
@@ -316,7 +321,8 @@ def _usage_keys(usage: pl.DataFrame, types: DeploymentTypes) -> pl.DataFrame:
 def _explode_models(frame: pl.DataFrame) -> pl.DataFrame:
     names = frame.select("model_name").unique()["model_name"].to_list()
     variants = pl.DataFrame(
-        [{"model_name": n, "u_model": k, "u_vendor": v, "u_context": c} for n in names for k, v, c in model_variants(n)],
+        [{"model_name": n, "u_model": k, "u_vendor": v, "u_context": c}
+         for n in names for k, v, c in model_variants(n)],
         schema={"model_name": pl.String, "u_model": pl.String, "u_vendor": pl.String, "u_context": pl.String},
     )
     return (frame.filter(~pl.col("_provisioned"))

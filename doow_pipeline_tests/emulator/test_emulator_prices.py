@@ -84,7 +84,8 @@ def test_envelope_and_item_fields_are_azures(fresh):
     status, body, headers = raw_get(fresh, q(**{"$filter": "armRegionName eq 'eastus2' and skuName eq 'R1 Inp glbl'"}))
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert list(body) == ENVELOPE
-    assert (body["BillingCurrency"], body["CustomerEntityId"], body["CustomerEntityType"]) == ("USD", "Default", "Retail")
+    assert (body["BillingCurrency"], body["CustomerEntityId"], body["CustomerEntityType"]) == \
+        ("USD", "Default", "Retail")
     assert body["NextPageLink"] is None and body["Count"] == len(body["Items"]) == 1
     item = body["Items"][0]
     assert list(item) == ITEM_FIELDS  # no effectiveEndDate when the price has none
@@ -111,7 +112,8 @@ def test_paging_follows_next_page_link_with_skip(fresh):
     _, first, _ = raw_get(fresh, q(**{"$filter": f"serviceId eq '{MODELS_SERVICE_ID}'"}))
     link = urllib.parse.urlsplit(first["NextPageLink"])
     assert f"{link.scheme}://{link.netloc}" == fresh.arm and link.path == "/api/retail/prices"
-    assert urllib.parse.parse_qs(link.query) == {"$filter": [f"serviceId eq '{MODELS_SERVICE_ID}'"], "$skip": [str(PAGE)]}
+    assert urllib.parse.parse_qs(link.query) == {"$filter": [f"serviceId eq '{MODELS_SERVICE_ID}'"],
+                                                 "$skip": [str(PAGE)]}
 
 
 def test_default_page_size_is_100(tmp_path):

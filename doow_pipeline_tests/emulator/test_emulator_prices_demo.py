@@ -13,8 +13,8 @@ import pytest
 
 from doow_pipeline.azure.prices import RetailPricesClient
 from doow_pipeline.usage.focus import focus_frame, validate_focus
-from doow_pipeline.usage.pricing import (AMBIGUOUS, ASSUMED_DEPLOYMENT_TYPE, BILLED_AS_CAPACITY, COST_STATUSES, NO_METER,
-                                         PRICED, DeploymentTypes, price_usage, prices_frame)
+from doow_pipeline.usage.pricing import (AMBIGUOUS, ASSUMED_DEPLOYMENT_TYPE, BILLED_AS_CAPACITY, COST_STATUSES,
+                                         NO_METER, PRICED, DeploymentTypes, price_usage, prices_frame)
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
@@ -68,7 +68,8 @@ EXPECTED = {
     ("ais-dev-swc", "o3-mini-dev"): O3,
     ("aoai-research-eus2", "gpt-5-research"): G5,
     ("aoai-research-eus2", "o3-mini-research"): O3,
-    ("aoai-research-eus2", "gpt-4o-research"): ("gpt 4o 1120 Inp Data Zone Tokens", "gpt 4o 1120 Outp Data Zone Tokens"),
+    ("aoai-research-eus2", "gpt-4o-research"): ("gpt 4o 1120 Inp Data Zone Tokens",
+                                                "gpt 4o 1120 Outp Data Zone Tokens"),
     ("ais-research-restricted", "deepseek-r1-restricted"): R1,
     ("ais-research-restricted", "gpt-41-restricted"): G41,
 }

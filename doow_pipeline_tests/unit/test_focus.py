@@ -15,8 +15,9 @@ from doow_pipeline.usage.pricing import DeploymentTypes, price_usage, prices_fra
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 
 SUB = "3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c4d01"
-WEU = f"/subscriptions/{SUB}/resourceGroups/rg-ai-prod-weu/providers/Microsoft.CognitiveServices/accounts/aoai-prod-weu"
-EUS2 = f"/subscriptions/{SUB}/resourceGroups/rg-ai-prod-eus2/providers/Microsoft.CognitiveServices/accounts/ais-prod-eus2"
+ACCOUNTS = f"/subscriptions/{SUB}/resourceGroups/{{}}/providers/Microsoft.CognitiveServices/accounts/{{}}"
+WEU = ACCOUNTS.format("rg-ai-prod-weu", "aoai-prod-weu")
+EUS2 = ACCOUNTS.format("rg-ai-prod-eus2", "ais-prod-eus2")
 UTC = timezone.utc
 
 

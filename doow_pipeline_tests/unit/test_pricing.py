@@ -6,7 +6,7 @@ name, region and date, and the expected cost is computed here: tokens / unit x r
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 import polars as pl
 import pytest
@@ -160,7 +160,8 @@ def test_no_meter_without_a_model_name(prices):
 def test_ambiguous_when_two_meters_match(prices):
     got = one(prices, ("aoai-prod-weu", "westeurope", "o3", "o3-mini", "2025-01-31", 2_000_000, 3_000_000))
     assert_unpriced(got, AMBIGUOUS)
-    assert "o3 mini 0131 input glbl Tokens" in got["cost_detail"] and "o3-mini 0131 Inp glbl Tokens" in got["cost_detail"]
+    assert "o3 mini 0131 input glbl Tokens" in got["cost_detail"]
+    assert "o3-mini 0131 Inp glbl Tokens" in got["cost_detail"]
     elsewhere = one(prices, ("aoai-research-eus2", "eastus2", "o3", "o3-mini", "2025-01-31", 2_000_000, 3_000_000))
     assert_priced(elsewhere, "eastus2", "o3 mini 0131 input glbl Tokens", "o3 mini 0131 output glbl Tokens",
                   ASSUMED_DEPLOYMENT_TYPE)
@@ -319,3 +320,15 @@ def test_every_row_keeps_its_columns_and_order(prices):
     out = price_usage(rows, prices, TYPES)
     assert out.select(rows.columns).equals(rows)
     assert out["cost_status"].to_list() == [PRICED, NO_METER, AMBIGUOUS]
+
+
+def test_aliases_for_names_azure_meters_differently():
+    """A hand-made price list in Azure's record shape: ada-002 is metered as "embedding-ada-glbl"."""
+    record = {"meter_id": "00000000-0000-0000-0000-0000000000ad", "meter_name": "embedding-ada-glbl Tokens",
+              "product_name": "Azure OpenAI", "sku_name": "embedding-ada-glbl", "service_name": "Foundry Models",
+              "arm_region_name": "swedencentral", "unit_of_measure": "1K", "retail_price": 0.0001,
+              "currency_code": "USD", "type": "Consumption", "tier_minimum_units": 0.0,
+              "effective_start_date": datetime(2024, 6, 1, tzinfo=timezone.utc), "effective_end_date": None}
+    got = one(prices_frame([record]), ("a", "swedencentral", "global", "text-embedding-ada-002", "2", 400_000, 0), TYPES)
+    assert got["cost_status"] == PRICED and got["input_meter_name"] == "embedding-ada-glbl Tokens"
+    assert got["input_cost"] == pytest.approx(400_000 / 1_000 * 0.0001)
