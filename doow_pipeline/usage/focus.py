@@ -29,6 +29,9 @@ PROVIDER = "Microsoft"
 RESOURCE_TYPE = "Microsoft.CognitiveServices/accounts"
 PRICING_UNITS = {"1K": (1_000, "1000 Tokens"), "1M": (1_000_000, "1000000 Tokens")}
 TOKEN_TYPES = ("Input", "Output")
+# ServiceName: "Azure OpenAI" for OpenAI models (by model-name prefix), "Foundry Models" for the others
+OPENAI_MODEL_PREFIXES = ("gpt-", "gpt4", "o1", "o3", "o4", "text-embedding", "dall-e", "whisper", "tts", "davinci",
+                         "babbage", "codex", "computer-use", "sora")
 
 FOCUS_SCHEMA: dict[str, pl.DataType] = {
     "BilledCost": pl.Float64,
@@ -81,6 +84,8 @@ def focus_frame(priced: pl.DataFrame, tags: Mapping[str, Mapping[str, str]] | No
         _sub=pl.col("resource_id").str.extract(r"(?i)^/subscriptions/([^/]+)", 1),
         _start=pl.col("usage_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         _costed=pl.col("cost_status").is_in(COSTED_STATUSES),
+        _openai=pl.any_horizontal(*(pl.col("model_name").str.to_lowercase().str.starts_with(p)
+                                    for p in OPENAI_MODEL_PREFIXES)).fill_null(False),
     )
     parts = []
     for token_type in TOKEN_TYPES:
@@ -116,7 +121,7 @@ def focus_frame(priced: pl.DataFrame, tags: Mapping[str, Mapping[str, str]] | No
                 ResourceName=pl.col("_resource_name"),
                 ResourceType=pl.lit(RESOURCE_TYPE),
                 ServiceCategory=pl.lit(SERVICE_CATEGORY),
-                ServiceName=pl.lit("Azure OpenAI"),
+                ServiceName=pl.when(pl.col("_openai")).then(pl.lit("Azure OpenAI")).otherwise(pl.lit("Foundry Models")),
                 ServiceSubcategory=pl.lit(SERVICE_SUBCATEGORY),
                 SkuMeter=pl.when(has_price).then(pl.col(f"{d}_meter_name")),
                 SkuPriceDetails=pl.struct(

@@ -73,6 +73,8 @@ def test_columns_of_a_priced_row(focus):
     assert row["ListCost"] == pytest.approx(20.0)
     assert row["BilledCost"] is None and row["EffectiveCost"] is None
     assert row["x_CostBasis"] == COST_BASIS == "RetailListPriceEstimate"
+    assert row["ServiceName"] == "Azure OpenAI"
+    assert focus.filter(pl.col("x_ModelName") == "Phi-4")["ServiceName"].unique().to_list() == ["Foundry Models"]
     assert row["SkuMeter"] == "GPT 5 Rsng outpt Glbl 1M Tokens" and row["SkuPriceId"]
     assert json.loads(row["SkuPriceDetails"]) == {"ModelName": "gpt-5", "ModelVersion": "2025-08-07",
                                                   "TokenType": "Output", "DeploymentType": "GlobalStandard"}
