@@ -25,6 +25,7 @@ from .metrics import (NAMESPACE_LOWER, JsonDoc, MetricsEngine, account_metrics, 
                       resolve_metrics, resolve_namespace_metrics)
 from .query import (QueryError, parse_aggregations, parse_batch_times, parse_bool, parse_filter, parse_interval,
                     parse_metric_names, parse_orderby, parse_timespan, parse_top)
+from .prices import PricesConfig, RetailPricesAPI
 from .quirks import Quirks
 from .rbac import (authorization_failed, can_read_arm, can_read_monitoring, covers, has_subscription_reader,
                    touches_subscription)
@@ -133,6 +134,7 @@ class EmulatorApp:
         self.throttler = Throttler(scenario.throttle)
         self.faults = FaultRegistry(scenario.seed)
         self.engine = MetricsEngine(scenario, self.quirks)
+        self.prices = RetailPricesAPI(PricesConfig.for_scenario(scenario.source), self.throttler)
         self.validator = validator
         self.lock = threading.Lock()
         self.log: list[dict] = []
@@ -208,6 +210,10 @@ class EmulatorApp:
             if n >= 3 and low[:3] == ["common", "discovery", "instance"]:
                 ctx.kind = "openid"
                 return lambda: self.instance_discovery(req)
+            if low == ["api", "retail", "prices"]:  # the public Retail Prices API (prices.py), anonymous
+                ctx.kind = "prices"
+                return lambda: Response(*self.prices.answer(req.params, req.pairs, self.base_url_for(req), req.path,
+                                                            req.client, self.now()))
         if method == "POST":
             if (n == 4 and low[1:] == ["oauth2", "v2.0", "token"]) or (n == 3 and low[1:] == ["oauth2", "token"]):
                 ctx.kind = "token"
