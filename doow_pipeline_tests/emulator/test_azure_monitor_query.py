@@ -84,7 +84,7 @@ def test_p1d_requests_split_by_deployment_model_name_and_version(running):
     got = _points(metric, "modeldeploymentname", "modelname", "modelversion")
     assert got == _expected(scenario, AOAI_WEU, 2, lambda d, day: (d.name, d.model, d.version_on(day)))
     (call,) = emu.requests(kind="metrics")
-    assert call["status"] == 200 and call["query"]["api-version"] == "2018-01-01"
+    assert call["status"] == 200 and call["query"]["api-version"] == "2024-02-01"  # what 1.4.1 sends
 
 
 def test_p1d_models_family_tokens_on_a_foundry_account(running):
