@@ -96,9 +96,9 @@ def test_p1d_models_family_tokens_on_a_foundry_account(running):
     assert result.cost == 2 * (3 * 1440 - 1)
     by_name = {m.name: m for m in result.metrics}
     key = lambda d, day: (d.name, d.model)  # noqa: E731
-    assert _points(by_name["InputTokens"], "modeldeploymentname", "modelname") == _expected(scenario, FOUNDRY_WEU, 0, key)
-    assert _points(by_name["OutputTokens"], "modeldeploymentname", "modelname") == _expected(scenario, FOUNDRY_WEU, 1,
-                                                                                            key)
+    for name, index in (("InputTokens", 0), ("OutputTokens", 1)):
+        expected = _expected(scenario, FOUNDRY_WEU, index, key)
+        assert _points(by_name[name], "modeldeploymentname", "modelname") == expected
 
 
 def test_an_unsupported_split_is_a_400(running):

@@ -109,7 +109,8 @@ def test_2018_01_01_accepts_the_double_encoded_timespan_of_the_azure_cli(client)
     ("2024-02-01", "Microsoft.CognitiveServices/accounts", "microsoft.cognitiveservices/accounts"),
 ])
 def test_namespace_of_the_per_resource_answer(client, version, sent, echoed):
-    query = f"timespan={DAY_SPAN}&interval=P1D&metricnames=TokenTransaction&metricnamespace={sent}&api-version={version}"
+    query = (f"timespan={DAY_SPAN}&interval=P1D&metricnames=TokenTransaction&metricnamespace={sent}"
+             f"&api-version={version}")
     response, _ = client.get(AOAI_WEU + METRICS, query)
     assert response.status == 200 and _body(response)["namespace"] == echoed
 
@@ -171,8 +172,13 @@ def test_two_sw_values_on_one_dimension_are_refused(client):
                             f"&interval=P1D&filter={flt}")
     assert batch.status == 400 and batch.body["error"]["message"] == "Dimension name detected in multiple 'sw' values"
     one, _ = client.get(AOAI_WEU + METRICS, f"api-version=2024-02-01&timespan={DAY_SPAN}&interval=P1D"
-                        f"&metricnames=TokenTransaction&$filter={quote(chr(32).join(['ModelDeploymentName', 'sw', repr('gpt')]))}")
+                        f"&metricnames=TokenTransaction&$filter={quote(SW_ONE)}")
     assert one.status == 200
+
+
+SW_ONE = "ModelDeploymentName sw 'gpt'"
+SPLIT_DEPLOYMENT = "ModelDeploymentName eq '*'"
+SPLIT_DEPLOYMENT_MODEL = "ModelDeploymentName eq '*' and ModelName eq '*'"
 
 
 # ---- getBatch --------------------------------------------------------------------------------------------------
@@ -219,8 +225,9 @@ def test_batch_cost_on_2023_10_01_only(client):
 
 def test_trim_max_span_reproduces_the_recorded_pt1m_answer():
     client = Client(trim_max_span="P31D")
-    response, _ = client.get(AOAI_WEU + METRICS, "api-version=2018-01-01&interval=PT1M&metricnames=ProcessedPromptTokens,"
-                             "GeneratedTokens&timespan=2018-01-01T00:00:00Z/2026-11-20T00:00:00Z")
+    response, _ = client.get(AOAI_WEU + METRICS, "api-version=2018-01-01&interval=PT1M"
+                             "&metricnames=ProcessedPromptTokens,GeneratedTokens"
+                             "&timespan=2018-01-01T00:00:00Z/2026-11-20T00:00:00Z")
     body = _body(response)
     assert response.status == 200
     assert body["timespan"] == "2026-10-20T00:00:00Z/2026-11-20T00:00:00Z"
@@ -234,7 +241,8 @@ def test_trim_max_buckets_on_p1d_and_on_getbatch():
                              "&timespan=2026-10-01T00:00:00Z/2026-11-20T00:00:00Z")
     body = _body(response)
     assert body["timespan"] == "2026-11-10T00:00:00Z/2026-11-20T00:00:00Z"
-    assert [p["timeStamp"][:10] for p in body["value"][0]["timeseries"][0]["data"]][:2] == ["2026-11-10", "2026-11-11"]
+    stamps = [p["timeStamp"][:10] for p in body["value"][0]["timeseries"][0]["data"]]
+    assert stamps[:2] == ["2026-11-10", "2026-11-11"] and len(stamps) == 10
     batch, _ = client.batch("api-version=2024-02-01&metricnamespace=Microsoft.CognitiveServices/accounts"
                             "&metricnames=TokenTransaction&starttime=2026-10-01T00:00:00.000Z"
                             "&endtime=2026-11-20T00:00:00.000Z&interval=P1D")
@@ -278,8 +286,9 @@ def _empty_name_scenario():
     accounts = raw["tenants"][0]["subscriptions"][0]["resource_groups"][0]["accounts"]
     weu = accounts[0]
     weu["deployments"] += [
-        {"name": "dalle", "model": "dall-e-3", "version": "3.0", "region": "westeurope", "reports_deployment_name": False,
-         "daily": {"input_tokens": 0, "output_tokens": 0, "requests": 300}, "active": {"from": "2026-06-01"}},
+        {"name": "dalle", "model": "dall-e-3", "version": "3.0", "region": "westeurope",
+         "reports_deployment_name": False, "daily": {"input_tokens": 0, "output_tokens": 0, "requests": 300},
+         "active": {"from": "2026-06-01"}},
         {"name": "whisper", "model": "whisper", "version": "001", "region": "westeurope",
          "reports_deployment_name": False, "daily": {"input_tokens": 0, "output_tokens": 0, "requests": 200},
          "active": {"from": "2026-06-01"}},
@@ -291,8 +300,7 @@ def test_dalle_and_whisper_report_empty_deployment_names():
     raw = _empty_name_scenario()
     client = Client(raw)
     response, _ = client.get(AOAI_WEU + METRICS, f"api-version=2024-02-01&timespan={DAY_SPAN}&interval=P1D"
-                             "&metricnames=AzureOpenAIRequests&top=100"
-                             f"&$filter={quote(chr(39).join(['ModelDeploymentName eq ', '*', ' and ModelName eq ', '*', '']))}")
+                             f"&metricnames=AzureOpenAIRequests&top=100&$filter={quote(SPLIT_DEPLOYMENT_MODEL)}")
     series = {tuple(m["value"] for m in ts["metadatavalues"]): ts["data"][0]["total"]
               for ts in _body(response)["value"][0]["timeseries"]}
     assert ("__Empty", "dall-e-3") in series and ("__Empty", "whisper") in series
@@ -306,7 +314,7 @@ def test_dalle_and_whisper_report_empty_deployment_names():
 
 def test_silent_split_dimension_switch():
     client = Client(empty_split_dimensions={"AzureOpenAIRequests": ["ModelName"]})
-    flt = quote("ModelDeploymentName eq '*' and ModelName eq '*'")
+    flt = quote(SPLIT_DEPLOYMENT_MODEL)
     response, _ = client.get(AOAI_WEU + METRICS, f"api-version=2024-02-01&timespan={DAY_SPAN}&interval=P1D"
                              f"&metricnames=AzureOpenAIRequests,ModelRequests&$filter={flt}&top=100")
     legacy, models = _body(response)["value"]
@@ -316,7 +324,7 @@ def test_silent_split_dimension_switch():
     defined = {d["name"]["value"]: [x["value"] for x in d["dimensions"]] for d in definitions.body["value"]}
     assert "ModelName" in defined["AzureOpenAIRequests"]  # still defined
     by_deployment, _ = client.get(AOAI_WEU + METRICS, f"api-version=2024-02-01&timespan={DAY_SPAN}&interval=P1D"
-                                  f"&metricnames=AzureOpenAIRequests&$filter={quote(chr(32).join(['ModelDeploymentName', 'eq', repr('*')]))}")
+                                  f"&metricnames=AzureOpenAIRequests&$filter={quote(SPLIT_DEPLOYMENT)}")
     assert len(_body(by_deployment)["value"][0]["timeseries"]) == 2
 
 

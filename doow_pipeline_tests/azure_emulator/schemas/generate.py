@@ -76,7 +76,9 @@ COGNITIVE_SPEC = (
     "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/cognitiveservices.json"
 )
 SUBSCRIPTIONS_SPEC = "resources/resource-manager/Microsoft.Resources/stable/2022-12-01/subscriptions.json"
-METRIC_NAMESPACES_SPEC = "monitor/resource-manager/Microsoft.Insights/preview/2017-12-01-preview/metricNamespaces_API.json"
+METRIC_NAMESPACES_SPEC = (
+    "monitor/resource-manager/Microsoft.Insights/preview/2017-12-01-preview/metricNamespaces_API.json"
+)
 COMMON_V1 = "common-types/resource-management/v1/types.json"
 COMMON_V3 = "common-types/resource-management/v3/types.json"
 
