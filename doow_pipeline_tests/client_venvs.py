@@ -79,7 +79,9 @@ def ensure_venv(name: str, requirements: list[str], entry_point: str) -> Path:
     target = venv / "bin" / entry_point
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text() == wanted and target.is_file():
+        python = venv / "bin" / "python"
+        if (marker.is_file() and marker.read_text() == wanted and target.is_file()
+                and Path(os.path.realpath(python)).is_file()):  # its base interpreter still exists
             return target
         if venv.exists():
             shutil.rmtree(venv)
