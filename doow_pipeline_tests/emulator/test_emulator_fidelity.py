@@ -281,24 +281,8 @@ def test_deployment_lists_page_with_next_link():
     assert names == [f"dep-{i:02d}" for i in range(5)] and pages == 3
 
 
-def _empty_name_scenario():
-    raw = samples.small_scenario(deployments_page_size=0)
-    accounts = raw["tenants"][0]["subscriptions"][0]["resource_groups"][0]["accounts"]
-    weu = accounts[0]
-    weu["deployments"] += [
-        {"name": "dalle", "model": "dall-e-3", "version": "3.0", "region": "westeurope",
-         "reports_deployment_name": False, "daily": {"input_tokens": 0, "output_tokens": 0, "requests": 300},
-         "active": {"from": "2026-06-01"}},
-        {"name": "whisper", "model": "whisper", "version": "001", "region": "westeurope",
-         "reports_deployment_name": False, "daily": {"input_tokens": 0, "output_tokens": 0, "requests": 200},
-         "active": {"from": "2026-06-01"}},
-    ]
-    return raw
-
-
 def test_dalle_and_whisper_report_empty_deployment_names():
-    raw = _empty_name_scenario()
-    client = Client(raw)
+    client = Client(samples.empty_deployment_names_scenario())
     response, _ = client.get(AOAI_WEU + METRICS, f"api-version=2024-02-01&timespan={DAY_SPAN}&interval=P1D"
                              f"&metricnames=AzureOpenAIRequests&top=100&$filter={quote(SPLIT_DEPLOYMENT_MODEL)}")
     series = {tuple(m["value"] for m in ts["metadatavalues"]): ts["data"][0]["total"]
@@ -361,3 +345,28 @@ def test_quirks_reject_bad_values():
     with pytest.raises(ValueError, match="trim_max_span"):
         Quirks.from_raw({"trim_max_span": "a month"})
     assert copy.deepcopy(Quirks()).trim_max_span is None
+
+
+# ---- through the emulator process and the project's own SDKs -----------------------------------------------------
+
+def test_switches_from_the_scenario_file_reach_the_sdks(emulator_factory):
+    from datetime import datetime, timedelta, timezone
+    raw = samples.empty_deployment_names_scenario(quirks={"trim_max_buckets": 10})
+    emu = emulator_factory(raw)
+    cred = emu.credential(samples.TENANT, samples.MAIN_CLIENT, samples.MAIN_SECRET)
+    monitor = emu.monitor_client(cred, samples.SUB_A, retry_total=0)
+    answer = monitor.metrics.list(AOAI_WEU, timespan="2026-10-01T00:00:00Z/2026-11-20T00:00:00Z", interval="P1D",
+                                  metricnames="AzureOpenAIRequests", aggregation="Total", top=100,
+                                  filter="ModelDeploymentName eq '*'")
+    assert answer.timespan == "2026-11-10T00:00:00Z/2026-11-20T00:00:00Z"  # trimmed, 200
+    names = {ts.metadatavalues[0].value for ts in answer.value[0].timeseries}
+    assert names == {"gpt-4o-prod", "mini", "__Empty"}
+    batch = emu.metrics_client(cred, "westeurope", retry_total=0)
+    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    (result,) = batch.query_resources(resource_ids=[AOAI_WEU], metric_namespace="Microsoft.CognitiveServices/accounts",
+                                      metric_names=["AzureOpenAIRequests"], timespan=(start, timedelta(days=50)),
+                                      granularity=timedelta(days=1), aggregations=["Total"], max_results=100,
+                                      filter="ModelDeploymentName eq '*'")
+    (metric,) = result.metrics
+    assert {len(ts.data) for ts in metric.timeseries} == {10}
+    assert {ts.metadata_values["modeldeploymentname"] for ts in metric.timeseries} == names
