@@ -168,6 +168,7 @@ def test_p1d_requests_split_by_deployment_and_model_name(cli):
     assert result["interval"] == "P1D"
     assert result["timespan"] == f"{FIRST}T00:00:00Z/{LAST + timedelta(days=1)}T00:00:00Z"
     assert result["cost"] == 3 * 1440 - 1
+    assert result["namespace"] == "Microsoft.CognitiveServices/accounts"  # 2018-01-01, no --namespace sent
     assert _series(result, "modeldeploymentname", "modelname") == _expected(scenario, {"gpt-4o-prod", "mini"}, 2)
     (call,) = emu.requests(kind="metrics")
     assert call["status"] == 200 and call["query"]["api-version"] == "2018-01-01"
