@@ -364,6 +364,11 @@ def parse_filter(raw: str | None) -> Filter | None:
         key = group[0].key
         constraint = constraints.setdefault(key, DimensionConstraint(group[0].dimension))
         constraint.groups.append(group)
+    for constraint in constraints.values():
+        # `D sw 'a' and D sw 'b'`: Azure answers 400 with this text (grafana/grafana#128316, verified live);
+        # `D sw 'a' or D sw 'b'` is refused earlier as an 'or' of a non-eq operator.
+        if sum(1 for group in constraint.groups for c in group if c.op == "sw") > 1:
+            raise QueryError("Dimension name detected in multiple 'sw' values")
     return Filter(constraints)
 
 

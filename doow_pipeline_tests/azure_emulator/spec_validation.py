@@ -72,6 +72,9 @@ KINDS: dict[str, _Kind] = {
     "metric_definitions": _Kind("metric_definitions.json", "any"),
     "metrics": _Kind("metrics.json", "any"),
     "batch": _Kind("batch.json", "wrapped"),
+    "deployments_list": _Kind("deployments_list.json", "wrapped"),
+    # The metricNamespaces RP declares a flat ErrorResponse; ARM's own 401/403/404 are wrapped.
+    "metric_namespaces": _Kind("metric_namespaces.json", "any"),
     "error": _Kind(None, "any"),
 }
 ERRORS_SCHEMA = "errors.json"
@@ -164,7 +167,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def validate_response(kind: str, status: int, body) -> list[str]:
     """Problems with a response body of `kind` at HTTP `status` against the Azure specs; [] if valid.
 
-    kind: subscriptions | accounts_list | account | metric_definitions | metrics | batch | error.
+    kind: subscriptions | accounts_list | account | deployments_list | metric_definitions | metric_namespaces |
+    metrics | batch | error.
     A 2xx status is checked against the kind's success schema; any other status against the error
     bodies that endpoint may return. `body` may be parsed JSON, or the raw text/bytes.
     """

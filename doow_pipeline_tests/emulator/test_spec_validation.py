@@ -371,8 +371,8 @@ def test_assert_valid_response_raises_with_the_problems():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown response kind"):
         validate_response("deployments", 200, {})
-    assert set(KINDS) == {"subscriptions", "accounts_list", "account", "metric_definitions", "metrics", "batch",
-                          "error"}
+    assert set(KINDS) == {"subscriptions", "accounts_list", "account", "deployments_list", "metric_definitions",
+                          "metric_namespaces", "metrics", "batch", "error"}
 
 
 def test_validators_are_compiled_once():

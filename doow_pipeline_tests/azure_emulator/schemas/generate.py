@@ -14,6 +14,9 @@ Spec files read (paths below `specification/`), and the definition each schema f
                              MetricDefinitionCollection
     batch.json               monitor/data-plane/Microsoft.Insights/stable/2024-02-01/metricBatch.json
                              MetricResultsResponse
+    deployments_list.json    cognitiveservices/.../stable/2024-10-01/cognitiveservices.json  DeploymentListResult
+    metric_namespaces.json   monitor/resource-manager/Microsoft.Insights/preview/2017-12-01-preview/
+                             metricNamespaces_API.json  MetricNamespaceCollection (built in when absent)
     accounts_list.json       cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/
                              cognitiveservices.json  AccountListResult
     account.json             the same file, Account
@@ -73,6 +76,9 @@ COGNITIVE_SPEC = (
     "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/cognitiveservices.json"
 )
 SUBSCRIPTIONS_SPEC = "resources/resource-manager/Microsoft.Resources/stable/2022-12-01/subscriptions.json"
+METRIC_NAMESPACES_SPEC = (
+    "monitor/resource-manager/Microsoft.Insights/preview/2017-12-01-preview/metricNamespaces_API.json"
+)
 COMMON_V1 = "common-types/resource-management/v1/types.json"
 COMMON_V3 = "common-types/resource-management/v3/types.json"
 
@@ -103,6 +109,8 @@ TARGETS: dict[str, tuple[Root, ...]] = {
     "metric_definitions.json": (Root(METRIC_DEFINITIONS_SPEC, "MetricDefinitionCollection"),),
     "metrics.json": (Root(METRICS_SPEC, "Response"),),
     "batch.json": (Root(BATCH_SPEC, "MetricResultsResponse"),),
+    "deployments_list.json": (Root(COGNITIVE_SPEC, "DeploymentListResult"),),
+    "metric_namespaces.json": (Root(METRIC_NAMESPACES_SPEC, "MetricNamespaceCollection"),),
     "errors.json": (Root(COMMON_V3, "ErrorResponse"), Root(COMMON_V1, "ErrorResponse")),
 }
 
@@ -148,8 +156,35 @@ BUILTIN_DOCS: dict[str, dict] = {
         }
     }
 }
-BUILTIN_NOTE = ("{spec} was not in the specs folder: these definitions come from the Subscriptions_List "
-                "2022-12-01 definitions built into generate.py (transcribed from the published spec).")
+BUILTIN_DOCS[METRIC_NAMESPACES_SPEC] = {
+    # MetricNamespaces_List (2017-12-01-preview, Azure/azure-rest-api-specs
+    # specification/monitor/resource-manager/Microsoft.Insights/preview/2017-12-01-preview/metricNamespaces_API.json):
+    # names and types of its definitions.
+    "definitions": {
+        "MetricNamespaceName": {"properties": {"metricNamespaceName": {"type": "string"}}},
+        "MetricNamespace": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"type": "string"},
+                "name": {"type": "string"},
+                "properties": {"$ref": "#/definitions/MetricNamespaceName"},
+            },
+        },
+        "MetricNamespaceCollection": {
+            "properties": {"value": {"type": "array", "items": {"$ref": "#/definitions/MetricNamespace"}}},
+            "required": ["value"],
+        },
+        "ErrorResponse": {"type": "object",
+                          "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+    }
+}
+BUILTIN_NOTES = {
+    SUBSCRIPTIONS_SPEC: "Subscriptions_List 2022-12-01",
+    METRIC_NAMESPACES_SPEC: "MetricNamespaces_List 2017-12-01-preview",
+}
+BUILTIN_NOTE = ("{spec} was not in the specs folder: these definitions come from the {what} "
+                "definitions built into generate.py (transcribed from the published spec).")
 
 
 class SpecsError(Exception):
@@ -284,7 +319,7 @@ def build_schema(specs: Path, roots: tuple[Root, ...], builtin: dict[str, dict] 
     refs = [{"$ref": f"#/$defs/{converter.ref(root.spec, root.pointer)}"} for root in roots]
     sources = ", ".join(f"{root.spec}{root.pointer}" for root in roots)
     notes = [f"Generated from {SOURCE} ({sources}) by {REGENERATE}; do not edit."]
-    notes += [BUILTIN_NOTE.format(spec=rel) for rel in sorted(converter.builtin_used)]
+    notes += [BUILTIN_NOTE.format(spec=rel, what=BUILTIN_NOTES.get(rel, rel)) for rel in sorted(converter.builtin_used)]
     body: dict[str, Any] = refs[0] if len(refs) == 1 else {"anyOf": refs}
     return {"$schema": JSON_SCHEMA_DIALECT, "$comment": " ".join(notes), **body, "$defs": converter.defs}
 
