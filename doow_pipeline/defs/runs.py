@@ -47,18 +47,18 @@ def instance() -> dg.DagsterInstance:
 def _report(job: str, result: dg.ExecuteInProcessResult) -> RunReport:
     report = RunReport(job, result.success)
     for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            report.checks.append(CheckReport(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}",
-                                             evaluation.passed, evaluation.severity.value,
-                                             evaluation.description or ""))
-        elif event.event_type_value == "STEP_FAILURE" and report.failure is None:
-            data = event.event_specific_data
+        data = event.event_specific_data
+        if isinstance(data, dg.AssetCheckEvaluation):
+            report.checks.append(CheckReport(f"{data.asset_key.to_user_string()}:{data.check_name}", data.passed,
+                                             data.severity.value, data.description or ""))
+        elif event.is_step_failure and report.failure is None:
+            data = event.step_failure_data
             cause = data.error
-            while cause.cause is not None:
+            while cause is not None and cause.cause is not None:
                 cause = cause.cause
-            user = getattr(data, "user_failure_data", None)
-            report.failure = (user.description if user and user.description else cause.message.strip())
+            user = data.user_failure_data
+            report.failure = (user.description if user and user.description
+                              else cause.message.strip() if cause else "the step failed")
     return report
 
 
