@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import typer
 from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -22,7 +23,7 @@ from rich.table import Table
 from ..azure.discovery import Subscription
 from ..config import Connection, Endpoints, ProjectConfig, config_path, export_env_file, load_config, secret_env_name
 from ..core.metrics import oldest_syncable_day
-from ..core.problems import ConfigError, ConnectionFileError
+from ..core.problems import ConfigError, ConnectionFileError, DoowError
 from ..core.scope import Account
 from ..services.verify import ConnectionVerifier, StepResult
 from . import files
@@ -247,7 +248,7 @@ def connect(
                 output.table(_accounts_table(verifier.result.accounts, verifier.result.subscriptions))
             if status is not None:
                 status.start()
-    except Exception as exc:  # never a traceback (it could show locals); say what failed
+    except (DoowError, OSError) as exc:  # never a traceback (it could show locals); say what failed
         output.error(f"verification stopped: {type(exc).__name__}: {output.scrub(str(exc))[:500]}")
         raise typer.Exit(EXIT_FAILURE) from None
     finally:
@@ -273,7 +274,7 @@ def connect(
     if initial_sync_days:
         try:
             ok = _run_initial_sync(ctx, output, config_file, connection, secret, initial_sync_days)
-        except Exception as exc:
+        except (DoowError, OSError, duckdb.Error) as exc:
             output.error(f"initial sync failed: {type(exc).__name__}: {output.scrub(str(exc))[:500]}")
             ok = False
         if not ok:
