@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TypedDict, cast
 from urllib.parse import quote, urlsplit
 
 from azure.core import PipelineClient
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import HeadersPolicy, RetryPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import RequestsTransport
-from azure.core.rest import HttpRequest
+from azure.core.rest import HttpRequest, HttpResponse
 
 PRICES_PATH = "/api/retail/prices"
 API_VERSION = "2023-01-01-preview"
@@ -43,6 +44,46 @@ MODELS_SERVICE_ID = "DZH31600VF1F"
 MODELS_SERVICE_NAMES = ("Cognitive Services", "Foundry Models")
 USER_AGENT = "doow-pipeline-retail-prices"
 MAX_PAGES = 10_000
+
+
+class RetailPriceItem(TypedDict, total=False):
+    """One raw item of `Items`, as the API sends it (camelCase JSON); RetailPrice.from_item validates it."""
+    currencyCode: str
+    tierMinimumUnits: float
+    retailPrice: float
+    unitPrice: float
+    armRegionName: str
+    location: str
+    effectiveStartDate: str
+    effectiveEndDate: str | None
+    meterId: str
+    meterName: str
+    productId: str
+    skuId: str
+    productName: str
+    skuName: str
+    serviceName: str
+    serviceId: str
+    serviceFamily: str
+    unitOfMeasure: str
+    type: str
+    isPrimaryMeterRegion: bool
+    armSkuName: str
+    reservationTerm: str | None
+
+
+class RetailPricesPage(TypedDict, total=False):
+    """One page of the API: the envelope around `Items` (`NextPageLink` null on the last page)."""
+    BillingCurrency: str
+    CustomerEntityId: str
+    CustomerEntityType: str
+    Items: list[RetailPriceItem]
+    NextPageLink: str | None
+    Count: int
+
+
+# what model_prices keeps one price per: meter, region, effective start, tier, type, reservation term
+_PriceKey = tuple[str, str, datetime, float, str, str | None]
 
 
 class RetailPricesError(Exception):
@@ -80,7 +121,7 @@ class RetailPrice:
     reservation_term: str | None = None
 
     @classmethod
-    def from_item(cls, item: dict) -> "RetailPrice":
+    def from_item(cls, item: RetailPriceItem) -> RetailPrice:
         try:
             return cls(
                 currency_code=str(item["currencyCode"]),
@@ -90,7 +131,7 @@ class RetailPrice:
                 arm_region_name=str(item.get("armRegionName") or ""),
                 location=str(item.get("location") or ""),
                 effective_start_date=_timestamp(item["effectiveStartDate"]),
-                effective_end_date=_timestamp(item["effectiveEndDate"]) if item.get("effectiveEndDate") else None,
+                effective_end_date=_timestamp(end) if (end := item.get("effectiveEndDate")) else None,
                 meter_id=str(item["meterId"]),
                 meter_name=str(item["meterName"]),
                 product_id=str(item.get("productId") or ""),
@@ -112,7 +153,7 @@ class RetailPrice:
 
 def _timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def quote_value(value: str) -> str:
@@ -164,16 +205,17 @@ class RetailPricesClient:
         ]
         transport = RequestsTransport(connection_verify=connection_verify, connection_timeout=timeout,
                                       read_timeout=timeout)
-        self._client = PipelineClient(base_url=self.endpoint, policies=policies, transport=transport)
+        self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
+            base_url=self.endpoint, policies=policies, transport=transport)
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "RetailPricesClient":
+    def __enter__(self) -> RetailPricesClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ---- reading ---------------------------------------------------------------------------------------------
@@ -194,7 +236,7 @@ class RetailPricesClient:
             raise RetailPricesError(f"unexpected NextPageLink {link!r}")
         return f"{self.endpoint}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
-    def _get(self, url: str) -> dict:
+    def _get(self, url: str) -> RetailPricesPage:
         try:
             response = self._client.send_request(HttpRequest("GET", url))
             response.raise_for_status()
@@ -208,9 +250,10 @@ class RetailPricesClient:
             raise RetailPricesError(f"Retail Prices API sent a body that is not JSON for {url}: {exc}") from exc
         if not isinstance(body, dict) or not isinstance(body.get("Items"), list):
             raise RetailPricesError(f"Retail Prices API sent an unexpected body for {url}: {str(body)[:300]}")
-        return body
+        # JSON is untyped: the checks above make it a page (a mapping with an Items list)
+        return cast(RetailPricesPage, body)
 
-    def iter_items(self, odata_filter: str | None = None) -> Iterator[dict]:
+    def iter_items(self, odata_filter: str | None = None) -> Iterator[RetailPriceItem]:
         """Every raw item of a query, page after page."""
         url: str | None = self.first_page_url(odata_filter)
         seen: set[str] = set()
@@ -240,7 +283,7 @@ class RetailPricesClient:
         """Azure OpenAI / Foundry Models prices (token and provisioned meters) in the given regions (all
         regions when None), one query per region, kept when serviceName is either spelling."""
         wanted = sorted({r.lower() for r in regions}) if regions is not None else [None]
-        out: dict[tuple, RetailPrice] = {}
+        out: dict[_PriceKey, RetailPrice] = {}
         for region in wanted:
             for price in self.iter_prices(models_filter(region, price_type)):
                 if price.service_id != MODELS_SERVICE_ID or price.service_name not in MODELS_SERVICE_NAMES:

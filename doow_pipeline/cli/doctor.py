@@ -15,7 +15,6 @@ from ..services.doctor import run_doctor
 from .output import EXIT_FAILURE, EXIT_OK, Output, configure_logging, new_table, when
 from .project import clock, configured_secrets, connection_or_exit, load_project, warn_if_env_readable
 
-
 DOCTOR_EPILOG = """Examples:
 
   doow-azure doctor prod
@@ -41,6 +40,7 @@ def doctor(
     output.secrets.extend(configured_secrets(config))
     connection = connection_or_exit(output, config, name)
     warn_if_env_readable(output, config)
+    assert config.path is not None, "load_project returns a config read from a file"
     secret = secrets_environment(Path(config.path)).get(connection.client_secret_env) or None
     configure_logging(output, verbose=False, verification=True)
     status_display = output.err.status(f"diagnosing {name}…") if output.tty and not as_json else None

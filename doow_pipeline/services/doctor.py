@@ -83,12 +83,19 @@ def _from_problem(code: str, symptom: str, problem: Problem) -> Finding:
 
 # ---- Azure ------------------------------------------------------------------------------------------------------
 
+def _failure(step: StepResult | None, verification: Verification) -> Problem:
+    """Why a step failed: a failed step carries its problem; a step that never ran was stopped by the
+    verification's blocking problem."""
+    problem = step.problem if step else verification.problem
+    assert problem is not None, "a failed verification step carries its problem"
+    return problem
+
+
 def _azure_checks(report: DoctorReport, verification: Verification) -> None:
     steps = {s.name: s for s in verification.steps}
     token = steps.get(Step.TOKEN)
     if token is None or not token.ok:
-        problem = token.problem if token else verification.problem
-        assert problem is not None
+        problem = _failure(token, verification)
         summary = ("Azure could not be reached" if problem.code is ProblemCode.UNREACHABLE
                    else "the credential was refused")
         report.add("credentials", summary,
@@ -98,13 +105,14 @@ def _azure_checks(report: DoctorReport, verification: Verification) -> None:
 
     scope = steps.get(Step.SCOPE)
     if scope is None or not scope.ok:
-        problem = scope.problem
+        problem = _failure(scope, verification)
         if problem.code is ProblemCode.MISSING_ROLE:
             finding = _row(NO_USAGE, "scope_not_readable", problem.detail,
                            f"{NO_USAGE.cause}: {problem.cause}")
         elif problem.code is ProblemCode.NOT_FOUND:
             finding = _row(EMPTY_SYNC, "scope_not_found", problem.detail,
-                           f"{EMPTY_SYNC.cause}: the scope {verification.connection.scope} does not exist ({problem.cause})")
+                           f"{EMPTY_SYNC.cause}: the scope {verification.connection.scope} does not exist "
+                           f"({problem.cause})")
         else:
             finding = _from_problem(f"scope_{problem.code}", "The connection's scope cannot be read", problem)
         report.add("tenant_and_subscription", "the scope's subscription is not usable by this credential", finding)
@@ -113,7 +121,7 @@ def _azure_checks(report: DoctorReport, verification: Verification) -> None:
 
     accounts = steps.get(Step.ACCOUNTS)
     if accounts is None or not accounts.ok:
-        problem = accounts.problem
+        problem = _failure(accounts, verification)
         if problem.code is ProblemCode.NO_ACCOUNTS:
             finding = _row(EMPTY_SYNC, "no_accounts", problem.detail,
                            f"{EMPTY_SYNC.cause}: {problem.cause}")
@@ -136,16 +144,17 @@ def _azure_checks(report: DoctorReport, verification: Verification) -> None:
                                    f"Azure Monitor answered AuthorizationFailed for: {names}",
                                    f"{NO_USAGE.cause}: {names}"))
     elif failed:
-        problem = failed[0].problem
+        problem = _failure(failed[0], verification)
         report.add("accounts_readable", "metrics queries failed",
                    _from_problem("metrics_failed", "Metrics cannot be read", problem))
     else:
         report.add("accounts_readable", f"all {len(verification.accounts)} account(s) are readable")
 
     coverage = steps.get(Step.COVERAGE)
-    if coverage is not None and coverage.problem is not None and coverage.problem.code is ProblemCode.ROLE_ON_ONE_ACCOUNT:
+    coverage_problem = coverage.problem if coverage is not None else None
+    if coverage_problem is not None and coverage_problem.code is ProblemCode.ROLE_ON_ONE_ACCOUNT:
         report.add("role_scope", "the role assignment is narrower than the scope",
-                   _row(ONE_RESOURCE, "role_on_one_account", coverage.problem.cause))
+                   _row(ONE_RESOURCE, "role_on_one_account", coverage_problem.cause))
     else:
         paths = verification.paths
         text = ", ".join(f"{sub}: {'batch API' if path == 'batch' else 'per-resource API'}"

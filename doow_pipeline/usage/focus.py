@@ -34,43 +34,43 @@ OPENAI_MODEL_PREFIXES = ("gpt-", "gpt4", "o1", "o3", "o4", "text-embedding", "da
                          "babbage", "codex", "computer-use", "sora")
 
 FOCUS_SCHEMA: dict[str, pl.DataType] = {
-    "BilledCost": pl.Float64,
-    "BillingCurrency": pl.String,
-    "ChargeCategory": pl.String,
-    "ChargeDescription": pl.String,
+    "BilledCost": pl.Float64(),
+    "BillingCurrency": pl.String(),
+    "ChargeCategory": pl.String(),
+    "ChargeDescription": pl.String(),
     "ChargePeriodStart": pl.Datetime("us", "UTC"),
     "ChargePeriodEnd": pl.Datetime("us", "UTC"),
-    "ConsumedQuantity": pl.Float64,
-    "ConsumedUnit": pl.String,
-    "EffectiveCost": pl.Float64,
-    "ListCost": pl.Float64,
-    "ListUnitPrice": pl.Float64,
-    "PricingQuantity": pl.Float64,
-    "PricingUnit": pl.String,
-    "ProviderName": pl.String,
-    "RegionId": pl.String,
-    "ResourceId": pl.String,
-    "ResourceName": pl.String,
-    "ResourceType": pl.String,
-    "ServiceCategory": pl.String,
-    "ServiceName": pl.String,
-    "ServiceSubcategory": pl.String,
-    "SkuMeter": pl.String,
-    "SkuPriceDetails": pl.String,
-    "SkuPriceId": pl.String,
-    "SubAccountId": pl.String,
-    "Tags": pl.String,
+    "ConsumedQuantity": pl.Float64(),
+    "ConsumedUnit": pl.String(),
+    "EffectiveCost": pl.Float64(),
+    "ListCost": pl.Float64(),
+    "ListUnitPrice": pl.Float64(),
+    "PricingQuantity": pl.Float64(),
+    "PricingUnit": pl.String(),
+    "ProviderName": pl.String(),
+    "RegionId": pl.String(),
+    "ResourceId": pl.String(),
+    "ResourceName": pl.String(),
+    "ResourceType": pl.String(),
+    "ServiceCategory": pl.String(),
+    "ServiceName": pl.String(),
+    "ServiceSubcategory": pl.String(),
+    "SkuMeter": pl.String(),
+    "SkuPriceDetails": pl.String(),
+    "SkuPriceId": pl.String(),
+    "SubAccountId": pl.String(),
+    "Tags": pl.String(),
 }
 CUSTOM_SCHEMA: dict[str, pl.DataType] = {
-    "x_CostBasis": pl.String,
-    "x_CostStatus": pl.String,
-    "x_DeploymentName": pl.String,
-    "x_DeploymentType": pl.String,
-    "x_ModelName": pl.String,
-    "x_ModelVersion": pl.String,
-    "x_TokenType": pl.String,
+    "x_CostBasis": pl.String(),
+    "x_CostStatus": pl.String(),
+    "x_DeploymentName": pl.String(),
+    "x_DeploymentType": pl.String(),
+    "x_ModelName": pl.String(),
+    "x_ModelVersion": pl.String(),
+    "x_TokenType": pl.String(),
 }
-SCHEMA = {**FOCUS_SCHEMA, **CUSTOM_SCHEMA}
+SCHEMA = pl.Schema({**FOCUS_SCHEMA, **CUSTOM_SCHEMA})
 GRAIN = ("ChargePeriodStart", "ResourceId", "x_DeploymentName", "x_ModelName", "x_ModelVersion", "x_TokenType")
 
 
@@ -207,11 +207,12 @@ def validate_focus(frame: pl.DataFrame, tolerance: float = 1e-9) -> list[str]:
     for column, keys in (("SkuPriceDetails", ("ModelName", "ModelVersion", "TokenType")), ("Tags", ())):
         bad = 0
         for text in frame[column].to_list():
+            parsed: object
             try:
-                value = json.loads(text) if text is not None else None
+                parsed = json.loads(text) if text is not None else None
             except ValueError:
-                value = None
-            if not isinstance(value, dict) or any(k not in value for k in keys):
+                parsed = None
+            if not isinstance(parsed, dict) or any(k not in parsed for k in keys):
                 bad += 1
         if bad:
             problems.append(f"{column} is not a JSON object{' with ' + ', '.join(keys) if keys else ''}: {bad} row(s)")

@@ -60,8 +60,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PRICED = "priced"
 ASSUMED_DEPLOYMENT_TYPE = "assumed_deployment_type"
@@ -105,10 +109,10 @@ _CONTEXT = re.compile(r"\d+k")
 _DATE_VERSION = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 UNITS = {"1k": 1_000, "1m": 1_000_000}
 
-PRICE_COLUMNS = {
-    "meter_id": pl.String, "meter_name": pl.String, "product_name": pl.String, "sku_name": pl.String,
-    "service_name": pl.String, "arm_region_name": pl.String, "unit_of_measure": pl.String,
-    "retail_price": pl.Float64, "currency_code": pl.String, "type": pl.String, "tier_minimum_units": pl.Float64,
+PRICE_COLUMNS: dict[str, pl.DataType] = {
+    "meter_id": pl.String(), "meter_name": pl.String(), "product_name": pl.String(), "sku_name": pl.String(),
+    "service_name": pl.String(), "arm_region_name": pl.String(), "unit_of_measure": pl.String(),
+    "retail_price": pl.Float64(), "currency_code": pl.String(), "type": pl.String(), "tier_minimum_units": pl.Float64(),
     "effective_start_date": pl.Datetime("us", "UTC"), "effective_end_date": pl.Datetime("us", "UTC"),
 }
 
@@ -127,7 +131,7 @@ class DeploymentTypes:
     overrides: Mapping[str, str] = field(default_factory=dict)
     provisioned: frozenset[str] = frozenset()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         problems = [t for t in [self.default, *self.overrides.values()] if t.lower() not in _TYPE_BY_LOWER]
         if problems:
             raise ValueError(f"unknown deployment types {sorted(set(problems))}; use {sorted(DEPLOYMENT_TYPES)}")
@@ -172,7 +176,12 @@ def parse_meter_name(meter_name: str) -> MeterKey | None:
     tokens = tokens[:-1]
     if tokens and tokens[-1] in UNITS:
         tokens = tokens[:-1]
-    model, version, context, scope, direction, cached, batch = [], None, None, None, None, False, False
+    model: list[str] = []
+    version: str | None = None
+    context: str | None = None
+    scope: str | None = None
+    direction: str | None = None
+    cached = batch = False
     for tok in tokens:
         if tok in VARIANT_TOKENS or tok.startswith("realtime"):
             return None
@@ -211,7 +220,8 @@ def model_variants(model_name: str | None) -> list[tuple[str, str | None, str | 
     if not tokens:
         return []
     key = " ".join(tokens)
-    variants = [(key, None, context)] + [(alias, None, context) for alias in MODEL_ALIASES.get(key, ())]
+    variants: list[tuple[str, str | None, str | None]] = [
+        (model, None, context) for model in (key, *MODEL_ALIASES.get(key, ()))]
     if len(tokens) > 1:
         variants.append((" ".join(tokens[1:]), tokens[0], context))
     return variants
@@ -229,7 +239,7 @@ def version_mmdd(model_version: str | None) -> str | None:
 
 
 # ---- prices --------------------------------------------------------------------------------------------------
-def prices_frame(prices: Iterable) -> pl.DataFrame:
+def prices_frame(prices: Iterable[DataclassInstance | Mapping[str, object]]) -> pl.DataFrame:
     """A frame of price records from RetailPrice dataclasses or dicts in its snake_case field names."""
     rows = []
     for p in prices:
@@ -365,7 +375,7 @@ def price_usage(usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentType
     costed = pl.col("cost_status").is_in(COSTED_STATUSES)
     out_known = costed & (n_out == 1)
 
-    def cost(direction: str, known) -> pl.Expr:
+    def cost(direction: str, known: pl.Expr) -> pl.Expr:
         tokens = pl.col(f"{direction}_tokens").cast(pl.Float64)
         return pl.when(known).then(tokens / pl.col(f"{direction}_tokens_per_unit") * pl.col(f"{direction}_unit_price"))
 
@@ -407,8 +417,20 @@ def price_usage(usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentType
     return out.sort("_row").select(*usage.columns, *added)
 
 
+class MeterMatch(TypedDict):
+    """One meter find_meters returns: the newest record in force on the day."""
+    meter_id: str | None
+    meter_name: str
+    product_name: str | None
+    retail_price: float | None
+    unit_of_measure: str
+    tokens_per_unit: int
+    currency_code: str
+    m_start: date  # effectiveStartDate (UTC day)
+
+
 def find_meters(prices: pl.DataFrame, *, model_name: str, model_version: str | None, deployment_type: str,
-                direction: str, region: str, day: date | datetime, currency: str = "USD") -> list[dict]:
+                direction: str, region: str, day: date | datetime, currency: str = "USD") -> list[MeterMatch]:
     """The meters rule 4 matches for one lookup (direction: input, output or cached_input), newest record of
     each: [] = no meter, one = priced, several = ambiguous. A provisioned type has no token meter."""
     kind = _TYPE_BY_LOWER.get(deployment_type.lower())
@@ -425,4 +447,5 @@ def find_meters(prices: pl.DataFrame, *, model_name: str, model_version: str | N
         schema=_KEY_SCHEMA,
     )
     found = _candidates(keys, token_meters(prices, currency), (direction,))
-    return found.sort("meter_name").drop("_row", "m_direction").to_dicts()
+    # polars types to_dicts() as dict[str, Any]; the columns are those _candidates selects
+    return cast(list[MeterMatch], found.sort("meter_name").drop("_row", "m_direction").to_dicts())
