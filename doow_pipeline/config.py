@@ -15,7 +15,7 @@ from typing import Literal
 
 import yaml
 from dotenv import dotenv_values, load_dotenv
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .core.clock import Clock, as_utc
 from .core.problems import ConfigError
@@ -66,6 +66,11 @@ class Settings(BaseModel):
     concurrency: int = Field(4, ge=1, le=64)
     step_retries: int = Field(2, ge=0, le=10)
     step_retry_delay_seconds: int = Field(30, ge=0, le=3600)
+    # Anomaly checks on usage_daily (usage/anomalies.py): k, the trailing window, and the days of use that make
+    # a baseline "steady".
+    anomaly_factor: float = Field(3.0, gt=1.0, le=1000.0)
+    anomaly_window_days: int = Field(14, ge=2, le=93)
+    anomaly_min_days: int = Field(7, ge=1, le=93)
     endpoints: Endpoints | None = None
     frozen_clock: datetime | None = Field(
         None, description="Freeze the pipeline's clock at this UTC instant: for replays of a past day, the tests "
@@ -75,6 +80,13 @@ class Settings(BaseModel):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return as_utc(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _anomaly_days(self) -> Settings:
+        if self.anomaly_min_days > self.anomaly_window_days:
+            raise ValueError(f"anomaly_min_days ({self.anomaly_min_days}) must not exceed anomaly_window_days "
+                             f"({self.anomaly_window_days}): a baseline cannot hold more days than its window")
+        return self
 
     @property
     def clock(self) -> Clock:

@@ -55,3 +55,14 @@ SINGLE_METRIC_FAMILY = CheckDef("single_metric_family", Severity.ERROR,
 NO_OVERLAPPING_SCOPES = CheckDef("no_overlapping_scopes", Severity.WARN,
                                  "Warns when an account is reached through several connections (it is counted once).")
 USAGE_CHECKS = (UNIQUE_GRAIN, TOKENS_CONSISTENT, SINGLE_METRIC_FAMILY, NO_OVERLAPPING_SCOPES)
+
+# ---- on usage_daily: activity anomalies per deployment (usage/anomalies.py), judged on final days only -------
+USAGE_SPIKE = CheckDef("usage_spike", Severity.WARN,
+                       "No deployment's day is above settings.anomaly_factor x its trailing median (final days).")
+USAGE_DROP = CheckDef("usage_drop", Severity.WARN,
+                      "No deployment in steady use drops below 1/anomaly_factor of its trailing median (final days).")
+DEPLOYMENT_SILENT = CheckDef("deployment_silent", Severity.WARN,
+                             "No deployment in steady use goes silent (final days).")
+DEPLOYMENT_NEW = CheckDef("new_deployment", Severity.WARN,
+                          "Warns when a deployment starts using tokens after none in the trailing window (final days).")
+ANOMALY_CHECKS = (USAGE_SPIKE, USAGE_DROP, DEPLOYMENT_SILENT, DEPLOYMENT_NEW)

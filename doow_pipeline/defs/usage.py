@@ -8,7 +8,8 @@ import dagster as dg
 import polars as pl
 
 from ..config import ProjectConfig
-from ..core.checks import USAGE_CHECKS
+from ..core.checks import ANOMALY_CHECKS, USAGE_CHECKS
+from ..usage.anomalies import AnomalyThresholds
 from ..warehouse import queries
 from ..warehouse.database import connect
 from ..warehouse.schema import USAGE_DAILY_COLUMNS
@@ -48,6 +49,8 @@ def connection_records(config: ProjectConfig) -> list[ConnectionRecord]:
 
 def usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     connections = connection_records(config)
+    settings = config.settings
+    thresholds = AnomalyThresholds(settings.anomaly_factor, settings.anomaly_window_days, settings.anomaly_min_days)
     upstream = [metric_points_key(c.name) for c in config.connections]
 
     @dg.multi_asset(
@@ -62,7 +65,7 @@ def usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefinition
                          description="Azure OpenAI accounts in scope per connection and day, with readability "
                                      "and the metrics API used."),
         ],
-        check_specs=[check_spec(check, USAGE_DAILY_KEY) for check in USAGE_CHECKS],
+        check_specs=[check_spec(check, USAGE_DAILY_KEY) for check in USAGE_CHECKS + ANOMALY_CHECKS],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=DUCKDB_POOL,
@@ -71,7 +74,8 @@ def usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefinition
     def write_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[object]:
         days = partition_days(context)
         context.log.info(f"write: rebuilding usage for {days[0]}..{days[-1]} from {warehouse.landing_path}")
-        summary = write_partitions(warehouse.warehouse_path, warehouse.landing_path, connections, days)
+        summary = write_partitions(warehouse.warehouse_path, warehouse.landing_path, connections, days,
+                                   anomalies=thresholds)
         context.log.info(f"write: {summary.usage_rows:,} usage row(s), {summary.raw_points:,} raw point(s), "
                          f"{summary.accounts:,} account-day(s) into {warehouse.warehouse_path}")
         # One observation per day with that day's totals, so Dagster plots tokens per partition even when a

@@ -18,6 +18,7 @@ from ..core.checks import (
     UNIQUE_GRAIN,
     CheckOutcome,
 )
+from ..usage.anomalies import ACTIVITY_SCHEMA, COVERAGE_SCHEMA, AnomalyThresholds, anomaly_checks
 from ..usage.transform import GRAIN
 from .schema import SCHEMA
 
@@ -47,3 +48,21 @@ def usage_checks(con: duckdb.DuckDBPyConnection, usage: pl.DataFrame, days: list
                      f"first connection by name): {overlap_text}" if overlaps else
                      "no account is reached through two connections", {"overlapping_accounts": len(overlaps)}),
     ]
+
+
+def activity_anomalies(con: duckdb.DuckDBPyConnection, days: list[date],
+                       thresholds: AnomalyThresholds) -> list[CheckOutcome]:
+    """The anomaly checks for `days`, over what the warehouse holds for them and the trailing window (read
+    inside the writer's transaction, so the days just written are seen)."""
+    bounds = {"first": thresholds.first_baseline_day(days), "last": max(days)}
+    activity = con.execute(
+        f"SELECT usage_date, resource_id, any_value(resource_name) AS resource_name, deployment, "
+        f"sum(total_tokens)::BIGINT AS total_tokens, sum(requests)::BIGINT AS requests FROM {SCHEMA}.usage_daily "
+        "WHERE usage_date BETWEEN $first AND $last GROUP BY ALL", bounds).pl()
+    # A day is covered for an account when a connection read the account that day; final when that sync was.
+    coverage = con.execute(
+        f"SELECT a.resource_id, a.usage_date, bool_or(s.is_final) AS is_final FROM {SCHEMA}.accounts a "
+        f"JOIN {SCHEMA}.syncs s USING (connection, usage_date) "
+        "WHERE a.readable AND a.usage_date BETWEEN $first AND $last GROUP BY ALL", bounds).pl()
+    return anomaly_checks(activity.cast(ACTIVITY_SCHEMA), coverage.cast(COVERAGE_SCHEMA), days,  # type: ignore[arg-type]
+                          thresholds)

@@ -19,8 +19,9 @@ import polars as pl
 from ..core.checks import CheckOutcome
 from ..core.metrics import POINT_SCHEMA
 from ..core.phases import PhaseHook, phase
+from ..usage.anomalies import AnomalyThresholds
 from ..usage.transform import model_names, roll_up_daily
-from .checks import usage_checks
+from .checks import activity_anomalies, usage_checks
 from .database import connect
 from .landing import Landing
 from .schema import SCHEMA, USAGE_DAILY_COLUMNS, metric_points_view_sql
@@ -138,10 +139,12 @@ def _replace_landed_rows(con, table: str) -> None:
 
 
 def write_partitions(warehouse: Path, landing_root: Path, connections: list[ConnectionRecord],
-                     days: list[date], on_phase: PhaseHook | None = None) -> WriteSummary:
+                     days: list[date], on_phase: PhaseHook | None = None,
+                     anomalies: AnomalyThresholds | None = None) -> WriteSummary:
     """Loads the landed `days` of every configured connection and rebuilds their usage, in one transaction.
 
-    `days` is a contiguous range (a partition range); `connections` are the configured connections.
+    `days` is a contiguous range (a partition range); `connections` are the configured connections;
+    `anomalies` the thresholds of the activity anomaly checks (defaults when None).
     """
     first, last = min(days), max(days)
     if len(days) != (last - first).days + 1:
@@ -184,6 +187,7 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
                         "FROM configured")
             with phase(on_phase, "usage_checks"):
                 summary.check_results = usage_checks(con, usage, days)
+                summary.check_results += activity_anomalies(con, days, anomalies or AnomalyThresholds())
             with phase(on_phase, "commit"):
                 con.execute("COMMIT")
         except BaseException:

@@ -170,7 +170,6 @@ class _DeploymentDays:
     __slots__ = ("components", "versions", "distinct")
 
     def __init__(self, seed: int, account: Account, deployment: Deployment, d0: int, ndays: int):
-        means = deployment.daily
         ins, outs, reqs = array("q"), array("q"), array("q")
         versions: list[str | None] = []
         distinct: list[str] = []
@@ -183,6 +182,7 @@ class _DeploymentDays:
                 versions.append(None)
                 continue
             f_in, f_out, f_req = _RAW_DAILY_FACTORS(seed, account.id, deployment.name, day)
+            means = deployment.means_on(day)
             ins.append(means.input_tokens * f_in // 1000)
             outs.append(means.output_tokens * f_out // 1000)
             reqs.append(means.requests * f_req // 1000)

@@ -127,3 +127,36 @@ def empty_deployment_names_scenario(**overrides) -> dict:
         _deployment("whisper", "whisper", "001", daily=(0, 0, 200), reports_deployment_name=False),
     ]
     return scenario
+
+
+ACTIVITY_CHANGE_DAY = "2026-10-25"
+
+
+def activity_anomalies_scenario(**overrides) -> dict:
+    """BASE plus an account `aoai-activity` (subscription A, rg-ai) whose deployments change on 2026-10-25:
+    `jumpy` uses 20x its mean from then on, `dipper` 1/20, `stopper` stops (last day 2026-10-24), `fresh`
+    starts; `late-stop` stops after 2026-11-17 and `late-jump` jumps on 2026-11-18, days that are not final
+    at the frozen now (2026-11-20T06:00Z, 48 settle hours). Factors of 20 keep every changed day beyond a
+    factor of 3 whatever the generator's per-day factors (0.4 .. 1.6 of the mean)."""
+    scenario = small_scenario(**overrides)
+    base, up, down = (1_000_000, 200_000, 4_000), (20_000_000, 4_000_000, 80_000), (50_000, 10_000, 200)
+
+    def changed(daily):
+        return [{"on": ACTIVITY_CHANGE_DAY, "daily": {"input_tokens": daily[0], "output_tokens": daily[1],
+                                                      "requests": daily[2]}}]
+
+    deployments = [
+        _deployment("jumpy", "gpt-4o", "2024-11-20", daily=base, changes=changed(up)),
+        _deployment("dipper", "gpt-4o", "2024-11-20", daily=base, changes=changed(down)),
+        _deployment("stopper", "gpt-4o-mini", "2024-07-18", daily=base, active={"from": "2026-06-01", "to": "2026-10-24"}),
+        _deployment("fresh", "gpt-4.1", "2025-04-14", daily=base, active={"from": ACTIVITY_CHANGE_DAY, "to": None}),
+        _deployment("late-stop", "gpt-4o-mini", "2024-07-18", daily=base,
+                    active={"from": "2026-06-01", "to": "2026-11-17"}),
+        _deployment("late-jump", "gpt-4o", "2024-11-20", daily=base,
+                    changes=[{"on": "2026-11-18", "daily": {"input_tokens": up[0], "output_tokens": up[1],
+                                                            "requests": up[2]}}]),
+    ]
+    scenario["tenants"][0]["subscriptions"][0]["resource_groups"][0]["accounts"].append(
+        {"name": "aoai-activity", "kind": "OpenAI", "location": "westeurope", "families": ["azure_openai", "models"],
+         "deployments": deployments})
+    return scenario

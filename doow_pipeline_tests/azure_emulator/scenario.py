@@ -75,6 +75,16 @@ class Deployment:
     # False: Azure reports this deployment's usage with ModelDeploymentName "__Empty", as seen for DALL-E 3 and
     # Whisper deployments (azure-sdk-for-python #37982). Scenario key `reports_deployment_name: false`.
     reports_deployment_name: bool = True
+    # Step changes of the daily means: (first day, means from that day on), sorted. Scenario key `changes:
+    # [{on: DATE, daily: {...}}]`; absent, the deployment keeps `daily` (and its usage is unchanged).
+    changes: tuple[tuple[date, DailyMeans], ...] = ()
+
+    def means_on(self, day: date) -> DailyMeans:
+        means = self.daily
+        for change_day, changed in self.changes:
+            if day >= change_day:
+                means = changed
+        return means
 
     @property
     def is_openai(self) -> bool:
@@ -225,11 +235,20 @@ def _req(mapping: dict, key: str, where: str):
     return mapping[key]
 
 
+def _means(daily: dict) -> DailyMeans:
+    return DailyMeans(int(daily.get("input_tokens", 0)), int(daily.get("output_tokens", 0)),
+                      int(daily.get("requests", 0)))
+
+
+def _on_keys(items) -> list[dict]:
+    # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean True: accept both spellings.
+    return [{("on" if k is True else k): v for k, v in item.items()} for item in items or ()]
+
+
 def _deployment(raw: dict, where: str) -> Deployment:
     daily = _req(raw, "daily", where)
     active = raw.get("active") or {}
-    # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean True: accept both spellings.
-    upgrade_maps = [{("on" if k is True else k): v for k, v in u.items()} for u in raw.get("upgrades") or ()]
+    upgrade_maps = _on_keys(raw.get("upgrades"))
     upgrades = tuple(
         sorted((_parse_date(_req(u, "on", f"{where}.upgrades"), f"{where}.upgrades.on"), str(_req(u, "version", where)))
                for u in upgrade_maps)
@@ -239,9 +258,11 @@ def _deployment(raw: dict, where: str) -> Deployment:
         model=str(_req(raw, "model", where)),
         version=str(_req(raw, "version", where)),
         region=None if raw.get("region") is None else str(raw["region"]),
-        daily=DailyMeans(int(daily.get("input_tokens", 0)), int(daily.get("output_tokens", 0)),
-                         int(daily.get("requests", 0))),
+        daily=_means(daily),
         upgrades=upgrades,
+        changes=tuple(sorted(((_parse_date(_req(c, "on", f"{where}.changes"), f"{where}.changes.on"),
+                               _means(_req(c, "daily", f"{where}.changes"))) for c in _on_keys(raw.get("changes"))),
+                             key=lambda change: change[0])),
         active_from=_parse_date(active.get("from"), f"{where}.active.from"),
         active_to=_parse_date(active.get("to"), f"{where}.active.to"),
         publisher=raw.get("publisher"),

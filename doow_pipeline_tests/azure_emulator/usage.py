@@ -57,7 +57,7 @@ def day_usage(seed: int, account: Account, deployment: Deployment, day: date) ->
     if not deployment.active_on(day):
         return (0, 0, 0)
     f_in, f_out, f_req = daily_totals(seed, account.id, deployment.name, day)
-    means = deployment.daily
+    means = deployment.means_on(day)
     return (means.input_tokens * f_in // 1000, means.output_tokens * f_out // 1000, means.requests * f_req // 1000)
 
 

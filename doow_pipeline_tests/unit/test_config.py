@@ -137,3 +137,17 @@ def test_scope_forms(scope, kind):
     if kind != "account_name":
         assert parsed.covers(f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/"
                              "accounts/aoai-1")
+
+
+def test_anomaly_thresholds_default_and_are_validated(tmp_path):
+    config = load_config(write(tmp_path, "settings: {}\n"), environ={})
+    assert (config.settings.anomaly_factor, config.settings.anomaly_window_days,
+            config.settings.anomaly_min_days) == (3.0, 14, 7)
+    path = write(tmp_path, "settings:\n  anomaly_factor: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert any(p.startswith("settings.anomaly_factor:") for p in info.value.problems), info.value.problems
+    path = write(tmp_path, "settings:\n  anomaly_window_days: 5\n  anomaly_min_days: 6\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert any("anomaly_min_days (6) must not exceed anomaly_window_days (5)" in p for p in info.value.problems)
