@@ -107,9 +107,9 @@ def metric_definition_json(account: Account, spec: MetricSpec, namespace: str = 
         "name": {"value": spec.name, "localizedValue": spec.display_name},
         "displayDescription": spec.description,
         "isDimensionRequired": False,
-        "unit": "Count",
-        "primaryAggregationType": "Total",
-        "supportedAggregationTypes": ["Total"],
+        "unit": spec.unit,
+        "primaryAggregationType": spec.aggregations[0],
+        "supportedAggregationTypes": list(spec.aggregations),
         "metricAvailabilities": [{"timeGrain": g, "retention": RETENTION} for g in TIME_GRAINS],
         "dimensions": [{"value": d, "localizedValue": DIMENSION_DISPLAY.get(d, d)} for d in spec.dimensions],
     }

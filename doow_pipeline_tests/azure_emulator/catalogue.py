@@ -34,6 +34,12 @@ class MetricSpec:
     description: str
     category: str
     dimensions: tuple[str, ...]
+    unit: str = "Count"
+    aggregations: tuple[str, ...] = ("Total",)  # supported; the first is the primary aggregation
+
+    @property
+    def is_percentage(self) -> bool:
+        return self.quantity == "utilization"
 
 
 METRICS: tuple[MetricSpec, ...] = (
@@ -61,14 +67,32 @@ METRICS: tuple[MetricSpec, ...] = (
                _REQUEST_DIMS),
 )
 
+# Provisioned (PTU) utilisation: percentages, Minimum/Maximum/Average (supported-metrics table). Defined only by
+# accounts with a provisioned deployment (scenario opt-in), so every other account's definitions are unchanged.
+_PTU_V2_DIMS = ("Region", "StreamType", "ModelDeploymentName", "ModelName", "ModelVersion")
+_PTU_MODELS_DIMS = ("Region", "ModelDeploymentName", "ModelName", "ModelVersion")
+PTU_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("AzureOpenAIProvisionedManagedUtilizationV2", AZURE_OPENAI, "utilization",
+               "Provisioned-managed Utilization V2",
+               "Utilization % for a provisioned-managed deployment, calculated as (PTUs consumed / PTUs deployed) "
+               "x 100.",
+               "Azure OpenAI - Usage", _PTU_V2_DIMS, "Percent", ("Average", "Maximum", "Minimum")),
+    MetricSpec("ProvisionedUtilization", MODELS, "utilization", "Provisioned Utilization",
+               "Utilization % for a provisioned-managed deployment, calculated as (PTUs consumed / PTUs deployed) "
+               "x 100.",
+               "Models - Usage", _PTU_MODELS_DIMS, "Percent", ("Average", "Maximum", "Minimum")),
+)
+
 METRICS_BY_NAME = {m.name: m for m in METRICS}
 METRICS_BY_LOWER_NAME = {m.name.lower(): m for m in METRICS}
+ALL_METRICS_BY_LOWER_NAME = {m.name.lower(): m for m in METRICS + PTU_METRICS}
 
 
-def metrics_for_families(families) -> tuple[MetricSpec, ...]:
-    """The metrics an account emitting these families defines, in catalogue order."""
+def metrics_for_families(families, provisioned: bool = False) -> tuple[MetricSpec, ...]:
+    """The metrics an account emitting these families defines, in catalogue order (utilisation last, only for
+    accounts with a provisioned deployment)."""
     wanted = set(families)
-    return tuple(m for m in METRICS if m.family in wanted)
+    return tuple(m for m in METRICS + (PTU_METRICS if provisioned else ()) if m.family in wanted)
 
 
 # Constant values for the dimensions the usage generator does not vary: every usage atom reports

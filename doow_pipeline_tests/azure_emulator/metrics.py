@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from . import usage as _usage
-from .catalogue import METRICS_BY_LOWER_NAME, MetricSpec, metrics_for_families
+from .catalogue import ALL_METRICS_BY_LOWER_NAME, METRICS_BY_LOWER_NAME, MetricSpec, metrics_for_families
 from .query import Filter, QueryError, trace_suffix
 from .quirks import Quirks
 from .scenario import Account, Deployment, Scenario
@@ -75,12 +75,13 @@ class Window:
 
 
 def account_metrics(account: Account) -> tuple[MetricSpec, ...]:
-    return metrics_for_families(account.families)
+    return metrics_for_families(account.families, any(d.provisioned is not None for d in account.deployments))
 
 
-def _resolve(names: list[str], available) -> list[MetricSpec]:
-    """Canonical specs for requested names (case-insensitive), each once; the flat 400 for an unknown one."""
-    by_lower = {m.name.lower(): m for m in available}
+def _resolve(names: list[str], available, known=None) -> list[MetricSpec]:
+    """Canonical specs for requested names (case-insensitive), each once; the flat 400 for an unknown one
+    (`known`: also accepted, not listed)."""
+    by_lower = {m.name.lower(): m for m in list(known or ()) + list(available)}
     specs = []
     for name in names:
         spec = by_lower.get(name.lower())
@@ -100,7 +101,7 @@ def resolve_metrics(account: Account, names: list[str]) -> list[MetricSpec]:
 
 def resolve_namespace_metrics(names: list[str]) -> list[MetricSpec]:
     """For getBatch: validation against the namespace's catalogue (resource independent)."""
-    return _resolve(names, list(METRICS_BY_LOWER_NAME.values()))
+    return _resolve(names, list(METRICS_BY_LOWER_NAME.values()), ALL_METRICS_BY_LOWER_NAME.values())
 
 
 def effective_filter(specs: list[MetricSpec], query_filter: Filter | None, validate: bool) -> dict[str, Filter | None]:
@@ -289,6 +290,9 @@ class MetricsEngine:
                 item.error_code, item.error_message = err.code, err.message
                 out.append(item)
                 continue
+            if spec.is_percentage:
+                out.append(self._utilization_result(account, spec, request, filters.get(spec.name), window))
+                continue
             if unsupported and self.quirks.unsupported_aggregation == "error":
                 agg = unsupported[0]
                 item.error_code = "InvalidSamplingType"
@@ -311,12 +315,20 @@ class MetricsEngine:
                     days = day_cache.get(dep.name)
                     if days is None:
                         days = day_cache[dep.name] = self.days_cache.get(seed, account, dep, d0, ndays)
-                    for version in days.distinct:
-                        atom = _usage.Atom(dep, version, _usage._dimension_values(spec, dep, version))
+                    mixed = spec.quantity == "requests" and dep.requests_mix is not None
+                    for version, request_class in (
+                            [(v, c) for v in days.distinct for c in _usage.MIX_CLASSES] if mixed
+                            else [(v, None) for v in days.distinct]):
+                        atom = _usage.Atom(dep, version, _usage._dimension_values(spec, dep, version, request_class),
+                                           request_class)
                         if flt is not None and not all(
                                 c.matches(atom.value_of(k)) for k, c in flt.constraints.items()):
                             continue
-                        components = [t for t in _day_totals(days, version, spec.quantity) if any(t)]
+                        if request_class is not None:
+                            components = [t for t in [self._class_days(account, dep, days, d0, version,
+                                                                       request_class)] if any(t)]
+                        else:
+                            components = [t for t in _day_totals(days, version, spec.quantity) if any(t)]
                         if not components:
                             continue
                         values = _bucket_values(components[0], positions)
@@ -345,6 +357,122 @@ class MetricsEngine:
             item.series = [(key, values) for key, values, _total in series]
             out.append(item)
         return out
+
+
+    def _class_days(self, account: Account, deployment: Deployment, days: _DeploymentDays, d0: int, version: str,
+                    request_class: _usage.RequestClass) -> list[int]:
+        """Per-day requests of one class (0 on days of another version)."""
+        seed = self.scenario.seed
+        out = []
+        for k, day_version in enumerate(days.versions):
+            if day_version != version:
+                out.append(0)
+                continue
+            day = date.fromordinal(_EPOCH_ORDINAL + d0 + k)
+            out.append(dict(_usage.request_classes(seed, account, deployment, day)).get(request_class, 0))
+        return out
+
+    def _utilization_result(self, account: Account, spec: MetricSpec, request: MetricsRequest,
+                            flt: Filter | None, window: Window) -> "PercentResult":
+        """A utilisation metric: each minute reports its hour's average and maximum (usage.hourly_utilization),
+        so a bucket's Average is the minute-weighted mean over the visible minutes and its Maximum the largest."""
+        wanted = [a for a in (request.aggregations or ["average"])]
+        item = PercentResult(account.id, spec, window, request.metadata_only, wanted)
+        unsupported = [a for a in wanted if a not in ("average", "maximum", "minimum")]
+        if unsupported and self.quirks.unsupported_aggregation == "error":
+            item.error_code = "InvalidSamplingType"
+            item.error_message = (f"Sampling type is not found. Metric:{spec.name}, "
+                                  f"SamplingType:Nullable{unsupported[0].capitalize()}.")
+            return item
+        split = [c.dimension for k, c in flt.constraints.items() if k not in request.rollupby] if flt else []
+        split_lower = [d.lower() for d in split]
+        groups: dict[tuple, list[list[tuple[int, float, float]]]] = {}
+        if window.qhi > window.qlo and window.n:
+            for dep in account.deployments:
+                if dep.provisioned is None or spec.family not in account.families_for(dep):
+                    continue
+                per_version: dict[str, list[list[tuple[int, float, float]]]] = {}
+                for i in range(window.n):
+                    lo, hi = window.bounds[i], window.bounds[i + 1]
+                    for minute_hour in range(lo // 60, (hi - 1) // 60 + 1 if hi > lo else lo // 60):
+                        day = date.fromordinal(_EPOCH_ORDINAL + (minute_hour * 60) // MINUTES_PER_DAY)
+                        hours = _usage.hourly_utilization(self.scenario.seed, account, dep, day)
+                        if not hours:
+                            continue
+                        overlap = min(hi, (minute_hour + 1) * 60) - max(lo, minute_hour * 60)
+                        average, maximum = hours[minute_hour % 24]
+                        buckets = per_version.setdefault(dep.version_on(day), [[] for _ in range(window.n)])
+                        buckets[i].append((overlap, average, maximum))
+                for version, buckets in per_version.items():
+                    atom = _usage.Atom(dep, version, _usage._dimension_values(spec, dep, version))
+                    if flt is not None and not all(c.matches(atom.value_of(k)) for k, c in flt.constraints.items()):
+                        continue
+                    key = tuple(atom.value_of(k) for k in split_lower)
+                    acc = groups.setdefault(key, [[] for _ in range(window.n)])
+                    for i, bucket in enumerate(buckets):
+                        acc[i].extend(bucket)
+        series = [(key, [_percent_point(bucket) for bucket in buckets]) for key, buckets in groups.items()
+                  if any(buckets)]
+        first = wanted[0] if wanted else "average"
+        series.sort(key=lambda s: (-sum(p.get(first, 0.0) for p in s[1] if p) if request.order_desc
+                                   else sum(p.get(first, 0.0) for p in s[1] if p), s[0]))
+        if flt is not None:
+            series = series[:request.top]
+        item.dimensions = split_lower
+        item.series = series
+        return item
+
+
+def _percent_point(bucket: list[tuple[int, float, float]]) -> dict[str, float] | None:
+    minutes = sum(m for m, _a, _x in bucket)
+    if not minutes:
+        return None
+    return {"average": sum(m * a for m, a, _x in bucket) / minutes, "maximum": max(x for _m, _a, x in bucket),
+            "minimum": min(a for _m, a, _x in bucket)}
+
+
+class PercentResult:
+    """A percentage metric of one resource (Average / Maximum / Minimum per point)."""
+
+    def __init__(self, resource_id: str, spec: MetricSpec, window: Window, metadata_only: bool, wanted: list[str]):
+        self.resource_id = resource_id
+        self.spec = spec
+        self.window = window
+        self.metadata_only = metadata_only
+        self.wanted = wanted
+        self.error_code = "Success"
+        self.error_message: str | None = None
+        self.dimensions: list[str] = []
+        self.series: list[tuple[tuple, list[dict[str, float] | None]]] = []
+
+    def to_dict(self, sample: bool = False) -> dict:
+        item = {
+            "id": f"{self.resource_id}/providers/Microsoft.Insights/metrics/{self.spec.name}",
+            "type": "Microsoft.Insights/metrics",
+            "name": {"value": self.spec.name, "localizedValue": self.spec.display_name},
+            "displayDescription": self.spec.description,
+            "unit": self.spec.unit,
+        }
+        series = self.series[:3] + self.series[-2:] if sample and len(self.series) > 5 else self.series
+        timeseries = []
+        for key, points in series:
+            element: dict = {"metadatavalues": [{"name": {"value": d, "localizedValue": d}, "value": v}
+                                                for d, v in zip(self.dimensions, key)]}
+            if not self.metadata_only:
+                pairs = list(zip(self.window.timestamps, points))
+                if sample and len(pairs) > 6:
+                    pairs = pairs[:3] + pairs[-3:]
+                element["data"] = [{"timeStamp": ts, **({a: p[a] for a in self.wanted if a in p} if p else {})}
+                                   for ts, p in pairs]
+            timeseries.append(element)
+        item["timeseries"] = timeseries
+        item["errorCode"] = self.error_code
+        if self.error_message is not None:
+            item["errorMessage"] = self.error_message
+        return item
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
 def _number(v: int) -> str:
@@ -465,7 +593,7 @@ class JsonDoc:
 
 
 def _render(value) -> str:
-    if isinstance(value, MetricResult):
+    if isinstance(value, (MetricResult, PercentResult)):
         return value.to_json()
     if isinstance(value, dict):
         return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _render(v) for k, v in value.items()) + "}"
@@ -475,7 +603,7 @@ def _render(value) -> str:
 
 
 def _points(value) -> int:
-    if isinstance(value, MetricResult):
+    if isinstance(value, (MetricResult, PercentResult)):
         return len(value.series) * (0 if value.metadata_only else value.window.n)
     if isinstance(value, dict):
         return sum(_points(v) for v in value.values())
@@ -485,7 +613,7 @@ def _points(value) -> int:
 
 
 def _to_obj(value, sample: bool):
-    if isinstance(value, MetricResult):
+    if isinstance(value, (MetricResult, PercentResult)):
         return value.to_dict(sample)
     if isinstance(value, dict):
         return {k: _to_obj(v, sample) for k, v in value.items()}

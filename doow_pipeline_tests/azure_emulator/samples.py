@@ -160,3 +160,29 @@ def activity_anomalies_scenario(**overrides) -> dict:
         {"name": "aoai-activity", "kind": "OpenAI", "location": "westeurope", "families": ["azure_openai", "models"],
          "deployments": deployments})
     return scenario
+
+
+THROTTLE_BURST_DAY = "2026-11-12"
+
+
+def activity_signals_scenario(**overrides) -> dict:
+    """BASE plus an account `aoai-ptu` (subscription A, rg-ai) with deployment activity beyond tokens:
+    `ptu-main` is provisioned (utilisation around 70% at the busiest hour, so busy days saturate) with 2% of
+    its requests throttled and a 429 burst (40%) on 2026-11-12; `paygo-spill` takes spillover (30% of its
+    successful requests), 40% of its requests ask for the Priority tier and a quarter of those are served at
+    Default; `ptu-quiet` is provisioned at 20% (never saturated); `plain` has neither."""
+    scenario = small_scenario(**overrides)
+    mix_main = {"throttled": 0.02, "server_errors": 0.005, "bursts": [{"on": THROTTLE_BURST_DAY, "throttled": 0.4}]}
+    mix_spill = {"throttled": 0.01, "spillover": 0.3, "priority": 0.4, "downgraded": 0.25}
+    deployments = [
+        _deployment("ptu-main", "gpt-4o", "2024-11-20", daily=(3_000_000, 600_000, 12_000), requests_mix=mix_main,
+                    provisioned={"utilization": 70}),
+        _deployment("paygo-spill", "gpt-4o", "2024-11-20", daily=(800_000, 150_000, 4_000), requests_mix=mix_spill),
+        _deployment("ptu-quiet", "gpt-4o-mini", "2024-07-18", daily=(500_000, 100_000, 2_000),
+                    provisioned={"utilization": 20}),
+        _deployment("plain", "gpt-4o-mini", "2024-07-18", daily=(200_000, 50_000, 1_000)),
+    ]
+    scenario["tenants"][0]["subscriptions"][0]["resource_groups"][0]["accounts"].append(
+        {"name": "aoai-ptu", "kind": "OpenAI", "location": "westeurope", "families": ["azure_openai", "models"],
+         "deployments": deployments})
+    return scenario

@@ -62,6 +62,30 @@ class DailyMeans:
 
 
 @dataclass(frozen=True)
+class RequestsMix:
+    """Opt-in (deployment key `requests_mix:`): how a deployment's daily requests split by StatusCode,
+    IsSpillover, ServiceTierRequest and ServiceTierResponse. Shares are of the day's requests (throttled,
+    server_errors) or of its successful requests (spillover, priority), and of priority requests
+    (downgraded: served at the Default tier). `bursts` raise the throttled share on given days."""
+    throttled: float = 0.0
+    server_errors: float = 0.0
+    spillover: float = 0.0
+    priority: float = 0.0
+    downgraded: float = 0.0
+    bursts: tuple[tuple[date, float], ...] = ()
+
+    def throttled_on(self, day: date) -> float:
+        return next((share for burst_day, share in self.bursts if burst_day == day), self.throttled)
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """Opt-in (deployment key `provisioned: {utilization: P}`): a provisioned (PTU) deployment whose
+    utilisation metrics report an hourly series around P percent at the busiest hour, capped at 100."""
+    utilization: float
+
+
+@dataclass(frozen=True)
 class Deployment:
     name: str
     model: str
@@ -78,6 +102,8 @@ class Deployment:
     # Step changes of the daily means: (first day, means from that day on), sorted. Scenario key `changes:
     # [{on: DATE, daily: {...}}]`; absent, the deployment keeps `daily` (and its usage is unchanged).
     changes: tuple[tuple[date, DailyMeans], ...] = ()
+    requests_mix: RequestsMix | None = None
+    provisioned: Provisioned | None = None
 
     def means_on(self, day: date) -> DailyMeans:
         means = self.daily
@@ -245,6 +271,38 @@ def _on_keys(items) -> list[dict]:
     return [{("on" if k is True else k): v for k, v in item.items()} for item in items or ()]
 
 
+def _share(raw: dict, key: str, where: str) -> float:
+    value = float(raw.get(key, 0.0))
+    if not 0.0 <= value <= 1.0:
+        raise ScenarioError(f"{where}.{key}: {value} is not a share between 0 and 1")
+    return value
+
+
+def _requests_mix(raw: dict | None, where: str) -> RequestsMix | None:
+    if raw is None:
+        return None
+    where = f"{where}.requests_mix"
+    unknown = set(raw) - {"throttled", "server_errors", "spillover", "priority", "downgraded", "bursts"}
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}")
+    bursts = tuple(sorted((_parse_date(_req(b, "on", f"{where}.bursts"), f"{where}.bursts.on"),
+                           _share(b, "throttled", f"{where}.bursts")) for b in _on_keys(raw.get("bursts"))))
+    mix = RequestsMix(*(_share(raw, k, where) for k in ("throttled", "server_errors", "spillover", "priority",
+                                                        "downgraded")), bursts=bursts)
+    if max([mix.throttled, *(share for _, share in bursts)]) + mix.server_errors > 1.0:
+        raise ScenarioError(f"{where}: throttled + server_errors exceed 1 on some day")
+    return mix
+
+
+def _provisioned(raw: dict | None, where: str) -> Provisioned | None:
+    if raw is None:
+        return None
+    value = float(_req(raw, "utilization", f"{where}.provisioned"))
+    if not 0.0 <= value <= 100.0:
+        raise ScenarioError(f"{where}.provisioned.utilization: {value} is not a percentage")
+    return Provisioned(value)
+
+
 def _deployment(raw: dict, where: str) -> Deployment:
     daily = _req(raw, "daily", where)
     active = raw.get("active") or {}
@@ -267,6 +325,8 @@ def _deployment(raw: dict, where: str) -> Deployment:
         active_to=_parse_date(active.get("to"), f"{where}.active.to"),
         publisher=raw.get("publisher"),
         reports_deployment_name=bool(raw.get("reports_deployment_name", True)),
+        requests_mix=_requests_mix(raw.get("requests_mix"), where),
+        provisioned=_provisioned(raw.get("provisioned"), where),
     )
 
 

@@ -96,6 +96,8 @@ class Atom:
     deployment: Deployment
     version: str
     dimensions: tuple[tuple[str, str], ...]  # (canonical dimension name, value) for every dimension of the metric
+    # Requests of one class (status code, spillover, tiers) for deployments with a requests mix; None: all requests.
+    request_class: RequestClass | None = None
 
     def value_of(self, dimension_lower: str) -> str:
         for name, value in self.dimensions:
@@ -104,10 +106,13 @@ class Atom:
         raise KeyError(dimension_lower)
 
 
-def _dimension_values(metric: MetricSpec, deployment: Deployment, version: str) -> tuple[tuple[str, str], ...]:
+def _dimension_values(metric: MetricSpec, deployment: Deployment, version: str,
+                      request_class: RequestClass | None = None) -> tuple[tuple[str, str], ...]:
     values = []
     for dim in metric.dimensions:
-        if dim == "ModelDeploymentName":
+        if request_class is not None and dim in REQUEST_CLASS_DIMENSIONS:
+            values.append((dim, request_class.value_of(dim)))
+        elif dim == "ModelDeploymentName":
             values.append((dim, deployment.name if deployment.reports_deployment_name else EMPTY))
         elif dim == "ModelName":
             values.append((dim, deployment.model))
@@ -142,7 +147,14 @@ def metric_atoms(account: Account, metric: MetricSpec, start: datetime, end: dat
                 version = deployment.version_on(day)
                 if version not in versions:
                     versions.append(version)
-        atoms.extend(Atom(deployment, v, _dimension_values(metric, deployment, v)) for v in versions)
+        if metric.quantity == "requests" and deployment.requests_mix is not None:
+            atoms.extend(Atom(deployment, v, _dimension_values(metric, deployment, v, c), c)
+                         for v in versions for c in MIX_CLASSES)
+        elif metric.quantity == "utilization":
+            if deployment.provisioned is not None:
+                atoms.extend(Atom(deployment, v, _dimension_values(metric, deployment, v)) for v in versions)
+        else:
+            atoms.extend(Atom(deployment, v, _dimension_values(metric, deployment, v)) for v in versions)
     return atoms
 
 
@@ -159,6 +171,8 @@ def atom_amount(seed: int, account: Account, atom: Atom, quantity: str, t0: date
         deployment = atom.deployment
         if deployment.active_on(day) and deployment.version_on(day) == atom.version:
             usage = day_usage(seed, account, deployment, day)
+            if atom.request_class is not None and quantity == "requests":
+                usage = (0, 0, dict(request_classes(seed, account, deployment, day)).get(atom.request_class, 0))
             # Total tokens are windowed as input + output separately: floor(T*W) is not additive in T,
             # so windowing the daily sum would drift by one token from input + output in some buckets.
             totals = usage[:2] if quantity == "total_tokens" else (quantity_of(usage, quantity),)
@@ -209,3 +223,136 @@ def expected_daily_usage(scenario: Scenario, start: date, end: date) -> list[dic
 def metric_spec(name: str) -> MetricSpec | None:
     lowered = name.strip().lower()
     return next((m for m in METRICS if m.name.lower() == lowered), None)
+
+
+# ---- requests by status code, spillover and service tier (opt-in: Deployment.requests_mix) ----------------------
+# Dimension values: StatusCode as the HTTP status, IsSpillover "true"/"false", service tiers with ARM's
+# ServiceTier spelling ("Default", "Priority"). Azure's exact spellings in metric values are unconfirmed;
+# deployments without a mix keep catalogue.CONSTANT_DIMENSION_VALUES (one class, byte-identical answers).
+REQUEST_CLASS_DIMENSIONS = ("StatusCode", "IsSpillover", "ServiceTierRequest", "ServiceTierResponse")
+DEFAULT_TIER, PRIORITY_TIER = "Default", "Priority"
+
+
+@dataclass(frozen=True)
+class RequestClass:
+    status_code: str
+    is_spillover: str
+    tier_request: str
+    tier_response: str
+
+    def value_of(self, dimension: str) -> str:
+        index = REQUEST_CLASS_DIMENSIONS.index(dimension)
+        return (self.status_code, self.is_spillover, self.tier_request, self.tier_response)[index]
+
+
+CONSTANT_CLASS = RequestClass(*(CONSTANT_DIMENSION_VALUES[d] for d in REQUEST_CLASS_DIMENSIONS))
+# Every class a deployment with a requests mix can report, in a fixed order.
+MIX_CLASSES = tuple(RequestClass("200", spill, tier, served) for spill in ("false", "true")
+                    for tier, served in ((DEFAULT_TIER, DEFAULT_TIER), (PRIORITY_TIER, PRIORITY_TIER),
+                                         (PRIORITY_TIER, DEFAULT_TIER))) + (
+    RequestClass("429", "false", DEFAULT_TIER, DEFAULT_TIER), RequestClass("500", "false", DEFAULT_TIER, DEFAULT_TIER))
+
+
+@lru_cache(maxsize=200_000)
+def _mix_factors(seed: int, account_id: str, deployment: str, day: date) -> tuple[int, ...]:
+    """Five factors in thousandths, [500, 1500): the day's shares vary around the declared ones."""
+    digest = hashlib.blake2b(f"{seed}|{account_id.lower()}|{deployment}|{day.isoformat()}|mix".encode(),
+                             digest_size=20).digest()
+    return tuple(500 + int.from_bytes(digest[i:i + 4], "big") % 1000 for i in range(0, 20, 4))
+
+
+def _part(total: int, share: float, factor: int) -> int:
+    return min(total, int(total * min(1.0, share * factor / 1000)))
+
+
+def request_classes(seed: int, account: Account, deployment: Deployment,
+                    day: date) -> tuple[tuple[RequestClass, int], ...]:
+    """The day's requests of a deployment by class; the counts add up to day_usage's requests exactly."""
+    requests = day_usage(seed, account, deployment, day)[2]
+    mix = deployment.requests_mix
+    if mix is None:
+        return ((CONSTANT_CLASS, requests),) if requests else ()
+    f_throttle, f_error, f_spill, f_priority, f_downgrade = _mix_factors(seed, account.id, deployment.name, day)
+    throttled = _part(requests, mix.throttled_on(day), f_throttle)
+    errors = _part(requests - throttled, mix.server_errors, f_error)
+    ok = requests - throttled - errors
+    spilled = _part(ok, mix.spillover, f_spill)
+    classes: list[tuple[RequestClass, int]] = []
+    for spill, count in (("false", ok - spilled), ("true", spilled)):
+        priority = _part(count, mix.priority, f_priority)
+        downgraded = _part(priority, mix.downgraded, f_downgrade)
+        classes += [(RequestClass("200", spill, DEFAULT_TIER, DEFAULT_TIER), count - priority),
+                    (RequestClass("200", spill, PRIORITY_TIER, PRIORITY_TIER), priority - downgraded),
+                    (RequestClass("200", spill, PRIORITY_TIER, DEFAULT_TIER), downgraded)]
+    classes += [(RequestClass("429", "false", DEFAULT_TIER, DEFAULT_TIER), throttled),
+                (RequestClass("500", "false", DEFAULT_TIER, DEFAULT_TIER), errors)]
+    return tuple((c, n) for c, n in classes if n)
+
+
+def expected_daily_requests(scenario: Scenario, start: date, end: date) -> list[dict]:
+    """Requests per (day, resource_id, deployment, model, version, region, family, status code, spillover,
+    tier requested, tier served), from the generator without the HTTP layer (P1D buckets: exact)."""
+    rows = []
+    for account in scenario.accounts:
+        for deployment in account.deployments:
+            for family in account.families_for(deployment):
+                for day in _days(start, end):
+                    for request_class, count in request_classes(scenario.seed, account, deployment, day):
+                        rows.append({"day": day, "resource_id": account.id, "deployment": deployment.name,
+                                     "model": deployment.model, "version": deployment.version_on(day),
+                                     "region": deployment.region, "family": family,
+                                     "status_code": request_class.status_code,
+                                     "is_spillover": request_class.is_spillover,
+                                     "tier_request": request_class.tier_request,
+                                     "tier_response": request_class.tier_response, "requests": count})
+    return rows
+
+
+# ---- provisioned (PTU) utilisation (opt-in: Deployment.provisioned) ----------------------------------------------
+# Every minute of an hour reports that hour's average and maximum, so any window's Average is the minute-weighted
+# mean of hourly averages and its Maximum the largest hourly maximum: every grain agrees with PT1H.
+_HOUR_WEIGHTS = tuple(
+    sum(1.0 + 0.8 * math.sin(2 * math.pi * (m - 360) / MINUTES_PER_DAY) for m in range(h * 60, h * 60 + 60)) / 60 / 1.8
+    for h in range(24))
+
+
+@lru_cache(maxsize=200_000)
+def _hour_factors(seed: int, account_id: str, deployment: str, day: date) -> tuple[tuple[int, int], ...]:
+    digest = hashlib.shake_256(f"{seed}|{account_id.lower()}|{deployment}|{day.isoformat()}|ptu".encode()).digest(96)
+    return tuple((900 + int.from_bytes(digest[4 * h:4 * h + 2], "big") % 200,   # jitter 0.9 .. 1.1
+                  100 + int.from_bytes(digest[4 * h + 2:4 * h + 4], "big") % 500)  # max above average 10 .. 60 %
+                 for h in range(24))
+
+
+def hourly_utilization(seed: int, account: Account, deployment: Deployment,
+                       day: date) -> tuple[tuple[float, float], ...]:
+    """(average, maximum) percent for each UTC hour of the day, in tenths of a percent (exact decimals);
+    () when the deployment is not provisioned or not active that day. Busy days (more requests) run fuller."""
+    if deployment.provisioned is None or not deployment.active_on(day):
+        return ()
+    day_factor = daily_totals(seed, account.id, deployment.name, day)[2] / 1000
+    level = deployment.provisioned.utilization * 10
+    hours = []
+    for weight, (jitter, above) in zip(_HOUR_WEIGHTS, _hour_factors(seed, account.id, deployment.name, day),
+                                       strict=True):
+        average = min(1000, round(level * weight * day_factor * jitter / 1000))
+        maximum = min(1000, average + average * above // 1000)
+        hours.append((average / 10, maximum / 10))
+    return tuple(hours)
+
+
+def expected_ptu_hourly(scenario: Scenario, start: date, end: date) -> list[dict]:
+    """Hourly Average and Maximum utilisation per provisioned deployment and family (the metric
+    ProvisionedUtilization for models, AzureOpenAIProvisionedManagedUtilizationV2 for azure_openai)."""
+    rows = []
+    for account in scenario.accounts:
+        for deployment in account.deployments:
+            for family in account.families_for(deployment):
+                for day in _days(start, end):
+                    for hour, (average, maximum) in enumerate(hourly_utilization(scenario.seed, account,
+                                                                                 deployment, day)):
+                        rows.append({"hour": _day_start(day) + timedelta(hours=hour), "resource_id": account.id,
+                                     "deployment": deployment.name, "model": deployment.model,
+                                     "version": deployment.version_on(day), "region": deployment.region,
+                                     "family": family, "average": average, "maximum": maximum})
+    return rows
