@@ -28,7 +28,8 @@ SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
-                   "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes"}
+                   "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes",
+                   "usage_spike", "usage_drop", "deployment_silent", "new_deployment"}
 
 
 
