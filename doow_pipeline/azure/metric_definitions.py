@@ -10,7 +10,17 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..core.metrics import FAMILY_METRICS, METRIC_FAMILY, NAMESPACE, SPLIT_DIMENSIONS, Family, Quantity
+from ..core.metrics import (
+    ACTIVITY_DIMENSIONS,
+    FAMILY_METRICS,
+    METRIC_FAMILY,
+    NAMESPACE,
+    SPLIT_DIMENSIONS,
+    UTILIZATION_FAMILY,
+    UTILIZATION_METRICS,
+    Family,
+    Quantity,
+)
 from ..core.scope import Account
 from .errors import azure_errors
 from .metrics_api import MetricQuery
@@ -38,10 +48,55 @@ class FamilyQuery:
         return next((m for m in self.metric_names if m.lower() == wanted), self.metric_names[0])
 
 
+class ActivityKind:
+    REQUESTS = "requests"  # the family's request metric split by status code, spillover and tiers (P1D, Total)
+    UTILIZATION = "utilization"  # the family's PTU utilisation metric (PT1H, Average and Maximum)
+
+
+@dataclass(frozen=True)
+class ActivityQuery:
+    """One metric group beyond tokens, for one family of one account (issue 13)."""
+
+    kind: str
+    family: Family
+    metric: str
+    split_dimensions: tuple[str, ...]
+
+    @property
+    def aggregation(self) -> str:
+        return "Average,Maximum" if self.kind == ActivityKind.UTILIZATION else "Total"
+
+    @property
+    def interval(self) -> str:
+        return "PT1H" if self.kind == ActivityKind.UTILIZATION else "P1D"
+
+    def metric_query(self, top: int, *, deployment: str | None = None) -> MetricQuery:
+        return MetricQuery((self.metric,), self.split_dimensions, deployment, top, self.aggregation)
+
+
 @dataclass(frozen=True)
 class AccountPlan:
     account: Account
     queries: tuple[FamilyQuery, ...]  # empty: the account defines no token metrics
+    activity: tuple[ActivityQuery, ...] = ()
+
+
+def activity_from_definitions(definitions: dict[str, set[str]]) -> tuple[ActivityQuery, ...]:
+    """Request splits for each family whose request metric is defined with the activity dimensions, and the
+    utilisation metric of each family that defines one (only accounts with provisioned deployments do)."""
+    defined = {name.lower(): (name, {d.lower() for d in dims}) for name, dims in definitions.items()}
+    queries = []
+    for family, metrics in FAMILY_METRICS.items():
+        request = defined.get(metrics[Quantity.REQUESTS].lower())
+        if request and any(d.lower() in request[1] for d in ACTIVITY_DIMENSIONS):
+            split = tuple(d for d in SPLIT_DIMENSIONS + ACTIVITY_DIMENSIONS if d.lower() in request[1])
+            queries.append(ActivityQuery(ActivityKind.REQUESTS, family, request[0], split))
+    for family, metric in UTILIZATION_METRICS.items():
+        utilization = defined.get(metric.lower())
+        if utilization:
+            split = tuple(d for d in SPLIT_DIMENSIONS if d.lower() in utilization[1])
+            queries.append(ActivityQuery(ActivityKind.UTILIZATION, family, utilization[0], split))
+    return tuple(queries)
 
 
 def plan_from_definitions(definitions: dict[str, set[str]]) -> tuple[FamilyQuery, ...]:
@@ -65,7 +120,8 @@ def read_definitions(session: AzureSession, account: Account) -> dict[str, set[s
         return {
             d.name.value: {dim.value for dim in (d.dimensions or ()) if dim.value}
             for d in client.metric_definitions.list(account.resource_id, metricnamespace=NAMESPACE)
-            if d.name and d.name.value and d.name.value.lower() in METRIC_FAMILY
+            if d.name and d.name.value and (d.name.value.lower() in METRIC_FAMILY
+                                            or d.name.value.lower() in UTILIZATION_FAMILY)
         }
 
 
@@ -74,7 +130,7 @@ class DefinitionsCache:
 
     def __init__(self, ttl_seconds: float = DEFINITIONS_TTL_SECONDS):
         self.ttl = ttl_seconds
-        self._plans: dict[str, tuple[float, tuple[FamilyQuery, ...]]] = {}
+        self._plans: dict[str, tuple[float, tuple[FamilyQuery, ...], tuple[ActivityQuery, ...]]] = {}
         self._lock = threading.Lock()
 
     def plan(self, session: AzureSession, account: Account) -> AccountPlan:
@@ -82,11 +138,12 @@ class DefinitionsCache:
         with self._lock:
             cached = self._plans.get(key)
         if cached and time.monotonic() - cached[0] < self.ttl:
-            return AccountPlan(account, cached[1])
-        queries = plan_from_definitions(read_definitions(session, account))
+            return AccountPlan(account, cached[1], cached[2])
+        definitions = read_definitions(session, account)
+        queries, activity = plan_from_definitions(definitions), activity_from_definitions(definitions)
         with self._lock:
-            self._plans[key] = (time.monotonic(), queries)
-        return AccountPlan(account, queries)
+            self._plans[key] = (time.monotonic(), queries, activity)
+        return AccountPlan(account, queries, activity)
 
     def clear(self) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,11 @@ class MetricQuery:
     split: tuple[str, ...] = ()
     deployment: str | None = None
     top: int = 1000
+    aggregation: str = "Total"  # "Average,Maximum" for percentages; series are ordered by the first
+
+    @property
+    def order_by(self) -> str:
+        return f"{self.aggregation.split(',')[0]} desc"
 
     def filter(self) -> str | None:
         clauses = [f"{dim} eq {quote_filter_value(self.deployment)}"
@@ -77,6 +82,8 @@ class Series:
     dimensions: dict[str, str]  # dimension name (lower-cased, as Azure returns it) -> value as reported
     timestamps: list[str]  # bucket starts, "...Z"
     totals: list[float | None]  # None for an empty bucket (it carries only its timestamp)
+    averages: list[float | None] = field(default_factory=list)  # filled for Average queries
+    maximums: list[float | None] = field(default_factory=list)  # filled for Maximum queries
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,8 @@ def parse_metric(resource_id: str | None, metric: dict[str, Any]) -> MetricResul
     for ts in metric.get("timeseries") or ():
         data = ts.get("data") or ()
         series.append(Series({md["name"]["value"].lower(): md["value"] for md in ts.get("metadatavalues") or ()},
-                             [p["timeStamp"] for p in data], [p.get("total") for p in data]))
+                             [p["timeStamp"] for p in data], [p.get("total") for p in data],
+                             [p.get("average") for p in data], [p.get("maximum") for p in data]))
     return MetricResult(resource_id or resource_id_of(metric["id"]), metric["name"]["value"],
                         metric.get("errorCode") or "Success", metric.get("errorMessage"), series)
 
@@ -181,7 +189,7 @@ class MetricsReader:
         params = {
             "api-version": BATCH_API_VERSION, "metricnamespace": NAMESPACE, "metricnames": ",".join(query.metric_names),
             "starttime": format_utc(window.start), "endtime": format_utc(window.end), "interval": window.interval,
-            "aggregation": "total", "top": str(query.top), "orderby": "total desc",
+            "aggregation": query.aggregation.lower(), "top": str(query.top), "orderby": query.order_by.lower(),
         }
         filter_ = query.filter()
         if filter_:
@@ -215,7 +223,8 @@ class MetricsReader:
         with azure_errors():
             body = self.session.monitor(account.subscription_id).metrics.list(
                 account.resource_id, timespan=window.timespan, interval=window.interval,
-                metricnames=",".join(query.metric_names), aggregation="Total", top=query.top, orderby="Total desc",
+                metricnames=",".join(query.metric_names), aggregation=query.aggregation, top=query.top,
+                orderby=query.order_by,
                 filter=query.filter(), metricnamespace=NAMESPACE,
                 cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response.json())
         return [parse_metric(account.resource_id, metric) for metric in body.get("value") or ()]

@@ -68,3 +68,24 @@ def reported(value: str | None) -> str | None:
 def oldest_syncable_day(now: datetime) -> date:
     """The oldest UTC day fully inside Azure Monitor's 93-day retention."""
     return (now - timedelta(days=RETENTION_DAYS)).date() + timedelta(days=1)
+
+
+# ---- deployment activity beyond tokens (issue 13) ----------------------------------------------------------------
+# Request metrics split further by these dimensions (both request metrics define them).
+ACTIVITY_DIMENSIONS = ("StatusCode", "IsSpillover", "ServiceTierRequest", "ServiceTierResponse")
+ACTIVITY_COLUMNS = {"statuscode": "status_code", "isspillover": "is_spillover",
+                    "servicetierrequest": "tier_request", "servicetierresponse": "tier_response"}
+# Provisioned (PTU) utilisation, percent, Average/Maximum only; per family like the token metrics.
+UTILIZATION_METRICS: dict[Family, str] = {Family.MODELS: "ProvisionedUtilization",
+                                          Family.AZURE_OPENAI: "AzureOpenAIProvisionedManagedUtilizationV2"}
+UTILIZATION_FAMILY = {metric.lower(): family for family, metric in UTILIZATION_METRICS.items()}
+
+REQUEST_POINT_SCHEMA: dict[str, pl.DataType] = {
+    **{k: v for k, v in POINT_SCHEMA.items() if k not in ("timestamp", "total")},
+    **{column: pl.String() for column in ACTIVITY_COLUMNS.values()},
+    "timestamp": pl.Datetime("us", "UTC"), "total": pl.Float64(),
+}
+UTILIZATION_POINT_SCHEMA: dict[str, pl.DataType] = {
+    **{k: v for k, v in POINT_SCHEMA.items() if k not in ("timestamp", "total")},
+    "timestamp": pl.Datetime("us", "UTC"), "average": pl.Float64(), "maximum": pl.Float64(),
+}

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from ..azure.activity import ActivityExtraction, extract_activity
 from ..azure.discovery import discover_accounts
 from ..azure.extract import Extraction, extract_usage
 from ..azure.metric_definitions import DEFINITIONS, AccountPlan
@@ -57,6 +58,7 @@ class SyncOutcome:
     accounts: list[Account] = field(default_factory=list)
     plans: list[AccountPlan] = field(default_factory=list)
     extraction: Extraction | None = None
+    activity: ActivityExtraction | None = None
     events: list[SyncEvent] = field(default_factory=list)
     rows_per_day: dict[str, int] = field(default_factory=dict)
     definitions_unreadable: dict[str, str] = field(default_factory=dict)
@@ -84,7 +86,8 @@ class SyncOutcome:
 
     @property
     def truncated(self) -> list[str]:
-        return self.extraction.truncated if self.extraction else []
+        return ((self.extraction.truncated if self.extraction else [])
+                + (self.activity.truncated if self.activity else []))
 
     @property
     def total_tokens(self) -> int:
@@ -168,6 +171,15 @@ def fetch_connection(session: AzureSession, connection: Connection, settings: Se
         log.error(f"connection {connection.name}: {outcome.problem}")
         _land_events(landing, outcome)
         return outcome
+    with phase(on_phase, "activity"):
+        readable = [p for p in outcome.plans if p.account.resource_id not in extraction.unreadable]
+        outcome.activity = extract_activity(MetricsReader(session), readable, first_day, last_day, now=now,
+                                            paths=extraction.paths, top=settings.top,
+                                            concurrency=settings.concurrency)
+        outcome.events.extend(outcome.activity.events)
+        log.info(f"activity: {sum(outcome.activity.calls.values())} extra metrics call(s) "
+                 f"({dict(outcome.activity.calls)}), {outcome.activity.requests.height:,} request and "
+                 f"{outcome.activity.utilization.height:,} utilisation point(s)")
     with phase(on_phase, "landing"):
         _land_days(landing, outcome, connection, settings)
         _land_events(landing, outcome)
@@ -197,6 +209,11 @@ def _land_days(landing: Landing, outcome: SyncOutcome, connection: Connection, s
         day_points = by_day.get((day,), empty)
         manifest = DayManifest(connection=connection.name, day=day.isoformat(), synced_at=outcome.synced_at.isoformat(),
                                is_final=is_final(day, outcome.synced_at, settings.settle_hours), accounts=accounts)
+        # Activity files first: a day's manifest (written last) marks its files complete.
+        if outcome.activity is not None:
+            for kind, frame in (("requests", outcome.activity.requests), ("utilization", outcome.activity.utilization)):
+                landing.write_activity(kind, connection.name, day,
+                                       frame.filter(pl.col("timestamp").dt.date() == day))
         landing.write_day(manifest, day_points)
         outcome.rows_per_day[day.isoformat()] = day_points.height
 

@@ -58,6 +58,15 @@ class Landing:
     def manifest_path(self, connection: str, day: date | str) -> Path:
         return self.root / "manifests" / f"connection={connection}" / f"day={day}.json"
 
+    def activity_path(self, kind: str, connection: str, day: date | str) -> Path:
+        """Activity beyond tokens (kind "requests" or "utilization"): one Parquet file per connection and day."""
+        return self.root / "activity" / kind / f"connection={connection}" / f"day={day}" / f"{kind}.parquet"
+
+    def write_activity(self, kind: str, connection: str, day: date | str, frame: pl.DataFrame) -> None:
+        ordered = frame.sort(frame.columns, nulls_last=True)
+        _atomic_write(self.activity_path(kind, connection, day),
+                      lambda tmp: ordered.write_parquet(tmp, compression="zstd", statistics=True))
+
     def events_dir(self, connection: str) -> Path:
         return self.root / "events" / f"connection={connection}"
 
@@ -94,3 +103,5 @@ class Landing:
     def purge(self, connection: str) -> None:
         for kind in ("points", "manifests", "events"):
             shutil.rmtree(self.root / kind / f"connection={connection}", ignore_errors=True)
+        for kind in ("requests", "utilization"):
+            shutil.rmtree(self.root / "activity" / kind / f"connection={connection}", ignore_errors=True)

@@ -27,12 +27,85 @@ USAGE_DAILY_COLUMNS = (
     ("synced_at", "TIMESTAMP NOT NULL"),
 )
 
+REQUESTS_DAILY_COLUMNS = (
+    ("usage_date", "DATE NOT NULL"),
+    ("connection", "VARCHAR NOT NULL"),
+    ("resource_id", "VARCHAR NOT NULL"),
+    ("resource_name", "VARCHAR"),
+    ("deployment", "VARCHAR"),
+    ("model_name", "VARCHAR"),
+    ("model_version", "VARCHAR"),
+    ("metric_region", "VARCHAR"),
+    ("status_code", "VARCHAR"),
+    ("is_spillover", "VARCHAR"),
+    ("tier_request", "VARCHAR"),
+    ("tier_response", "VARCHAR"),
+    ("requests", "BIGINT NOT NULL"),
+    ("metric_family", "VARCHAR NOT NULL"),
+    ("is_final", "BOOLEAN NOT NULL"),
+    ("synced_at", "TIMESTAMP NOT NULL"),
+)
+
+PTU_UTILIZATION_HOURLY_COLUMNS = (
+    ("hour", "TIMESTAMP NOT NULL"),  # UTC
+    ("usage_date", "DATE NOT NULL"),
+    ("connection", "VARCHAR NOT NULL"),
+    ("resource_id", "VARCHAR NOT NULL"),
+    ("resource_name", "VARCHAR"),
+    ("deployment", "VARCHAR"),
+    ("model_name", "VARCHAR"),
+    ("model_version", "VARCHAR"),
+    ("metric_region", "VARCHAR"),
+    ("avg_utilization", "DOUBLE"),
+    ("max_utilization", "DOUBLE"),
+    ("metric_family", "VARCHAR NOT NULL"),
+    ("is_final", "BOOLEAN NOT NULL"),
+    ("synced_at", "TIMESTAMP NOT NULL"),
+)
+
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 
 CREATE TABLE IF NOT EXISTS {SCHEMA}.usage_daily (
     {", ".join(f"{name} {kind}" for name, kind in USAGE_DAILY_COLUMNS)}
 );
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.requests_daily (
+    {", ".join(f"{name} {kind}" for name, kind in REQUESTS_DAILY_COLUMNS)}
+);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.ptu_utilization_hourly (
+    {", ".join(f"{name} {kind}" for name, kind in PTU_UTILIZATION_HOURLY_COLUMNS)}
+);
+
+-- Per deployment and day: throttled share (429 / all requests), spillover and downgraded priority requests.
+-- Client retries of a 429 are counted again: the share of throttled *calls*, an upper bound for users.
+CREATE OR REPLACE VIEW {SCHEMA}.deployment_requests_daily AS
+SELECT usage_date, connection, resource_id, any_value(resource_name) AS resource_name, deployment,
+       sum(requests) AS requests,
+       coalesce(sum(requests) FILTER (WHERE status_code = '429'), 0) AS throttled_requests,
+       coalesce(sum(requests) FILTER (WHERE status_code = '429'), 0) / sum(requests) AS throttled_share,
+       coalesce(sum(requests) FILTER (WHERE status_code LIKE '5%'), 0) AS server_error_requests,
+       coalesce(sum(requests) FILTER (WHERE lower(is_spillover) = 'true'), 0) AS spillover_requests,
+       coalesce(sum(requests) FILTER (WHERE lower(tier_request) = 'priority'), 0) AS priority_requests,
+       coalesce(sum(requests) FILTER (WHERE lower(tier_request) = 'priority'
+                                      AND lower(coalesce(tier_response, '')) <> 'priority'), 0)
+           AS downgraded_priority_requests,
+       bool_and(is_final) AS is_final
+FROM {SCHEMA}.requests_daily
+GROUP BY usage_date, connection, resource_id, deployment;
+
+-- Per PTU deployment and day: the peak and mean of the hourly values, and the hours whose Maximum reached
+-- 90% and 100% (averages hide saturation: read the maximum).
+CREATE OR REPLACE VIEW {SCHEMA}.ptu_utilization_daily AS
+SELECT usage_date, connection, resource_id, any_value(resource_name) AS resource_name, deployment,
+       max(max_utilization) AS max_utilization, avg(avg_utilization) AS avg_utilization,
+       count(DISTINCT hour) AS hours_reported,
+       count(DISTINCT hour) FILTER (WHERE max_utilization >= 90) AS hours_at_or_above_90,
+       count(DISTINCT hour) FILTER (WHERE max_utilization >= 100) AS hours_at_100,
+       bool_and(is_final) AS is_final
+FROM {SCHEMA}.ptu_utilization_hourly
+GROUP BY usage_date, connection, resource_id, deployment;
 
 CREATE TABLE IF NOT EXISTS {SCHEMA}.accounts (
     usage_date DATE NOT NULL,

@@ -19,12 +19,20 @@ import polars as pl
 from ..core.checks import CheckOutcome
 from ..core.metrics import POINT_SCHEMA
 from ..core.phases import PhaseHook, phase
+from ..core.metrics import REQUEST_POINT_SCHEMA, UTILIZATION_POINT_SCHEMA
+from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
 from ..usage.transform import model_names, roll_up_daily
 from .checks import activity_anomalies, usage_checks
 from .database import connect
 from .landing import Landing
-from .schema import SCHEMA, USAGE_DAILY_COLUMNS, metric_points_view_sql
+from .schema import (
+    PTU_UTILIZATION_HOURLY_COLUMNS,
+    REQUESTS_DAILY_COLUMNS,
+    SCHEMA,
+    USAGE_DAILY_COLUMNS,
+    metric_points_view_sql,
+)
 
 @dataclass(frozen=True)
 class ConnectionRecord:
@@ -46,6 +54,31 @@ class WriteSummary:
     totals_per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> rows and token sums
     check_results: list[CheckOutcome] = field(default_factory=list)
     preview: pl.DataFrame | None = None  # the largest rows written, for a glance in the Dagster UI
+    # day -> requests, throttled requests and share, downgraded priority requests, PTU peak and hours >= 90%
+    activity_per_day: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _activity_per_day(requests: pl.DataFrame, utilization: pl.DataFrame) -> dict[str, dict[str, float]]:
+    per_day: dict[str, dict[str, float]] = {}
+    daily = requests.group_by("usage_date").agg(
+        pl.col("requests").sum().alias("requests"),
+        pl.col("requests").filter(pl.col("status_code") == "429").sum().alias("throttled_requests"),
+        pl.col("requests").filter((pl.col("tier_request").str.to_lowercase() == "priority")
+                                  & (pl.col("tier_response").fill_null("").str.to_lowercase() != "priority"))
+        .sum().alias("downgraded_priority_requests"))
+    for row in daily.iter_rows(named=True):
+        per_day[str(row["usage_date"])] = {
+            "requests": row["requests"], "throttled_requests": row["throttled_requests"],
+            "throttled_share": round(row["throttled_requests"] / row["requests"], 6) if row["requests"] else 0.0,
+            "downgraded_priority_requests": row["downgraded_priority_requests"]}
+    peaks = utilization.group_by("usage_date").agg(
+        pl.col("max_utilization").max().alias("ptu_max_utilization"),
+        pl.col("hour").filter(pl.col("max_utilization") >= 90).n_unique().alias("ptu_hours_at_or_above_90"))
+    for row in peaks.iter_rows(named=True):
+        per_day.setdefault(str(row["usage_date"]), {}).update(
+            {"ptu_max_utilization": row["ptu_max_utilization"],
+             "ptu_hours_at_or_above_90": row["ptu_hours_at_or_above_90"]})
+    return dict(sorted(per_day.items()))
 
 
 def _landed_days(landing: Landing, connections: list[str], days: list[date]):
@@ -124,6 +157,35 @@ def build_usage(con, points: pl.LazyFrame, connections: list[str], accounts: pl.
     return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort("usage_date")
 
 
+def _landed_activity(landed, landing: Landing, kind: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The landed activity files of one kind (days synced before activity existed have none)."""
+    frames = []
+    for connection, day, _manifest in landed:
+        path = landing.activity_path(kind, connection, day)
+        if path.exists():
+            frames.append(pl.read_parquet(path).with_columns(pl.lit(connection).alias("connection")))
+    empty = pl.DataFrame(schema={"connection": pl.String, **schema})
+    return pl.concat([empty, *[f.select(empty.columns) for f in frames]], how="vertical_relaxed")
+
+
+def build_activity(landed, landing: Landing, usage: pl.DataFrame, accounts: pl.DataFrame,
+                   sync_state: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """requests_daily and ptu_utilization_hourly rows for the landed days, enriched like usage."""
+    names = accounts.select("usage_date", "connection", "resource_id", "resource_name").unique(
+        ["usage_date", "connection", "resource_id"])
+    state = sync_state.select("usage_date", "connection", "is_final", "synced_at")
+    requests = roll_up_requests(_landed_activity(landed, landing, "requests", REQUEST_POINT_SCHEMA), usage)
+    utilization = roll_up_utilization(_landed_activity(landed, landing, "utilization", UTILIZATION_POINT_SCHEMA),
+                                      usage)
+    requests = (requests.join(names, on=["usage_date", "connection", "resource_id"], how="left")
+                .join(state, on=["usage_date", "connection"], how="left")
+                .select([name for name, _ in REQUESTS_DAILY_COLUMNS]).sort("usage_date"))
+    utilization = (utilization.join(names, on=["usage_date", "connection", "resource_id"], how="left")
+                   .join(state, on=["usage_date", "connection"], how="left")
+                   .select([name for name, _ in PTU_UTILIZATION_HOURLY_COLUMNS]).sort("hour"))
+    return requests, utilization
+
+
 def _create_metric_points_view(con, landing: Landing) -> None:
     kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
                        "table_name = 'metric_points'", {"schema": SCHEMA}).fetchone()
@@ -176,6 +238,12 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
                 con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last", in_range)
                 con.register("new_usage", usage)
                 con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
+            with phase(on_phase, "insert_activity"):
+                requests, utilization = build_activity(landed, landing, usage, accounts, sync_state)
+                for table, frame in (("requests_daily", requests), ("ptu_utilization_hourly", utilization)):
+                    con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE usage_date BETWEEN $first AND $last", in_range)
+                    con.register(f"new_{table}", frame)
+                    con.execute(f"INSERT INTO {SCHEMA}.{table} BY NAME SELECT * FROM new_{table}")
             con.register("new_events", events)
             con.execute(f"INSERT INTO {SCHEMA}.sync_events SELECT * FROM new_events EXCEPT "
                         f"SELECT * FROM {SCHEMA}.sync_events")
@@ -194,6 +262,7 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             con.execute("ROLLBACK")
             raise
     summary.usage_rows = usage.height
+    summary.activity_per_day = _activity_per_day(requests, utilization)
     summary.preview = usage.sort("total_tokens", descending=True).head(10).select(
         "usage_date", "resource_name", "deployment", "model_name", "model_version", "metric_region", "input_tokens",
         "output_tokens", "requests", "metric_family")
@@ -212,7 +281,8 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
     counts = {}
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
-        for table in ("usage_daily", "accounts", "syncs", "sync_events", "connections"):
+        for table in ("usage_daily", "requests_daily", "ptu_utilization_hourly", "accounts", "syncs", "sync_events",
+                      "connections"):
             counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]).fetchone()[0]
         con.execute("COMMIT")
     return counts

@@ -1,0 +1,180 @@
+"""Extraction of deployment activity beyond tokens (issue 13): requests by status code, spillover and service
+tier (P1D totals), and provisioned (PTU) utilisation (PT1H Average and Maximum).
+
+Same cost model as the token extraction (extract.py): one call per (subscription, region, metric group, family)
+and chunk of at most 50 accounts, over the whole range; the subscription's path (batch or per-resource) is the
+one the token extraction chose. Extra calls per sync: one per chunk and family for the request splits, and one
+per chunk and family for utilisation where an account defines it. A result that reaches `top` is re-queried
+deployment by deployment (the deployments named in the result), and reported when it still reaches it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from ..core.clock import day_start, days_between
+from ..core.events import Level, SyncEvent
+from ..core.metrics import (
+    ACTIVITY_COLUMNS,
+    DIMENSION_COLUMNS,
+    REQUEST_POINT_SCHEMA,
+    UTILIZATION_POINT_SCHEMA,
+    oldest_syncable_day,
+)
+from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
+from .extract import BATCH_MAX_RESOURCES, MetricsPath
+from .metric_definitions import AccountPlan, ActivityKind, ActivityQuery
+from .metrics_api import MetricResult, MetricsReader, TimeWindow
+
+
+@dataclass
+class ActivityExtraction:
+    requests: pl.DataFrame
+    utilization: pl.DataFrame
+    events: list[SyncEvent] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
+
+
+def _frame(results: list[MetricResult], query: ActivityQuery) -> pl.DataFrame:
+    """One row per series with list columns, exploded to points (as extract._points_frame does)."""
+    utilization = query.kind == ActivityKind.UTILIZATION
+    schema = UTILIZATION_POINT_SCHEMA if utilization else REQUEST_POINT_SCHEMA
+    values = ("average", "maximum") if utilization else ("total",)
+    columns: dict[str, list[object]] = {name: [] for name in schema}
+    for result in results:
+        for series in result.series:
+            columns["resource_id"].append(result.resource_id)
+            columns["family"].append(str(query.family))
+            columns["metric"].append(result.metric)
+            for dim, column in DIMENSION_COLUMNS.items():
+                columns[column].append(series.dimensions.get(dim))
+            if not utilization:
+                for dim, column in ACTIVITY_COLUMNS.items():
+                    columns[column].append(series.dimensions.get(dim))
+            columns["timestamp"].append(series.timestamps)
+            if utilization:
+                columns["average"].append(series.averages)
+                columns["maximum"].append(series.maximums)
+            else:
+                columns["total"].append(series.totals)
+    lists = {**schema, "timestamp": pl.List(pl.String), **{v: pl.List(pl.Float64) for v in values}}
+    return (pl.DataFrame(columns, schema=lists, strict=False)
+            .explode(["timestamp", *values])
+            .drop_nulls(values[0])  # an empty bucket carries only its timestamp
+            .with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC",
+                                                              time_unit="us"))
+            .select(list(schema)))
+
+
+class _ActivityExtractor:
+    def __init__(self, reader: MetricsReader, plans: list[AccountPlan], start: datetime, end: datetime, top: int,
+                 concurrency: int, paths: dict[str, str]):
+        self.reader = reader
+        self.plans = {p.account.resource_id.lower(): p for p in plans}
+        self.start, self.end = start, end
+        self.top = top
+        self.concurrency = concurrency
+        self.paths = paths
+        self.result = ActivityExtraction(pl.DataFrame(schema=REQUEST_POINT_SCHEMA),
+                                         pl.DataFrame(schema=UTILIZATION_POINT_SCHEMA))
+        self.frames: dict[str, list[pl.DataFrame]] = {ActivityKind.REQUESTS: [], ActivityKind.UTILIZATION: []}
+        self.lock = threading.Lock()
+
+    def _call(self, ids: list[str], query: ActivityQuery, deployment: str | None = None) -> list[MetricResult]:
+        account = self.plans[ids[0].lower()].account
+        window = TimeWindow(self.start, self.end, query.interval)
+        metric_query = query.metric_query(self.top, deployment=deployment)
+        if self.paths.get(account.subscription_id) == MetricsPath.PER_RESOURCE:
+            return self.reader.per_resource(account, metric_query, window)
+        return self.reader.batch(account.subscription_id, account.location, metric_query, ids, window)
+
+    def _keep(self, results: list[MetricResult], query: ActivityQuery) -> list[str]:
+        """Keeps good results; returns the resource ids whose result reached `top`."""
+        good, truncated = [], []
+        for result in results:
+            if not result.ok:
+                self._event(Level.WARN, ProblemCode.METRIC_ERROR, f"{result.metric}: {result.error_code}: "
+                            f"{result.error_message or 'no message'}; this signal is missing from this sync",
+                            result.resource_id)
+            elif len(result.series) >= self.top:
+                truncated.append(result.resource_id)
+            else:
+                good.append(result)
+        frame = _frame(good, query)
+        with self.lock:
+            self.frames[query.kind].append(frame)
+        return truncated
+
+    def _event(self, level: Level, code: ProblemCode, message: str, resource_id: str | None = None) -> None:
+        with self.lock:
+            self.result.events.append(SyncEvent(level, code, message, resource_id))
+
+    def _narrow(self, result_ids: list[str], results: list[MetricResult], query: ActivityQuery) -> None:
+        for resource_id in result_ids:
+            names = sorted({s.dimensions.get("modeldeploymentname", "") for r in results
+                            if r.resource_id.lower() == resource_id.lower() for s in r.series})
+            for name in names:
+                still = self._keep(self._call([resource_id], query, deployment=name), query)
+                if still:
+                    with self.lock:
+                        self.result.truncated.append(f"{resource_id} {query.metric}")
+                    self._event(Level.ERROR, ProblemCode.TRUNCATED, f"{query.metric} still reaches top for "
+                                f"deployment {name!r} after narrowing; raise settings.top", resource_id)
+
+    def _run_chunk(self, query: ActivityQuery, ids: list[str]) -> None:
+        account = self.plans[ids[0].lower()].account
+        per_resource = self.paths.get(account.subscription_id) == MetricsPath.PER_RESOURCE
+        groups = [[rid] for rid in ids] if per_resource else [ids]
+        for group in groups:
+            try:
+                results = self._call(group, query)
+            except AzureError as exc:
+                if per_resource and exc.problem.code in UNREADABLE_CODES:
+                    continue  # the token extraction already reported this account as unreadable
+                raise ExtractionError(f"{query.metric} query failed for {group[0]}"
+                                      f"{' and others' if len(group) > 1 else ''}: {exc.problem}") from exc
+            truncated = self._keep(results, query)
+            if truncated:
+                self._narrow(truncated, results, query)
+
+    def run(self) -> ActivityExtraction:
+        calls_before = Counter(self.reader.calls)
+        groups: dict[tuple[str, str, ActivityQuery], list[str]] = defaultdict(list)
+        for plan in self.plans.values():
+            for query in plan.activity:
+                groups[(plan.account.subscription_id, plan.account.location, query)].append(plan.account.resource_id)
+        chunks = []
+        for (_sub, _region, query), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].kind,
+                                                                                 kv[0][2].family)):
+            ids.sort(key=str.lower)
+            chunks += [(query, ids[i:i + BATCH_MAX_RESOURCES]) for i in range(0, len(ids), BATCH_MAX_RESOURCES)]
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="doow-activity") as pool:
+            for future in [pool.submit(self._run_chunk, query, ids) for query, ids in chunks]:
+                future.result()
+        self.result.calls = self.reader.calls - calls_before
+        for kind, attribute in ((ActivityKind.REQUESTS, "requests"), (ActivityKind.UTILIZATION, "utilization")):
+            frames = [f for f in self.frames[kind] if f.height]
+            if frames:
+                setattr(self.result, attribute, pl.concat(frames))
+        return self.result
+
+
+def extract_activity(reader: MetricsReader, plans: list[AccountPlan], first_day: date, last_day: date, *,
+                     now: datetime, paths: dict[str, str], top: int = 1000,
+                     concurrency: int = 4) -> ActivityExtraction:
+    """Request splits and PTU utilisation for the planned accounts and the syncable days of the range."""
+    oldest = oldest_syncable_day(now)
+    synced = [d for d in days_between(first_day, last_day) if oldest <= d <= now.date()]
+    readable = [p for p in plans if p.activity]
+    if not synced or not readable:
+        return ActivityExtraction(pl.DataFrame(schema=REQUEST_POINT_SCHEMA),
+                                  pl.DataFrame(schema=UTILIZATION_POINT_SCHEMA))
+    end = min(day_start(synced[-1] + timedelta(days=1)), now.replace(second=0, microsecond=0))
+    return _ActivityExtractor(reader, readable, day_start(synced[0]), end, top, concurrency, paths).run()
