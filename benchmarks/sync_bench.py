@@ -59,7 +59,9 @@ def lower_bound(scenario, scopes: list[str]) -> dict[str, int]:
     Per connection: the accounts-list pages of its scope (the emulator pages `accounts_page_size` at a time),
     one metricDefinitions per Azure OpenAI account, one getBatch per <= 50 accounts of a subscription and
     region per metric family the account defines, whatever the number of days; one token per audience (ARM,
-    metrics) and one OpenID metadata read per credential.
+    metrics) and one OpenID metadata read per credential. Activity beyond tokens (issue 13) adds, per such
+    chunk and family, one getBatch for the request splits (every request metric has the status, spillover and
+    tier dimensions) and, per chunk and family of accounts with a provisioned deployment, one for utilisation.
     """
     bound = Counter()
     for scope in scopes:
@@ -68,7 +70,10 @@ def lower_bound(scenario, scopes: list[str]) -> dict[str, int]:
         bound["accounts"] += max(1, math.ceil(len(listed) / max(1, scenario.accounts_page_size)))
         bound["definitions"] += len(oai)
         groups = Counter((a.subscription_id.lower(), a.location, family) for a in oai for family in a.families)
-        bound["batch"] += sum(math.ceil(n / BATCH_MAX) for n in groups.values())
+        token_batches = sum(math.ceil(n / BATCH_MAX) for n in groups.values())
+        provisioned = Counter((a.subscription_id.lower(), a.location, family) for a in oai for family in a.families
+                              if any(d.provisioned is not None for d in a.deployments))
+        bound["batch"] += 2 * token_batches + sum(math.ceil(n / BATCH_MAX) for n in provisioned.values())
         bound["token"] += 2
         bound["openid"] += 1
     return dict(bound)

@@ -60,6 +60,7 @@ def run(spec: dict) -> dict:
             "points": outcome.points,
             "days_landed": len(outcome.rows_per_day),
             "calls": dict(extraction.calls) if extraction else {},
+            "activity_calls": dict(outcome.activity.calls) if outcome.activity else {},
             "paths": dict(extraction.paths) if extraction else {},
             "unreadable": len(outcome.unreadable),
             "truncated": list(extraction.truncated) if extraction else [],

@@ -25,7 +25,7 @@ def _status_rows(config: ProjectConfig, names: list[str], first: date, last: dat
     result = {name: {"connection": name, "state": "never synced", "last_successful_sync": None, "last_error": None,
                      "last_error_time": None, "accounts_covered": 0, "accounts_in_scope": 0, "usage_rows_all": 0,
                      "usage": [], "totals": {"rows": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
-                                             "requests": 0}, "trend": []} for name in names}
+                                             "requests": 0}, "trend": [], "activity": []} for name in names}
     days = days_between(first, last)
     if not config.warehouse_path.exists():
         for item in result.values():
@@ -46,10 +46,17 @@ def _status_rows(config: ProjectConfig, names: list[str], first: date, last: dat
                 totals = result[name]["totals"]
                 for key in totals:
                     totals[key] += int(row[key] or 0)
+            if "requests_daily" in tables:
+                for row in queries.deployment_activity(con, names, first, last):
+                    result[row.pop("connection")]["activity"].append(row)
             by_day = queries.tokens_per_day(con, names, first, last)
             for name, item in result.items():
                 item["trend"] = [{"day": str(d), "total_tokens": by_day.get((name, d))} for d in days]
     return result
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 STATUS_EPILOG = """Examples:
@@ -133,7 +140,22 @@ def status(
                               num(u["rows"]), num(u["input_tokens"]), num(u["output_tokens"]),
                               num(u["total_tokens"]), num(u["requests"]))
             output.table(table)
-        elif row["state"] == "never synced":
+        if row["activity"]:
+            # Throttled share counts calls: a client retrying a 429 counts again. PTU: the hourly Maximum,
+            # since averages hide saturation.
+            table = new_table("resource", "deployment", "requests", "throttled (429)", "worst day", "downgraded",
+                              "PTU peak", "hours >= 90%", "hours at 100%",
+                              right=("requests", "throttled (429)", "worst day", "downgraded", "PTU peak",
+                                     "hours >= 90%", "hours at 100%"))
+            for a in row["activity"]:
+                table.add_row(a["resource_name"] or "", a["deployment"] or "-", num(a["requests"]),
+                              _share(a["throttled_share"]), _share(a["worst_day_throttled_share"]),
+                              num(a["downgraded_priority_requests"]),
+                              "-" if a["ptu_max_utilization"] is None else f"{a['ptu_max_utilization']:.0f}%",
+                              num(a["ptu_hours_at_or_above_90"]), num(a["ptu_hours_at_100"]))
+            output.line("  throttling, downgraded priority requests and PTU utilisation (hourly maximum):")
+            output.table(table)
+        if not row["usage"] and row["state"] == "never synced":
             output.line(f"  no usage yet: run `doow-azure sync --from {first} --to {last} --connection {n}`")
     raise typer.Exit(EXIT_FAILURE if failing else EXIT_OK)
 

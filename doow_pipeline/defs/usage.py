@@ -80,8 +80,11 @@ def usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefinition
                          f"{summary.accounts:,} account-day(s) into {warehouse.warehouse_path}")
         # One observation per day with that day's totals, so Dagster plots tokens per partition even when a
         # backfill writes a whole range in one run.
-        for day, totals in summary.totals_per_day.items():
-            context.log_event(dg.AssetObservation(asset_key=USAGE_DAILY_KEY, partition=day, metadata=totals))
+        # Activity beyond tokens joins the same per-day observation: throttled share, downgraded priority
+        # requests, the PTU peak (hourly maximum) and its hours at or above 90%, plotted per partition.
+        for day in sorted(set(summary.totals_per_day) | set(summary.activity_per_day)):
+            metadata = {**summary.totals_per_day.get(day, {}), **summary.activity_per_day.get(day, {})}
+            context.log_event(dg.AssetObservation(asset_key=USAGE_DAILY_KEY, partition=day, metadata=metadata))
         yield dg.MaterializeResult(asset_key=USAGE_DAILY_KEY, metadata=_usage_metadata(summary))
         yield dg.MaterializeResult(asset_key=ACCOUNTS_KEY, metadata={"dagster/row_count": summary.accounts})
         for outcome in summary.check_results:

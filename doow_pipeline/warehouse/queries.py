@@ -62,6 +62,41 @@ def tokens_per_day(con: duckdb.DuckDBPyConnection, names: list[str], first: date
     return {(c, d): int(t) for c, d, t in rows}
 
 
+def deployment_activity(con: duckdb.DuckDBPyConnection, names: list[str], first: date,
+                        last: date) -> list[dict[str, Any]]:
+    """Per connection and deployment over [first, last]: requests, throttled share (429 / all), its worst day,
+    downgraded priority requests, and the PTU peak (Maximum) with the hours at or above 90% and at 100%.
+    Only deployments with something to say: throttled or downgraded requests, or a utilisation series."""
+    cursor = con.execute(
+        f"""WITH r AS (
+            SELECT connection, resource_id, any_value(resource_name) AS resource_name, deployment,
+                   sum(requests)::BIGINT AS requests, sum(throttled_requests)::BIGINT AS throttled_requests,
+                   max(throttled_share) AS worst_day_throttled_share,
+                   sum(downgraded_priority_requests)::BIGINT AS downgraded_priority_requests
+            FROM {SCHEMA}.deployment_requests_daily
+            WHERE connection IN (SELECT unnest($names)) AND usage_date BETWEEN $first AND $last GROUP BY ALL
+        ), p AS (
+            SELECT connection, resource_id, any_value(resource_name) AS resource_name, deployment,
+                   max(max_utilization) AS ptu_max_utilization,
+                   sum(hours_at_or_above_90)::BIGINT AS ptu_hours_at_or_above_90,
+                   sum(hours_at_100)::BIGINT AS ptu_hours_at_100
+            FROM {SCHEMA}.ptu_utilization_daily
+            WHERE connection IN (SELECT unnest($names)) AND usage_date BETWEEN $first AND $last GROUP BY ALL
+        )
+        SELECT connection, resource_id, coalesce(r.resource_name, p.resource_name) AS resource_name, deployment,
+               r.requests, r.throttled_requests, r.throttled_requests / r.requests AS throttled_share,
+               r.worst_day_throttled_share, r.downgraded_priority_requests, p.ptu_max_utilization,
+               p.ptu_hours_at_or_above_90, p.ptu_hours_at_100
+        FROM r FULL OUTER JOIN p USING (connection, resource_id, deployment)
+        WHERE coalesce(r.throttled_requests, 0) > 0 OR coalesce(r.downgraded_priority_requests, 0) > 0
+              OR p.ptu_max_utilization IS NOT NULL
+        ORDER BY connection, p.ptu_max_utilization DESC NULLS LAST, throttled_share DESC NULLS LAST,
+                 resource_name, deployment""",
+        {"names": names, "first": first, "last": last})
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+
 # ---- doctor's facts ----------------------------------------------------------------------------------------------
 
 def synced_account_days(con: duckdb.DuckDBPyConnection, resource_ids: list[str],

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from datetime import date
 
+import json
+
 import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
 
+from doow_pipeline.cli.app import app
 from doow_pipeline.config import load_config
+from doow_pipeline.defs.project import build_definitions
 from doow_pipeline.defs.runs import sync_range
 
 from doow_pipeline_tests.azure_emulator.samples import (
@@ -130,6 +135,35 @@ def test_requests_and_utilisation_match_the_generator_on_the_batch_path(project)
     # Extra calls: one batch call per chunk and family for the request splits and for utilisation (1 chunk).
     batch_bodies = [r for r in requests if r["kind"] == "batch"]
     assert len(batch_bodies) == 2 + 4  # the two token families, then 2 request splits + 2 utilisation
+
+    # Dagster: the per-day observation of usage_daily carries the day's throttled share and PTU peak.
+    job = build_definitions(config).resolve_job_def("azure_openai_write_usage")
+    result = job.execute_in_process(tags={"dagster/asset_partition_range_start": str(FIRST),
+                                          "dagster/asset_partition_range_end": str(LAST)})
+    assert result.success
+    observed = {e.event_specific_data.asset_observation.partition: e.event_specific_data.asset_observation.metadata
+                for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    all_burst = expected.filter(pl.col("usage_date") == burst)
+    assert observed[str(burst)]["throttled_share"].value == pytest.approx(
+        all_burst.filter(pl.col("status_code") == "429")["requests"].sum() / all_burst["requests"].sum(), abs=1e-6)
+    assert observed[str(burst)]["ptu_max_utilization"].value == by_day.filter(
+        pl.col("usage_date") == burst)["max"][0]
+
+    # doow-azure status: throttled share and PTU peaks per deployment.
+    cli = CliRunner().invoke(app, ["--frozen-clock", SCENARIO.current_time().isoformat(), "status", "ptu", "--days",
+                                   "12", "--json"], env={"DOOW_CONNECTIONS": str(config.path), "COLUMNS": "200"})
+    assert cli.exit_code == 0, cli.stdout + cli.stderr
+    activity = {a["deployment"]: a for a in json.loads(cli.stdout)["connections"][0]["activity"]}
+    assert set(activity) == {"ptu-main", "paygo-spill", "ptu-quiet"}  # `plain` has nothing to report
+    main_rows = expected.filter(pl.col("deployment") == "ptu-main")
+    assert activity["ptu-main"]["throttled_share"] == pytest.approx(
+        main_rows.filter(pl.col("status_code") == "429")["requests"].sum() / main_rows["requests"].sum())
+    assert activity["ptu-main"]["worst_day_throttled_share"] == pytest.approx(share)
+    assert activity["ptu-main"]["ptu_max_utilization"] == 100.0
+    assert activity["ptu-main"]["ptu_hours_at_100"] == by_day["h100"].sum()
+    text = CliRunner().invoke(app, ["--frozen-clock", SCENARIO.current_time().isoformat(), "status", "ptu", "--days",
+                                    "12"], env={"DOOW_CONNECTIONS": str(config.path), "COLUMNS": "200"}).stdout
+    assert "PTU peak" in text and "ptu-main" in text and "100%" in text
 
 
 def test_the_per_resource_path_gives_the_same_answers(project):
