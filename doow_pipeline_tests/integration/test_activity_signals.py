@@ -4,9 +4,8 @@ SDKs and the emulator, compared with values computed independently from the scen
 
 from __future__ import annotations
 
-from datetime import date
-
 import json
+from datetime import date
 
 import duckdb
 import polars as pl
@@ -18,7 +17,6 @@ from doow_pipeline.cli.app import app
 from doow_pipeline.config import load_config
 from doow_pipeline.defs.project import build_definitions
 from doow_pipeline.defs.runs import sync_range
-
 from doow_pipeline_tests.azure_emulator.samples import (
     MAIN_CLIENT,
     RG_CLIENT,
@@ -167,7 +165,8 @@ def test_requests_and_utilisation_match_the_generator_on_the_batch_path(project)
 
 
 def test_the_per_resource_path_gives_the_same_answers(project):
-    config, _reports, _requests = project(ConnectionSpec("rg", RG_CLIENT, f"/subscriptions/{SUB_A}/resourceGroups/rg-ai"))
+    scope = f"/subscriptions/{SUB_A}/resourceGroups/rg-ai"
+    config, _reports, _requests = project(ConnectionSpec("rg", RG_CLIENT, scope))
     readable = {a.id.lower() for a in SCENARIO.accounts if a.resource_group == "rg-ai" and a.subscription_id == SUB_A
                 and a.kind.lower() in ("openai", "aiservices")}
     actual = sql(config, "SELECT * FROM azure_openai.requests_daily").sort(REQUEST_KEY)
