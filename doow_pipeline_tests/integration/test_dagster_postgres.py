@@ -33,6 +33,7 @@ from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario, scenario_from_dict
 from doow_pipeline_tests.demo import DEMO_CONNECTIONS
 from doow_pipeline_tests.project import expected_usage, write_project
+from doow_pipeline_tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +67,7 @@ class Deployment:
         self.logs = tmp_path / "logs"
         self.logs.mkdir()
         self._daemon: subprocess.Popen | None = None
+        self._code_server: subprocess.Popen | None = None
         self.instance = dg.DagsterInstance.from_config(str(self.home))
 
     def dagster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -74,17 +76,45 @@ class Deployment:
         assert result.returncode == 0, f"dagster {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         return result
 
-    def start_daemon(self) -> None:
-        log = open(self.logs / "daemon.log", "wb")  # noqa: SIM115 - closed with the process
-        self._daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], cwd=self.cwd,
-                                        env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        with open(self.logs / f"{name}.log", "wb") as log:
+            return subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
 
-    def stop_daemon(self) -> None:
-        process, self._daemon = self._daemon, None
+    def start_daemon(self, workspace: Path = WORKSPACE) -> None:
+        self._daemon = self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
+
+    def start_code_server(self) -> Path:
+        """A code server for doow_pipeline.definitions on 127.0.0.1 (as a deployment runs one), shared by the
+        daemon and every `dagster` command; returns a workspace file that points at it."""
+        port = free_port()
+        self._code_server = self._spawn("code_server", [
+            str(BIN / "dagster"), "api", "grpc", "-m", "doow_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port),
+            "--location-name", "doow_pipeline"])
+        from dagster._grpc.client import DagsterGrpcClient
+
+        client = DagsterGrpcClient(port=port, host="127.0.0.1")
+        deadline = time.monotonic() + 180
+        while True:  # readiness: the server answers a ping once the definitions are loaded
+            if self._code_server.poll() is not None:
+                pytest.fail(f"code server exited: {(self.logs / 'code_server.log').read_text()[-4000:]}")
+            try:
+                client.ping("ready")
+                break
+            except Exception:  # noqa: BLE001 - not serving yet
+                if time.monotonic() > deadline:
+                    pytest.fail("code server not ready after 180 s")
+                time.sleep(0.25)  # polling interval
+        workspace = self.cwd / "workspace.grpc.yaml"
+        workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
+            "host": "127.0.0.1", "port": port, "location_name": "doow_pipeline"}}]}))
+        return workspace
+
+    @staticmethod
+    def _stop(process: subprocess.Popen | None) -> None:
         if process is None or process.poll() is not None:
             return
-        # The daemon's session holds its code server: stop them together, the daemon first.
+        # Each process leads its own session (its code server, run workers): stop them together.
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(60)
@@ -93,6 +123,15 @@ class Deployment:
             process.wait(10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # anything of the session left behind
+
+    def stop_daemon(self) -> None:
+        self._stop(self._daemon)
+        self._daemon = None
+
+    def stop(self) -> None:
+        self.stop_daemon()
+        self._stop(self._code_server)
+        self._code_server = None
 
     def daemon_log(self) -> str:
         return (self.logs / "daemon.log").read_text(errors="replace")[-6000:]
@@ -128,7 +167,7 @@ def deployment_factory(postgres_server, tmp_path, monkeypatch):
 
     yield make
     for deployment in made:
-        deployment.stop_daemon()
+        deployment.stop()
         deployment.instance.dispose()
 
 
@@ -220,6 +259,10 @@ def test_daemon_fires_the_daily_schedule_and_the_run_succeeds(deployment_factory
 
 # Eight overlapping single-run backfills (offsets in days from FIRST), their union is FIRST..LAST.
 BACKFILLS = [(0, 6), (3, 9), (7, 13), (0, 13), (5, 5), (10, 12), (1, 4), (8, 13)]
+BACKFILL_CONNECTIONS = DEMO_CONNECTIONS[:1]  # prod: one fetch step per run, then the two pooled steps
+# The multiprocess executor (the default) with forkserver: each step forks from a process that imported the
+# code location once, instead of a fresh interpreter per step (8 runs x 3 steps on 2 shared cores).
+FORKSERVER = {"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {}}}}}}
 
 
 def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(deployment_factory, emulator,
@@ -228,10 +271,12 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
     now = scenario.current_time()
     last = now.date() - timedelta(days=1)
     first = last - timedelta(days=13)
-    config = write_project(tmp_path / "project", emulator.endpoints, scenario, CONNECTIONS)
+    connections = BACKFILL_CONNECTIONS
+    config = write_project(tmp_path / "project", emulator.endpoints, scenario, connections)
     deployment = deployment_factory({"DOOW_CONNECTIONS": str(config), "DOOW_NOW": now.isoformat()})
+    workspace = deployment.start_code_server()
     # Only the launched runs: the schedule must not add a run if the wall clock passes 03:30 UTC meanwhile.
-    deployment.dagster("schedule", "stop", SCHEDULE, "-w", str(WORKSPACE))
+    deployment.dagster("schedule", "stop", SCHEDULE, "-w", str(workspace))
 
     # Queue the eight runs as single-run backfills of the sync job (the tags a range backfill carries),
     # from eight concurrent `dagster job launch` processes, then let the daemon drain the queue.
@@ -240,7 +285,8 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
         tags = {"dagster/asset_partition_range_start": str(first + timedelta(days=a)),
                 "dagster/asset_partition_range_end": str(first + timedelta(days=b)), "test/backfill": f"{a}-{b}"}
         launches.append(subprocess.Popen(
-            [str(BIN / "dagster"), "job", "launch", "-j", SYNC_JOB, "-w", str(WORKSPACE), "--tags", json.dumps(tags)],
+            [str(BIN / "dagster"), "job", "launch", "-j", SYNC_JOB, "-w", str(workspace), "--tags", json.dumps(tags),
+             "--config-json", json.dumps(FORKSERVER)],
             cwd=deployment.cwd, env=deployment.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     for process in launches:
         out, _ = process.communicate(timeout=300)
@@ -248,8 +294,8 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
     queued = deployment.instance.get_runs(filters=dg.RunsFilter(job_name=SYNC_JOB))
     assert len(queued) == 8 and {r.status for r in queued} == {dg.DagsterRunStatus.QUEUED}
 
-    deployment.start_daemon()
-    runs = deployment.wait_for_runs(8, timeout=900, job_name=SYNC_JOB)
+    deployment.start_daemon(workspace)
+    runs = deployment.wait_for_runs(8, timeout=1200, job_name=SYNC_JOB)
     deployment.stop_daemon()
     for run in runs:
         assert run.status == dg.DagsterRunStatus.SUCCESS, deployment.failure_report(run)
@@ -273,7 +319,7 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
     assert all(b[0] >= a[1] for a, b in zip(pooled, pooled[1:])), pooled
 
     # The same tables as one fault-free sync of the whole range (doow-azure sync, SQLite instance) ...
-    reference = write_project(tmp_path / "reference", emulator.endpoints, scenario, CONNECTIONS)
+    reference = write_project(tmp_path / "reference", emulator.endpoints, scenario, connections)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
     result = subprocess.run([str(BIN / "doow-azure"), "sync", "--from", str(first), "--to", str(last)],
                             env={**env, "DOOW_CONNECTIONS": str(reference), "DOOW_NOW": now.isoformat()},
@@ -287,6 +333,6 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
         assert a.execute(points).fetchall() == b.execute(points).fetchall()
     # ... and both equal the scenario's usage, computed independently, with no duplicate row.
     actual = table(warehouse, "usage_daily").sort(GRAIN, nulls_last=True)
-    expected = expected_usage(scenario, first, last, CONNECTIONS, synced_at=now)
+    expected = expected_usage(scenario, first, last, connections, synced_at=now)
     assert_frame_equal(actual, expected.select(actual.columns), check_dtypes=False)
     assert actual.filter(pl.struct(GRAIN).is_duplicated()).height == 0
