@@ -35,8 +35,6 @@ from doow_pipeline_tests.demo import DEMO_CONNECTIONS
 from doow_pipeline_tests.project import expected_usage, write_project
 from doow_pipeline_tests.servers import free_port
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parents[2]
 PG_CONFIG = ROOT / "deploy" / "dagster.postgres.yaml"
 WORKSPACE = ROOT / "workspace.yaml"
@@ -206,6 +204,7 @@ def last_tick_before(moment: datetime) -> datetime:
     return tick if tick <= moment else tick - timedelta(days=1)
 
 
+@pytest.mark.slow
 def test_daemon_fires_the_daily_schedule_and_the_run_succeeds(deployment_factory, emulator_factory):
     # The daemon's scheduler works on the wall clock, so the emulator's frozen clock and the pipeline's
     # (DOOW_NOW) are set to the wall clock at the start of the test.
@@ -265,6 +264,7 @@ BACKFILL_CONNECTIONS = DEMO_CONNECTIONS[:1]  # prod: one fetch step per run, the
 FORKSERVER = {"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {}}}}}}
 
 
+@pytest.mark.slow
 def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(deployment_factory, emulator,
                                                                               tmp_path):
     scenario = load_scenario(DEMO_SCENARIO)
