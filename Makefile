@@ -2,7 +2,7 @@
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PY := .venv/bin/python
 
-.PHONY: setup test-servers demo test test-fast bench dev clean
+.PHONY: setup test-servers demo test test-fast lint bench dev clean
 
 $(UV):
 	python3 -m pip install --quiet --user "uv==0.13.8"
@@ -22,12 +22,16 @@ test: setup test-servers  ## the whole test suite, against the emulator
 test-fast: setup test-servers
 	$(PY) -m pytest -n 2 doow_pipeline_tests -m "not slow"
 
+lint: setup  ## ruff (lint and format check) and mypy (strict on core/, azure/, usage/, warehouse/)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
 bench: setup  ## benchmarks/ (see benchmarks/README.md)
 	$(PY) -m benchmarks.run
 
 dev: setup  ## Dagster UI on the demo project (first: python -m doow_pipeline_tests.demo --keep-running)
 	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home DOOW_CONNECTIONS=$(CURDIR)/.demo/connections.yaml \
-	DOOW_NOW=2026-11-20T06:00:00Z \
 	  sh -c 'mkdir -p "$$DAGSTER_HOME" && cp -n dagster.yaml "$$DAGSTER_HOME"/ ; .venv/bin/dagster dev -w workspace.yaml'
 
 clean:

@@ -1,1 +1,1 @@
-"""Reproducible performance runs of doow-pipeline (design §8): `python -m benchmarks.run`. See README.md."""
+"""Reproducible performance runs of doow-pipeline: `python -m benchmarks.run`. See README.md."""

@@ -35,12 +35,13 @@ def _iso(moment: datetime) -> str:
 def run(spec: dict) -> dict:
     import polars as pl
 
-    from doow_pipeline.azure.definitions import FAMILY_METRICS, NAMESPACE, FamilyQuery
-    from doow_pipeline.azure.extract import POINT_SCHEMA
-    from doow_pipeline.azure.session import AzureSession, CloudEndpoints
+    from doow_pipeline.azure.metric_definitions import FamilyQuery
+    from doow_pipeline.azure.session import AzureSession
     from doow_pipeline.config import Endpoints
+    from doow_pipeline.core.metrics import FAMILY_METRICS, NAMESPACE, POINT_SCHEMA
+    from doow_pipeline.services.sessions import cloud_endpoints
 
-    endpoints = CloudEndpoints.for_cloud("AzureCloud", Endpoints(**spec["endpoints"]))
+    endpoints = cloud_endpoints("AzureCloud", Endpoints(**spec["endpoints"]))
     first, last = date.fromisoformat(spec["first_day"]), date.fromisoformat(spec["last_day"])
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     queries = {family: FamilyQuery(family, tuple(metrics.values()), SPLITS[family])
@@ -62,7 +63,7 @@ def run(spec: dict) -> dict:
         response = session.monitor(account["subscription_id"]).metrics.list(
             account["resource_id"], timespan=f"{_iso(start)}/{_iso(start + timedelta(days=1))}", interval="P1D",
             metricnames=",".join(query.metric_names), aggregation="Total", top=top, orderby="Total desc",
-            filter=query.filter(), metricnamespace=NAMESPACE)
+            filter=query.metric_query(top).filter(), metricnamespace=NAMESPACE)
         rows = []
         for metric in response.value or ():
             for series in metric.timeseries or ():

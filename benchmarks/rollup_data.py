@@ -3,7 +3,7 @@
 Shaped like a real sync's landing: `connections` connections of accounts with 10 deployments each over
 `days` UTC days; OpenAI models report in both metric families (8 metrics), the others in "models" only
 (4 metrics), as Azure does. Every (connection, day) is written through `Landing.write_day` (zstd Parquet
-+ manifest with the account inventory), the way `sync_connection` lands a day.
++ manifest with the account inventory), the way `fetch_connection` lands a day.
 
 Values are deterministic; input + output = total in both families, so the warehouse checks hold, and the
 expected totals are returned for the parent to check the roll-up against.
@@ -41,7 +41,7 @@ def accounts_for(points: int, connections: int, days: int) -> int:
 def generate(spec: dict) -> dict:
     import polars as pl
 
-    from doow_pipeline.azure.extract import POINT_SCHEMA
+    from doow_pipeline.core.metrics import POINT_SCHEMA
     from doow_pipeline.warehouse.landing import DayManifest, Landing
 
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 - mode "pipeline": `doow_pipeline.warehouse.store.write_partitions` for every landed day of every
   connection, in one call (what the Dagster writer does after a 90-day backfill). Its steps are timed by
-  wrapping the module's functions and the DuckDB connection's `execute` (instrumentation only).
+  the product's phase hook (`on_phase`).
 - mode "floor": one DuckDB SQL `CREATE TABLE ... AS SELECT ... GROUP BY` over the same Parquet files: the
   daily sums per (connection, day, resource, family, dimensions), the least work any roll-up must do.
 """
@@ -30,59 +30,20 @@ GROUP BY ALL
 """
 
 
-class _TimedConnection:
-    """Wraps a DuckDB connection: times each `execute` by the statement's first words."""
-
-    def __init__(self, con, timings: dict):
-        self._con = con
-        self._timings = timings
-
-    def execute(self, sql, *args, **kwargs):
-        key = " ".join(sql.split()[:3])[:48]
-        started = time.perf_counter()
-        try:
-            return self._con.execute(sql, *args, **kwargs)
-        finally:
-            self._timings[key] = self._timings.get(key, 0.0) + time.perf_counter() - started
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
-
-
 def _pipeline(spec: dict) -> dict:
-    import contextlib
-
     import duckdb
 
-    import doow_pipeline.warehouse.store as store
+    from doow_pipeline.warehouse.store import ConnectionRecord, write_partitions
 
     phases: dict[str, float] = {}
-    statements: dict[str, float] = {}
 
-    def timed(name, fn):
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
-        return wrapper
+    def on_phase(name: str, seconds: float) -> None:
+        phases[name] = phases.get(name, 0.0) + seconds
 
-    for name in ("_accounts_frame", "_sync_state_frame", "_events_frame", "build_usage", "roll_up_daily",
-                 "model_names", "usage_checks"):
-        if callable(getattr(store, name, None)):  # instrumentation only; a renamed step is simply not timed
-            setattr(store, name, timed(name, getattr(store, name)))
-    original_connect = store.connect
-
-    @contextlib.contextmanager
-    def connect(*args, **kwargs):
-        with original_connect(*args, **kwargs) as con:
-            yield _TimedConnection(con, statements)
-
-    store.connect = connect
     days = [date.fromisoformat(d) for d in spec["days"]]
+    connections = [ConnectionRecord(**c) for c in spec["connections"]]
     started = time.perf_counter()
-    summary = store.write_partitions(Path(spec["warehouse"]), Path(spec["landing"]), spec["connections"], days)
+    summary = write_partitions(Path(spec["warehouse"]), Path(spec["landing"]), connections, days, on_phase=on_phase)
     wall = time.perf_counter() - started
     with duckdb.connect(spec["warehouse"], read_only=True) as con:
         rows, tokens, families = con.execute(
@@ -91,8 +52,8 @@ def _pipeline(spec: dict) -> dict:
         raw = con.execute("SELECT count(*) FROM azure_openai.metric_points").fetchone()[0]
     return {"wall_s": wall, "usage_rows": rows, "total_tokens": int(tokens or 0), "families": families,
             "raw_points_in_db": raw, "summary_raw_points": summary.raw_points, "summary_usage_rows": summary.usage_rows,
-            "check_results": {k: list(v) for k, v in summary.check_results.items()},
-            "phases_s": phases, "statements_s": statements}
+            "check_results": {c.name: [c.passed, c.description] for c in summary.check_results},
+            "phases_s": phases}
 
 
 def _floor(spec: dict) -> dict:

@@ -1,6 +1,6 @@
 """python -m benchmarks.run [--quick] [--only sync|rollup] [--workdir DIR] [--keep]
 
-Runs the benchmarks of design §8 as ratios against baselines run side by side on this machine, prints a
+Runs the benchmarks (targets in benchmarks/README.md) as ratios against baselines run side by side on this machine, prints a
 table and writes benchmarks/results/<timestamp>[-quick].json. Everything talks to 127.0.0.1 only.
 
 Exit status: 0 when every correctness check held, 1 when one failed (the targets are reported in the

@@ -1,10 +1,10 @@
-"""Benchmark 1 (design §8): the 90-day backfill of the scale estate, against a naive per-resource, per-day
+"""Benchmark 1: the 90-day backfill of the scale estate, against a naive per-resource, per-day
 extractor run side by side against the same emulator.
 
 Pipeline: one connection per subscription (a connection is one principal + one scope; the scale principal
 holds Monitoring Reader on each of the scenario's subscriptions, so the product's configuration is one
 subscription-scoped connection each), synced one after another in one process through
-`doow_pipeline.sync.sync_connection`, settings.concurrency 8 (see sync_worker.py).
+`doow_pipeline.services.fetch.fetch_connection`, settings.concurrency 8 (see sync_worker.py).
 
 Baseline: naive_worker.py on a sample of accounts, extrapolated linearly to the whole estate (its calls are
 exactly accounts x days x families; its wall time is a steady stream of calls at fixed concurrency).
@@ -29,7 +29,7 @@ from benchmarks.common import Section, fmt_mib, fmt_ratio, fmt_s, process_cpu_se
 DAYS = 90
 CONCURRENCY = 8
 TOP = 1000
-BATCH_MAX = 50  # accounts per metrics:getBatch call (Azure's limit; design §3)
+BATCH_MAX = 50  # accounts per metrics:getBatch call (Azure's limit)
 AZURE_OPENAI_KINDS = {"openai", "aiservices"}
 SIZES = {
     # quick: a small estate of the same shape, for a smoke test that finishes well under a minute
@@ -76,7 +76,7 @@ def lower_bound(scenario, scopes: list[str]) -> dict[str, int]:
 
 
 def _metric_of(family: str, quantity: str) -> str:
-    from doow_pipeline.azure.definitions import FAMILY_METRICS
+    from doow_pipeline.core.metrics import FAMILY_METRICS
     return FAMILY_METRICS[family][quantity]
 
 
@@ -185,7 +185,7 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
                               "accounts_page_size": scenario.accounts_page_size, "days": DAYS,
                               "first_day": str(first), "last_day": str(last), "now": now.isoformat(),
                               "connections": [s.scope for s in specs], "concurrency": CONCURRENCY}
-    env = {"DOOW_NOW": now.isoformat()}
+    env: dict[str, str] = {}  # the project's settings.frozen_clock is the scenario's clock
 
     # ---- the pipeline ------------------------------------------------------------------------------------
     log(f"sync: pipeline, {n_accounts} accounts in {len(specs)} subscription connection(s), {DAYS} days "

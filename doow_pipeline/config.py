@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -18,77 +17,19 @@ import yaml
 from dotenv import dotenv_values, load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .core.clock import Clock, as_utc
+from .core.problems import ConfigError
+from .core.scope import Scope, is_guid, normalise_scope, parse_scope
+
 DEFAULT_CONFIG_PATH = "connections.yaml"
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,62}$")
+CONNECTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CLOUDS = ("AzureCloud", "AzureUSGovernment", "AzureChinaCloud")
 
 
-class ConfigError(ValueError):
-    """connections.yaml is invalid; `problems` lists each one with its field and fix."""
-
-    def __init__(self, path: Path | str, problems: list[str]):
-        self.path = str(path)
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{self.path}: {len(problems)} problem(s):\n{lines}")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A parsed connection scope. `kind` is subscription, resource_group, account_id or account_name."""
-
-    kind: str
-    subscription_id: str | None = None
-    resource_group: str | None = None
-    account_name: str | None = None
-
-    @property
-    def arm_id(self) -> str | None:
-        if self.kind == "subscription":
-            return f"/subscriptions/{self.subscription_id}"
-        if self.kind == "resource_group":
-            return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-        if self.kind == "account_id":
-            return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                    f"/providers/Microsoft.CognitiveServices/accounts/{self.account_name}")
-        return None
-
-    def covers(self, resource_id: str) -> bool:
-        arm_id = self.arm_id
-        if arm_id is None:
-            return False
-        rid = resource_id.lower()
-        return rid == arm_id.lower() or rid.startswith(arm_id.lower() + "/")
-
-
-_SCOPE_PATTERNS = (
-    ("account_id", re.compile(
-        r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.CognitiveServices"
-        r"/accounts/(?P<name>[^/]+)$", re.IGNORECASE)),
-    ("resource_group", re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)$", re.IGNORECASE)),
-    ("subscription", re.compile(r"^/subscriptions/(?P<sub>[^/]+)$", re.IGNORECASE)),
-)
-SCOPE_HELP = ("use /subscriptions/<guid>, /subscriptions/<guid>/resourceGroups/<name>, an account's full ARM id "
-              "(…/providers/Microsoft.CognitiveServices/accounts/<name>) or a bare account name")
-
-
-def parse_scope(text: str) -> Scope:
-    """Parses a scope string; raises ValueError with the accepted forms when it is none of them."""
-    value = text.strip().rstrip("/")
-    for kind, pattern in _SCOPE_PATTERNS:
-        match = pattern.match(value)
-        if match:
-            sub = match.group("sub")
-            if not GUID.match(sub):
-                raise ValueError(f"subscription id {sub!r} in scope {text!r} is not a GUID")
-            groups = match.groupdict()
-            return Scope(kind, sub.lower(), groups.get("rg"), groups.get("name"))
-    if ACCOUNT_NAME.match(value):
-        return Scope("account_name", account_name=value)
-    raise ValueError(f"scope {text!r} is not recognised; {SCOPE_HELP}")
+def secret_env_name(connection: str) -> str:
+    """The environment variable holding a connection's client secret: DOOW_SECRET_<NAME>."""
+    return f"DOOW_SECRET_{connection.upper()}"
 
 
 class Endpoints(BaseModel):
@@ -126,6 +67,18 @@ class Settings(BaseModel):
     step_retries: int = Field(2, ge=0, le=10)
     step_retry_delay_seconds: int = Field(30, ge=0, le=3600)
     endpoints: Endpoints | None = None
+    frozen_clock: datetime | None = Field(
+        None, description="Freeze the pipeline's clock at this UTC instant: for replays of a past day, the tests "
+                          "and the emulator's frozen clock. Unset (the default): the real clock.")
+
+    @field_validator("frozen_clock")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value) if value is not None else None
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.frozen_clock)
 
 
 class Connection(BaseModel):
@@ -140,7 +93,7 @@ class Connection(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not CONNECTION_NAME.match(value):
+        if not CONNECTION_NAME.fullmatch(value):
             raise ValueError(f"{value!r} must be lower-case letters, digits and underscores, starting with a letter "
                              "(it becomes part of Dagster asset keys)")
         return value
@@ -148,7 +101,7 @@ class Connection(BaseModel):
     @field_validator("tenant_id", "client_id")
     @classmethod
     def _guid(cls, value: str) -> str:
-        if not GUID.match(value):
+        if not is_guid(value):
             raise ValueError(f"{value!r} is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); copy it from the app "
                              "registration's Overview page")
         return value.lower()
@@ -156,7 +109,7 @@ class Connection(BaseModel):
     @field_validator("client_secret_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if not ENV_VAR_NAME.match(value):
+        if not ENV_VAR_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not an environment variable name; name the variable that holds the "
                              "secret (for example DOOW_SECRET_PROD), never the secret itself")
         return value
@@ -165,7 +118,7 @@ class Connection(BaseModel):
     @classmethod
     def _scope(cls, value: str) -> str:
         parse_scope(value)
-        return value.strip().rstrip("/")
+        return normalise_scope(value)
 
     @property
     def parsed_scope(self) -> Scope:
@@ -183,7 +136,7 @@ class ProjectConfig(BaseModel):
             if connection.name == name:
                 return connection
         known = ", ".join(c.name for c in self.connections) or "none"
-        raise KeyError(f"no connection named {name!r} in {self.path}; known: {known}")
+        raise ConfigError(self.path or DEFAULT_CONFIG_PATH, [f"no connection named {name!r}; known: {known}"])
 
     @property
     def base_dir(self) -> Path:
@@ -271,10 +224,14 @@ def load_config(path: str | os.PathLike | None = None, *, environ=None, check_se
     if not file.exists():
         raise ConfigError(file, [f"file not found; create it (see README, 'Connecting a real Azure scope') or set "
                                  f"DOOW_CONNECTIONS to its path (current directory: {Path.cwd()})"])
+    if not file.is_file():
+        raise ConfigError(file, ["is not a file; point DOOW_CONNECTIONS at the connections.yaml file itself"])
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, [f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(file, [f"not valid YAML: {exc}"]) from exc
+        raise ConfigError(file, [f"not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(file, ["the top level must be a mapping with 'connections' and 'settings'"])
     try:

@@ -12,8 +12,7 @@ from pathlib import Path
 import duckdb
 from typer.testing import CliRunner
 
-import doow_pipeline.cli_connections  # noqa: F401  (registers connect, status, doctor, disconnect)
-from doow_pipeline.cli import app
+from doow_pipeline.cli.app import app
 
 from .azure_emulator import DEMO_SCENARIO
 from .azure_emulator.scenario import load_scenario
@@ -67,8 +66,10 @@ class CliProject:
         return self.workdir / "data" / "doow.duckdb"
 
     def run(self, *args: str, input: str | None = None, expect: int | None = None):
-        env = {"DOOW_CONNECTIONS": str(self.config), "DOOW_NOW": NOW.isoformat(), "COLUMNS": "200"}
-        result = self.runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        env = {"DOOW_CONNECTIONS": str(self.config), "COLUMNS": "200"}
+        # The emulator's clock is frozen: so is the pipeline's, explicitly, as a replay would be.
+        result = self.runner.invoke(app, ["--frozen-clock", NOW.isoformat(), *args], input=input, env=env,
+                                    catch_exceptions=False)
         text = result.stdout + "\n" + result.stderr
         self.outputs.append(text)
         assert_no_secret(text, f"output of doow-azure {' '.join(args)}")

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     with run_emulator(DEMO_SCENARIO, state_dir=workdir / "emulator") as emulator:
         config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS)
         console.print(f"emulator ready at {emulator.endpoints['arm']}; project in {config}")
-        env = {**os.environ, "DOOW_CONNECTIONS": str(config), "DOOW_NOW": now.isoformat()}
+        env = {**os.environ, "DOOW_CONNECTIONS": str(config)}
         command = [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(first_day), "--to", str(last_day)]
         console.print("$ DOOW_CONNECTIONS=" + str(config) + " doow-azure sync --from " + f"{first_day} --to {last_day}")
         code = subprocess.call(command, env=env)

@@ -11,6 +11,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from doow_pipeline.config import secret_env_name
+
 from .azure_emulator.scenario import Scenario
 from .azure_emulator.usage import expected_daily_usage
 
@@ -24,13 +26,10 @@ class ConnectionSpec:
     scope: str
 
 
-def secret_env_name(connection: str) -> str:
-    return f"DOOW_SECRET_{connection.upper()}"
-
-
 def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connections: list[ConnectionSpec],
                   **settings) -> Path:
-    """Writes connections.yaml (no secrets) and a 0600 .env (the secrets) into workdir; returns the yaml path."""
+    """Writes connections.yaml (no secrets) and a 0600 .env (the secrets) into workdir; returns the yaml path.
+    The pipeline's clock is frozen at the scenario's (settings.frozen_clock) unless `settings` says otherwise."""
     workdir.mkdir(parents=True, exist_ok=True)
     tenant_of = {p.client_id.lower(): p.tenant_id for t in scenario.tenants for p in t.principals}
     document = {
@@ -40,6 +39,8 @@ def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connection
         } for c in connections],
         "settings": {"warehouse": str(workdir / "doow.duckdb"),
                      "start_date": str((scenario.current_time() - timedelta(days=120)).date()),
+                     # the pipeline's clock follows the emulator's frozen one
+                     "frozen_clock": scenario.current_time().isoformat(),
                      "endpoints": {k: endpoints[k] for k in ("authority", "arm", "metrics", "ca_cert")},
                      **settings},
     }

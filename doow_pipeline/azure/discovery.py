@@ -1,59 +1,57 @@
-"""Discovery of the Azure OpenAI accounts (kinds OpenAI and AIServices) inside a connection's scope."""
+"""Discovery: the subscriptions a principal sees, and the Azure OpenAI accounts (kinds OpenAI and
+AIServices) inside a connection's scope. The SDK pagers follow `nextLink`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..config import Scope
+from ..core.problems import AzureError, Problem, ProblemCode
+from ..core.scope import Account, Scope, ScopeKind, is_azure_openai
+from .errors import azure_errors
 from .session import AzureSession
-
-AZURE_OPENAI_KINDS = ("openai", "aiservices")
-
-
-class ScopeResolutionError(LookupError):
-    """A bare account name matched no account, or several; the message lists the candidates."""
 
 
 @dataclass(frozen=True)
-class AccountInfo:
-    resource_id: str
-    name: str
-    kind: str
-    location: str
+class Subscription:
     subscription_id: str
-    resource_group: str
-
-    @classmethod
-    def from_arm(cls, account) -> "AccountInfo":
-        parts = account.id.split("/")
-        # /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}
-        return cls(resource_id=account.id, name=account.name, kind=account.kind or "",
-                   location=(account.location or "").lower().replace(" ", ""),
-                   subscription_id=parts[2].lower(), resource_group=parts[4])
+    display_name: str
+    tenant_id: str | None
 
 
-def is_azure_openai(kind: str | None) -> bool:
-    return (kind or "").lower() in AZURE_OPENAI_KINDS
+def _account(arm: Any) -> Account:
+    return Account.from_arm_id(arm.id, arm.name, arm.kind, arm.location)
 
 
-def _list_subscription(session: AzureSession, subscription_id: str) -> list[AccountInfo]:
-    return [AccountInfo.from_arm(a) for a in session.cognitive(subscription_id).accounts.list()]
+def list_subscriptions(session: AzureSession) -> list[Subscription]:
+    with azure_errors():
+        return [Subscription((s.subscription_id or "").lower(), s.display_name or s.subscription_id or "",
+                             (s.tenant_id or "").lower() or None)
+                for s in session.subscriptions().subscriptions.list()]
 
 
-def _list_resource_group(session: AzureSession, subscription_id: str, resource_group: str) -> list[AccountInfo]:
-    client = session.cognitive(subscription_id)
-    return [AccountInfo.from_arm(a) for a in client.accounts.list_by_resource_group(resource_group)]
+def _list_subscription(session: AzureSession, subscription_id: str) -> list[Account]:
+    with azure_errors():
+        return [_account(a) for a in session.cognitive(subscription_id).accounts.list()]
 
 
-def visible_subscriptions(session: AzureSession) -> list[str]:
-    return [s.subscription_id.lower() for s in session.subscriptions().subscriptions.list()]
+def _list_resource_group(session: AzureSession, subscription_id: str, resource_group: str) -> list[Account]:
+    with azure_errors():
+        client = session.cognitive(subscription_id)
+        return [_account(a) for a in client.accounts.list_by_resource_group(resource_group)]
 
 
-def resolve_account_name(session: AzureSession, name: str) -> AccountInfo:
+def _get_account(session: AzureSession, subscription_id: str, resource_group: str, name: str) -> Account:
+    with azure_errors():
+        return _account(session.cognitive(subscription_id).accounts.get(resource_group, name))
+
+
+def resolve_account_name(session: AzureSession, name: str) -> Account:
     """Finds an account by bare name among every subscription the principal can see."""
-    matches, others = [], []
-    for subscription_id in visible_subscriptions(session):
-        for account in _list_subscription(session, subscription_id):
+    matches: list[Account] = []
+    others: list[Account] = []
+    for subscription in list_subscriptions(session):
+        for account in _list_subscription(session, subscription.subscription_id):
             if not is_azure_openai(account.kind):
                 continue
             (matches if account.name.lower() == name.lower() else others).append(account)
@@ -61,22 +59,27 @@ def resolve_account_name(session: AzureSession, name: str) -> AccountInfo:
         return matches[0]
     if not matches:
         candidates = ", ".join(sorted(a.name for a in others)) or "none visible to this principal"
-        raise ScopeResolutionError(f"no Azure OpenAI account named {name!r}; accounts visible: {candidates}. "
-                                   "Use one of these names or the account's full ARM id.")
+        raise AzureError(Problem(ProblemCode.SCOPE_UNRESOLVED,
+                                 f"There is no Azure OpenAI account named {name!r}; accounts visible: {candidates}.",
+                                 "Use one of these names or the account's full ARM id as the scope."))
     ids = "; ".join(sorted(a.resource_id for a in matches))
-    raise ScopeResolutionError(f"account name {name!r} is ambiguous ({len(matches)} accounts): {ids}. "
-                               "Use the full ARM id as the scope.")
+    raise AzureError(Problem(ProblemCode.SCOPE_UNRESOLVED,
+                             f"The account name {name!r} is ambiguous ({len(matches)} accounts): {ids}.",
+                             "Use the full ARM id as the scope."))
 
 
-def discover_accounts(session: AzureSession, scope: Scope) -> list[AccountInfo]:
-    """The Azure OpenAI accounts in scope, sorted by id. The SDK pagers follow `nextLink`."""
-    if scope.kind == "subscription":
+def discover_accounts(session: AzureSession, scope: Scope) -> list[Account]:
+    """The Azure OpenAI accounts in scope, sorted by id; raises AzureError when the scope cannot be listed."""
+    if scope.kind is ScopeKind.SUBSCRIPTION:
+        assert scope.subscription_id is not None
         accounts = _list_subscription(session, scope.subscription_id)
-    elif scope.kind == "resource_group":
+    elif scope.kind is ScopeKind.RESOURCE_GROUP:
+        assert scope.subscription_id is not None and scope.resource_group is not None
         accounts = _list_resource_group(session, scope.subscription_id, scope.resource_group)
-    elif scope.kind == "account_id":
-        client = session.cognitive(scope.subscription_id)
-        accounts = [AccountInfo.from_arm(client.accounts.get(scope.resource_group, scope.account_name))]
+    elif scope.kind is ScopeKind.ACCOUNT_ID:
+        assert scope.subscription_id and scope.resource_group and scope.account_name
+        accounts = [_get_account(session, scope.subscription_id, scope.resource_group, scope.account_name)]
     else:
+        assert scope.account_name is not None
         accounts = [resolve_account_name(session, scope.account_name)]
     return sorted((a for a in accounts if is_azure_openai(a.kind)), key=lambda a: a.resource_id.lower())

@@ -1,95 +1,187 @@
-"""Azure errors mapped to what a person can act on: a stable code, the cause and the fix.
+"""Azure SDK exceptions mapped to problems a person can act on (`classify`), and the boundary that turns
+them into the product's `AzureError` (`azure_errors`): nothing outside azure/ sees an SDK exception.
 
-Shared by the sync (events, asset checks) and the CLI (connect, doctor), so the same failure reads the
-same everywhere. The messages never include secrets: SDK exception texts carry none, and we only
-quote Azure's own error text.
+The messages never include secrets: SDK exception texts carry none, and only Azure's own error text is
+quoted. Azure's error codes come from the wire JSON (`error.code`, or a flat `code` from the metrics API).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
-ROLE_FIX = ("Assign the built-in role Monitoring Reader to the service principal on the subscription, resource "
-            "group or account (Azure portal: Access control (IAM) > Add role assignment)")
+from ..core.problems import ROLE_FIX, AzureError, Problem, ProblemCode
 
-
-@dataclass(frozen=True)
-class AzureProblem:
-    code: str  # wrong_secret | expired_secret | unknown_app | unknown_tenant | wrong_tenant | missing_role |
-    #            not_found | throttled | batch_not_allowed | unauthorized | unreachable | azure_error
-    cause: str
-    fix: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.cause} Fix: {self.fix}"
-
+SDK_ERRORS = (ClientAuthenticationError, HttpResponseError, ServiceRequestError, ServiceResponseError)
 
 _AADSTS = {
-    "7000215": ("wrong_secret", "The client secret is wrong (Entra ID AADSTS7000215).",
+    "7000215": (ProblemCode.WRONG_SECRET, "The client secret is wrong (Entra ID AADSTS7000215).",
                 "Copy the secret's Value (not its Secret ID) from the app registration's Certificates & secrets "
                 "page and reconnect with `doow-azure connect`."),
-    "7000222": ("expired_secret", "The client secret has expired (Entra ID AADSTS7000222).",
+    "7000222": (ProblemCode.EXPIRED_SECRET, "The client secret has expired (Entra ID AADSTS7000222).",
                 "Create a new client secret on the app registration and reconnect with `doow-azure connect`."),
-    "700016": ("unknown_app", "The client (application) id is not registered in this tenant (Entra ID AADSTS700016).",
+    "700016": (ProblemCode.UNKNOWN_APP,
+               "The client (application) id is not registered in this tenant (Entra ID AADSTS700016).",
                "Check the Application (client) ID and that the tenant id is the app registration's tenant."),
-    "90002": ("unknown_tenant", "The tenant does not exist in this cloud (Entra ID AADSTS90002).",
+    "90002": (ProblemCode.UNKNOWN_TENANT, "The tenant does not exist in this cloud (Entra ID AADSTS90002).",
               "Check the Directory (tenant) ID and the cloud (AzureCloud, AzureUSGovernment, AzureChinaCloud)."),
 }
+TOKEN_ERROR_CODES = ("ExpiredAuthenticationToken", "InvalidAuthenticationToken", "AuthenticationFailed",
+                     "InvalidAuthenticationTokenAudience")
+UNREACHABLE_FIX = ("Check network access to the endpoint (firewall, proxy settings such as HTTPS_PROXY), the "
+                   "custom endpoints in settings.endpoints, and the CA bundle (settings.endpoints.ca_cert or "
+                   "REQUESTS_CA_BUNDLE); for the bundled emulator, check that it is running.")
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    return " ".join(str(text).split())[:limit]
 
 
 def _message(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return " ".join(text.split())[:600]
+    return one_line(getattr(exc, "message", None) or str(exc))
+
+
+def wire_error_code(body: object) -> str | None:
+    """Azure's error code in a JSON error body: wrapped `{"error": {"code"}}` (ARM, batch) or flat `{"code"}`
+    (the metrics API's 400s)."""
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error", body)
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def error_code(exc: BaseException) -> str | None:
     """The Azure error code of an SDK exception (AuthorizationFailed, ResourceNotFound, …), if any."""
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    if code:
+    code = getattr(getattr(exc, "error", None), "code", None)
+    if isinstance(code, str) and code:
         return code
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            code = wire_error_code(response.text())
+        except Exception:  # noqa: BLE001 - a body that cannot be read has no code
+            code = None
+        if code:
+            return code
     match = re.search(r"\(([A-Za-z]+)\)|Code: ([A-Za-z]+)", str(exc))
     return (match.group(1) or match.group(2)) if match else None
 
 
-def classify(exc: BaseException) -> AzureProblem:
+def status_code(exc: BaseException) -> int | None:
+    status = getattr(getattr(exc, "response", None), "status_code", None) or getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        inner = getattr(current, "inner_exception", None)
+        current = current.__cause__ or current.__context__ or (inner if isinstance(inner, BaseException) else None)
+
+
+def _unreachable(exc: BaseException) -> Problem | None:
+    """Network, DNS, proxy and TLS failures: the endpoint was never answered, so no credential was judged."""
+    text = " ".join(_message(e) for e in _chain(exc)).lower()
+    if any(isinstance(e, ssl.SSLError) for e in _chain(exc)) or "certificate verify failed" in text \
+            or "ssl" in text and ("certificate" in text or "hostname" in text):
+        cause = "The TLS certificate of the endpoint could not be verified (wrong CA bundle or host name mismatch)."
+    elif "could not find a suitable tls ca certificate bundle" in text or "no such file" in text and "ca" in text:
+        cause = "The CA bundle file for the endpoint does not exist."
+    elif "proxy" in text:
+        cause = "The proxy refused or failed the connection to the endpoint."
+    elif any(isinstance(e, TimeoutError) for e in _chain(exc)) or "timed out" in text or "timeout" in text:
+        cause = "The endpoint did not answer in time."
+    elif "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text \
+            or "name resolution" in text:
+        cause = "The endpoint's host name could not be resolved (DNS)."
+    elif any(isinstance(e, (ConnectionError, ServiceRequestError)) for e in _chain(exc)) \
+            or "connection refused" in text or "failed to establish a new connection" in text \
+            or "max retries exceeded" in text:
+        cause = "The endpoint refused the connection or could not be reached."
+    else:
+        return None
+    endpoint = re.search(r"https?://[^\s'\"/]+", " ".join(_message(e) for e in _chain(exc)))
+    where = f" ({endpoint.group(0)})" if endpoint else ""
+    return Problem(ProblemCode.UNREACHABLE, f"Azure could not be reached{where}: {cause}", UNREACHABLE_FIX,
+                   _message(exc))
+
+
+def classify(exc: BaseException) -> Problem:
     text = _message(exc)
     match = re.search(r"AADSTS(\d+)", text)
     if match and match.group(1) in _AADSTS:
         code, cause, fix = _AADSTS[match.group(1)]
-        return AzureProblem(code, cause, fix, text)
+        return Problem(code, cause, fix, text)
     if (isinstance(exc, ValueError) and "authority" in text.lower()) or \
             "unable to get authority configuration" in text.lower():
         # MSAL raises ValueError when the tenant's OpenID configuration answers 400 (unknown tenant);
         # azure-identity wraps it in ClientAuthenticationError ("Unable to get authority configuration").
         code, cause, fix = _AADSTS["90002"]
-        return AzureProblem(code, cause, fix, text)
-    status = getattr(getattr(exc, "response", None), "status_code", None) or getattr(exc, "status_code", None)
+        return Problem(code, cause, fix, text)
+    status = status_code(exc)
+    if status is None:
+        unreachable = _unreachable(exc)
+        if unreachable is not None:
+            return unreachable
     azure_code = error_code(exc) or ""
     if azure_code == "InvalidAuthenticationTokenTenant":
-        return AzureProblem("wrong_tenant", "The subscription belongs to another Entra ID tenant than the credential "
-                            "(InvalidAuthenticationTokenTenant).",
-                            "Use the Directory (tenant) ID of the subscription's tenant, with a service principal "
-                            "registered in that tenant, and reconnect with `doow-azure connect`.", text)
+        return Problem(ProblemCode.WRONG_TENANT, "The subscription belongs to another Entra ID tenant than the "
+                       "credential (InvalidAuthenticationTokenTenant).",
+                       "Use the Directory (tenant) ID of the subscription's tenant, with a service principal "
+                       "registered in that tenant, and reconnect with `doow-azure connect`.", text)
     if azure_code == "AuthorizationFailed" or status == 403:
-        return AzureProblem("missing_role", "The service principal is not allowed to read this scope's Azure Monitor "
-                            "data (AuthorizationFailed).", ROLE_FIX, text)
+        return Problem(ProblemCode.MISSING_ROLE, "The service principal is not allowed to read this scope's Azure "
+                       "Monitor data (AuthorizationFailed).", ROLE_FIX, text)
     if azure_code in ("ResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound") or status == 404:
-        return AzureProblem("not_found", "The scope does not exist or the principal cannot see it.",
-                            "Check the subscription id, resource group and account name in the scope.", text)
+        return Problem(ProblemCode.NOT_FOUND, "The scope does not exist or the principal cannot see it.",
+                       "Check the subscription id, resource group and account name in the scope.", text)
     if status in (429, 529):
-        return AzureProblem("throttled", "Azure throttled the requests and retries ran out.",
-                            "Lower settings.concurrency or sync fewer days per run; the next run resumes.", text)
+        return Problem(ProblemCode.THROTTLED, "Azure throttled the requests and retries ran out.",
+                       "Lower settings.concurrency or sync fewer days per run; the next run resumes.", text)
     if isinstance(exc, ClientAuthenticationError) and status == 401:
-        return AzureProblem("unauthorized", "Azure refused the access token (401).", ROLE_FIX, text)
-    if isinstance(exc, ServiceRequestError):
-        return AzureProblem("unreachable", "Azure could not be reached.",
-                            "Check network access to the Azure endpoints (or that the emulator is running).", text)
-    if isinstance(exc, HttpResponseError):
-        return AzureProblem("azure_error", f"Azure answered HTTP {status} ({azure_code or 'no code'}).",
-                            "Retry later; if it persists, check the Azure status page.", text)
-    return AzureProblem("azure_error", f"Unexpected error: {type(exc).__name__}.", "See the detail.", text)
+        return Problem(ProblemCode.TOKEN_REFUSED, "Azure refused the access token (401).", ROLE_FIX, text)
+    if isinstance(exc, HttpResponseError) and status is not None:
+        return Problem(ProblemCode.AZURE_ERROR, f"Azure answered HTTP {status} ({azure_code or 'no code'}).",
+                       "Retry later; if it persists, check the Azure status page.", text)
+    unreachable = _unreachable(exc)
+    if unreachable is not None:
+        return unreachable
+    return Problem(ProblemCode.AZURE_ERROR, f"The Azure call failed without an HTTP answer ({type(exc).__name__}).",
+                   "Retry later; if it persists, run `doow-azure doctor` and check the detail.", text)
+
+
+@contextmanager
+def azure_errors(keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turns SDK exceptions raised inside into `AzureError(classify(exc))`; those of a type in `keep` pass
+    unchanged (a caller that handles them itself)."""
+    try:
+        yield
+    except keep:
+        raise
+    except SDK_ERRORS as exc:
+        raise AzureError(classify(exc)) from exc
+    except ValueError as exc:
+        # MSAL's authority validation raises ValueError for an unknown tenant; anything else is a bug.
+        problem = classify(exc)
+        if problem.code is not ProblemCode.UNKNOWN_TENANT:
+            raise
+        raise AzureError(problem) from exc

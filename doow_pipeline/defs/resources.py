@@ -1,4 +1,4 @@
-"""Dagster resources: one per connected Azure scope, and the warehouse."""
+"""Dagster resources: one per connection (credentials + scope + endpoints), the warehouse, the sync settings."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..azure.session import AzureSession, CloudEndpoints
-from ..config import Connection, Endpoints, ProjectConfig
+from ..azure.session import AzureSession
+from ..config import Connection, Endpoints, ProjectConfig, Settings
+from ..core.clock import Clock, parse_utc
+from ..services.sessions import open_session
 
 
-class AzureConnectionResource(dg.ConfigurableResource):
-    """A read-only service principal (Monitoring Reader) and the scope it connects.
+class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """One connected scope: the service principal (Monitoring Reader) and the scope it connects.
 
     The client secret is configured as an `EnvVar`, so run config and the event log only ever hold the
     variable's name.
@@ -21,6 +23,7 @@ class AzureConnectionResource(dg.ConfigurableResource):
     tenant_id: str
     client_id: str
     client_secret: str
+    client_secret_env: str
     scope: str
     cloud: str = "AzureCloud"
     authority: str | None = None
@@ -28,25 +31,31 @@ class AzureConnectionResource(dg.ConfigurableResource):
     metrics: str | None = None
     ca_cert: str | None = None
 
-    def connection(self, secret_env: str = "") -> Connection:
+    @classmethod
+    def for_connection(cls, connection: Connection, endpoints: Endpoints | None) -> AzureConnectionResource:
+        explicit = endpoints.model_dump() if endpoints else {}
+        return cls(name=connection.name, tenant_id=connection.tenant_id, client_id=connection.client_id,
+                   client_secret=dg.EnvVar(connection.client_secret_env), client_secret_env=connection.client_secret_env,
+                   scope=connection.scope, cloud=connection.cloud, **explicit)
+
+    def connection(self) -> Connection:
         return Connection(name=self.name, tenant_id=self.tenant_id, client_id=self.client_id,
-                          client_secret_env=secret_env or "UNUSED", scope=self.scope, cloud=self.cloud)
+                          client_secret_env=self.client_secret_env, scope=self.scope, cloud=self.cloud)
+
+    def endpoints(self) -> Endpoints | None:
+        if self.authority and self.arm and self.metrics:
+            return Endpoints(authority=self.authority, arm=self.arm, metrics=self.metrics, ca_cert=self.ca_cert)
+        return None
 
     def session(self) -> AzureSession:
-        explicit = (Endpoints(authority=self.authority, arm=self.arm, metrics=self.metrics, ca_cert=self.ca_cert)
-                    if self.authority and self.arm and self.metrics else None)
-        return AzureSession(self.tenant_id, self.client_id, self.client_secret,
-                            CloudEndpoints.for_cloud(self.cloud, explicit))
+        return open_session(self.connection(), self.client_secret, self.endpoints())
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file and the landing zone beside it, plus the sync settings that shape writes."""
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The DuckDB file and the landing zone beside it."""
 
     path: str
     landing_dir: str
-    top: int = 1000
-    concurrency: int = 4
-    settle_hours: int = 48
 
     @property
     def warehouse_path(self) -> Path:
@@ -57,20 +66,30 @@ class WarehouseResource(dg.ConfigurableResource):
         return Path(self.landing_dir)
 
 
-def resource_key(connection_name: str) -> str:
-    return f"azure_{connection_name}"
+class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """How syncs query Azure and judge days (settings in connections.yaml)."""
+
+    top: int = 1000
+    concurrency: int = 4
+    settle_hours: int = 48
+    frozen_clock: str | None = None  # ISO 8601; unset: the real clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SyncSettingsResource:
+        return cls(top=settings.top, concurrency=settings.concurrency, settle_hours=settings.settle_hours,
+                   frozen_clock=settings.frozen_clock.isoformat() if settings.frozen_clock else None)
+
+    def settings(self) -> Settings:
+        return Settings(top=self.top, concurrency=self.concurrency, settle_hours=self.settle_hours,
+                        frozen_clock=self.frozen_clock)
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(parse_utc(self.frozen_clock) if self.frozen_clock else None)
 
 
-def build_resources(config: ProjectConfig) -> dict[str, dg.ConfigurableResource]:
-    endpoints = config.settings.endpoints
-    explicit = endpoints.model_dump() if endpoints else {}
-    resources: dict[str, dg.ConfigurableResource] = {
-        resource_key(c.name): AzureConnectionResource(
-            name=c.name, tenant_id=c.tenant_id, client_id=c.client_id,
-            client_secret=dg.EnvVar(c.client_secret_env), scope=c.scope, cloud=c.cloud, **explicit)
-        for c in config.connections
+def shared_resources(config: ProjectConfig) -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
+    return {
+        "warehouse": WarehouseResource(path=str(config.warehouse_path), landing_dir=str(config.landing_dir)),
+        "sync_settings": SyncSettingsResource.from_settings(config.settings),
     }
-    resources["warehouse"] = WarehouseResource(
-        path=str(config.warehouse_path), landing_dir=str(config.landing_dir), top=config.settings.top,
-        concurrency=config.settings.concurrency, settle_hours=config.settings.settle_hours)
-    return resources

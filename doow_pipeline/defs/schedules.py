@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 
-from ..clock import utc_now
 
-SYNC_JOB = "azure_openai_sync"
-WRITE_JOB = "azure_openai_write_usage"
-
-
-def trailing_range(resync_days: int, now=None) -> tuple[str, str]:
+def trailing_range(resync_days: int, now: datetime) -> tuple[str, str]:
     """The partition range a scheduled run re-syncs: the last `resync_days` full days plus today so far."""
-    today = (now or utc_now()).date()
+    today = now.date()
     return (today - timedelta(days=resync_days)).isoformat(), today.isoformat()
 
 
@@ -22,7 +17,7 @@ def build_schedule(job: dg.UnresolvedAssetJobDefinition, resync_days: int) -> dg
     @dg.schedule(name="daily_azure_openai_sync", job=job, cron_schedule="30 3 * * *", execution_timezone="UTC",
                  default_status=dg.DefaultScheduleStatus.RUNNING,
                  description=f"Daily at 03:30 UTC: re-syncs the trailing {resync_days} days and today, in one run.")
-    def daily_sync(context: dg.ScheduleEvaluationContext):
+    def daily_sync(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         start, end = trailing_range(resync_days, context.scheduled_execution_time)
         return dg.RunRequest(
             run_key=f"{start}..{end}",

@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..azure.definitions import FAMILY_METRICS, METRIC_QUANTITY
+from ..core.metrics import EMPTY_DIMENSION, FAMILY_METRICS, METRIC_QUANTITY
 
-EMPTY_DIMENSION = "__Empty"
 DIMENSIONS = ["deployment", "model_name", "model_version", "metric_region"]
 GRAIN = ["usage_date", "resource_id", *DIMENSIONS]
 QUANTITIES = ["input_tokens", "output_tokens", "total_tokens", "requests"]
 TOKEN_QUANTITIES = ["input_tokens", "output_tokens", "total_tokens"]
 USAGE_COLUMNS = ["usage_date", "connection", "resource_id", *DIMENSIONS, *QUANTITIES, "metric_family"]
 MODEL_NAME_KEY = ["resource_id", "deployment", "model_version"]
-_CANONICAL_METRIC_QUANTITY = {metric: q for metrics in FAMILY_METRICS.values() for q, metric in metrics.items()}
+_CANONICAL_METRIC_QUANTITY = {metric: str(q) for metrics in FAMILY_METRICS.values() for q, metric in metrics.items()}
+
 
 def _empty_as_null(columns: list[str]) -> list[pl.Expr]:
-    return [pl.when(pl.col(c) == EMPTY_DIMENSION).then(None).otherwise(pl.col(c)).alias(c) for c in columns]
+    """The `reported()` rule of core.metrics, vectorised: `__Empty` and "" mean "not reported"."""
+    return [pl.when(pl.col(c).is_in([EMPTY_DIMENSION, ""])).then(None).otherwise(pl.col(c)).alias(c)
+            for c in columns]
 
 
 def daily_series(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -37,7 +39,7 @@ def daily_series(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     (it maps one-to-one, so grouping first is equivalent)."""
     keys = ["connection", "resource_id", "family", *DIMENSIONS, "usage_date"]
     # Metric names map to a small integer code; names come as Azure spells them, any casing accepted.
-    codes = {metric: QUANTITIES.index(q) for metric, q in METRIC_QUANTITY.items()}
+    codes = {metric: QUANTITIES.index(str(q)) for metric, q in METRIC_QUANTITY.items()}
     codes |= {metric: QUANTITIES.index(q) for metric, q in _CANONICAL_METRIC_QUANTITY.items()}
     code = pl.col("metric").replace_strict(codes, default=None, return_dtype=pl.Int8)
     code = pl.coalesce(code, pl.col("metric").str.to_lowercase().replace_strict(codes, default=None,
@@ -79,7 +81,7 @@ def model_names(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     frame = points.lazy() if isinstance(points, pl.DataFrame) else points
     return (
         frame.filter((pl.col("family") == "models") & pl.col("model_name").is_not_null()
-                     & (pl.col("model_name") != EMPTY_DIMENSION))
+                     & ~pl.col("model_name").is_in([EMPTY_DIMENSION, ""]))
         .with_columns(_empty_as_null(["deployment", "model_version"]))
         .group_by(MODEL_NAME_KEY).agg(pl.col("model_name").unique().alias("names"))
         .filter(pl.col("names").list.len() == 1)

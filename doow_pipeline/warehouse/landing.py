@@ -20,7 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ..azure.extract import POINT_SCHEMA, SyncEvent
+from ..core.events import SyncEvent
+from ..core.metrics import POINT_SCHEMA
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Landing:
         if not events:
             return
         payload = json.dumps([{"time": time.isoformat(), "connection": connection, "partition": partition,
-                               "level": e.level, "code": e.code, "message": e.message, "resource": e.resource_id}
+                               "level": str(e.level), "code": str(e.code), "message": e.message, "resource": e.resource_id}
                               for e in events], indent=1)
         _atomic_write(self.events_dir(connection) / f"{run_key}.json",
                       lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))

@@ -9,52 +9,31 @@ and `connect` also waits out a lock held by someone else (an analyst's session, 
 
 from __future__ import annotations
 
-import time as _time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from ..azure.extract import POINT_SCHEMA
-from ..usage.transform import GRAIN, model_names, roll_up_daily
+from ..core.checks import CheckOutcome
+from ..core.metrics import POINT_SCHEMA
+from ..core.phases import PhaseHook, phase
+from ..usage.transform import model_names, roll_up_daily
+from .checks import usage_checks
+from .database import connect
 from .landing import Landing
-from .schema import DDL, SCHEMA, USAGE_DAILY_COLUMNS, metric_points_view_sql
+from .schema import SCHEMA, USAGE_DAILY_COLUMNS, metric_points_view_sql
 
-LOCK_WAIT_SECONDS = 300
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """A configured connection as the warehouse records it (no secret)."""
 
-
-def _is_lock_error(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
-
-
-@contextmanager
-def connect(path: Path, *, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS):
-    """Opens the warehouse, waiting (with backoff) while another process holds its lock."""
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = _time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or _time.monotonic() > deadline:
-                raise
-            _time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            con.execute(DDL)
-        yield con
-    finally:
-        con.close()
+    name: str
+    tenant_id: str
+    client_id: str
+    scope: str
+    cloud: str
 
 
 @dataclass
@@ -64,7 +43,7 @@ class WriteSummary:
     raw_points: int = 0
     accounts: int = 0
     totals_per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> rows and token sums
-    check_results: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    check_results: list[CheckOutcome] = field(default_factory=list)
     preview: pl.DataFrame | None = None  # the largest rows written, for a glance in the Dagster UI
 
 
@@ -158,21 +137,22 @@ def _replace_landed_rows(con, table: str) -> None:
                 f"WHERE {table}.connection = landed_days.connection AND {table}.usage_date = landed_days.usage_date")
 
 
-def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict], days: list[date]) -> WriteSummary:
+def write_partitions(warehouse: Path, landing_root: Path, connections: list[ConnectionRecord],
+                     days: list[date], on_phase: PhaseHook | None = None) -> WriteSummary:
     """Loads the landed `days` of every configured connection and rebuilds their usage, in one transaction.
 
-    `days` is a contiguous range (a partition range). `connections` are the configured connections
-    (name, tenant_id, client_id, scope, cloud): no secrets.
+    `days` is a contiguous range (a partition range); `connections` are the configured connections.
     """
     first, last = min(days), max(days)
     if len(days) != (last - first).days + 1:
         raise ValueError(f"days must be a contiguous range, got {len(days)} days from {first} to {last}")
     landing = Landing(landing_root)
-    names = [c["name"] for c in connections]
-    landed = list(_landed_days(landing, names, days))
-    accounts = _accounts_frame(landed)
-    sync_state = _sync_state_frame(landed)
-    events = _events_frame(landing, names)
+    names = [c.name for c in connections]
+    with phase(on_phase, "load_manifests"):
+        landed = list(_landed_days(landing, names, days))
+        accounts = _accounts_frame(landed)
+        sync_state = _sync_state_frame(landed)
+        events = _events_frame(landing, names)
     summary = WriteSummary(days=days)
     in_range = {"first": first, "last": last}
     with connect(warehouse) as con:
@@ -187,21 +167,25 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
             con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * FROM new_accounts")
             # Usage is built from the landed (connection, day) files only, so the accounts and sync state
             # just loaded from the same manifests are all the metadata it needs.
-            usage = build_usage(con, _landed_points(landed, landing), names, accounts, sync_state)
-            con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last", in_range)
-            con.register("new_usage", usage)
-            con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
+            with phase(on_phase, "build_usage"):
+                usage = build_usage(con, _landed_points(landed, landing), names, accounts, sync_state)
+            with phase(on_phase, "insert_usage"):
+                con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last", in_range)
+                con.register("new_usage", usage)
+                con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
             con.register("new_events", events)
             con.execute(f"INSERT INTO {SCHEMA}.sync_events SELECT * FROM new_events EXCEPT "
                         f"SELECT * FROM {SCHEMA}.sync_events")
-            con.register("configured", pl.DataFrame(connections, schema={
+            con.register("configured", pl.DataFrame([c.__dict__ for c in connections], schema={
                 "name": pl.String, "tenant_id": pl.String, "client_id": pl.String, "scope": pl.String,
                 "cloud": pl.String}))
             con.execute(f"DELETE FROM {SCHEMA}.connections")
             con.execute(f"INSERT INTO {SCHEMA}.connections SELECT name, tenant_id, client_id, scope, cloud "
                         "FROM configured")
-            summary.check_results = usage_checks(con, usage, days)
-            con.execute("COMMIT")
+            with phase(on_phase, "usage_checks"):
+                summary.check_results = usage_checks(con, usage, days)
+            with phase(on_phase, "commit"):
+                con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -218,34 +202,6 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[dict
     return summary
 
 
-def usage_checks(con, usage: pl.DataFrame, days: list[date]) -> dict[str, tuple[bool, str]]:
-    """Checks on the rebuilt days, inside the write transaction: name -> (passed, description).
-
-    `usage` is exactly what the transaction wrote for `days`, so the row checks run on it directly
-    instead of reading a million rows back; the overlap check reads the accounts table."""
-    duplicates = usage.select(GRAIN).filter(pl.struct(GRAIN).is_duplicated()).unique().height
-    inconsistent = usage.filter(pl.col("input_tokens") + pl.col("output_tokens") != pl.col("total_tokens")).height
-    double_family = (usage.group_by("usage_date", "resource_id", "deployment")
-                     .agg(pl.col("metric_family").n_unique().alias("families"))
-                     .filter(pl.col("families") > 1).height)
-    overlaps = con.execute(
-        f"SELECT resource_id, list(DISTINCT connection ORDER BY connection) AS connections FROM {SCHEMA}.accounts "
-        "WHERE usage_date BETWEEN $first AND $last GROUP BY resource_id HAVING count(DISTINCT connection) > 1 "
-        "ORDER BY resource_id", {"first": min(days), "last": max(days)}).fetchall()
-    overlap_text = "; ".join(f"{rid} via {', '.join(conns)}" for rid, conns in overlaps[:10])
-    return {
-        "unique_grain": (duplicates == 0, f"{duplicates} duplicate grain key(s)"),
-        "tokens_consistent": (inconsistent == 0,
-                              f"{inconsistent} row(s) where input_tokens + output_tokens <> total_tokens"),
-        "single_metric_family": (double_family == 0,
-                                 f"{double_family} (day, resource, deployment) with both metric families"),
-        "no_overlapping_scopes": (not overlaps,
-                                  f"{len(overlaps)} account(s) reached through several connections, counted once "
-                                  f"(from the first connection by name): {overlap_text}" if overlaps else
-                                  "no account is reached through two connections"),
-    }
-
-
 def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
     """Deletes one connection's rows from every table (for `doow-azure disconnect --purge-data`); its raw
     points live in the landing files (the metric_points view), which `Landing.purge` deletes."""
@@ -257,6 +213,3 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
         con.execute("COMMIT")
     return counts
 
-
-def days_between(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -1,8 +1,8 @@
 """The emulator's request handling, independent of sockets: routing, auth, RBAC, throttling, faults,
 endpoint logic, the request log and the spec-validation hook.
 
-Every endpoint answers with Azure's paths, status codes, headers and JSON shapes (see
-../shared/research/azure-monitor-api.md); behaviour the research could not pin down is in quirks.py.
+Every endpoint answers with Azure's paths, status codes, headers and JSON shapes (Microsoft's Azure Monitor
+and ARM REST API documentation); behaviour the documentation does not pin down is in quirks.py.
 """
 
 from __future__ import annotations
@@ -15,25 +15,29 @@ import uuid
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from . import arm
 from .auth import (ARM_AUDIENCES, METRICS_AUDIENCES, AuthError, TokenError, TokenService, check_bearer,
                    object_id, openid_configuration, unknown_tenant)
 from .faults import FaultRegistry, FaultSpecError
 from .metrics import (NAMESPACE_LOWER, JsonDoc, MetricsEngine, account_metrics, MetricsRequest, effective_filter, make_window,
-                      resolve_metrics, resolve_namespace_metrics)
+                      resolve_metrics, resolve_namespace_metrics, trimmed_start)
 from .query import (QueryError, parse_aggregations, parse_batch_times, parse_bool, parse_filter, parse_interval,
                     parse_metric_names, parse_orderby, parse_timespan, parse_top)
+from .prices import PricesConfig, RetailPricesAPI
 from .quirks import Quirks
 from .rbac import (authorization_failed, can_read_arm, can_read_monitoring, covers, has_subscription_reader,
                    touches_subscription)
-from .scenario import Principal, Scenario
+from .scenario import ACCOUNT_TYPE, Principal, Scenario
 from .throttle import Throttler
-from .timeutil import format_ts_ms, parse_datetime, utc_now
+from .timeutil import format_timespan_dotnet, format_ts_ms, parse_datetime, utc_now
 
 VALIDATED_KINDS = {"subscriptions": "subscriptions", "accounts": "accounts_list", "account": "account",
-                   "definitions": "metric_definitions", "metrics": "metrics", "batch": "batch"}
+                   "definitions": "metric_definitions", "metrics": "metrics", "batch": "batch",
+                   "namespaces": "metric_namespaces", "deployments": "deployments_list"}
+# metricNamespaces api-versions in the specs (2017-12-01-preview; 2024-02-01 has GetMetricNamespaces.json too).
+METRIC_NAMESPACES_API_VERSIONS = ("2017-12-01-preview", "2024-02-01")
 REDACTED = "***REDACTED***"
 _SENSITIVE_KEY = re.compile(r"secret|token|password|assertion|signature|sig$|^code$|key", re.IGNORECASE)
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
@@ -133,6 +137,7 @@ class EmulatorApp:
         self.throttler = Throttler(scenario.throttle)
         self.faults = FaultRegistry(scenario.seed)
         self.engine = MetricsEngine(scenario, self.quirks)
+        self.prices = RetailPricesAPI(PricesConfig.for_scenario(scenario.source), self.throttler)
         self.validator = validator
         self.lock = threading.Lock()
         self.log: list[dict] = []
@@ -208,6 +213,13 @@ class EmulatorApp:
             if n >= 3 and low[:3] == ["common", "discovery", "instance"]:
                 ctx.kind = "openid"
                 return lambda: self.instance_discovery(req)
+            if low == ["api", "retail", "prices"]:  # the public Retail Prices API (prices.py), anonymous
+                ctx.kind = "prices"
+                return lambda: Response(*self.prices.answer(req.params, req.pairs, self.base_url_for(req), req.path,
+                                                            req.client, self.now()))
+            if n == 2 and low == ["metadata", "endpoints"]:
+                ctx.kind = "metadata"
+                return lambda: self.cloud_metadata(req)
         if method == "POST":
             if (n == 4 and low[1:] == ["oauth2", "v2.0", "token"]) or (n == 3 and low[1:] == ["oauth2", "token"]):
                 ctx.kind = "token"
@@ -260,10 +272,11 @@ class EmulatorApp:
                 if n in (9, 10) and low[8] == "deployments":
                     ctx.kind = "deployments"
                     return lambda: self.deployments(req, ctx, sub, rg, name, seg[9] if n == 10 else None)
-            # {resourceId}/providers/Microsoft.Insights/{metrics|metricDefinitions} on any resource
-            if n >= 11 and low[-3:-1] == ["providers", "microsoft.insights"] and low[-1] in ("metrics",
-                                                                                           "metricdefinitions"):
-                ctx.kind = "metrics" if low[-1] == "metrics" else "definitions"
+            # {resourceId}/providers/Microsoft.Insights/{metrics|metricDefinitions|metricNamespaces} on any resource
+            if n >= 11 and low[-3:-1] == ["providers", "microsoft.insights"] and low[-1] in (
+                    "metrics", "metricdefinitions", "metricnamespaces"):
+                ctx.kind = {"metrics": "metrics", "metricdefinitions": "definitions",
+                            "metricnamespaces": "namespaces"}[low[-1]]
                 resource_path = "/" + "/".join(seg[:-3])
                 return lambda: self.monitor_read(req, ctx, sub, rg, resource_path)
         return lambda: self.not_served(req, ctx)
@@ -377,6 +390,48 @@ class EmulatorApp:
             "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
         })
 
+    def cloud_metadata(self, req: Request) -> Response:
+        """`GET {arm}/metadata/endpoints`: what `az cloud register --endpoint-resource-manager` reads
+        (api-version 2022-09-01: one cloud object; 2019-05-01: a list of clouds), naming this emulator's
+        endpoints. Keys as in Azure's public-cloud answer; unauthenticated like Azure's."""
+        base = self.base_url_for(req)
+        cloud = {
+            "portal": base,
+            "authentication": {"loginEndpoint": base, "audiences": ["https://management.core.windows.net/",
+                                                                  "https://management.azure.com/"],
+                               "tenant": "common", "identityProvider": "AAD"},
+            "media": "https://rest.media.azure.net",
+            "graphAudience": "https://graph.windows.net/",
+            "graph": "https://graph.windows.net/",
+            "name": "AzureEmulator",
+            "suffixes": {"azureDataLakeStoreFileSystem": "azuredatalakestore.net", "acrLoginServer": "azurecr.io",
+                         "sqlServerHostname": "database.windows.net",
+                         "azureDataLakeAnalyticsCatalogAndJob": "azuredatalakeanalytics.net",
+                         "keyVaultDns": "vault.azure.net", "storage": "core.windows.net",
+                         "azureFrontDoorEndpointSuffix": "azurefd.net", "storageSyncEndpointSuffix": "afs.azure.net",
+                         "mhsmDns": "managedhsm.azure.net", "mysqlServerEndpoint": "mysql.database.azure.com",
+                         "postgresqlServerEndpoint": "postgres.database.azure.com",
+                         "mariadbServerEndpoint": "mariadb.database.azure.com",
+                         "synapseAnalytics": "dev.azuresynapse.net", "attestationEndpoint": "attest.azure.net"},
+            "batch": "https://batch.core.windows.net/",
+            "resourceManager": base + "/",
+            "activeDirectoryDataLake": "https://datalake.azure.net/",
+            "sqlManagement": "https://management.core.windows.net:8443/",
+            "microsoftGraphResourceId": "https://graph.microsoft.com/",
+            "appInsightsResourceId": "https://api.applicationinsights.io",
+            "appInsightsTelemetryChannelResourceId": "https://dc.applicationinsights.azure.com/v2/track",
+            "attestationResourceId": "https://attest.azure.net",
+            "synapseAnalyticsResourceId": "https://dev.azuresynapse.net",
+            "logAnalyticsResourceId": "https://api.loganalytics.io",
+            "ossrDbmsResourceId": "https://ossrdbms-aad.database.windows.net",
+        }
+        version = req.param("api-version")
+        if not version:
+            raise self._err(400, arm.missing_api_version())
+        body = [cloud] if version == "2019-05-01" else cloud
+        # No Microsoft REST spec describes metadata/endpoints: not validated (see README).
+        return Response(200, body)
+
     def token(self, req: Request, tenant: str, ctx: Context) -> Response:
         try:
             form = dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -455,21 +510,28 @@ class EmulatorApp:
                 raise self._err(404, arm.resource_group_not_found(rg_name))
             accounts = list(rg.accounts)
         visible = [a for a in accounts if can_read_arm(principal, a.id)]
-        offset = 0
-        token = req.param("$skipToken", "skipToken")
-        if token:
-            try:
-                offset = int(json.loads(urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"])
-            except (ValueError, KeyError, TypeError):
-                raise self._err(400, arm.error("InvalidSkipToken", f"The skip token '{token}' is invalid."))
+        offset = self._skip_offset(req)
         size = max(1, self.scenario.accounts_page_size)
         page = visible[offset:offset + size]
         body: dict = {"value": [arm.account_json(a) for a in page]}
         if offset + size < len(visible):
-            next_token = urlsafe_b64encode(json.dumps({"o": offset + size}).encode()).rstrip(b"=").decode()
-            body["nextLink"] = (f"{self.base_url_for(req)}{req.path}?api-version={req.param('api-version')}"
-                                f"&$skipToken={next_token}")
+            body["nextLink"] = self._next_link(req, offset + size)
         return Response(200, body, validate_kind="accounts_list")
+
+    def _skip_offset(self, req: Request) -> int:
+        token = req.param("$skipToken", "skipToken")
+        if not token:
+            return 0
+        try:
+            return int(json.loads(urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"])
+        except (ValueError, KeyError, TypeError):
+            raise self._err(400, arm.error("InvalidSkipToken", f"The skip token '{token}' is invalid."))
+
+    def _next_link(self, req: Request, offset: int) -> str:
+        """An absolute nextLink that keeps the api-version and carries a $skipToken (format unconfirmed)."""
+        next_token = urlsafe_b64encode(json.dumps({"o": offset}).encode()).rstrip(b"=").decode()
+        return (f"{self.base_url_for(req)}{req.path}?api-version={req.param('api-version')}"
+                f"&$skipToken={next_token}")
 
     def _account_or_404(self, sub_id: str, rg_name: str, name: str):
         rg = self._find_rg(sub_id, rg_name)
@@ -500,7 +562,12 @@ class EmulatorApp:
         today = self.now().date()
         active = [d for d in account.deployments if d.active_on(today)]
         if deployment is None:
-            return Response(200, {"value": [arm.deployment_json(account, d, today) for d in active]})
+            offset = self._skip_offset(req)
+            size = self.scenario.deployments_page_size or max(1, len(active))
+            body: dict = {"value": [arm.deployment_json(account, d, today) for d in active[offset:offset + size]]}
+            if offset + size < len(active):
+                body["nextLink"] = self._next_link(req, offset + size)
+            return Response(200, body, validate_kind="deployments_list")
         found = next((d for d in active if d.name.lower() == deployment.lower()), None)
         if found is None:
             raise self._err(404, arm.resource_not_found("Microsoft.CognitiveServices/accounts/deployments",
@@ -511,15 +578,18 @@ class EmulatorApp:
     def monitor_read(self, req: Request, ctx: Context, sub_id: str, rg_name: str, resource_path: str) -> Response:
         claims, principal = self._auth(req, ctx, ARM_AUDIENCES)
         definitions = ctx.kind == "definitions"
-        type_name = "metricDefinitions" if definitions else "metrics"
-        self._arm_gate(req, ctx, claims, principal, sub_id, self.quirks.arm_metrics_api_versions, type_name)
+        namespaces = ctx.kind == "namespaces"
+        type_name = "metricDefinitions" if definitions else "metricNamespaces" if namespaces else "metrics"
+        versions = METRIC_NAMESPACES_API_VERSIONS if namespaces else self.quirks.arm_metrics_api_versions
+        self._arm_gate(req, ctx, claims, principal, sub_id, versions, type_name)
         if definitions:
             allowed, remaining, retry = self.throttler.definitions(sub_id, principal.client_id)
             ctx.headers["x-ms-ratelimit-remaining-subscription-resource-requests"] = str(remaining)
             if not allowed:
                 raise self._err(429, arm.definitions_throttled(self.scenario.throttle.definitions_per_5min, retry),
                                 {"Retry-After": str(retry)})
-        action = "microsoft.insights/metricDefinitions/read" if definitions else "microsoft.insights/metrics/read"
+        action = ("microsoft.insights/metricDefinitions/read" if definitions else
+                  "microsoft.insights/metricNamespaces/read" if namespaces else "microsoft.insights/metrics/read")
         if not can_read_monitoring(principal, resource_path):
             raise self._forbid(principal, action, f"{resource_path}/providers/microsoft.insights")
         segs = resource_path.strip("/").split("/")
@@ -530,11 +600,16 @@ class EmulatorApp:
         if account is None:
             type_path = "/".join([segs[5]] + segs[6::2])
             raise self._err(404, arm.resource_not_found(type_path, "/".join(segs[7::2]), rg_name))
+        if namespaces:
+            return Response(200, arm.metric_namespaces_json(account), validate_kind="metric_namespaces")
         if definitions:
             namespace = req.param("metricnamespace")
             if namespace and namespace.lower() != NAMESPACE_LOWER:
                 return Response(200, {"value": []}, validate_kind="metric_definitions")
-            return Response(200, arm.metric_definitions_json(account), validate_kind="metric_definitions")
+            # `namespace` echoes the metricnamespace parameter as sent, else the resource type (Azure CLI
+            # recording test_monitor_metrics_scenario; spec examples GetMetricDefinitions*.json).
+            return Response(200, arm.metric_definitions_json(account, namespace or ACCOUNT_TYPE),
+                            validate_kind="metric_definitions")
         try:
             return self._arm_metrics(req, account)
         except QueryError as exc:
@@ -546,7 +621,12 @@ class EmulatorApp:
             raise QueryError(f"Metric namespace: {namespace} is not supported for resource type: "
                              "Microsoft.CognitiveServices/accounts")
         now = self.now()
-        start, end = parse_timespan(req.param("timespan"), now)
+        timespan = req.param("timespan")
+        if timespan and "%" in timespan:
+            # The Azure CLI sends the timespan URL-encoded twice (quote_plus, then the query encoding); ARM
+            # decodes it again and answers 200 (Azure CLI recording test_monitor_metrics_scenario).
+            timespan = unquote(timespan)
+        start, end = parse_timespan(timespan, now)
         auto_adjust = parse_bool(req.param("AutoAdjustTimegrain"), False)
         grain = parse_interval(req.param("interval"), auto_adjust)
         raw_names = req.param("metricnames")
@@ -565,14 +645,19 @@ class EmulatorApp:
                                  metadata_only=result_type == "metadata", validate_dimensions=validate,
                                  rollupby=rollup)
         filters = effective_filter(specs, flt, validate)
+        request.start = trimmed_start(request, self.quirks)
         window = make_window(request, now, self.scenario)
         values = self.engine.resource_results(account, specs, request, filters, window)
+        # 2018-01-01 echoes metricnamespace as sent (else the resource type); later versions lower-case it
+        # (Azure CLI recording test_monitor_metrics_scenario; 2023-10-01/2024-02-01 spec examples).
+        version = req.param("api-version")
+        out_namespace = (namespace or ACCOUNT_TYPE) if version == "2018-01-01" else NAMESPACE_LOWER
         if request.metadata_only:
-            body = {"timespan": window.timespan, "value": values, "namespace": NAMESPACE_LOWER,
+            body = {"timespan": window.timespan, "value": values, "namespace": out_namespace,
                     "resourceregion": account.location}
         else:
-            body = {"cost": window.cost, "timespan": window.timespan, "interval": window.interval, "value": values,
-                    "namespace": NAMESPACE_LOWER, "resourceregion": account.location}
+            body = {"cost": _cost(window, values), "timespan": window.timespan, "interval": window.interval,
+                    "value": values, "namespace": out_namespace, "resourceregion": account.location}
         return Response(200, JsonDoc(body), validate_kind="metrics")
 
     # ---- batch -------------------------------------------------------------------------------------------------
@@ -680,13 +765,24 @@ class EmulatorApp:
         flt = parse_filter(req.param("filter", "$filter"))
         validate = parse_bool(req.param("ValidateDimensions"), True)
         rollup = frozenset(d.strip().lower() for d in (req.param("rollupby") or "").split(",") if d.strip())
+        retention_end = now - timedelta(days=self.scenario.retention_days)
+        if end < retention_end:
+            # Text of the 400 in the spec example MetricBatchExample.json (2024-02-01 and 2023-10-01).
+            raise QueryError(f"Query endTime: {end.strftime('%m/%d/%Y %H:%M:%S')} is out of the Max metrics "
+                             f"retention period: {format_timespan_dotnet(timedelta(days=self.scenario.retention_days))}"
+                             f", traceId: {{{uuid.uuid4()}}}")
         request = MetricsRequest(names, start, end, grain, aggregations, flt, top, desc,
                                  validate_dimensions=validate, rollupby=rollup)
         filters = effective_filter(specs, flt, validate)
+        if self.quirks.trim_batch:
+            request.start = start = trimmed_start(request, self.quirks)
         window = make_window(request, now, self.scenario)
         for _rid, account in accounts:
             if account is not None:
                 resolve_metrics(account, names)
+        mode = self.quirks.batch_namespace_echo
+        out_namespace = (namespace if mode == "as_requested" or (mode == "by_version" and version == "2023-10-01")
+                         else NAMESPACE_LOWER)
         values = []
         for rid, account in accounts:
             if account is None:
@@ -700,10 +796,13 @@ class EmulatorApp:
             else:
                 metric_values = self.engine.resource_results(account, specs, request, filters, window)
                 location = account.location
-            values.append({
+            item = {
                 "starttime": format_ts_ms(start), "endtime": format_ts_ms(end), "interval": window.interval,
-                "value": metric_values, "namespace": NAMESPACE_LOWER, "resourceregion": location, "resourceid": rid,
-            })
+                "value": metric_values, "namespace": out_namespace, "resourceregion": location, "resourceid": rid,
+            }
+            if version == "2023-10-01":  # the Learn migration sample (2023-10-01) carries a per-item cost
+                item = {"cost": _cost(window, metric_values), **item}
+            values.append(item)
         return Response(200, JsonDoc({"values": values}), validate_kind="batch")
 
     # ---- forbidden and unknown -------------------------------------------------------------------------------
@@ -888,6 +987,18 @@ class EmulatorApp:
 
 
 VALIDATION_SAMPLE_POINTS = 20_000
+
+
+def _cost(window, values) -> int:
+    """`cost` = (minutes in the answered window - 1) per metric that succeeded: 2 metrics over 5 h gave 598
+    (GetMetric.json), one of two failing over 4 h gave 239 (GetMetricError.json), 2 metrics over 31 days of
+    PT1M gave 89278 (Azure CLI recording)."""
+    ok = 0
+    for value in values:
+        code = value.error_code if hasattr(value, "error_code") else value.get("errorCode")
+        if code == "Success":
+            ok += 1
+    return window.cost * ok
 
 
 def _sample_for_validation(body):

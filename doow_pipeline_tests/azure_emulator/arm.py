@@ -98,11 +98,11 @@ def deployment_json(account: Account, deployment, today: date) -> dict:
     }
 
 
-def metric_definition_json(account: Account, spec: MetricSpec) -> dict:
+def metric_definition_json(account: Account, spec: MetricSpec, namespace: str = ACCOUNT_TYPE) -> dict:
     return {
         "id": f"{account.id}/providers/microsoft.insights/metricdefinitions/{spec.name}",
         "resourceId": account.id,
-        "namespace": ACCOUNT_TYPE,
+        "namespace": namespace,
         "category": spec.category,
         "name": {"value": spec.name, "localizedValue": spec.display_name},
         "displayDescription": spec.description,
@@ -115,8 +115,23 @@ def metric_definition_json(account: Account, spec: MetricSpec) -> dict:
     }
 
 
-def metric_definitions_json(account: Account) -> dict:
-    return {"value": [metric_definition_json(account, spec) for spec in account_metrics(account)]}
+def metric_definitions_json(account: Account, namespace: str = ACCOUNT_TYPE) -> dict:
+    return {"value": [metric_definition_json(account, spec, namespace) for spec in account_metrics(account)]}
+
+
+def metric_namespaces_json(account: Account) -> dict:
+    """`GET {resourceId}/providers/microsoft.insights/metricNamespaces`: the platform namespace of the resource
+    type, shaped as the recorded real answer (Azure CLI test_monitor_metrics_scenario, 2017-12-01-preview):
+    name is the lower-cased type with '/' replaced by '-', classification Platform."""
+    lowered = ACCOUNT_TYPE.lower()
+    name = lowered.replace("/", "-")
+    return {"value": [{
+        "id": f"{account.id}/providers/microsoft.insights/metricNamespaces/{name}",
+        "name": name,
+        "type": "Microsoft.Insights/metricNamespaces",
+        "classification": "Platform",
+        "properties": {"metricNamespaceName": lowered},
+    }]}
 
 
 # ---- errors ----------------------------------------------------------------------------------------------

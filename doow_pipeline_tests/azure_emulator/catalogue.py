@@ -1,7 +1,7 @@
 """The Azure OpenAI metric catalogue the emulator serves for `Microsoft.CognitiveServices/accounts`.
 
-Names, families, dimensions and categories follow the generated supported-metrics table
-(see ../shared/research/azure-openai-metrics.md §1): the legacy "Azure OpenAI" token metrics have
+Names, families, dimensions and categories follow Microsoft's supported-metrics table for
+Microsoft.CognitiveServices/accounts (Azure Monitor documentation): the legacy "Azure OpenAI" token metrics have
 no ModelName dimension; the "Models" family has it; both request metrics have it.
 """
 

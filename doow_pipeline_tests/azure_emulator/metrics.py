@@ -121,6 +121,22 @@ def effective_filter(specs: list[MetricSpec], query_filter: Filter | None, valid
     return out
 
 
+def trimmed_start(request: MetricsRequest, quirks: Quirks) -> datetime:
+    """The start of the window Azure answers for, after the (switchable) per-call limits: the end is kept
+    and the start moves forward (see Quirks.trim_max_buckets / trim_max_span)."""
+    start, end = request.start, request.end
+    if quirks.trim_max_span is not None:
+        from .timeutil import parse_duration
+        span = parse_duration(quirks.trim_max_span)
+        if span is not None and end - start > span:
+            start = end - span
+    if quirks.trim_max_buckets is not None and request.grain is not None:
+        limit = max(1, int(quirks.trim_max_buckets))
+        if end - start > request.grain * limit:
+            start = end - request.grain * limit
+    return start
+
+
 def make_window(request: MetricsRequest, now: datetime, scenario: Scenario) -> Window:
     b0 = to_minutes(request.start)
     end_m = to_minutes(request.end)
@@ -281,12 +297,14 @@ class MetricsEngine:
                 out.append(item)
                 continue
             flt = filters.get(spec.name)
+            # A dimension the metric defines but that yields nothing when split or filtered on (switch).
+            silent = flt is not None and bool(self.quirks.empty_split(spec.name) & set(flt.constraints))
             split_dims = []
             if flt is not None:
                 split_dims = [c.dimension for k, c in flt.constraints.items() if k not in request.rollupby]
             split_lower = [d.lower() for d in split_dims]
             groups: dict[tuple, list[int]] = {}
-            if visible:
+            if visible and not silent:
                 for dep in account.deployments:
                     if spec.family not in account.families_for(dep):
                         continue

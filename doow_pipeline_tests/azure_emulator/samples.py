@@ -115,3 +115,15 @@ def many_deployments_scenario(n: int = 15, **overrides) -> dict:
         {"name": "aoai-many", "kind": "OpenAI", "location": "westeurope", "families": ["azure_openai", "models"],
          "deployments": deployments})
     return scenario
+
+
+def empty_deployment_names_scenario(**overrides) -> dict:
+    """BASE plus a DALL-E 3 and a Whisper deployment on aoai-weu whose usage Azure reports with
+    ModelDeploymentName `__Empty` (azure-sdk-for-python #37982); deployments listed in one page."""
+    scenario = small_scenario(deployments_page_size=0, **overrides)
+    weu = scenario["tenants"][0]["subscriptions"][0]["resource_groups"][0]["accounts"][0]
+    weu["deployments"] += [
+        _deployment("dalle", "dall-e-3", "3.0", daily=(0, 0, 300), reports_deployment_name=False),
+        _deployment("whisper", "whisper", "001", daily=(0, 0, 200), reports_deployment_name=False),
+    ]
+    return scenario

@@ -72,6 +72,9 @@ class Deployment:
     active_from: date | None = None
     active_to: date | None = None
     publisher: str | None = None  # "OpenAI" or another publisher; inferred from the model name if absent
+    # False: Azure reports this deployment's usage with ModelDeploymentName "__Empty", as seen for DALL-E 3 and
+    # Whisper deployments (azure-sdk-for-python #37982). Scenario key `reports_deployment_name: false`.
+    reports_deployment_name: bool = True
 
     @property
     def is_openai(self) -> bool:
@@ -183,6 +186,9 @@ class Scenario:
     tenants: tuple[Tenant, ...]
     fill_gaps_with_zero: bool = False
     accounts_page_size: int = 2
+    # Deployments per page of `GET {account}/deployments` (DeploymentListResult.nextLink in the spec);
+    # 0 = one page.
+    deployments_page_size: int = 2
     metric_errors: tuple[MetricError, ...] = ()
     source: str | None = None
 
@@ -239,6 +245,7 @@ def _deployment(raw: dict, where: str) -> Deployment:
         active_from=_parse_date(active.get("from"), f"{where}.active.from"),
         active_to=_parse_date(active.get("to"), f"{where}.active.to"),
         publisher=raw.get("publisher"),
+        reports_deployment_name=bool(raw.get("reports_deployment_name", True)),
     )
 
 
@@ -383,6 +390,7 @@ def scenario_from_dict(raw: dict, source: str | None = None) -> Scenario:
         tenants=tenants,
         fill_gaps_with_zero=bool(raw.get("fill_gaps_with_zero", False)),
         accounts_page_size=int(raw.get("accounts_page_size", 2)),
+        deployments_page_size=int(raw.get("deployments_page_size", 2)),
         metric_errors=errors,
         source=source,
     )

@@ -108,7 +108,7 @@ def _dimension_values(metric: MetricSpec, deployment: Deployment, version: str) 
     values = []
     for dim in metric.dimensions:
         if dim == "ModelDeploymentName":
-            values.append((dim, deployment.name))
+            values.append((dim, deployment.name if deployment.reports_deployment_name else EMPTY))
         elif dim == "ModelName":
             values.append((dim, deployment.model))
         elif dim == "ModelVersion":

@@ -1,13 +1,16 @@
-"""The spec validator against Microsoft's own example payloads, the real SDK models, and broken bodies.
+"""The spec validator: committed schemas against response bodies, the real SDK models, and broken bodies.
 
-Every example response in ../shared/azure-specs must validate with its kind and deserialize through
-the SDK models the pipeline uses; deliberately broken bodies must be rejected with a readable reason.
+Every response body in fixtures/responses (bodies shaped like Azure's answers for Azure OpenAI
+accounts, written for these tests, including the fields Microsoft's own examples carry: cost, interval,
+errorCode, metricClass, additionalInfo, ...) must validate with its kind and deserialize through the SDK
+models the pipeline uses; deliberately broken bodies must be rejected with a readable reason.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,43 +25,34 @@ from azure.monitor.querymetrics.models._models import ErrorResponse as BatchErro
 from azure.monitor.querymetrics.models._models import MetricResultsResponse
 
 from doow_pipeline_tests.azure_emulator import spec_validation
+from doow_pipeline_tests.azure_emulator.schemas import generate
 from doow_pipeline_tests.azure_emulator.spec_validation import (
     KINDS,
-    SPECS_ENV,
-    SpecsNotFoundError,
+    SchemasNotFoundError,
     assert_valid_response,
-    specs_dir,
     validate_response,
 )
 
-SPECS = specs_dir()
+RESPONSES = Path(__file__).resolve().parent / "fixtures" / "responses"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Every example file in the specs folder, and the kind its 200 body is. None: not a response the
-# pipeline reads (deployment configuration is out of scope, design §1), checked to be listed here.
+# Every response fixture, and the kind its 200 body is.
 EXAMPLE_KINDS = {
-    "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/examples/GetAccount.json": "account",
-    "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/examples/ListAccountsByResourceGroup.json": "accounts_list",
-    "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/examples/ListAccountsBySubscription.json": "accounts_list",
-    "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/examples/ListDeployments.json": None,
-    "monitor/data-plane/Microsoft.Insights/stable/2024-02-01/examples/MetricBatchExample.json": "batch",
-    "monitor/data-plane/Microsoft.Insights/stable/2024-02-01/examples/MetricBatchExample2.json": "batch",
-    "monitor/resource-manager/Microsoft.Insights/Insights/Metrics/examples/2024-02-01/GetMetricMetadata.json": "metrics",
-    "monitor/resource-manager/Microsoft.Insights/Insights/Metrics/examples/2024-02-01/GetMultiResourceMetric.json": "metrics",
-    "monitor/resource-manager/Microsoft.Insights/stable/2023-10-01/examples/GetMetricDefinitions.json": "metric_definitions",
-    "monitor/resource-manager/Microsoft.Insights/stable/2023-10-01/examples/GetMetricError.json": "metrics",
-    "monitor/resource-manager/Microsoft.Insights/stable/2023-10-01/examples/GetMetricMetadata.json": "metrics",
-    "monitor/resource-manager/Microsoft.Insights/stable/2023-10-01/examples/GetMultiResourceMetricMetadata.json": "metrics",
-    "monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/examples/GetMetric.json": "metrics",
-    "monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/examples/GetMetricDefinitionsMetricClass.json": "metric_definitions",
-    "monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/examples/GetMultiResourceMetricMetadata.json": "metrics",
-    "monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/examples/PostMultiResourceMetricBody.json": "metrics",
-    "resources/resource-manager/Microsoft.Resources/stable/2022-12-01/examples/GetSubscriptions.json": "subscriptions",
+    "account.json": "account",
+    "accounts_by_resource_group.json": "accounts_list",
+    "accounts_by_subscription.json": "accounts_list",
+    "batch.json": "batch",
+    "metric_definitions.json": "metric_definitions",
+    "metrics_data.json": "metrics",
+    "metrics_error_code.json": "metrics",
+    "metrics_metadata.json": "metrics",
+    "subscriptions.json": "subscriptions",
 }
 CHECKED_EXAMPLES = {path: kind for path, kind in EXAMPLE_KINDS.items() if kind is not None}
 
 
 def _example(rel: str) -> dict:
-    with (SPECS / rel).open(encoding="utf-8") as fh:
+    with (RESPONSES / rel).open(encoding="utf-8") as fh:
         return json.load(fh)
 
 
@@ -96,9 +90,8 @@ def _batch_results(body: dict) -> list[MetricsQueryResult]:
 # ---------------------------------------------------------------------------------------------- examples
 
 def test_every_example_file_is_classified():
-    on_disk = {p.relative_to(SPECS).as_posix() for p in SPECS.rglob("*.json") if p.parent.name == "examples"
-               or "examples" in p.relative_to(SPECS).parts}
-    assert on_disk == set(EXAMPLE_KINDS), "classify new example files in EXAMPLE_KINDS"
+    on_disk = {p.name for p in RESPONSES.glob("*.json")}
+    assert on_disk == set(EXAMPLE_KINDS), "classify new response fixtures in EXAMPLE_KINDS"
 
 
 @pytest.mark.parametrize("rel", sorted(CHECKED_EXAMPLES))
@@ -149,7 +142,7 @@ def test_metrics_examples_deserialize_through_mgmt_monitor(rel, monitor_deserial
         if raw_metric.get("errorCode"):
             assert metric.error_code == raw_metric["errorCode"]
     # At least the data examples carry real data values.
-    if rel.endswith(("GetMetric.json", "GetMultiResourceMetric.json", "PostMultiResourceMetricBody.json")):
+    if rel in ("metrics_data.json", "metrics_error_code.json"):
         assert any(any(getattr(point, f) is not None for f in ("total", "average", "count", "minimum", "maximum"))
                    for metric in response.value for series in metric.timeseries for point in series.data)
 
@@ -163,7 +156,8 @@ def test_metric_definition_examples_deserialize_through_mgmt_monitor(rel, monito
         assert definition.name.value == raw_definition["name"]["value"]
         assert definition.unit == raw_definition.get("unit")
         assert definition.primary_aggregation_type == raw_definition.get("primaryAggregationType")
-        assert [d.value for d in definition.dimensions or []] == [d["value"] for d in raw_definition.get("dimensions", [])]
+        raw_dimensions = raw_definition.get("dimensions", [])
+        assert [d.value for d in definition.dimensions or []] == [d["value"] for d in raw_dimensions]
         for availability in definition.metric_availabilities or []:
             assert isinstance(availability.time_grain, timedelta)
 
@@ -183,7 +177,8 @@ def test_batch_examples_deserialize_through_querymetrics(rel):
             assert metric.unit == raw_metric["unit"]
             assert metric.id == raw_metric["id"]
             for series, raw_series in zip(metric.timeseries, raw_metric["timeseries"]):
-                assert series.metadata_values == {m["name"]["value"]: m["value"] for m in raw_series.get("metadatavalues", [])}
+                raw_metadata = raw_series.get("metadatavalues", [])
+                assert series.metadata_values == {m["name"]["value"]: m["value"] for m in raw_metadata}
                 assert [p.total for p in series.data] == [p.get("total") for p in raw_series.get("data", [])]
                 assert [p.average for p in series.data] == [p.get("average") for p in raw_series.get("data", [])]
                 assert all(isinstance(p.timestamp, datetime) for p in series.data)
@@ -213,7 +208,7 @@ def test_account_examples_deserialize_through_mgmt_cognitiveservices(rel, cognit
 def test_subscriptions_example_key_fields():
     # No installed SDK models Subscriptions_List (azure-mgmt-resource is not a dependency); check the
     # fields discovery reads are present and validate a last page, which ARM sends without nextLink.
-    raw = _ok_body("resources/resource-manager/Microsoft.Resources/stable/2022-12-01/examples/GetSubscriptions.json")
+    raw = _ok_body(SUBSCRIPTIONS)
     assert all(s["subscriptionId"] and s["tenantId"] and s["displayName"] and s["state"] for s in raw["value"])
     del raw["nextLink"]
     assert validate_response("subscriptions", 200, raw) == []
@@ -221,12 +216,12 @@ def test_subscriptions_example_key_fields():
 
 # ---------------------------------------------------------------------------------------------- broken bodies
 
-GET_METRIC = "monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/examples/GetMetric.json"
-DEFINITIONS = "monitor/resource-manager/Microsoft.Insights/stable/2024-02-01/examples/GetMetricDefinitionsMetricClass.json"
-BATCH = "monitor/data-plane/Microsoft.Insights/stable/2024-02-01/examples/MetricBatchExample.json"
-ACCOUNTS = "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/examples/ListAccountsBySubscription.json"
-ACCOUNT = "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/examples/GetAccount.json"
-SUBSCRIPTIONS = "resources/resource-manager/Microsoft.Resources/stable/2022-12-01/examples/GetSubscriptions.json"
+GET_METRIC = "metrics_data.json"
+DEFINITIONS = "metric_definitions.json"
+BATCH = "batch.json"
+ACCOUNTS = "accounts_by_subscription.json"
+ACCOUNT = "account.json"
+SUBSCRIPTIONS = "subscriptions.json"
 
 
 def _only_problem_mentions(problems: list[str], *needles: str) -> None:
@@ -352,7 +347,8 @@ def test_error_bodies_wrapped_and_flat():
 
 
 def test_error_bodies_reject_wrong_types():
-    _only_problem_mentions(validate_response("error", 429, {"error": {"code": 429, "message": "m"}}), "is not of type 'string'")
+    problems = validate_response("error", 429, {"error": {"code": 429, "message": "m"}})
+    _only_problem_mentions(problems, "is not of type 'string'")
     body = {"error": {"code": "C", "message": "m", "details": {"code": "D"}}}
     _only_problem_mentions(validate_response("batch", 400, body), "$.error.details", "is not of type 'array'")
 
@@ -375,7 +371,8 @@ def test_assert_valid_response_raises_with_the_problems():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown response kind"):
         validate_response("deployments", 200, {})
-    assert set(KINDS) == {"subscriptions", "accounts_list", "account", "metric_definitions", "metrics", "batch", "error"}
+    assert set(KINDS) == {"subscriptions", "accounts_list", "account", "deployments_list", "metric_definitions",
+                          "metric_namespaces", "metrics", "batch", "error"}
 
 
 def test_validators_are_compiled_once():
@@ -387,7 +384,7 @@ def test_validators_are_compiled_once():
 
 
 def test_schema_for_resolves_refs_across_files():
-    # metrics_API.json -> ../../../../common-types/v2/commonMonitoringTypes.json (relative, another folder)
+    # metrics_API.json refers to monitor/common-types/v2/commonMonitoringTypes.json (relative, another folder)
     keys = set(spec_validation.schema_for("metrics")["$defs"])
     assert "monitor_common-types_v2_commonMonitoringTypes_definitions_Metric" in keys
     # error bodies: common-types v1 (flat) and v3 (wrapped), recursive ErrorDetail kept as a reference
@@ -400,22 +397,53 @@ def test_schema_for_resolves_refs_across_files():
     assert any(k.startswith("common-types_resource-management_v2_privatelinks") for k in account_keys)
 
 
-def test_missing_specs_directory_is_a_clear_error(monkeypatch, tmp_path):
-    missing = tmp_path / "nowhere"
-    monkeypatch.setenv(SPECS_ENV, str(missing))
-    with pytest.raises(SpecsNotFoundError) as excinfo:
+@pytest.fixture
+def schemas_dir(monkeypatch, tmp_path):
+    """Point the validator at a scratch schemas folder; compiled validators are dropped before and after."""
+    spec_validation._validator.cache_clear()
+    monkeypatch.setattr(spec_validation, "SCHEMAS_DIR", tmp_path)
+    yield tmp_path
+    spec_validation._validator.cache_clear()
+
+
+def test_missing_schema_file_is_a_clear_error(schemas_dir):
+    with pytest.raises(SchemasNotFoundError) as excinfo:
         validate_response("metrics", 200, {})
-    assert str(missing) in str(excinfo.value) and SPECS_ENV in str(excinfo.value)
+    message = str(excinfo.value)
+    assert str(schemas_dir / "metrics.json") in message and "schemas.generate --specs" in message
 
-    (tmp_path / "partial").mkdir()
-    monkeypatch.setenv(SPECS_ENV, str(tmp_path / "partial"))
-    with pytest.raises(SpecsNotFoundError, match="metrics_API.json"):
+    shutil.copy(spec_validation.Path(spec_validation.__file__).parent / "schemas" / "errors.json", schemas_dir)
+    assert validate_response("metrics", 400, {"code": "BadRequest", "message": "m"}) == []  # errors.json is there
+    with pytest.raises(SchemasNotFoundError, match="metrics.json"):
+        validate_response("metrics", 200, {})
+    (schemas_dir / "metrics.json").write_text("{not json")
+    with pytest.raises(SchemasNotFoundError, match="metrics.json"):
         validate_response("metrics", 200, {})
 
 
-def test_env_var_points_at_another_copy(monkeypatch):
-    monkeypatch.setenv(SPECS_ENV, str(SPECS))
-    assert specs_dir() == Path(SPECS).resolve()
+def test_schemas_are_committed_in_the_repository_and_loaded_from_there():
+    assert spec_validation.SCHEMAS_DIR.is_relative_to(REPO_ROOT)
+    names = {k.schema for k in KINDS.values() if k.schema} | {spec_validation.ERRORS_SCHEMA}
+    assert names == set(generate.TARGETS)  # every validated kind has its generated file, and nothing else
+    for name in sorted(names):
+        text = (spec_validation.SCHEMAS_DIR / name).read_text(encoding="utf-8")
+        schema = json.loads(text)
+        assert generate.render(schema) == text, f"{name} is not in the generator's canonical form"
+        assert schema["$ref" if "$ref" in schema else "anyOf"]
+        assert schema["$defs"] and "Generated from Azure/azure-rest-api-specs" in schema["$comment"]
+    assert "built into generate.py" in json.loads((spec_validation.SCHEMAS_DIR / "subscriptions.json").read_text())[
+        "$comment"]
+    # The committed file keeps the spec's fact (nextLink required); the validator relaxes it on load.
+    committed = json.loads((spec_validation.SCHEMAS_DIR / "subscriptions.json").read_text())
+    key = generate.def_key(generate.SUBSCRIPTIONS_SPEC, "#/definitions/SubscriptionListResult")
+    assert committed["$defs"][key]["required"] == ["nextLink"]
+    assert "nextLink" not in spec_validation.schema_for("subscriptions")["$defs"][key].get("required", [])
+    # Every relaxation names a definition that exists in a committed schema (none silently misses).
+    all_defs = set().union(*(json.loads((spec_validation.SCHEMAS_DIR / n).read_text())["$defs"] for n in names))
+    assert set(spec_validation._RELAXED_REQUIRED) <= all_defs
+    assert {k for k in spec_validation._RELAXED_PROPERTIES if k in all_defs} == {
+        generate.def_key(f"common-types/resource-management/{v}/types.json", "#/definitions/ErrorAdditionalInfo")
+        for v in ("v1", "v3")}
     assert validate_response("metrics", 200, _ok_body(GET_METRIC)) == []
 
 
@@ -433,7 +461,8 @@ def test_swagger_conversion_rules(tmp_path):
     (tmp_path / "svc").mkdir()
     (tmp_path / "common" / "types.json").write_text(json.dumps({"definitions": {
         "Base": {"properties": {"id": {"type": "string", "readOnly": True}}, "required": ["id"]},
-        "Node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}}},
+        "Node": {"type": "object",
+                 "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}}},
     }}))
     (tmp_path / "svc" / "api.json").write_text(json.dumps({"definitions": {
         "Thing": {
@@ -454,7 +483,7 @@ def test_swagger_conversion_rules(tmp_path):
             },
         },
     }}))
-    converter = spec_validation._SwaggerConverter(tmp_path)
+    converter = generate.SwaggerConverter(tmp_path)
     key = converter.ref("svc/api.json", "#/definitions/Thing")
     validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{key}", "$defs": converter.defs})
 

@@ -230,11 +230,11 @@ def test_help_has_examples_and_the_entry_point_registers_every_command(project):
 def test_connect_as_a_subprocess_with_initial_sync(project, emulator):
     """The real entry point, stdin piping and the initial sync with its progress, exactly as a user runs it."""
     project.workdir.mkdir(parents=True)
-    env = {**os.environ, "DOOW_CONNECTIONS": str(project.config), "DOOW_NOW": NOW.isoformat()}
+    env = {**os.environ, "DOOW_CONNECTIONS": str(project.config)}
     env.pop("DOOW_SECRET_LEGACY", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "doow_pipeline.cli", "connect", "legacy", "--tenant-id", TENANT, "--client-id",
-         ONE_ACCOUNT, "--scope", LEGACY_ACCOUNT, "--client-secret-stdin", "--initial-sync-days", "3",
+        [sys.executable, "-m", "doow_pipeline.cli", "--frozen-clock", NOW.isoformat(), "connect", "legacy",
+         "--tenant-id", TENANT, "--client-id", ONE_ACCOUNT, "--scope", LEGACY_ACCOUNT, "--client-secret-stdin", "--initial-sync-days", "3",
          "--endpoints-json", json.dumps(emulator.endpoints)],
         input=secret_of(ONE_ACCOUNT), capture_output=True, text=True, env=env, timeout=300, cwd=project.workdir)
     output = completed.stdout + completed.stderr

@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 
 from doow_pipeline.config import load_config
-from doow_pipeline.definitions import build_definitions
+from doow_pipeline.defs.project import build_definitions
 
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
@@ -111,7 +111,7 @@ def test_secrets_appear_nowhere_after_a_sync(tmp_path, emulator):
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOOW_SECRET_")}
-    env.update({"DAGSTER_HOME": str(home), "DOOW_CONNECTIONS": str(config), "DOOW_NOW": NOW.isoformat()})
+    env.update({"DAGSTER_HOME": str(home), "DOOW_CONNECTIONS": str(config)})
     last = NOW.date() - timedelta(days=1)
     result = subprocess.run(
         [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(last - timedelta(days=6)), "--to",

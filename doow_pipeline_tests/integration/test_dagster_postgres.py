@@ -234,7 +234,8 @@ def last_tick_before(moment: datetime) -> datetime:
 @pytest.mark.slow
 def test_daemon_fires_the_daily_schedule_and_the_run_succeeds(deployment_factory, emulator_factory):
     # The daemon's scheduler works on the wall clock, so the emulator's frozen clock and the pipeline's
-    # (DOOW_NOW) are set to the wall clock at the start of the test.
+    # (settings.frozen_clock, which write_project copies from the scenario) are set to the wall clock at the
+    # start of the test.
     now = datetime.now(timezone.utc).replace(microsecond=0)
     scenario_raw = yaml.safe_load(Path(DEMO_SCENARIO).read_text(encoding="utf-8"))
     scenario_raw["now"] = now.isoformat().replace("+00:00", "Z")
@@ -242,7 +243,7 @@ def test_daemon_fires_the_daily_schedule_and_the_run_succeeds(deployment_factory
     emulator = emulator_factory(scenario_raw)
     workdir = Path(emulator.state_dir).parent / "project"
     config = write_project(workdir, emulator.endpoints, scenario, CONNECTIONS, resync_days=3)
-    deployment = deployment_factory({"DOOW_CONNECTIONS": str(config), "DOOW_NOW": now.isoformat()})
+    deployment = deployment_factory({"DOOW_CONNECTIONS": str(config)})
 
     # Make exactly one tick due, deterministically: the schedule's stored state says it was started just
     # before the latest 03:30 UTC, so the daemon's first scheduler iteration owes that tick and no other
@@ -300,7 +301,7 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
     first = last - timedelta(days=13)
     connections = BACKFILL_CONNECTIONS
     config = write_project(tmp_path / "project", emulator.endpoints, scenario, connections)
-    deployment = deployment_factory({"DOOW_CONNECTIONS": str(config), "DOOW_NOW": now.isoformat()})
+    deployment = deployment_factory({"DOOW_CONNECTIONS": str(config)})
     workspace = deployment.start_code_server()
     # Only the launched runs: the schedule must not add a run if the wall clock passes 03:30 UTC meanwhile.
     deployment.dagster("schedule", "stop", SCHEDULE, "-w", str(workspace))
@@ -355,7 +356,7 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
     reference = write_project(tmp_path / "reference", emulator.endpoints, scenario, connections)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
     result = subprocess.run([str(BIN / "doow-azure"), "sync", "--from", str(first), "--to", str(last)],
-                            env={**env, "DOOW_CONNECTIONS": str(reference), "DOOW_NOW": now.isoformat()},
+                            env={**env, "DOOW_CONNECTIONS": str(reference)},
                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     warehouse, reference_warehouse = tmp_path / "project" / "doow.duckdb", tmp_path / "reference" / "doow.duckdb"

@@ -15,8 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from doow_pipeline.config import load_config
-from doow_pipeline.definitions import build_definitions
-from doow_pipeline.runs import sync_range
+from doow_pipeline.defs.project import build_definitions
+from doow_pipeline.defs.runs import sync_range
 
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
@@ -47,7 +47,6 @@ FIRST_DAY = LAST_DAY - timedelta(days=29)
 @pytest.fixture
 def project(tmp_path, emulator, monkeypatch):
     """Returns a function that writes a project for some connections and syncs a range in-process."""
-    monkeypatch.setenv("DOOW_NOW", NOW.isoformat())
 
     def run(connections: list[ConnectionSpec], first=FIRST_DAY, last=LAST_DAY, workdir=None, **settings):
         path = write_project(workdir or tmp_path, emulator.endpoints, SCENARIO, connections, **settings)
@@ -81,7 +80,7 @@ def assert_matches_expected(config, connections, first=FIRST_DAY, last=LAST_DAY)
 
 
 def failed_checks(report) -> dict[str, str]:
-    return {name.split(":")[-1]: text for name, passed, _sev, text in report.checks if not passed}
+    return {check.name.split(":")[-1]: check.description for check in report.failed_checks}
 
 
 def test_demo_connections_match_the_scenario_exactly_and_reruns_are_identical(project):

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from doow_pipeline.config import load_config
-from doow_pipeline.runs import sync_range
+from doow_pipeline.defs.runs import sync_range
 
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
@@ -75,7 +75,6 @@ def row_counts(warehouse) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def environment():
     saved = dict(os.environ)
-    os.environ["DOOW_NOW"] = NOW.isoformat()
     for spec in CONNECTIONS:
         os.environ[secret_env_name(spec.name)] = SCENARIO.principals[spec.client_id.lower()].secret
     yield

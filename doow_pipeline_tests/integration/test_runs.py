@@ -14,7 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from doow_pipeline.config import load_config
-from doow_pipeline.definitions import build_definitions
+from doow_pipeline.defs.project import build_definitions
 
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
@@ -45,7 +45,7 @@ def test_schedule_resyncs_the_trailing_days_in_one_run(tmp_path, monkeypatch):
 def test_concurrent_syncs_share_the_warehouse_without_lock_failures(tmp_path, emulator):
     connections = [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD)]
     config = write_project(tmp_path, emulator.endpoints, SCENARIO, connections)
-    env = {**os.environ, "DOOW_CONNECTIONS": str(config), "DOOW_NOW": NOW.isoformat()}
+    env = {**os.environ, "DOOW_CONNECTIONS": str(config)}
     last = NOW.date() - timedelta(days=1)
     ranges = [(last - timedelta(days=13), last - timedelta(days=7)), (last - timedelta(days=6), last),
               (last - timedelta(days=9), last - timedelta(days=3))]

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from doow_pipeline.config import ConfigError, load_config, parse_scope
+from doow_pipeline.config import load_config
+from doow_pipeline.core.problems import ConfigError
+from doow_pipeline.core.scope import parse_scope
 
 TENANT = "8c1f4a6e-2b3d-4e5f-9a0b-1c2d3e4f5a60"
 CLIENT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e501"

@@ -1,0 +1,1 @@
+"""The `doow-azure` command line."""

@@ -1,0 +1,57 @@
+"""Asset checks as typed values: each check's definition once (name, severity, description), and the
+outcome of running it. Dagster wiring turns outcomes into `AssetCheckResult`s; nothing joins by strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "ERROR"
+    WARN = "WARN"
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    name: str
+    severity: Severity
+    description: str
+    blocking: bool = False
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check: CheckDef
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.check.name
+
+    @property
+    def severity(self) -> Severity:
+        return self.check.severity
+
+
+# ---- per connection (on its metric_points asset) ----------------------------------------------------------------
+CREDENTIALS = CheckDef("credentials_and_monitoring_reader", Severity.ERROR,
+                       "The credential works and holds Monitoring Reader in scope.", blocking=True)
+ACCOUNTS_READABLE = CheckDef("accounts_readable", Severity.WARN, "Every discovered account's metrics are readable.")
+SYNC_NOT_EMPTY = CheckDef("sync_not_empty", Severity.WARN, "The sync found usage where accounts exist.")
+NO_SERIES_TRUNCATED = CheckDef("no_series_truncated", Severity.ERROR, "No dimension split was silently truncated.")
+CONNECTION_CHECKS = (CREDENTIALS, ACCOUNTS_READABLE, SYNC_NOT_EMPTY, NO_SERIES_TRUNCATED)
+
+# ---- on usage_daily ---------------------------------------------------------------------------------------------
+UNIQUE_GRAIN = CheckDef("unique_grain", Severity.ERROR,
+                        "One row per (usage_date, resource_id, deployment, model_name, model_version, metric_region).")
+TOKENS_CONSISTENT = CheckDef("tokens_consistent", Severity.ERROR,
+                             "input_tokens + output_tokens equals total_tokens on every row.")
+SINGLE_METRIC_FAMILY = CheckDef("single_metric_family", Severity.ERROR,
+                                "No (day, resource, deployment) mixes the models and azure_openai families.")
+NO_OVERLAPPING_SCOPES = CheckDef("no_overlapping_scopes", Severity.WARN,
+                                 "Warns when an account is reached through several connections (it is counted once).")
+USAGE_CHECKS = (UNIQUE_GRAIN, TOKENS_CONSISTENT, SINGLE_METRIC_FAMILY, NO_OVERLAPPING_SCOPES)

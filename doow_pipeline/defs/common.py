@@ -1,0 +1,49 @@
+"""What every Dagster piece of the project shares: the group, owners, partitions, pool, and check results."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from ..config import ProjectConfig
+from ..core.checks import CheckDef, CheckOutcome, Severity
+from ..core.clock import days_between
+
+GROUP = "azure_openai"
+OWNERS = ["team:data-platform"]
+DUCKDB_POOL = "duckdb"
+
+_SEVERITY = {Severity.ERROR: dg.AssetCheckSeverity.ERROR, Severity.WARN: dg.AssetCheckSeverity.WARN}
+
+
+def daily_partitions(config: ProjectConfig) -> dg.DailyPartitionsDefinition:
+    # end_offset=1 adds today's (partial) partition, so the schedule can refresh the current day.
+    return dg.DailyPartitionsDefinition(start_date=config.settings.start_date.isoformat(), end_offset=1,
+                                        timezone="UTC")
+
+
+def partition_days(context: dg.AssetExecutionContext) -> list[date]:
+    key_range = context.partition_key_range
+    return days_between(date.fromisoformat(key_range.start), date.fromisoformat(key_range.end))
+
+
+def check_spec(check: CheckDef, key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(check.name, asset=key, description=check.description, blocking=check.blocking)
+
+
+def _metadata_value(value: Any) -> Any:
+    return dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+
+
+def check_result(outcome: CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=key, check_name=outcome.name, passed=outcome.passed,
+                               severity=_SEVERITY[outcome.severity], description=outcome.description,
+                               metadata={k: _metadata_value(v) for k, v in outcome.metadata.items()})
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]] | list[tuple[Any, ...]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""One connection's sync of a range of UTC days: Azure -> landing zone (no DuckDB, no Dagster).
+
+The Dagster asset and the CLI call `fetch_connection`; `connection_checks` judges its outcome. Nothing
+lands unless the credentials work and the scope could be listed, so a failing sync never replaces good
+days with empty ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from ..azure.discovery import discover_accounts
+from ..azure.extract import Extraction, extract_usage
+from ..azure.metric_definitions import DEFINITIONS, AccountPlan
+from ..azure.metrics_api import MetricsReader
+from ..azure.session import AzureSession
+from ..core.checks import (
+    ACCOUNTS_READABLE,
+    CREDENTIALS,
+    NO_SERIES_TRUNCATED,
+    SYNC_NOT_EMPTY,
+    CheckOutcome,
+)
+from ..core.clock import day_start
+from ..core.events import Level, SyncEvent
+from ..core.metrics import FAMILY_METRICS, Quantity
+from ..core.phases import PhaseHook, phase
+from ..core.problems import (
+    ROLE_FIX,
+    TROUBLESHOOTING,
+    UNREADABLE_CODES,
+    AzureError,
+    Problem,
+    ProblemCode,
+    Symptom,
+)
+from ..core.scope import Account
+from ..config import Connection, Settings
+from ..warehouse.landing import DayManifest, Landing
+
+LOG = logging.getLogger(__name__)
+TOTAL_TOKEN_METRICS = [metrics[Quantity.TOTAL_TOKENS] for metrics in FAMILY_METRICS.values()]
+
+
+@dataclass
+class SyncOutcome:
+    connection: str
+    first_day: date
+    last_day: date
+    synced_at: datetime
+    problem: Problem | None = None  # the credential, role or scope problem that stopped the sync
+    accounts: list[Account] = field(default_factory=list)
+    plans: list[AccountPlan] = field(default_factory=list)
+    extraction: Extraction | None = None
+    events: list[SyncEvent] = field(default_factory=list)
+    rows_per_day: dict[str, int] = field(default_factory=dict)
+    definitions_unreadable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        """Accounts whose definitions or metrics answered 403/404: resource id -> Azure's message."""
+        return {**self.definitions_unreadable, **(self.extraction.unreadable if self.extraction else {})}
+
+    @property
+    def readable_accounts(self) -> list[Account]:
+        return [a for a in self.accounts if a.resource_id not in self.unreadable]
+
+    @property
+    def points(self) -> int:
+        return self.extraction.points.height if self.extraction else 0
+
+    @property
+    def metric_errors(self) -> dict[str, str]:
+        return self.extraction.metric_errors if self.extraction else {}
+
+    @property
+    def truncated(self) -> list[str]:
+        return self.extraction.truncated if self.extraction else []
+
+    @property
+    def total_tokens(self) -> int:
+        if self.extraction is None:
+            return 0
+        points = self.extraction.points
+        return int(points.filter(pl.col("metric").is_in(TOTAL_TOKEN_METRICS))["total"].sum() or 0)
+
+    @property
+    def role_missing_everywhere(self) -> bool:
+        """Every account in scope refused its metrics: the principal lacks Monitoring Reader on all of them."""
+        return bool(self.accounts) and len(self.unreadable) == len(self.accounts)
+
+
+def is_final(day: date, synced_at: datetime, settle_hours: int) -> bool:
+    """A day is final once `settle_hours` have passed since its end: late metrics have arrived by then."""
+    return synced_at >= day_start(day + timedelta(days=1)) + timedelta(hours=settle_hours)
+
+
+def _plan_or_problem(session: AzureSession, account: Account) -> AccountPlan | Problem:
+    try:
+        return DEFINITIONS.plan(session, account)
+    except AzureError as exc:
+        if exc.problem.code not in UNREADABLE_CODES:
+            raise
+        return exc.problem
+
+
+def _plan_accounts(session: AzureSession, outcome: SyncOutcome, concurrency: int) -> list[AccountPlan]:
+    """Reads each account's metric definitions (cached), `concurrency` at a time."""
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="doow-definitions") as pool:
+        results = list(pool.map(lambda account: _plan_or_problem(session, account), outcome.accounts))
+    plans = []
+    for account, plan in zip(outcome.accounts, results, strict=True):
+        if isinstance(plan, Problem):
+            outcome.events.append(SyncEvent(Level.WARN, ProblemCode.ACCOUNT_UNREADABLE,
+                                            f"cannot read metric definitions: {plan}", account.resource_id))
+            outcome.definitions_unreadable[account.resource_id] = plan.detail
+            continue
+        if not plan.queries:
+            outcome.events.append(SyncEvent(Level.WARN, ProblemCode.NO_TOKEN_METRICS, "the account defines no Azure "
+                                            "OpenAI or Models token metrics", account.resource_id))
+        plans.append(plan)
+    return plans
+
+
+def fetch_connection(session: AzureSession, connection: Connection, settings: Settings, landing: Landing,
+                     first_day: date, last_day: date, now: datetime,
+                     log: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
+                     on_phase: PhaseHook | None = None) -> SyncOutcome:
+    """Token, discovery, definitions, extraction, then the landed days and the run's events."""
+    outcome = SyncOutcome(connection.name, first_day, last_day, synced_at=now)
+    try:
+        with phase(on_phase, "discovery"):
+            session.token()
+            outcome.accounts = discover_accounts(session, connection.parsed_scope)
+    except AzureError as exc:
+        outcome.problem = exc.problem
+        outcome.events.append(SyncEvent(Level.ERROR, exc.problem.code, str(exc.problem)))
+        log.error(f"connection {connection.name}: {exc.problem}")
+        _land_events(landing, outcome)
+        return outcome
+    log.info(f"discovery: {len(outcome.accounts)} Azure OpenAI account(s) in scope {connection.scope}")
+
+    with phase(on_phase, "definitions"):
+        outcome.plans = _plan_accounts(session, outcome, settings.concurrency)
+    log.info(f"definitions: {len(outcome.plans)} account(s) planned, {len(outcome.definitions_unreadable)} unreadable")
+    with phase(on_phase, "extraction"):
+        extraction = extract_usage(MetricsReader(session), outcome.plans, first_day, last_day, now=now,
+                                   top=settings.top, concurrency=settings.concurrency, log=log.info)
+    outcome.extraction = extraction
+    outcome.events.extend(extraction.events)
+    for event in extraction.events:
+        if event.level is not Level.INFO:
+            log.warning(f"{event.code}: {event.message}" + (f" ({event.resource_id})" if event.resource_id else ""))
+    if outcome.role_missing_everywhere:
+        outcome.problem = Problem(
+            ProblemCode.MISSING_ROLE, f"The service principal cannot read Azure Monitor data of any of the "
+            f"{len(outcome.accounts)} account(s) in scope.", ROLE_FIX)
+        outcome.events.append(SyncEvent(Level.ERROR, ProblemCode.MISSING_ROLE, str(outcome.problem)))
+        log.error(f"connection {connection.name}: {outcome.problem}")
+        _land_events(landing, outcome)
+        return outcome
+    with phase(on_phase, "landing"):
+        _land_days(landing, outcome, connection, settings)
+        _land_events(landing, outcome)
+    log.info(f"landing: {len(outcome.rows_per_day)} day(s), {outcome.points:,} point(s) under {landing.root}")
+    return outcome
+
+
+def _account_rows(outcome: SyncOutcome, tenant_id: str) -> list[dict[str, object]]:
+    paths = outcome.extraction.paths if outcome.extraction else {}
+    families = {p.account.resource_id: ",".join(q.family for q in p.queries) for p in outcome.plans}
+    return [{
+        "tenant_id": tenant_id, "subscription_id": a.subscription_id, "resource_group": a.resource_group,
+        "resource_name": a.name, "resource_id": a.resource_id, "resource_kind": a.kind, "resource_region": a.location,
+        "readable": a.resource_id not in outcome.unreadable,
+        "metrics_api": paths.get(a.subscription_id), "metric_families": families.get(a.resource_id),
+    } for a in outcome.accounts]
+
+
+def _land_days(landing: Landing, outcome: SyncOutcome, connection: Connection, settings: Settings) -> None:
+    extraction = outcome.extraction
+    assert extraction is not None
+    by_day = extraction.points.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
+        "_day", as_dict=True, include_key=False)
+    empty = extraction.points.clear()
+    accounts = _account_rows(outcome, connection.tenant_id)
+    for day in extraction.synced_days:
+        day_points = by_day.get((day,), empty)
+        manifest = DayManifest(connection=connection.name, day=day.isoformat(), synced_at=outcome.synced_at.isoformat(),
+                               is_final=is_final(day, outcome.synced_at, settings.settle_hours), accounts=accounts)
+        landing.write_day(manifest, day_points)
+        outcome.rows_per_day[day.isoformat()] = day_points.height
+
+
+def _land_events(landing: Landing, outcome: SyncOutcome) -> None:
+    partition = (outcome.first_day.isoformat() if outcome.first_day == outcome.last_day
+                 else f"{outcome.first_day}..{outcome.last_day}")
+    run_key = f"{outcome.synced_at.strftime('%Y%m%dT%H%M%S%f')}_{outcome.first_day}_{outcome.last_day}"
+    landing.write_events(outcome.connection, run_key, partition, outcome.synced_at, outcome.events)
+
+
+# ---- judging the sync: the connection's checks ------------------------------------------------------------------
+
+def _short(resource_id: str) -> str:
+    return resource_id.rsplit("/", 1)[-1]
+
+
+def _credentials_check(outcome: SyncOutcome) -> CheckOutcome:
+    if outcome.problem is not None:
+        return CheckOutcome(CREDENTIALS, False, str(outcome.problem), {"code": str(outcome.problem.code)})
+    return CheckOutcome(CREDENTIALS, True, f"Token acquired; {len(outcome.readable_accounts)} of "
+                        f"{len(outcome.accounts)} account(s) readable.")
+
+
+def _readable_check(outcome: SyncOutcome) -> CheckOutcome:
+    unreadable, metric_errors = outcome.unreadable, outcome.metric_errors
+    parts = []
+    if unreadable:
+        row = TROUBLESHOOTING[Symptom.NO_USAGE]
+        parts.append(f"{len(unreadable)} of {len(outcome.accounts)} account(s) refused their metrics: "
+                     + ", ".join(sorted(_short(r) for r in unreadable))
+                     + f". Likely cause: {row.cause}. Next action: assign Monitoring Reader on each account, or on "
+                     "its resource group or subscription.")
+    if metric_errors:
+        parts.append(f"{len(metric_errors)} account(s) kept answering per-metric errors, so some usage is missing: "
+                     + "; ".join(f"{_short(r)} ({m})" for r, m in sorted(metric_errors.items())[:5])
+                     + ". Next action: re-sync these days later; if it persists, check the Azure status page.")
+    return CheckOutcome(ACCOUNTS_READABLE, not unreadable and not metric_errors,
+                        " ".join(parts) or "All accounts in scope are readable.",
+                        {"unreadable_accounts": sorted(unreadable), "metric_errors": metric_errors,
+                         "accounts_in_scope": len(outcome.accounts),
+                         "accounts_readable": len(outcome.readable_accounts)})
+
+
+def _not_empty_check(outcome: SyncOutcome) -> CheckOutcome:
+    row = TROUBLESHOOTING[Symptom.EMPTY_SYNC]
+    metadata = {"metric_points": outcome.points}
+    if not outcome.accounts:
+        return CheckOutcome(SYNC_NOT_EMPTY, False, "No Azure OpenAI accounts (kind OpenAI or AIServices) in scope "
+                            f"{outcome.connection!r}. Likely cause: {row.cause.lower()}. Next action: "
+                            f"{row.action.lower()}.", metadata)
+    if not outcome.readable_accounts:
+        return CheckOutcome(SYNC_NOT_EMPTY, False, "No account in scope is readable; see the credentials check.",
+                            metadata)
+    if outcome.points == 0 and outcome.extraction and outcome.extraction.synced_days:
+        names = ", ".join(a.name for a in outcome.readable_accounts[:10])
+        return CheckOutcome(SYNC_NOT_EMPTY, False, (
+            f"{len(outcome.readable_accounts)} readable account(s) ({names}) returned no token usage for "
+            f"{outcome.first_day}..{outcome.last_day}. Likely causes: no traffic in this range; "
+            f"{row.cause.lower()}; or Azure Monitor's provider delay for the latest hours. Next action: "
+            f"{row.action.lower()}, and re-sync recent days later."), metadata)
+    return CheckOutcome(SYNC_NOT_EMPTY, True, f"{outcome.points} metric points from {len(outcome.readable_accounts)} "
+                        "readable account(s).", metadata)
+
+
+def _truncation_check(outcome: SyncOutcome) -> CheckOutcome:
+    truncated = outcome.truncated
+    return CheckOutcome(NO_SERIES_TRUNCATED, not truncated,
+                        "No split result reached `top`, or narrowing resolved it." if not truncated else
+                        f"{len(truncated)} result(s) still reach top after narrowing: {', '.join(truncated[:5])}. "
+                        "Raise settings.top.", {"truncated": truncated})
+
+
+def connection_checks(outcome: SyncOutcome) -> list[CheckOutcome]:
+    """The connection's checks for a sync: credentials (always), and the others once the sync got data."""
+    credentials = _credentials_check(outcome)
+    if not credentials.passed:
+        return [credentials]
+    return [credentials, _readable_check(outcome), _not_empty_check(outcome), _truncation_check(outcome)]

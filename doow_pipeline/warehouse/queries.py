@@ -1,0 +1,123 @@
+"""The read side of the warehouse: what `status`, `doctor`, the sync summary and the status asset read.
+
+Every function takes an open (read-only) connection and returns plain values; no function writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+
+from .schema import SCHEMA
+
+STATUS_COLUMNS = ("state", "last_successful_sync", "last_error", "last_error_time", "usage_rows", "total_tokens",
+                  "accounts_covered", "accounts_in_scope", "first_day", "last_day")
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = $s",
+                                      {"s": SCHEMA}).fetchall()}
+
+
+def usage_by_connection(con: duckdb.DuckDBPyConnection, first: date, last: date) -> list[dict[str, Any]]:
+    """Per connection: accounts, deployments, rows and token and request sums over [first, last]."""
+    return con.execute(
+        "SELECT connection, count(DISTINCT resource_id) AS accounts, count(DISTINCT deployment) AS deployments, "
+        "count(*) AS rows, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+        f"sum(total_tokens) AS total_tokens, sum(requests) AS requests FROM {SCHEMA}.usage_daily "
+        "WHERE usage_date BETWEEN ? AND ? GROUP BY connection ORDER BY connection", [first, last]).pl().to_dicts()
+
+
+def connection_status(con: duckdb.DuckDBPyConnection, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The `connection_status` view, by connection (all of them, or `names`)."""
+    rows = con.execute(
+        f"SELECT connection, {', '.join(STATUS_COLUMNS)} FROM {SCHEMA}.connection_status "
+        "WHERE $names IS NULL OR connection IN (SELECT unnest($names))", {"names": names}).fetchall()
+    return {row[0]: dict(zip(STATUS_COLUMNS, row[1:], strict=True)) for row in rows}
+
+
+def usage_groups(con: duckdb.DuckDBPyConnection, names: list[str], first: date, last: date) -> list[dict[str, Any]]:
+    """Usage per connection, subscription, resource, regions, deployment and model over [first, last]."""
+    cursor = con.execute(
+        "SELECT connection, subscription_id, resource_name, resource_region, metric_region, deployment, "
+        "model_name, count(*) AS rows, CAST(sum(input_tokens) AS BIGINT) AS input_tokens, "
+        "CAST(sum(output_tokens) AS BIGINT) AS output_tokens, CAST(sum(total_tokens) AS BIGINT) AS total_tokens,"
+        f" CAST(sum(requests) AS BIGINT) AS requests FROM {SCHEMA}.usage_daily "
+        "WHERE connection IN (SELECT unnest($names)) AND usage_date BETWEEN $first AND $last "
+        "GROUP BY ALL ORDER BY connection, total_tokens DESC, resource_name, deployment",
+        {"names": names, "first": first, "last": last})
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+
+def tokens_per_day(con: duckdb.DuckDBPyConnection, names: list[str], first: date,
+                   last: date) -> dict[tuple[str, date], int]:
+    rows = con.execute(
+        f"SELECT connection, usage_date, sum(total_tokens) FROM {SCHEMA}.usage_daily "
+        "WHERE connection IN (SELECT unnest($names)) AND usage_date BETWEEN $first AND $last GROUP BY ALL",
+        {"names": names, "first": first, "last": last}).fetchall()
+    return {(c, d): int(t) for c, d, t in rows}
+
+
+# ---- doctor's facts ----------------------------------------------------------------------------------------------
+
+def synced_account_days(con: duckdb.DuckDBPyConnection, resource_ids: list[str],
+                        days: list[date]) -> set[tuple[str, date]]:
+    """(lower-cased resource id, day) of readable accounts whose day was synced after it ended."""
+    rows = con.execute(
+        f"SELECT DISTINCT lower(resource_id), usage_date FROM {SCHEMA}.accounts WHERE lower(resource_id) IN "
+        "(SELECT unnest($rids)) AND usage_date IN (SELECT unnest($days)) AND readable "
+        "AND synced_at >= CAST(usage_date AS TIMESTAMP) + INTERVAL 1 DAY",
+        {"rids": resource_ids, "days": days}).fetchall()
+    return {(rid, day) for rid, day in rows}
+
+
+@dataclass(frozen=True)
+class UsageKey:
+    resource_id: str  # lower-cased
+    usage_date: date
+    deployment: str | None
+    model_name: str | None
+    metric_region: str | None
+    connection: str
+
+
+def usage_keys(con: duckdb.DuckDBPyConnection, resource_ids: list[str], days: list[date]) -> list[UsageKey]:
+    rows = con.execute(
+        "SELECT lower(resource_id), usage_date, deployment, model_name, metric_region, connection "
+        f"FROM {SCHEMA}.usage_daily WHERE lower(resource_id) IN (SELECT unnest($rids)) "
+        "AND usage_date IN (SELECT unnest($days))", {"rids": resource_ids, "days": days}).fetchall()
+    return [UsageKey(*row) for row in rows]
+
+
+def latest_point(con: duckdb.DuckDBPyConnection, connection: str) -> datetime | None:
+    value = con.execute(f'SELECT max("timestamp") FROM {SCHEMA}.metric_points WHERE connection = ?',
+                        [connection]).fetchone()
+    return value[0] if value else None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    time: datetime
+    partition: str
+    code: str
+    message: str
+    resource: str | None
+
+
+def errors_since(con: duckdb.DuckDBPyConnection, connection: str, since: datetime | None,
+                 limit: int = 5) -> list[EventRow]:
+    rows = con.execute(
+        f'SELECT "time", "partition", code, message, resource FROM {SCHEMA}.sync_events WHERE connection = ? '
+        "AND level = 'ERROR' AND (CAST(? AS TIMESTAMP) IS NULL OR \"time\" > CAST(? AS TIMESTAMP)) "
+        'ORDER BY "time" DESC LIMIT ?', [connection, since, since, limit]).fetchall()
+    return [EventRow(*row) for row in rows]
+
+
+def warning_counts(con: duckdb.DuckDBPyConnection, connection: str) -> dict[str, int]:
+    rows = con.execute(f"SELECT code, count(*) FROM {SCHEMA}.sync_events WHERE connection = ? AND level = 'WARN' "
+                       "GROUP BY code ORDER BY code", [connection]).fetchall()
+    return {code: count for code, count in rows}
