@@ -58,8 +58,7 @@ def wait_until(ready, process: subprocess.Popen, what: str, log: Path, timeout: 
     delay = 0.02
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready:\n"
-                               f"{_tail(log)}")
+            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready:\n{_tail(log)}")
         result = ready()
         if result:
             return result
@@ -104,6 +103,7 @@ def _fail_if_missing():
 
 # ---- PostgreSQL ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class PostgresServer:
     host: str
@@ -122,14 +122,20 @@ class PostgresServer:
 
     def env(self, database: str) -> dict[str, str]:
         """The DAGSTER_PG_* variables deploy/dagster.postgres.yaml reads."""
-        return {"DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_USER": self.user,
-                "DAGSTER_PG_PASSWORD": self.password, "DAGSTER_PG_DB": database}
+        return {
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": database,
+        }
 
     def connect(self, database: str = "postgres"):
         import psycopg2  # comes with dagster-postgres
 
-        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                dbname=database, connect_timeout=5)
+        return psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=database, connect_timeout=5
+        )
 
     def create_database(self, name: str) -> str:
         """Creates an empty database (dropping one of that name first); returns its name."""
@@ -145,8 +151,10 @@ class PostgresServer:
 
 
 def postgres_bindir() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
-                        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("postgres")
@@ -183,18 +191,54 @@ def run_postgres(timeout: float = STARTUP_TIMEOUT):
         os.chown(pwfile, *owner)
     process = None
     try:
-        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
-                        "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"],
-                       check=True, capture_output=True, text=True, cwd=base, **as_owner)
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=base,
+            **as_owner,
+        )
         pwfile.unlink()
         for attempt in range(3):
             port = free_port()
             with open(log, "ab") as out:
                 process = subprocess.Popen(
-                    [str(bindir / "postgres"), "-D", str(data), "-c", "listen_addresses=127.0.0.1",
-                     "-c", f"port={port}", "-c", f"unix_socket_directories={base}", "-c", "fsync=off",
-                     "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"],
-                    stdout=out, stderr=subprocess.STDOUT, cwd=base, **as_owner)
+                    [
+                        str(bindir / "postgres"),
+                        "-D",
+                        str(data),
+                        "-c",
+                        "listen_addresses=127.0.0.1",
+                        "-c",
+                        f"port={port}",
+                        "-c",
+                        f"unix_socket_directories={base}",
+                        "-c",
+                        "fsync=off",
+                        "-c",
+                        "synchronous_commit=off",
+                        "-c",
+                        "full_page_writes=off",
+                        "-c",
+                        "max_connections=200",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=base,
+                    **as_owner,
+                )
             server = PostgresServer("127.0.0.1", port, user, password, data, log)
 
             def ready(server=server):
@@ -246,8 +290,10 @@ class AzuriteServer:
 
     @property
     def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={self.account_name};AccountKey={self.account_key};"
-                f"BlobEndpoint={self.blob_endpoint};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account_name};AccountKey={self.account_key};"
+            f"BlobEndpoint={self.blob_endpoint};"
+        )
 
 
 @contextlib.contextmanager
@@ -268,9 +314,25 @@ def run_azurite(tmp: Path, timeout: float = STARTUP_TIMEOUT):
             port = free_port()
             with open(log, "ab") as out:
                 process = subprocess.Popen(
-                    [node, str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                     "--location", str(location), "--skipApiVersionCheck", "--disableProductStyleUrl", "--silent"],
-                    stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp, start_new_session=True)
+                    [
+                        node,
+                        str(AZURITE_BIN),
+                        "--blobHost",
+                        "127.0.0.1",
+                        "--blobPort",
+                        str(port),
+                        "--location",
+                        str(location),
+                        "--skipApiVersionCheck",
+                        "--disableProductStyleUrl",
+                        "--silent",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=tmp,
+                    start_new_session=True,
+                )
             server = AzuriteServer(account, key, port, location, log)
 
             def ready(port=port):
@@ -309,8 +371,16 @@ def azurite_server(tmp_path_factory):
 
 # Headless as root on a machine with a closed network: no sandbox (root), no GPU, and none of Chromium's
 # own background connections (they are refused here and slow every start).
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 @dataclass
@@ -337,7 +407,8 @@ def chromium(tmp_path_factory):
     with _fail_if_missing():
         binary = chromium_binary()
         driver = shutil.which("chromedriver") or (
-            "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+            "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+        )
         if driver is None:
             raise missing("ChromeDriver (Debian package chromium-driver)")
     profile = tmp_path_factory.mktemp("chromium-profile")

@@ -15,16 +15,24 @@ def test_postgres_server_accepts_password_logins_and_creates_databases(postgres_
     con = postgres_server.connect(name)
     try:
         with con.cursor() as cur:
-            cur.execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2); SELECT sum(x), current_user, "
-                        "inet_server_addr()::text FROM t")
+            cur.execute(
+                "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2); SELECT sum(x), current_user, "
+                "inet_server_addr()::text FROM t"
+            )
             assert cur.fetchone() == (3, postgres_server.user, "127.0.0.1/32")
     finally:
         con.close()
     import psycopg2
 
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
-        psycopg2.connect(host="127.0.0.1", port=postgres_server.port, user=postgres_server.user,
-                         password="wrong", dbname=name, connect_timeout=5)
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=postgres_server.port,
+            user=postgres_server.user,
+            password="wrong",
+            dbname=name,
+            connect_timeout=5,
+        )
 
 
 def test_azurite_stores_and_lists_blobs(azurite_server):
@@ -35,7 +43,9 @@ def test_azurite_stores_and_lists_blobs(azurite_server):
     container.upload_blob("landing/day=2026-11-19/part-0.txt", b"hello blob")
     container.upload_blob("landing/day=2026-11-20/part-0.txt", b"second")
     assert [b.name for b in container.list_blobs(name_starts_with="landing/")] == [
-        "landing/day=2026-11-19/part-0.txt", "landing/day=2026-11-20/part-0.txt"]
+        "landing/day=2026-11-19/part-0.txt",
+        "landing/day=2026-11-20/part-0.txt",
+    ]
     assert container.download_blob("landing/day=2026-11-19/part-0.txt").readall() == b"hello blob"
     # The account key is checked: a wrong key is refused.
     wrong = azurite_server.connection_string.replace(azurite_server.account_key, "d3Jvbmc=" * 11)
@@ -87,8 +97,12 @@ def test_chromium_renders_a_local_page_and_takes_a_screenshot(chromium, local_pa
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert '<p id="out">rendered by script</p>' in dom.stdout  # the page's script ran
     shot = tmp_path / "smoke.png"
-    result = subprocess.run(chromium.command("--window-size=800,600", f"--screenshot={shot}", url),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        chromium.command("--window-size=800,600", f"--screenshot={shot}", url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert png_size(shot.read_bytes()) == (800, 600)
     assert seen.count("/") == 2

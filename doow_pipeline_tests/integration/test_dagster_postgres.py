@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -69,15 +69,19 @@ class Deployment:
         self.instance = dg.DagsterInstance.from_config(str(self.home))
 
     def dagster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(BIN / "dagster"), *args], cwd=self.cwd, env=self.env, capture_output=True,
-                                text=True, timeout=timeout)
-        assert result.returncode == 0, f"dagster {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        result = subprocess.run(
+            [str(BIN / "dagster"), *args], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        assert result.returncode == 0, (
+            f"dagster {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
         return result
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         with open(self.logs / f"{name}.log", "wb") as log:
-            return subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            return subprocess.Popen(
+                command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def start_daemon(self, workspace: Path = WORKSPACE) -> None:
         self._daemon = self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
@@ -86,9 +90,22 @@ class Deployment:
         """A code server for doow_pipeline.definitions on 127.0.0.1 (as a deployment runs one), shared by the
         daemon and every `dagster` command; returns a workspace file that points at it."""
         port = free_port()
-        self._code_server = self._spawn("code_server", [
-            str(BIN / "dagster"), "api", "grpc", "-m", "doow_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port),
-            "--location-name", "doow_pipeline"])
+        self._code_server = self._spawn(
+            "code_server",
+            [
+                str(BIN / "dagster"),
+                "api",
+                "grpc",
+                "-m",
+                "doow_pipeline.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--location-name",
+                "doow_pipeline",
+            ],
+        )
         from dagster._grpc.client import DagsterGrpcClient
 
         client = DagsterGrpcClient(port=port, host="127.0.0.1")
@@ -104,8 +121,11 @@ class Deployment:
                     pytest.fail("code server not ready after 180 s")
                 time.sleep(0.25)  # polling interval
         workspace = self.cwd / "workspace.grpc.yaml"
-        workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
-            "host": "127.0.0.1", "port": port, "location_name": "doow_pipeline"}}]}))
+        workspace.write_text(
+            yaml.safe_dump(
+                {"load_from": [{"grpc_server": {"host": "127.0.0.1", "port": port, "location_name": "doow_pipeline"}}]}
+            )
+        )
         return workspace
 
     @staticmethod
@@ -175,8 +195,10 @@ class Deployment:
                 pytest.fail(f"dagster-daemon exited ({self._daemon.returncode}):\n{self.daemon_log()}")
             if time.monotonic() > deadline:
                 failed = [self.failure_report(r) for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
-                pytest.fail(f"backfills not all successful after {timeout:.0f} s: "
-                            f"{[(r.tags['test/backfill'], r.status.value) for r in runs]}\n" + "\n".join(failed))
+                pytest.fail(
+                    f"backfills not all successful after {timeout:.0f} s: "
+                    f"{[(r.tags['test/backfill'], r.status.value) for r in runs]}\n" + "\n".join(failed)
+                )
             time.sleep(0.5)  # polling interval
 
 
@@ -236,7 +258,7 @@ def test_daemon_fires_the_daily_schedule_and_the_run_succeeds(deployment_factory
     # The daemon's scheduler works on the wall clock, so the emulator's frozen clock and the pipeline's
     # (settings.frozen_clock, which write_project copies from the scenario) are set to the wall clock at the
     # start of the test.
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     scenario_raw = yaml.safe_load(Path(DEMO_SCENARIO).read_text(encoding="utf-8"))
     scenario_raw["now"] = now.isoformat().replace("+00:00", "Z")
     scenario = scenario_from_dict(scenario_raw)
@@ -253,8 +275,11 @@ def test_daemon_fires_the_daily_schedule_and_the_run_succeeds(deployment_factory
     [state] = deployment.instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
     assert state.name == SCHEDULE and not state.is_running
     tick = last_tick_before(now)
-    deployment.instance.update_instigator_state(state.with_status(InstigatorStatus.RUNNING).with_data(
-        ScheduleInstigatorData(state.instigator_data.cron_schedule, start_timestamp=tick.timestamp() - 1)))
+    deployment.instance.update_instigator_state(
+        state.with_status(InstigatorStatus.RUNNING).with_data(
+            ScheduleInstigatorData(state.instigator_data.cron_schedule, start_timestamp=tick.timestamp() - 1)
+        )
+    )
 
     deployment.start_daemon()
     [run] = deployment.wait_for_runs(1, timeout=420, tags={"dagster/schedule_name": SCHEDULE})
@@ -293,8 +318,7 @@ FORKSERVER = {"execution": {"config": {"multiprocess": {"start_method": {"forkse
 
 
 @pytest.mark.slow
-def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(deployment_factory, emulator,
-                                                                              tmp_path):
+def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(deployment_factory, emulator, tmp_path):
     scenario = load_scenario(DEMO_SCENARIO)
     now = scenario.current_time()
     last = now.date() - timedelta(days=1)
@@ -310,12 +334,33 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
     # from eight concurrent `dagster job launch` processes, then let the daemon drain the queue.
     launches = []
     for a, b in BACKFILLS:
-        tags = {"dagster/asset_partition_range_start": str(first + timedelta(days=a)),
-                "dagster/asset_partition_range_end": str(first + timedelta(days=b)), "test/backfill": f"{a}-{b}"}
-        launches.append(subprocess.Popen(
-            [str(BIN / "dagster"), "job", "launch", "-j", SYNC_JOB, "-w", str(workspace), "--tags", json.dumps(tags),
-             "--config-json", json.dumps(FORKSERVER)],
-            cwd=deployment.cwd, env=deployment.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        tags = {
+            "dagster/asset_partition_range_start": str(first + timedelta(days=a)),
+            "dagster/asset_partition_range_end": str(first + timedelta(days=b)),
+            "test/backfill": f"{a}-{b}",
+        }
+        launches.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "dagster"),
+                    "job",
+                    "launch",
+                    "-j",
+                    SYNC_JOB,
+                    "-w",
+                    str(workspace),
+                    "--tags",
+                    json.dumps(tags),
+                    "--config-json",
+                    json.dumps(FORKSERVER),
+                ],
+                cwd=deployment.cwd,
+                env=deployment.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     for process in launches:
         out, _ = process.communicate(timeout=300)
         assert process.returncode == 0, out[-3000:]
@@ -336,34 +381,51 @@ def test_eight_concurrent_backfills_end_with_the_tables_of_one_fault_free_run(de
     # Runs overlapped (up to max_concurrent_runs at once), and the duckdb pool kept the writers apart.
     records = deployment.instance.get_run_records(dg.RunsFilter(run_ids=[r.run_id for r in successful.values()]))
     spans = sorted((r.start_time, r.end_time) for r in records)
-    assert any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
+    assert any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False)), spans
     pooled = []
     for run in every_run:
         events = deployment.instance.all_logs(run.run_id)
         for key in POOL_STEPS:
-            starts = [e.timestamp for e in events if e.step_key == key and e.dagster_event
-                      and e.dagster_event.event_type == dg.DagsterEventType.STEP_START]
-            ends = [e.timestamp for e in events if e.step_key == key and e.dagster_event
-                    and e.dagster_event.event_type in (dg.DagsterEventType.STEP_SUCCESS,
-                                                       dg.DagsterEventType.STEP_FAILURE)]
+            starts = [
+                e.timestamp
+                for e in events
+                if e.step_key == key
+                and e.dagster_event
+                and e.dagster_event.event_type == dg.DagsterEventType.STEP_START
+            ]
+            ends = [
+                e.timestamp
+                for e in events
+                if e.step_key == key
+                and e.dagster_event
+                and e.dagster_event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
+            ]
             assert len(starts) == len(ends) <= 1, (run.run_id, key, starts, ends)
-            pooled += [(s0, e0, key, run.run_id[:8]) for s0, e0 in zip(starts, ends)]
+            pooled += [(s0, e0, key, run.run_id[:8]) for s0, e0 in zip(starts, ends, strict=True)]
     pooled.sort()
     assert len(pooled) >= 2 * len(BACKFILLS)
-    assert all(b[0] >= a[1] for a, b in zip(pooled, pooled[1:])), pooled
+    assert all(b[0] >= a[1] for a, b in zip(pooled, pooled[1:], strict=False)), pooled
 
     # The same tables as one fault-free sync of the whole range (doow-azure sync, SQLite instance) ...
     reference = write_project(tmp_path / "reference", emulator.endpoints, scenario, connections)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
-    result = subprocess.run([str(BIN / "doow-azure"), "sync", "--from", str(first), "--to", str(last)],
-                            env={**env, "DOOW_CONNECTIONS": str(reference)},
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(BIN / "doow-azure"), "sync", "--from", str(first), "--to", str(last)],
+        env={**env, "DOOW_CONNECTIONS": str(reference)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     warehouse, reference_warehouse = tmp_path / "project" / "doow.duckdb", tmp_path / "reference" / "doow.duckdb"
     for name in ("usage_daily", "accounts", "syncs"):
         assert sorted_rows(warehouse, name) == sorted_rows(reference_warehouse, name), name
     points = "SELECT * FROM azure_openai.metric_points ORDER BY ALL"
-    with duckdb.connect(str(warehouse), read_only=True) as a, duckdb.connect(str(reference_warehouse), read_only=True) as b:
+    with (
+        duckdb.connect(str(warehouse), read_only=True) as a,
+        duckdb.connect(str(reference_warehouse), read_only=True) as b,
+    ):
         assert a.execute(points).fetchall() == b.execute(points).fetchall()
     # ... and both equal the scenario's usage, computed independently, with no duplicate row.
     actual = table(warehouse, "usage_daily").sort(GRAIN, nulls_last=True)
