@@ -57,7 +57,15 @@ class Deployment:
         shutil.copy(PG_CONFIG, self.home / "dagster.yaml")
         self.cwd = tmp_path  # no dagster.yaml here: the instance comes from DAGSTER_HOME only
         database = postgres_server.create_database(f"dagster_{uuid.uuid4().hex[:12]}")
-        self.env = {**os.environ, "DAGSTER_HOME": str(self.home), **postgres_server.env(database), **project_env}
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            **postgres_server.env(database),
+            **project_env,
+            # 2 shared cores, often loaded by other work: the code server can take more than the default
+            # 60 s to answer a launch; the deployment itself keeps Dagster's default.
+            "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
+        }
         for name, value in self.env.items():
             if name.startswith(("DAGSTER_", "DOOW_")):
                 monkeypatch.setenv(name, value)
