@@ -7,6 +7,7 @@ environment variable that holds its client secret (kept by `doow-azure connect` 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from datetime import date, datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from dotenv import dotenv_values, load_dotenv
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .core.clock import Clock, as_utc
@@ -222,10 +223,26 @@ def _semantic_problems(config: ProjectConfig, environ, check_secrets: bool) -> l
     return problems
 
 
+def read_env_file(env_file: Path) -> dict[str, str]:
+    """The entries of a `.env` file; ConfigError naming the file when it cannot be read as UTF-8 text."""
+    if not env_file.exists():
+        return {}
+    if not env_file.is_file():
+        raise ConfigError(env_file, ["is not a file; it must be the file holding the client secrets (or absent)"])
+    try:
+        text = env_file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(env_file, [f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 or "
+                                     "reconnect the connections with `doow-azure connect`"]) from None
+    except OSError as exc:
+        raise ConfigError(env_file, [f"cannot be read ({exc.strerror}); check its owner and mode (0600)"]) from None
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
 def secrets_environment(config_file: Path, environ=None) -> dict[str, str]:
     """The process environment overlaid on the `.env` beside the config (the process environment wins)."""
     env_file = config_file.resolve().parent / ".env"
-    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.exists() else {}
+    values = read_env_file(env_file)
     values.update(environ if environ is not None else os.environ)
     return values
 
@@ -239,9 +256,15 @@ def load_config(path: str | os.PathLike | None = None, *, environ=None, check_se
     if not file.is_file():
         raise ConfigError(file, ["is not a file; point DOOW_CONNECTIONS at the connections.yaml file itself"])
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        text = file.read_text(encoding="utf-8")
+        if not text.strip():
+            raise ConfigError(file, ["is empty; add a connection with `doow-azure connect` (see README, 'Connecting "
+                                     "a real Azure scope')"])
+        raw = yaml.safe_load(text) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(file, [f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"]) from None
+    except OSError as exc:
+        raise ConfigError(file, [f"cannot be read ({exc.strerror}); check its owner and mode"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, [f"not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):
@@ -260,5 +283,5 @@ def load_config(path: str | os.PathLike | None = None, *, environ=None, check_se
 def export_env_file(config: ProjectConfig) -> None:
     """Puts the `.env` secrets into this process's environment (without overriding it), where Dagster's
     `EnvVar` reads them at run time."""
-    if config.env_file.exists():
-        load_dotenv(config.env_file, override=False)
+    for key, value in read_env_file(config.env_file).items():
+        os.environ.setdefault(key, value)

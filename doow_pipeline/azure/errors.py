@@ -15,14 +15,20 @@ from contextlib import contextmanager
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
+    DecodeError,
+    DeserializationError,
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
 )
 
+from ..core import secrets
 from ..core.problems import ROLE_FIX, AzureError, Problem, ProblemCode
 
-SDK_ERRORS = (ClientAuthenticationError, HttpResponseError, ServiceRequestError, ServiceResponseError)
+SDK_ERRORS = (ClientAuthenticationError, HttpResponseError, ServiceRequestError, ServiceResponseError,
+              DeserializationError)
+MALFORMED_FIX = ("Retry later (the next sync asks again); if it persists, check for a proxy or firewall between this "
+                 "machine and Azure that rewrites answers, and the Azure status page.")
 
 _AADSTS = {
     "7000215": (ProblemCode.WRONG_SECRET, "The client secret is wrong (Entra ID AADSTS7000215).",
@@ -44,7 +50,44 @@ UNREACHABLE_FIX = ("Check network access to the endpoint (firewall, proxy settin
 
 
 def one_line(text: str, limit: int = 600) -> str:
-    return " ".join(str(text).split())[:limit]
+    """One line of at most `limit` characters, registered secrets masked (an endpoint may echo a request)."""
+    return secrets.scrub(" ".join(str(text).split()))[:limit]
+
+
+def body_excerpt(text: str | bytes | None, limit: int = 160) -> str:
+    """What an answer's body looked like, for a message: its start, one line, secrets masked."""
+    if text is None:
+        return "no body"
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = one_line(text, limit)
+    return f"body {text!r}" if text else "an empty body"
+
+
+def malformed_answer(call: str, status: int | None, body: str | bytes | None, what: str) -> Problem:
+    """An answer that is not the JSON the API documents: which call, which status, what the body looked like."""
+    answered = f"answered HTTP {status}" if status is not None else "answered"
+    return Problem(ProblemCode.MALFORMED_ANSWER, f"The {call} {answered} with {what} ({body_excerpt(body)}).",
+                   MALFORMED_FIX, f"{call}: {answered}: {body_excerpt(body, 400)}")
+
+
+def _response_text(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    try:
+        text = response.text()
+    except Exception:  # noqa: BLE001 - a body that cannot be read is reported as such
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _request_of(exc: BaseException) -> str:
+    request = getattr(getattr(exc, "response", None), "request", None)
+    url = getattr(request, "url", None)
+    if not isinstance(url, str):
+        return "Azure call"
+    return f"{getattr(request, 'method', 'GET')} {url.split('?', 1)[0]} call"
 
 
 def _message(exc: BaseException) -> str:
@@ -98,6 +141,10 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__ or (inner if isinstance(inner, BaseException) else None)
 
 
+def _chain_text(exc: BaseException) -> str:
+    return " ".join(str(e) for e in _chain(exc))
+
+
 def _unreachable(exc: BaseException) -> Problem | None:
     """Network, DNS, proxy and TLS failures: the endpoint was never answered, so no credential was judged."""
     text = " ".join(_message(e) for e in _chain(exc)).lower()
@@ -125,8 +172,34 @@ def _unreachable(exc: BaseException) -> Problem | None:
                    _message(exc))
 
 
+def _token_endpoint_problem(exc: BaseException, text: str) -> Problem | None:
+    """The token endpoint answered, but not with a token or a documented Entra ID error: say so (azure-identity
+    reports these as 'Authentication failed: ...' with no HTTP status of its own)."""
+    if not isinstance(exc, ClientAuthenticationError):
+        return None
+    aadsts = re.search(r"AADSTS\d+", text)
+    if aadsts:
+        return Problem(ProblemCode.TOKEN_REFUSED, f"Entra ID refused the token request ({aadsts.group(0)}).",
+                       "Check the tenant id, client id and client secret of the connection (the detail has Entra "
+                       "ID's own words), then reconnect with `doow-azure connect`.", text)
+    match = re.search(r"HTTP Error: (\d{3})", text)
+    if match:
+        status = int(match.group(1))
+        return Problem(ProblemCode.AZURE_ERROR, f"The Entra ID token endpoint answered HTTP {status} and retries "
+                       "ran out.", "Retry later; if it persists, check the authority in settings.endpoints (or the "
+                       "cloud) and the Azure status page.", text)
+    if any(word in text.lower() for word in ("json", "attribute", "expecting value", "keyerror", "not subscriptable")):
+        content = text.split("Content:", 1)[1].strip() if "Content:" in text else None
+        return malformed_answer("Entra ID token endpoint", None, content, "an answer that is not a token response "
+                                f"({text.split('Content:', 1)[0].strip()})").with_detail(text)
+    return None
+
+
 def classify(exc: BaseException) -> Problem:
     text = _message(exc)
+    if isinstance(exc, (DecodeError, DeserializationError)):
+        return malformed_answer(_request_of(exc), status_code(exc), _response_text(exc),
+                                "a body that could not be read as the API's JSON").with_detail(text)
     match = re.search(r"AADSTS(\d+)", text)
     if match and match.group(1) in _AADSTS:
         code, cause, fix = _AADSTS[match.group(1)]
@@ -137,6 +210,9 @@ def classify(exc: BaseException) -> Problem:
         # azure-identity wraps it in ClientAuthenticationError ("Unable to get authority configuration").
         code, cause, fix = _AADSTS["90002"]
         return Problem(code, cause, fix, text)
+    token_problem = _token_endpoint_problem(exc, text)
+    if token_problem is not None:
+        return token_problem
     status = status_code(exc)
     if status is None:
         unreachable = _unreachable(exc)
@@ -173,15 +249,22 @@ def classify(exc: BaseException) -> Problem:
 def azure_errors(keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Turns SDK exceptions raised inside into `AzureError(classify(exc))`; those of a type in `keep` pass
     unchanged (a caller that handles them itself)."""
+    problem: Problem | None = None
+    cause: BaseException | None = None
     try:
         yield
     except keep:
         raise
     except SDK_ERRORS as exc:
-        raise AzureError(classify(exc)) from exc
+        problem, cause = classify(exc), exc
     except ValueError as exc:
         # MSAL's authority validation raises ValueError for an unknown tenant; anything else is a bug.
         problem = classify(exc)
         if problem.code is not ProblemCode.UNKNOWN_TENANT:
             raise
-        raise AzureError(problem) from exc
+        cause = exc
+    if problem is not None:
+        # Raised outside the except block: an SDK exception whose text echoes a secret (a token endpoint that
+        # repeats the request) must not travel on as the cause or context, into Dagster's event log.
+        chained = cause if cause is not None and not secrets.holds_secret(_chain_text(cause)) else None
+        raise AzureError(problem) from chained

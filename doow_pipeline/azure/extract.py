@@ -28,6 +28,10 @@ from .metrics_api import BatchRefused, MetricResult, MetricsReader, TimeWindow
 
 BATCH_MAX_RESOURCES = 50
 MAX_LISTING_TOP = 100_000
+# The largest daily total one series may carry: a quadrillion tokens or requests a day from one deployment is
+# far beyond any real usage, and far inside BIGINT, so anything above it is a mangled answer.
+MAX_POINT_VALUE = 1e15
+SERIES_KEY = ["resource_id", "metric", "deployment", "model_name", "model_version", "metric_region", "timestamp"]
 
 
 class MetricsPath:
@@ -46,6 +50,7 @@ class Extraction:
     calls: Counter[str] = field(default_factory=Counter)
     synced_days: list[date] = field(default_factory=list)
     skipped_days: list[date] = field(default_factory=list)
+    refused: dict[tuple[str, date], str] = field(default_factory=dict)  # (resource id, day) -> why its values
 
 
 def _points_frame(results: list[MetricResult]) -> pl.DataFrame:
@@ -69,6 +74,52 @@ def _points_frame(results: list[MetricResult]) -> pl.DataFrame:
         .with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"))
         .select(list(POINT_SCHEMA))
     )
+
+
+def _describe(value: float) -> str:
+    return repr(value) if value != value or value in (float("inf"), float("-inf")) else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Screened:
+    """An answer's points after the value checks: what may be stored, what was refused and why."""
+
+    points: pl.DataFrame
+    refused: dict[tuple[str, date], str]  # (resource id, day) -> the first reason
+    deduplicated: list[tuple[str, str, date]]  # (resource id, metric, day) with identical duplicate series
+
+
+def screen_points(points: pl.DataFrame) -> Screened:
+    """Values are checked before they are trusted. A negative, NaN, infinite or out-of-range total, or two
+    different series for the same dimensions, refuses that account's whole day (never stored, never summed);
+    identical duplicates are kept once. Other accounts and days of the answer are untouched."""
+    refused: dict[tuple[str, date], str] = {}
+    total = pl.col("total")
+    bad = points.filter(total.is_nan() | total.is_infinite() | (total < 0) | (total > MAX_POINT_VALUE))
+    for row in bad.iter_rows(named=True):
+        why = ("not a number" if row["total"] != row["total"] else "infinite" if abs(row["total"]) == float("inf")
+               else "negative" if row["total"] < 0 else f"above {MAX_POINT_VALUE:g}")
+        refused.setdefault((row["resource_id"], row["timestamp"].date()),
+                           f"{row['metric']} = {_describe(row['total'])} ({why})")
+    duplicated = points.filter(pl.struct(SERIES_KEY).is_duplicated())
+    deduplicated: list[tuple[str, str, date]] = []
+    if duplicated.height:
+        groups = duplicated.group_by(SERIES_KEY).agg(pl.col("total").n_unique().alias("values"),
+                                                     pl.col("total").first().alias("first"))
+        for row in groups.sort(SERIES_KEY, nulls_last=True).iter_rows(named=True):
+            key = (row["resource_id"], row["timestamp"].date())
+            if row["values"] > 1:
+                refused.setdefault(key, f"{row['metric']} answered twice for deployment {row['deployment']!r} "
+                                        "with different values (duplicate series)")
+            elif (row["resource_id"], row["metric"], key[1]) not in deduplicated:
+                deduplicated.append((row["resource_id"], row["metric"], key[1]))
+        points = points.unique(SERIES_KEY, keep="first", maintain_order=True)
+    if refused:
+        refused_keys = pl.DataFrame([{"resource_id": r, "_day": d} for r, d in refused],
+                                    schema={"resource_id": pl.String, "_day": pl.Date})
+        points = (points.with_columns(pl.col("timestamp").dt.date().alias("_day"))
+                  .join(refused_keys, on=["resource_id", "_day"], how="anti").drop("_day"))
+    return Screened(points, refused, deduplicated)
 
 
 class _Extractor:
@@ -118,9 +169,20 @@ class _Extractor:
             good.append(result)
         # A truncated account is re-queried whole (every metric of the family), so none of its results stay.
         truncated_accounts = {rid.lower() for rid, _ in truncated}
-        frame = _points_frame([r for r in good if r.resource_id.lower() not in truncated_accounts])
+        screened = screen_points(_points_frame([r for r in good if r.resource_id.lower() not in truncated_accounts]))
+        for (resource_id, day), why in screened.refused.items():
+            with self.lock:
+                self.result.refused.setdefault((resource_id, day), why)
+                self.result.metric_errors.setdefault(resource_id, f"refused values on {day}: {why}")
+            self._event(Level.ERROR, ProblemCode.BAD_VALUE, f"Azure answered an invalid value for account "
+                        f"{resource_id.rsplit('/', 1)[-1]} on {day}: {why}; that account's usage for {day} is left "
+                        "out of this sync (nothing of it is stored). Re-sync the day later; if it persists, report "
+                        "it to Azure support.", resource_id)
+        for resource_id, metric, day in screened.deduplicated:
+            self._event(Level.WARN, ProblemCode.DUPLICATE_SERIES, f"Azure answered the same {metric} series twice "
+                        f"for account {resource_id.rsplit('/', 1)[-1]} on {day}; counted once.", resource_id)
         with self.lock:
-            self.frames.append(frame)
+            self.frames.append(screened.points)
         return truncated
 
     # ---- truncation ----------------------------------------------------------------------------------------
@@ -226,6 +288,12 @@ class _Extractor:
                 future.result()
         self.result.calls = self.reader.calls - calls_before
         frames = [f for f in self.frames if f.height]
+        if self.result.refused and frames:
+            # A refused account-day is left out whole, the points of its other metric families included.
+            refused = pl.DataFrame([{"resource_id": r, "_day": d} for r, d in self.result.refused],
+                                   schema={"resource_id": pl.String, "_day": pl.Date})
+            frames = [f.with_columns(pl.col("timestamp").dt.date().alias("_day"))
+                      .join(refused, on=["resource_id", "_day"], how="anti").drop("_day") for f in frames]
         # Unsorted (threads finish in any order): landing sorts each day, far cheaper than one global sort.
         self.result.points = pl.concat(frames) if frames else pl.DataFrame(schema=POINT_SCHEMA)
         return self.result

@@ -27,9 +27,9 @@ from azure.core.rest import HttpRequest
 
 from ..core.clock import format_utc
 from ..core.metrics import NAMESPACE
-from ..core.problems import ExtractionError
+from ..core.problems import AzureError, ExtractionError, ProblemCode
 from ..core.scope import Account
-from .errors import TOKEN_ERROR_CODES, azure_errors, one_line, wire_error_code
+from .errors import TOKEN_ERROR_CODES, azure_errors, malformed_answer, one_line, wire_error_code
 from .session import AzureSession
 
 BATCH_API_VERSION = "2024-02-01"
@@ -136,6 +136,26 @@ def parse_batch_answer(body: dict[str, Any]) -> list[MetricResult]:
             for item in body.get("values", []) for metric in item.get("value", [])]
 
 
+def _is_malformed(exc: AzureError) -> bool:
+    return exc.problem.code is ProblemCode.MALFORMED_ANSWER
+
+
+def read_answer(call: str, status: int, text: str, parse: Any) -> list[MetricResult]:
+    """Parses an answer's JSON with `parse`; anything that is not the documented shape (not JSON, truncated, a
+    string, a metric without a name) raises AzureError(MALFORMED_ANSWER) naming the call, status and body."""
+    try:
+        body = json.loads(text)
+        if isinstance(body, str):  # the SDK notes Azure sometimes sends the body as a JSON string
+            body = json.loads(body)
+    except ValueError:
+        raise AzureError(malformed_answer(call, status, text, "a body that is not JSON")) from None
+    try:
+        results: list[MetricResult] = parse(body)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise AzureError(malformed_answer(call, status, text, "JSON that is not a metrics answer")) from None
+    return results
+
+
 class MetricsReader:
     """Reads metrics for one session; `calls` counts every call made, by kind ("batch" / "per_resource")."""
 
@@ -162,6 +182,14 @@ class MetricsReader:
                     raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
                                           f"failed {attempt} times: {one_line(str(exc))}") from exc
                 time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
+                continue
+            except AzureError as exc:
+                if not _is_malformed(exc):
+                    raise
+                if attempt == PARTIAL_ATTEMPTS:
+                    raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
+                                          f"failed {attempt} times: {exc.problem.cause}") from None
+                time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)  # a mangled answer: ask again
                 continue
             except BatchRefused as refused:
                 if not refused.token_problem:
@@ -203,16 +231,21 @@ class MetricsReader:
                 text = response.text()
                 raise BatchRefused(response.status_code, wire_error_code(text), one_line(text, 300))
             response.raise_for_status()
-            body = response.json()
-        if isinstance(body, str):  # the SDK notes Azure sometimes sends the body as a JSON string
-            body = json.loads(body)
-        return parse_batch_answer(body)
+            text = response.text()
+        return read_answer(f"metrics batch API (getBatch, subscription {subscription}, region {region})",
+                           response.status_code, text, parse_batch_answer)
 
     # ---- per resource --------------------------------------------------------------------------------------
     def per_resource(self, account: Account, query: MetricQuery, window: TimeWindow) -> list[MetricResult]:
         """A per-resource call (GET: azure-core retries dropped connections), repeated on per-metric errors."""
         for attempt in range(1, PARTIAL_ATTEMPTS + 1):
-            results = self._per_resource_once(account, query, window)
+            try:
+                results = self._per_resource_once(account, query, window)
+            except AzureError as exc:
+                if not _is_malformed(exc) or attempt == PARTIAL_ATTEMPTS:
+                    raise
+                time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)  # a mangled answer: ask again
+                continue
             if attempt == PARTIAL_ATTEMPTS or all(r.ok for r in results):
                 return results
             time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
@@ -221,11 +254,14 @@ class MetricsReader:
     def _per_resource_once(self, account: Account, query: MetricQuery, window: TimeWindow) -> list[MetricResult]:
         self._count("per_resource")
         with azure_errors():
-            body = self.session.monitor(account.subscription_id).metrics.list(
+            answer: Any = self.session.monitor(account.subscription_id).metrics.list(
                 account.resource_id, timespan=window.timespan, interval=window.interval,
                 metricnames=",".join(query.metric_names), aggregation=query.aggregation, top=query.top,
                 orderby=query.order_by,
                 filter=query.filter(), metricnamespace=NAMESPACE,
-                cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response.json())
-        return [parse_metric(account.resource_id, metric) for metric in body.get("value") or ()]
+                cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response)
+        return read_answer(f"per-resource metrics API (GET {account.resource_id}/providers/Microsoft.Insights/"
+                           "metrics)", answer.status_code, answer.text(),
+                           lambda answer: [parse_metric(account.resource_id, metric)
+                                           for metric in answer.get("value") or ()])
 

@@ -7,6 +7,7 @@ with `retry_on_status_codes`, the batch API's 529; retries are bounded in count 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +19,8 @@ from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 from azure.monitor.querymetrics import MetricsClient
 
+from ..core import secrets
+from ..core.problems import AzureError, ProblemCode
 from .clouds import CloudEndpoints
 from .errors import azure_errors
 
@@ -30,6 +33,7 @@ class RetrySettings:
     total: int = 5
     backoff_factor: float = 0.5
     backoff_max: int = 30
+    token_attempts: int = 3  # the token call, retried like the others on a 5xx or a malformed answer
 
     def client_kwargs(self) -> dict[str, Any]:
         return {"retry_total": self.total, "retry_backoff_factor": self.backoff_factor,
@@ -37,7 +41,9 @@ class RetrySettings:
 
 
 # connect and doctor answer a person waiting at a terminal: fewer, shorter retries.
-INTERACTIVE_RETRY = RetrySettings(total=2, backoff_factor=0.3, backoff_max=5)
+INTERACTIVE_RETRY = RetrySettings(total=2, backoff_factor=0.3, backoff_max=5, token_attempts=2)
+# Token failures worth asking again: the endpoint erred or answered garbage; a refused credential is final.
+TRANSIENT_TOKEN_CODES = frozenset({ProblemCode.AZURE_ERROR, ProblemCode.MALFORMED_ANSWER, ProblemCode.THROTTLED})
 
 
 class AzureSession:
@@ -49,6 +55,9 @@ class AzureSession:
         self.client_id = client_id
         self.endpoints = endpoints
         self.retry = retry or RetrySettings()
+        # Whatever an endpoint echoes back (a token endpoint repeating the request), logs and errors show ***.
+        secrets.register([client_secret])
+        secrets.install_log_scrubber()
         self._common: dict[str, Any] = {"connection_verify": endpoints.ca_cert} if endpoints.ca_cert else {}
         self.credential = ClientSecretCredential(
             tenant_id, client_id, client_secret,
@@ -90,8 +99,16 @@ class AzureSession:
     def token(self, audience: str | None = None) -> AccessToken:
         """Acquires a token (ARM audience by default): the cheapest proof that the credential works.
         Raises AzureError (refused secret, unknown tenant, unreachable authority, ...)."""
-        with azure_errors():
-            return self.credential.get_token((audience or self.endpoints.arm_audience) + "/.default")
+        scope = (audience or self.endpoints.arm_audience) + "/.default"
+        for attempt in range(1, self.retry.token_attempts + 1):
+            try:
+                with azure_errors():
+                    return self.credential.get_token(scope)
+            except AzureError as exc:
+                if exc.problem.code not in TRANSIENT_TOKEN_CODES or attempt == self.retry.token_attempts:
+                    raise
+            time.sleep(min(self.retry.backoff_factor * 2 ** (attempt - 1), self.retry.backoff_max))
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         with self._lock:

@@ -84,6 +84,38 @@ def _new_settings(now: datetime) -> dict[str, object]:
     return {"warehouse": "data/doow.duckdb", "start_date": oldest_syncable_day(now)}
 
 
+def _save(output: Output, config_file: Path, env_file: Path, connection: Connection, secret: str,
+          new_settings: dict[str, object], new_endpoints: dict[str, str] | None) -> None:
+    """Writes the verified connection under the edit lock, from the files as they are now: another connect or
+    a disconnect may have changed them while Azure was being asked."""
+    name, env_name = connection.name, connection.client_secret_env
+    with files.edit_lock(config_file):
+        yaml_old = files.read_bytes(config_file)
+        env_old = files.read_bytes(env_file)
+        if yaml_old is not None and yaml_old.strip():
+            try:
+                current = load_config(config_file, check_secrets=False)
+            except ConfigError as exc:
+                raise output.usage_error(f"{exc}\nThe file changed while the connection was verified; nothing was "
+                                         "saved. Fix the file, then connect again.") from None
+            if any(c.name == name for c in current.connections):
+                raise output.usage_error(f"a connection named {name!r} was saved to {config_file} while this one was "
+                                         "being verified (another `doow-azure connect`); nothing was saved. Run "
+                                         f"`doow-azure disconnect {name}` first or choose another name.")
+            if any(c.client_secret_env == env_name for c in current.connections):
+                raise output.usage_error(f"{env_name} is now used by another connection in {config_file}; nothing "
+                                         "was saved")
+        try:
+            yaml_new = files.yaml_with_connection(yaml_old.decode("utf-8") if yaml_old is not None else None,
+                                                  connection, new_settings, new_endpoints)
+            env_new = files.env_with_secret(env_old.decode("utf-8") if env_old is not None else None, env_name,
+                                            secret)
+        except (ConnectionFileError, UnicodeDecodeError) as exc:
+            raise output.usage_error(output.scrub(str(exc))) from None
+        files.apply([files.PlannedWrite(env_file, env_new.encode("utf-8"), env_old, files.ENV_FILE_MODE),
+                     files.PlannedWrite(config_file, yaml_new.encode("utf-8"), yaml_old)])
+
+
 def _run_initial_sync(ctx: typer.Context, output: Output, config_file: Path, connection: Connection, secret: str,
                       days: int) -> bool:
     from ..defs.runs import RunReport, sync_range  # Dagster loads only when a sync is asked for
@@ -194,7 +226,7 @@ def connect(
     # Everything that could be wrong with the files is found before asking Azure anything.
     yaml_old = files.read_bytes(config_file)
     existing: ProjectConfig | None = None
-    if yaml_old is not None:
+    if yaml_old is not None and yaml_old.strip():  # an empty file is a new project
         try:
             existing = load_config(config_file, check_secrets=False)
         except ConfigError as exc:
@@ -261,8 +293,7 @@ def connect(
         output.line(f"Nothing was saved ({config_file} and {env_file} are unchanged).", stderr=True)
         raise typer.Exit(EXIT_FAILURE)
 
-    files.apply([files.PlannedWrite(env_file, env_new.encode("utf-8"), env_old, files.ENV_FILE_MODE),
-                 files.PlannedWrite(config_file, yaml_new.encode("utf-8"), yaml_old)])
+    _save(output, config_file, env_file, connection, secret, _new_settings(clock(ctx).now()), new_endpoints)
     paths = set(result.paths.values())
     path_text = ("batch API" if paths == {"batch"} else "per-resource API" if paths == {"per_resource"}
                  else "batch API where allowed, else per-resource API")

@@ -37,23 +37,29 @@ def disconnect(
     """
     output = Output()
     config = load_project(ctx, output)
-    connection = connection_or_exit(output, config, name)
+    connection_or_exit(output, config, name)
     config_file = Path(config.path)
     env_file = config.env_file
-    yaml_old = files.read_bytes(config_file)
-    env_old = files.read_bytes(env_file)
-    remaining = [c for c in config.connections if c.name != name]
-    shared = [c.name for c in remaining if c.client_secret_env == connection.client_secret_env]
-    try:
-        yaml_new = files.yaml_without_connection(yaml_old.decode("utf-8"), name)
-        env_text = env_old.decode("utf-8") if env_old is not None else None
-        env_new = env_text if shared else files.env_without(env_text, connection.client_secret_env)
-    except (ConnectionFileError, UnicodeDecodeError) as exc:
-        raise output.usage_error(str(exc)) from None
-    writes = [files.PlannedWrite(config_file, yaml_new.encode("utf-8"), yaml_old)]
-    if env_old is not None:
-        writes.insert(0, files.PlannedWrite(env_file, (env_new or "").encode("utf-8"), env_old, files.ENV_FILE_MODE))
-    files.apply(writes)
+    # Read, edited and written under the edit lock: a connect verifying meanwhile re-reads the files before it
+    # saves, so it cannot bring this connection (or its secret) back.
+    with files.edit_lock(config_file):
+        config = load_project(ctx, output)
+        connection = connection_or_exit(output, config, name)
+        yaml_old = files.read_bytes(config_file)
+        env_old = files.read_bytes(env_file)
+        remaining = [c for c in config.connections if c.name != name]
+        shared = [c.name for c in remaining if c.client_secret_env == connection.client_secret_env]
+        try:
+            yaml_new = files.yaml_without_connection((yaml_old or b"").decode("utf-8"), name)
+            env_text = env_old.decode("utf-8") if env_old is not None else None
+            env_new = env_text if shared else files.env_without(env_text, connection.client_secret_env)
+        except (ConnectionFileError, UnicodeDecodeError) as exc:
+            raise output.usage_error(str(exc)) from None
+        writes = [files.PlannedWrite(config_file, yaml_new.encode("utf-8"), yaml_old)]
+        if env_old is not None:
+            writes.insert(0, files.PlannedWrite(env_file, (env_new or "").encode("utf-8"), env_old,
+                                                files.ENV_FILE_MODE))
+        files.apply(writes)
     if not shared:
         os.environ.pop(connection.client_secret_env, None)  # gone for anything this process still runs
     output.line(f"Removed connection {name} from {config_file}.", "bold")

@@ -7,16 +7,21 @@ parsed back and compared with the intended document, and only when a textual edi
 right is the file re-dumped. `.env` keeps every other entry verbatim and always ends up with mode 0600.
 
 The callers build all new contents first and write only after verification succeeded: on any failure
-before `apply`, nothing on disk changed.
+before `apply`, nothing on disk changed. Every read-modify-write happens under `edit_lock` (an flock on a
+lock file beside connections.yaml), and `connect` re-reads both files under it after verifying against
+Azure, so concurrent connects and disconnects never undo each other's edits.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -70,6 +75,35 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def lock_path(config_file: Path) -> Path:
+    return Path(config_file).parent / f".{Path(config_file).name}.lock"
+
+
+def stray_temporaries(directory: Path, names: tuple[str, ...]) -> list[Path]:
+    """Temporary files `atomic_write` leaves when killed between writing and renaming (`..env.XXXX.tmp`):
+    they hold a full copy of the file, secrets included."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for name in names for p in directory.glob(f".{name}.*.tmp") if p.is_file())
+
+
+@contextmanager
+def edit_lock(config_file: Path) -> Iterator[None]:
+    """Holds the project's edit lock (exclusive flock; waits for another connect or disconnect to finish).
+    Under it, stray temporary files of connections.yaml and .env from a crashed edit are removed first."""
+    config_file = Path(config_file)
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(config_file), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for stray in stray_temporaries(config_file.parent, (config_file.name, ".env")):
+            stray.unlink(missing_ok=True)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def read_bytes(path: Path) -> bytes | None:

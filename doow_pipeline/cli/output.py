@@ -16,15 +16,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..core.secrets import install_log_scrubber, register, scrub
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SPARK = "▁▂▃▄▅▆▇█"
 
 
 def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, "***")
-    return text
+    """`text` with these secrets and every secret registered in this process (core.secrets) masked."""
+    return scrub(text, secrets)
 
 
 class Output:
@@ -40,6 +40,7 @@ class Output:
     def add_secret(self, secret: str | None) -> None:
         if secret:
             self.secrets.append(secret)
+            register([secret])
 
     @staticmethod
     def _console(stream: IO[str], stderr: bool) -> Console:
@@ -137,6 +138,8 @@ class ReportedByVerification(logging.Filter):
 
 def configure_logging(output: Output, verbose: bool, *, verification: bool = False) -> None:
     """Warnings (and with --verbose, debug) of the product and the Azure SDK on stderr, scrubbed of secrets."""
+    register(output.secrets)
+    install_log_scrubber()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretScrubber(output))

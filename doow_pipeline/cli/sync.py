@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
+import duckdb
 import typer
 
 from ..config import ProjectConfig
+from ..core.metrics import RETENTION_DAYS, oldest_syncable_day
 from ..core.problems import WarehouseError
 from ..warehouse import queries
 from ..warehouse.database import connect
 from .output import EXIT_FAILURE, EXIT_OK, Output, configure_logging, usage_table
-from .project import clock, configured_secrets, connection_or_exit, load_project, parse_day
+from .project import clock, configured_secrets, connection_or_exit, load_project, parse_day, warn_if_env_readable
+
+
+def retention_note(now: datetime, first_day: date, last_day: date) -> str | None:
+    """Days of the range Azure Monitor no longer keeps (93-day retention): said, never skipped silently."""
+    oldest = oldest_syncable_day(now)
+    if first_day >= oldest:
+        return None
+    last_skipped = min(last_day, oldest - timedelta(days=1))
+    count = (last_skipped - first_day).days + 1
+    synced = f"syncing {oldest} .. {last_day}" if last_day >= oldest else "nothing left to sync"
+    return (f"{count} day(s) from {first_day} to {last_skipped} are older than Azure Monitor's {RETENTION_DAYS}-day "
+            f"metric retention and cannot be synced; {synced}.")
 
 
 def usage_summary(config: ProjectConfig, first_day: date, last_day: date) -> list[dict[str, Any]]:
@@ -42,6 +56,7 @@ def sync(
     output = Output()
     config = load_project(ctx, output, check_secrets=True, export_secrets=True)
     output.secrets.extend(configured_secrets(config))
+    warn_if_env_readable(output, config)
     configure_logging(output, verbose)
     today = clock(ctx, config).today()
     first_day, last_day = parse_day(output, from_, "--from"), parse_day(output, to, "--to")
@@ -68,12 +83,17 @@ def sync(
         for check in report.failed_checks:
             output.line(f"    check {check.name} ({check.severity}): {check.description}", stderr=True)
 
+    skipped = retention_note(clock(ctx, config).now(), first_day, last_day)
+    if skipped and not as_json:
+        output.line(f"note: {skipped}", "yellow", stderr=True)
+    # Without --verbose, a failed step is reported in one line (below) with its cause and fix: Dagster's own
+    # console log would add the full Dagster and MSAL stack traces.
     reports = sync_range(config, first_day, last_day, connection, on_progress=progress,
-                         log_level="DEBUG" if verbose else "WARNING")
+                         log_level="DEBUG" if verbose else "CRITICAL")
     try:
         summary = usage_summary(config, first_day, last_day)
-    except WarehouseError as exc:
-        output.error(str(exc))
+    except (WarehouseError, duckdb.Error) as exc:
+        output.error(f"cannot read the usage summary: {exc}")
         summary = []
     failed = [r for r in reports if not r.success]
     if as_json:
@@ -82,7 +102,7 @@ def sync(
                                "failed_checks": [{"check": c.name, "severity": c.severity,
                                                   "description": c.description} for c in r.failed_checks]}
                               for r in reports],
-                     "usage": summary})
+                     "usage": summary, "skipped_days": skipped})
     else:
         output.table(usage_table(summary, f"Azure OpenAI usage {first_day} .. {last_day} (UTC)"))
         if failed:

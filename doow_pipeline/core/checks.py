@@ -54,7 +54,10 @@ SINGLE_METRIC_FAMILY = CheckDef("single_metric_family", Severity.ERROR,
                                 "No (day, resource, deployment) mixes the models and azure_openai families.")
 NO_OVERLAPPING_SCOPES = CheckDef("no_overlapping_scopes", Severity.WARN,
                                  "Warns when an account is reached through several connections (it is counted once).")
-USAGE_CHECKS = (UNIQUE_GRAIN, TOKENS_CONSISTENT, SINGLE_METRIC_FAMILY, NO_OVERLAPPING_SCOPES)
+LANDING_FILES_READABLE = CheckDef("landing_files_readable", Severity.WARN,
+                                  "Every landing file of the range could be read (a corrupt one is named and skipped; "
+                                  "its day keeps its previous rows until re-synced).")
+USAGE_CHECKS = (UNIQUE_GRAIN, TOKENS_CONSISTENT, SINGLE_METRIC_FAMILY, NO_OVERLAPPING_SCOPES, LANDING_FILES_READABLE)
 
 # ---- on usage_daily: activity anomalies per deployment (usage/anomalies.py), judged on final days only -------
 USAGE_SPIKE = CheckDef("usage_spike", Severity.WARN,

@@ -33,6 +33,9 @@ class ProblemCode(StrEnum):
     # the data
     NO_TOKEN_METRICS = "no_token_metrics"
     METRIC_ERROR = "metric_error"
+    BAD_VALUE = "bad_value"  # negative, NaN, infinite or out-of-range value: refused, never stored
+    DUPLICATE_SERIES = "duplicate_series"  # the same series twice in one answer
+    MALFORMED_ANSWER = "malformed_answer"  # an answer that is not the JSON the API documents
     TRUNCATED = "truncated"
     RETENTION_EXCEEDED = "retention_exceeded"
     EMPTY_SYNC = "empty_sync"

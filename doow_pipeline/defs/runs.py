@@ -11,10 +11,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
 from ..config import ProjectConfig
+from ..core.problems import DoowError
 from .connection import fetch_job_name
 from .jobs import WRITE_JOB
 from .project import build_definitions
@@ -44,6 +46,29 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
+def _product_errors() -> set[str]:
+    names, todo = set(), [DoowError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def _failure_text(error: Any) -> str:
+    """The product's own message for a failed step (it names the cause and the fix), not Dagster's wrapper nor
+    the SDK exception underneath; the innermost message when no product error is in the chain."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause or getattr(error, "context", None)
+    ours = _product_errors()
+    chosen = next((e for e in chain if e.cls_name in ours), chain[-1])
+    message = str(chosen.message).strip()
+    prefix = f"{chosen.cls_name}: "
+    return message.split(prefix, 1)[1] if prefix in message.split("\n", 1)[0] else message
+
+
 def _report(job: str, result: dg.ExecuteInProcessResult) -> RunReport:
     report = RunReport(job, result.success)
     for event in result.all_events:
@@ -53,12 +78,9 @@ def _report(job: str, result: dg.ExecuteInProcessResult) -> RunReport:
                                              data.severity.value, data.description or ""))
         elif event.is_step_failure and report.failure is None:
             data = event.step_failure_data
-            cause = data.error
-            while cause is not None and cause.cause is not None:
-                cause = cause.cause
             user = data.user_failure_data
             report.failure = (user.description if user and user.description
-                              else cause.message.strip() if cause else "the step failed")
+                              else _failure_text(data.error) if data.error else "the step failed")
     return report
 
 

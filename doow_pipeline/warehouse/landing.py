@@ -24,6 +24,15 @@ from ..core.events import SyncEvent
 from ..core.metrics import POINT_SCHEMA
 
 
+class CorruptLandingFile(Exception):
+    """A landing file that exists but cannot be read (truncated, not JSON, wrong shape)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 @dataclass
 class DayManifest:
     connection: str
@@ -75,6 +84,8 @@ class Landing:
         day_points = points.select(list(POINT_SCHEMA)).sort(list(POINT_SCHEMA), nulls_last=True)
         _atomic_write(self.points_path(manifest.connection, manifest.day),
                       lambda tmp: day_points.write_parquet(tmp, compression="zstd", statistics=True))
+        # A re-sync heals a day whose points file the writer set aside as corrupt.
+        self.points_path(manifest.connection, manifest.day).with_name("points.parquet.corrupt").unlink(missing_ok=True)
         manifest.rows = day_points.height
         payload = json.dumps(asdict(manifest), sort_keys=True, indent=1)
         _atomic_write(self.manifest_path(manifest.connection, manifest.day),
@@ -94,7 +105,10 @@ class Landing:
         path = self.manifest_path(connection, day)
         if not path.exists():
             return None
-        return DayManifest(**json.loads(path.read_text(encoding="utf-8")))
+        try:
+            return DayManifest(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise CorruptLandingFile(path, f"not a valid manifest ({' '.join(str(exc).split())[:200]})") from None
 
     def event_files(self, connection: str) -> list[Path]:
         directory = self.events_dir(connection)

@@ -202,6 +202,11 @@ METRIC_POINTS_COLUMNS = ('connection VARCHAR, usage_date DATE, resource_id VARCH
                          '"timestamp" TIMESTAMPTZ, total DOUBLE')
 
 
+def glob_escape(path: str) -> str:
+    """`path` as a literal inside a DuckDB glob pattern: a folder named `wh[1]` or `a*b` matches only itself."""
+    return "".join(f"[{ch}]" if ch in "[*?" else ch for ch in path)
+
+
 def metric_points_view_sql(landing_dir: str, has_files: bool) -> str:
     """`metric_points` is a view over the landing Parquet files (design.md §6 allows it): the raw points are
     stored once, and the writer never copies millions of rows. Paths are absolute: keep the landing folder
@@ -210,7 +215,7 @@ def metric_points_view_sql(landing_dir: str, has_files: bool) -> str:
         columns = ", ".join(f"NULL::{kind} AS {name}" for name, kind in
                             (c.strip().rsplit(" ", 1) for c in METRIC_POINTS_COLUMNS.split(", ")))
         return f"CREATE OR REPLACE VIEW {SCHEMA}.metric_points AS SELECT {columns} WHERE false"
-    pattern = f"{landing_dir}/points/connection=*/day=*/points.parquet".replace("'", "''")
+    pattern = (glob_escape(landing_dir) + "/points/connection=*/day=*/points.parquet").replace("'", "''")
     return f"""
 CREATE OR REPLACE VIEW {SCHEMA}.metric_points AS
 SELECT connection, "day" AS usage_date, resource_id, family, metric, deployment, model_name, model_version,

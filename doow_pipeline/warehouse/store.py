@@ -9,14 +9,15 @@ and `connect` also waits out a lock held by someone else (an analyst's session, 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
-from ..core.checks import CheckOutcome
+from ..core.checks import LANDING_FILES_READABLE, CheckOutcome
 from ..core.metrics import POINT_SCHEMA
 from ..core.phases import PhaseHook, phase
 from ..core.metrics import REQUEST_POINT_SCHEMA, UTILIZATION_POINT_SCHEMA
@@ -24,8 +25,8 @@ from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
 from ..usage.transform import model_names, roll_up_daily
 from .checks import activity_anomalies, usage_checks
-from .database import connect
-from .landing import Landing
+from .database import commit, connect, rollback
+from .landing import CorruptLandingFile, DayManifest, Landing
 from .schema import (
     PTU_UTILIZATION_HOURLY_COLUMNS,
     REQUESTS_DAILY_COLUMNS,
@@ -33,6 +34,7 @@ from .schema import (
     USAGE_DAILY_COLUMNS,
     metric_points_view_sql,
 )
+
 
 @dataclass(frozen=True)
 class ConnectionRecord:
@@ -54,6 +56,7 @@ class WriteSummary:
     totals_per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> rows and token sums
     check_results: list[CheckOutcome] = field(default_factory=list)
     preview: pl.DataFrame | None = None  # the largest rows written, for a glance in the Dagster UI
+    corrupt: list[CorruptFile] = field(default_factory=list)  # landing files skipped (named, with the fix)
     # day -> requests, throttled requests and share, downgraded priority requests, PTU peak and hours >= 90%
     activity_per_day: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -81,12 +84,67 @@ def _activity_per_day(requests: pl.DataFrame, utilization: pl.DataFrame) -> dict
     return dict(sorted(per_day.items()))
 
 
-def _landed_days(landing: Landing, connections: list[str], days: list[date]):
+@dataclass(frozen=True)
+class CorruptFile:
+    """A landing file that cannot be read: named, with the fix, and skipped so it blocks nothing else."""
+
+    connection: str
+    day: date | None  # None: a run's events file
+    path: Path
+    reason: str
+
+    @property
+    def message(self) -> str:
+        what = f"connection {self.connection}, day {self.day}" if self.day else f"connection {self.connection}"
+        fix = (f"re-sync that day (doow-azure sync --from {self.day} --to {self.day} -c {self.connection}), which "
+               "rewrites it; the day keeps its previous rows until then" if self.day else
+               "delete this file (it only holds that run's events)")
+        return f"corrupt landing file {self.path} ({what}): {self.reason}. Fix: {fix}."
+
+
+def _readable_points(path: Path) -> str | None:
+    """Why a day's points file cannot be read (its Parquet footer and schema), or None when it is fine."""
+    try:
+        with path.open("rb") as fh:  # a file object: a folder named `wh[1]` is not a glob pattern
+            schema = pl.read_parquet_schema(fh)
+    except FileNotFoundError:
+        return "the points file is missing (its manifest says the day was synced)"
+    except Exception as exc:  # noqa: BLE001 - polars raises several error types for a broken file
+        return " ".join(str(exc).split())[:200] or type(exc).__name__
+    missing = [name for name in POINT_SCHEMA if name not in schema]
+    return f"columns {', '.join(missing)} are missing" if missing else None
+
+
+def _set_aside(path: Path) -> str:
+    """Renames a corrupt points file out of the metric_points view's pattern (one broken file would fail
+    every read of the view); the re-sync that rewrites the day replaces it."""
+    aside = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return ""
+    return f"; moved aside to {aside}"
+
+
+def _landed_days(landing: Landing, connections: list[str], days: list[date],
+                 corrupt: list[CorruptFile]) -> Iterator[tuple[str, date, DayManifest]]:
     for connection in connections:
         for day in days:
-            manifest = landing.manifest(connection, day)
-            if manifest is not None:
-                yield connection, day, manifest
+            try:
+                manifest = landing.manifest(connection, day)
+            except CorruptLandingFile as exc:
+                corrupt.append(CorruptFile(connection, day, exc.path, exc.reason))
+                continue
+            if manifest is None:
+                continue
+            points = landing.points_path(connection, day)
+            reason = _readable_points(points)
+            if reason is not None:
+                if points.exists():
+                    reason += _set_aside(points)
+                corrupt.append(CorruptFile(connection, day, points, reason))
+                continue
+            yield connection, day, manifest
 
 
 _ACCOUNT_SCHEMA = {"tenant_id": pl.String, "subscription_id": pl.String, "resource_group": pl.String,
@@ -117,15 +175,46 @@ def _sync_state_frame(landed) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
-def _events_frame(landing: Landing, connections: list[str]) -> pl.DataFrame:
-    frames = [pl.read_json(f) for c in connections for f in landing.event_files(c)]
-    schema = {"time": pl.Datetime("us"), "connection": pl.String, "partition": pl.String, "level": pl.String,
-              "code": pl.String, "message": pl.String, "resource": pl.String}
-    if not frames:
-        return pl.DataFrame(schema=schema)
-    events = pl.concat([f.with_columns(pl.col("resource").cast(pl.String)) for f in frames], how="diagonal_relaxed")
-    return events.with_columns(pl.col("time").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
-                               .cast(pl.Datetime("us"))).select(list(schema))
+_EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "time": pl.Datetime("us"), "connection": pl.String(), "partition": pl.String(), "level": pl.String(),
+    "code": pl.String(), "message": pl.String(), "resource": pl.String()}
+CORRUPT_LANDING_FILE = "corrupt_landing_file"
+
+
+def _read_events(path: Path) -> pl.DataFrame:
+    frame = pl.read_json(path)
+    missing = [name for name in _EVENT_SCHEMA if name not in frame.columns]
+    if missing:
+        raise ValueError(f"columns {', '.join(missing)} are missing")
+    frame = frame.with_columns(pl.col("resource").cast(pl.String))
+    return frame.with_columns(pl.col("time").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
+                              .cast(pl.Datetime("us"))).select(list(_EVENT_SCHEMA))
+
+
+def _events_frame(landing: Landing, connections: list[str], corrupt: list[CorruptFile]) -> pl.DataFrame:
+    frames = []
+    for connection in connections:
+        for path in landing.event_files(connection):
+            try:
+                frames.append(_read_events(path))
+            except Exception as exc:  # noqa: BLE001 - any unreadable events file is named and skipped
+                corrupt.append(CorruptFile(connection, None, path, " ".join(str(exc).split())[:200]))
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=_EVENT_SCHEMA)
+
+
+def _corrupt_events(corrupt: list[CorruptFile]) -> pl.DataFrame:
+    """One ERROR event per corrupt file, stamped with the file's modification time, so rewriting the same
+    warehouse range records it once."""
+    rows = []
+    for item in corrupt:
+        try:
+            stamp = datetime.fromtimestamp(item.path.stat().st_mtime, UTC).replace(tzinfo=None)
+        except OSError:
+            stamp = datetime(1970, 1, 1)
+        rows.append({"time": stamp, "connection": item.connection,
+                     "partition": str(item.day) if item.day else item.path.stem, "level": "ERROR",
+                     "code": CORRUPT_LANDING_FILE, "message": item.message, "resource": None})
+    return pl.DataFrame(rows, schema=_EVENT_SCHEMA)
 
 
 def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
@@ -133,7 +222,8 @@ def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
     by_connection: dict[str, list[str]] = {}
     for connection, day, _manifest in landed:
         by_connection.setdefault(connection, []).append(str(landing.points_path(connection, day)))
-    frames = [pl.scan_parquet(files).with_columns(pl.lit(connection).alias("connection"))
+    # glob=False: a warehouse folder named like `wh[1]` is a path, not a pattern.
+    frames = [pl.scan_parquet(files, glob=False).with_columns(pl.lit(connection).alias("connection"))
               for connection, files in by_connection.items()]
     return pl.concat(frames) if frames else pl.LazyFrame(schema={"connection": pl.String, **POINT_SCHEMA})
 
@@ -163,7 +253,7 @@ def _landed_activity(landed, landing: Landing, kind: str, schema: dict[str, pl.D
     for connection, day, _manifest in landed:
         path = landing.activity_path(kind, connection, day)
         if path.exists():
-            frames.append(pl.read_parquet(path).with_columns(pl.lit(connection).alias("connection")))
+            frames.append(pl.read_parquet(path, glob=False).with_columns(pl.lit(connection).alias("connection")))
     empty = pl.DataFrame(schema={"connection": pl.String, **schema})
     return pl.concat([empty, *[f.select(empty.columns) for f in frames]], how="vertical_relaxed")
 
@@ -195,6 +285,21 @@ def _create_metric_points_view(con, landing: Landing) -> None:
     con.execute(metric_points_view_sql(str(landing.root.resolve()), has_files))
 
 
+def _landing_check(corrupt: list[CorruptFile]) -> CheckOutcome:
+    if not corrupt:
+        return CheckOutcome(LANDING_FILES_READABLE, True, "Every landing file of the range could be read.")
+    return CheckOutcome(LANDING_FILES_READABLE, False, f"{len(corrupt)} corrupt landing file(s) skipped: "
+                        + " ".join(c.message for c in corrupt[:3]) + (" ..." if len(corrupt) > 3 else ""),
+                        {"files": [str(c.path) for c in corrupt]})
+
+
+def _kept_days_frame(corrupt: list[CorruptFile]) -> pl.DataFrame:
+    """(connection, day) pairs whose landing files are corrupt: their rows stay as they were."""
+    pairs = sorted({(c.connection, c.day) for c in corrupt if c.day is not None})
+    return pl.DataFrame([{"connection": c, "usage_date": d} for c, d in pairs],
+                        schema={"connection": pl.String, "usage_date": pl.Date})
+
+
 def _replace_landed_rows(con, table: str) -> None:
     con.execute(f"DELETE FROM {SCHEMA}.{table} USING landed_days "
                 f"WHERE {table}.connection = landed_days.connection AND {table}.usage_date = landed_days.usage_date")
@@ -213,17 +318,24 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
         raise ValueError(f"days must be a contiguous range, got {len(days)} days from {first} to {last}")
     landing = Landing(landing_root)
     names = [c.name for c in connections]
-    with phase(on_phase, "load_manifests"):
-        landed = list(_landed_days(landing, names, days))
-        accounts = _accounts_frame(landed)
-        sync_state = _sync_state_frame(landed)
-        events = _events_frame(landing, names)
     summary = WriteSummary(days=days)
     in_range = {"first": first, "last": last}
     with connect(warehouse) as con:
+        # What to replace is decided only now that this process holds the warehouse: manifests read before
+        # the lock (which another writer may hold for minutes) would be a stale view, and replacing the
+        # range from it would drop the usage another sync landed and wrote meanwhile.
+        with phase(on_phase, "load_manifests"):
+            corrupt: list[CorruptFile] = []
+            landed = list(_landed_days(landing, names, days, corrupt))
+            accounts = _accounts_frame(landed)
+            sync_state = _sync_state_frame(landed)
+            events = _events_frame(landing, names, corrupt)
+            events = pl.concat([events, _corrupt_events(corrupt)])
+        summary.corrupt = corrupt
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("landed_days", sync_state)
+            con.register("kept_days", _kept_days_frame(corrupt))
             _create_metric_points_view(con, landing)
             _replace_landed_rows(con, "syncs")
             con.execute(f"INSERT INTO {SCHEMA}.syncs BY NAME SELECT * FROM landed_days")
@@ -235,13 +347,18 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             with phase(on_phase, "build_usage"):
                 usage = build_usage(con, _landed_points(landed, landing), names, accounts, sync_state)
             with phase(on_phase, "insert_usage"):
-                con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last", in_range)
+                # The days of a corrupt landing file keep their previous rows until that day is re-synced.
+                con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last AND NOT "
+                            "EXISTS (SELECT 1 FROM kept_days k WHERE k.connection = usage_daily.connection AND "
+                            "k.usage_date = usage_daily.usage_date)", in_range)
                 con.register("new_usage", usage)
                 con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
             with phase(on_phase, "insert_activity"):
                 requests, utilization = build_activity(landed, landing, usage, accounts, sync_state)
                 for table, frame in (("requests_daily", requests), ("ptu_utilization_hourly", utilization)):
-                    con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE usage_date BETWEEN $first AND $last", in_range)
+                    con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE usage_date BETWEEN $first AND $last AND NOT "
+                                f"EXISTS (SELECT 1 FROM kept_days k WHERE k.connection = {table}.connection AND "
+                                f"k.usage_date = {table}.usage_date)", in_range)
                     con.register(f"new_{table}", frame)
                     con.execute(f"INSERT INTO {SCHEMA}.{table} BY NAME SELECT * FROM new_{table}")
             con.register("new_events", events)
@@ -254,12 +371,12 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             con.execute(f"INSERT INTO {SCHEMA}.connections SELECT name, tenant_id, client_id, scope, cloud "
                         "FROM configured")
             with phase(on_phase, "usage_checks"):
-                summary.check_results = usage_checks(con, usage, days)
+                summary.check_results = [*usage_checks(con, usage, days), _landing_check(corrupt)]
                 summary.check_results += activity_anomalies(con, days, anomalies or AnomalyThresholds())
             with phase(on_phase, "commit"):
-                con.execute("COMMIT")
+                commit(con, warehouse)
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     summary.usage_rows = usage.height
     summary.activity_per_day = _activity_per_day(requests, utilization)
@@ -281,9 +398,14 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
     counts = {}
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
-        for table in ("usage_daily", "requests_daily", "ptu_utilization_hourly", "accounts", "syncs", "sync_events",
-                      "connections"):
-            counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]).fetchone()[0]
-        con.execute("COMMIT")
+        try:
+            for table in ("usage_daily", "requests_daily", "ptu_utilization_hourly", "accounts", "syncs",
+                          "sync_events", "connections"):
+                counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?",
+                                            [connection]).fetchone()[0]
+            commit(con, warehouse)
+        except BaseException:
+            rollback(con)
+            raise
     return counts
 

@@ -183,7 +183,9 @@ class EmulatorApp:
         if fault.retry_after is not None:
             headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer()
                                          else fault.retry_after)
-        if fault.body is not None:
+        if fault.body_text is not None:
+            body = fault.body_text.encode("utf-8")
+        elif fault.body is not None:
             body = fault.body
         elif ctx.kind in ("token", "openid"):
             body = {"error": "temporarily_unavailable" if status >= 500 else "invalid_request",

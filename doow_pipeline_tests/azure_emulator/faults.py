@@ -7,7 +7,8 @@ A fault: {"match": KIND or path regex, "action": {"status": N} | "reset" | {"del
   expression searched in the request path, and in path?query.
 - nth: 1-based numbers of the matching calls that fire (counted per fault); probability: chance per call
   (seeded, reproducible); neither: every matching call. times: stop after k firings.
-- status: answer with that status (Azure-shaped default body per endpoint; `body` overrides it) and
+- status: answer with that status (Azure-shaped default body per endpoint; `body` overrides it, `body_text`
+  overrides it with raw text served as is, e.g. truncated JSON) and
   `Retry-After: retry_after` when given. reset: close the TCP connection without answering.
   delay: sleep S seconds, then serve normally (a stall).
 """
@@ -40,6 +41,7 @@ class Fault:
     times: int | None = None
     retry_after: float | None = None
     body: object = None
+    body_text: str | None = None
     method: str | None = None
     regex: re.Pattern | None = None
     seen: int = 0
@@ -97,6 +99,10 @@ def parse_fault(raw: dict, index: int, seed: int) -> Fault:
     if raw.get("retry_after") is not None:
         fault.retry_after = float(raw["retry_after"])
     fault.body = raw.get("body")
+    body_text = raw.get("body_text")
+    if body_text is not None and not isinstance(body_text, str):
+        raise FaultSpecError(f"fault {index}: 'body_text' must be a string")
+    fault.body_text = body_text
     fault.method = raw.get("method")
     if match not in KINDS and match not in ("*", "arm"):
         try:

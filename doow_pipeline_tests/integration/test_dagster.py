@@ -29,7 +29,8 @@ NOW = SCENARIO.current_time()
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
                    "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes",
-                   "usage_spike", "usage_drop", "deployment_silent", "new_deployment"}
+                   "usage_spike", "usage_drop", "deployment_silent", "new_deployment",
+                   "landing_files_readable"}
 
 
 
