@@ -30,9 +30,8 @@ lint: setup  ## ruff (lint and format check) and mypy (strict on core/, azure/, 
 bench: setup  ## benchmarks/ (see benchmarks/README.md)
 	$(PY) -m benchmarks.run
 
-dev: setup  ## Dagster UI on the demo project (first: python -m doow_pipeline_tests.demo --keep-running)
-	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home DOOW_CONNECTIONS=$(CURDIR)/.demo/connections.yaml \
-	  sh -c 'mkdir -p "$$DAGSTER_HOME" && cp -n dagster.yaml "$$DAGSTER_HOME"/ ; .venv/bin/dagster dev -w workspace.yaml'
+dev: setup  ## the demo (emulator + 30-day sync) in the Dagster UI with the daemon at http://127.0.0.1:3000; Ctrl-C stops all
+	$(PY) -m doow_pipeline_tests.demo --days 30 --workdir .demo --serve
 
 clean:
 	rm -rf .demo .pytest_cache data

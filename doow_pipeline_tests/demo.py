@@ -1,22 +1,29 @@
 """The README's main command: a sync of the bundled demo estate through the local Azure emulator.
 
-    python -m doow_pipeline_tests.demo [--days 30] [--workdir .demo]
+    python -m doow_pipeline_tests.demo [--days 30] [--workdir .demo] [--serve [--port 3000]]
 
 Starts the emulator on the demo scenario, writes .demo/connections.yaml (endpoints pasted from the
 emulator's ready line, no secrets) and .demo/.env (0600, the demo's fake secrets), runs
-`doow-azure sync` for the last N complete days as a separate process, exactly as a user would, and
-prints a usage summary read from the DuckDB warehouse.
+`doow-azure sync` for the last N complete days as a separate process, exactly as a user would, with its
+runs recorded in the Dagster instance .demo/dagster_home, and prints a usage summary read from the DuckDB
+warehouse. With --serve (`make dev`) it then serves the Dagster UI and daemon on that same instance, so the
+UI opens populated with every check evaluated; Ctrl-C stops the UI, the daemon and the emulator.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from rich.console import Console
@@ -71,12 +78,77 @@ def print_usage_summary(warehouse: Path, console: Console) -> None:
     console.print(table)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+# `dagster dev` is "superseded" by the `dg` CLI, which needs a `dg` project layout this repository does not use;
+# `dagster dev -w workspace.yaml` is still supported, so its SupersessionWarning is silenced for it alone
+# (a PYTHONWARNINGS filter by message, as its category is not importable when Python starts; it reaches the
+# webserver, daemon and code-server processes too).
+QUIET_DAGSTER_DEV = "ignore:Function `dev_command` is superseded:FutureWarning"
+
+
+def dagster_home(workdir: Path) -> Path:
+    """The instance the demo's runs and the UI share, configured by the repository's dagster.yaml."""
+    home = workdir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def _ui_ready(port: int) -> bool:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"query": "{ assetNodes { id } }"}).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(json.loads(response.read()).get("data", {}).get("assetNodes"))
+    except (OSError, ValueError):
+        return False
+
+
+def start_dagster_dev(env: dict[str, str], home: Path, port: int, **popen: Any) -> subprocess.Popen[bytes]:
+    """`dagster dev -w workspace.yaml` on 127.0.0.1:`port` with DAGSTER_HOME=`home`, in its own session."""
+    # Run from DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in the current folder (the repository's)
+    # that is not DAGSTER_HOME's, although DAGSTER_HOME holds a copy of it.
+    command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
+               "-h", "127.0.0.1", "-p", str(port)]
+    return subprocess.Popen(command, cwd=home, start_new_session=True,
+                            env={**env, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": QUIET_DAGSTER_DEV}, **popen)
+
+
+def serve_ui(env: dict[str, str], home: Path, port: int, console: Console) -> int:
+    """`dagster dev` (webserver + daemon) on the demo instance until Ctrl-C (or SIGTERM); returns its exit code."""
+    # Ctrl-C and SIGTERM both end the wait below; SIGINT's handler is set explicitly because a shell that starts
+    # us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    process = start_dagster_dev(env, home, port)
+    try:
+        while process.poll() is None and not _ui_ready(port):
+            time.sleep(1)
+        if process.poll() is None:
+            console.print(f"Dagster UI at http://127.0.0.1:{port} (instance {home}). Ctrl-C stops the UI, the "
+                          "daemon and the emulator.")
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=30, help="complete UTC days to sync before the frozen now")
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     parser.add_argument("--keep-running", action="store_true",
-                        help="keep the emulator serving after the sync (for `make dev`), until Ctrl-C")
+                        help="keep the emulator serving after the sync, until Ctrl-C")
+    parser.add_argument("--serve", action="store_true",
+                        help="then serve the Dagster UI and daemon on the demo instance (`make dev`), until Ctrl-C")
+    parser.add_argument("--port", type=int, default=3000, help="the Dagster UI's port with --serve")
     args = parser.parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     workdir = args.workdir.resolve()
@@ -87,14 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     with run_emulator(DEMO_SCENARIO, state_dir=workdir / "emulator") as emulator:
         config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS)
         console.print(f"emulator ready at {emulator.endpoints['arm']}; project in {config}")
-        env = {**os.environ, "DOOW_CONNECTIONS": str(config)}
+        home = dagster_home(workdir)
+        env = {**os.environ, "DOOW_CONNECTIONS": str(config), "DAGSTER_HOME": str(home)}
         command = [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(first_day), "--to", str(last_day)]
         console.print("$ DOOW_CONNECTIONS=" + str(config) + " doow-azure sync --from " + f"{first_day} --to {last_day}")
         code = subprocess.call(command, env=env)
         print_usage_summary(workdir / "doow.duckdb", console)
-        if args.keep_running:
-            console.print(f"The emulator keeps serving {config}'s endpoints. In another terminal: make dev "
-                          "(Dagster UI on this project). Ctrl-C stops the emulator.")
+        if args.serve:
+            serve_ui(env, home, args.port, console)
+        elif args.keep_running:
+            console.print(f"The emulator keeps serving {config}'s endpoints. Ctrl-C stops it.")
             try:
                 while True:
                     time.sleep(3600)

@@ -22,7 +22,8 @@ STATUS_DAYS = 7
 
 def _status_rows(config: ProjectConfig, names: list[str], first: date, last: date) -> dict[str, dict[str, Any]]:
     """Per connection: status view row, usage groups and per-day trend (read-only)."""
-    result = {name: {"connection": name, "state": "never synced", "last_successful_sync": None, "last_error": None,
+    result = {name: {"connection": name, "state": "never synced", "cause": None, "next_action": None,
+                     "last_successful_sync": None, "last_error": None,
                      "last_error_time": None, "accounts_covered": 0, "accounts_in_scope": 0, "usage_rows_all": 0,
                      "usage": [], "totals": {"rows": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
                                              "requests": 0}, "trend": [], "activity": []} for name in names}
@@ -36,8 +37,9 @@ def _status_rows(config: ProjectConfig, names: list[str], first: date, last: dat
         if "connection_status" in tables:
             for connection, row in queries.connection_status(con, names).items():
                 item = result[connection]
-                item.update({key: row[key] for key in ("state", "last_successful_sync", "last_error",
-                                                       "last_error_time", "accounts_covered", "accounts_in_scope")})
+                item.update({key: row[key] for key in ("state", "cause", "next_action", "last_successful_sync",
+                                                       "last_error", "last_error_time", "accounts_covered",
+                                                       "accounts_in_scope")})
                 item["usage_rows_all"] = row["usage_rows"]
         if "usage_daily" in tables:
             for row in queries.usage_groups(con, names, first, last):
@@ -78,7 +80,8 @@ def status(
 ) -> None:
     """Show each connection's health and recent usage, read from the warehouse (read-only).
 
-    State (connected, failing, never synced), last successful sync, last error, usage rows and token
+    State (healthy, degraded, failing, never synced) with the cause and next action, last successful sync,
+    last error, usage rows and token
     totals per subscription, resource, region, deployment and model, and a per-day trend.
     Exits 1 when a shown connection is failing.
     """
@@ -108,7 +111,7 @@ def status(
     if not names:
         output.line(f"No connections in {config.path}; add one with `doow-azure connect`.")
         raise typer.Exit(EXIT_OK)
-    styles = {"connected": "green", "failing": "red", "never synced": "yellow"}
+    styles = {"healthy": "green", "degraded": "yellow", "failing": "red", "never synced": "yellow"}
     for n in names:
         row = rows[n]
         connection = config.connection(n)
@@ -121,6 +124,9 @@ def status(
         last_sync = row["last_successful_sync"]
         output.line(f"  last successful sync: {when(last_sync)}; accounts readable: "
                     f"{row['accounts_covered']} of {row['accounts_in_scope']}")
+        if row.get("cause") and row["state"] != "never synced":
+            output.line(f"  {row['state']}: {row['cause']} Next action: {row['next_action']}",
+                        "red" if row["state"] == "failing" else "yellow")
         if row["last_error"]:
             output.line(f"  last error ({when(row['last_error_time'])}): {row['last_error']}", "red")
         totals = row["totals"]

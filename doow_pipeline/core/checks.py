@@ -27,6 +27,7 @@ class CheckOutcome:
     passed: bool
     description: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    raised_to: Severity | None = None  # a stronger severity for this outcome (a failing connection: ERROR)
 
     @property
     def name(self) -> str:
@@ -34,12 +35,15 @@ class CheckOutcome:
 
     @property
     def severity(self) -> Severity:
-        return self.check.severity
+        return self.raised_to or self.check.severity
 
 
 # ---- per connection (on its metric_points asset) ----------------------------------------------------------------
+# Not blocking: a blocking check that fails skips every downstream step of the run, so one connection's
+# expired secret would stop usage_daily for all connections. The failed ERROR check marks the connection
+# instead, and the writer keeps that connection's previous days.
 CREDENTIALS = CheckDef("credentials_and_monitoring_reader", Severity.ERROR,
-                       "The credential works and holds Monitoring Reader in scope.", blocking=True)
+                       "The credential works and holds Monitoring Reader in scope.")
 ACCOUNTS_READABLE = CheckDef("accounts_readable", Severity.WARN, "Every discovered account's metrics are readable.")
 SYNC_NOT_EMPTY = CheckDef("sync_not_empty", Severity.WARN, "The sync found usage where accounts exist.")
 NO_SERIES_TRUNCATED = CheckDef("no_series_truncated", Severity.ERROR, "No dimension split was silently truncated.")
@@ -57,7 +61,11 @@ NO_OVERLAPPING_SCOPES = CheckDef("no_overlapping_scopes", Severity.WARN,
 LANDING_FILES_READABLE = CheckDef("landing_files_readable", Severity.WARN,
                                   "Every landing file of the range could be read (a corrupt one is named and skipped; "
                                   "its day keeps its previous rows until re-synced).")
-USAGE_CHECKS = (UNIQUE_GRAIN, TOKENS_CONSISTENT, SINGLE_METRIC_FAMILY, NO_OVERLAPPING_SCOPES, LANDING_FILES_READABLE)
+ALL_CONNECTIONS_LANDED = CheckDef("all_connections_landed", Severity.WARN,
+                                  "Every configured connection has landed data for each day written; names the "
+                                  "connections missing per day.")
+USAGE_CHECKS = (UNIQUE_GRAIN, TOKENS_CONSISTENT, SINGLE_METRIC_FAMILY, NO_OVERLAPPING_SCOPES, LANDING_FILES_READABLE,
+                ALL_CONNECTIONS_LANDED)
 
 # ---- on usage_daily: activity anomalies per deployment (usage/anomalies.py), judged on final days only -------
 USAGE_SPIKE = CheckDef("usage_spike", Severity.WARN,
@@ -69,3 +77,18 @@ DEPLOYMENT_SILENT = CheckDef("deployment_silent", Severity.WARN,
 DEPLOYMENT_NEW = CheckDef("new_deployment", Severity.WARN,
                           "Warns when a deployment starts using tokens after none in the trailing window (final days).")
 ANOMALY_CHECKS = (USAGE_SPIKE, USAGE_DROP, DEPLOYMENT_SILENT, DEPLOYMENT_NEW)
+
+# ---- on accounts ------------------------------------------------------------------------------------------------
+ACCOUNTS_UNIQUE = CheckDef("one_row_per_account_and_day", Severity.ERROR,
+                           "One row per (usage_date, connection, resource_id).")
+ACCOUNTS_ALL_READABLE = CheckDef("every_account_readable", Severity.WARN,
+                                 "Every account in scope was readable on the days written; names those that were "
+                                 "not, with the fix.")
+ACCOUNTS_CHECKS = (ACCOUNTS_UNIQUE, ACCOUNTS_ALL_READABLE)
+
+# ---- on connection_status (one per connection) -------------------------------------------------------------------
+def connection_health_check(connection: str) -> CheckDef:
+    """The health of one connection as a check on connection_status, so the lineage graph shows it."""
+    return CheckDef(f"{connection}_healthy", Severity.WARN,
+                    f"Connection '{connection}' is healthy: its last sync read every account in scope (fails with "
+                    "the cause and next action when it is degraded, failing or never synced).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -13,7 +14,7 @@ from .connection import connection_defs
 from .jobs import sync_job, write_job
 from .resources import shared_resources
 from .schedules import build_schedule
-from .usage import connection_status, usage_daily_asset
+from .usage import connection_status_asset, usage_daily_asset
 
 
 def build_definitions(config: ProjectConfig) -> dg.Definitions:
@@ -21,12 +22,24 @@ def build_definitions(config: ProjectConfig) -> dg.Definitions:
     # in every log record it creates: Dagster's compute logs and event log, and the SDKs' warnings.
     secrets.register(os.environ.get(c.client_secret_env) for c in config.connections)
     secrets.install_log_scrubber()
+    # Dagster marks `backfill_policy` and the code-reference helpers as beta and warns once per use, i.e. for
+    # every connection on every load (code server, CLI, tests). We depend on both on purpose (single-run
+    # range backfills are the design; code references link the UI to the source) and pin Dagster in
+    # uv.lock, so a change in them shows in our tests rather than in these warnings. Other warnings pass.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=dg.BetaWarning)
+        return _build_definitions(config)
+
+
+def _build_definitions(config: ProjectConfig) -> dg.Definitions:
     partitions = daily_partitions(config)
     writer = usage_daily_asset(config, partitions)
+    connection_status = connection_status_asset(config)
     everything = sync_job(dg.AssetSelection.groups(GROUP))
     writer_only = write_job(dg.AssetSelection.assets(writer, connection_status))
     shared = dg.Definitions(
-        assets=[writer, connection_status],
+        # Code references: the UI links each asset to the file and line that defines it.
+        assets=dg.with_source_code_references([writer, connection_status]),
         jobs=[everything, writer_only],
         schedules=[build_schedule(everything, config.settings.resync_days)],
         resources=shared_resources(config),

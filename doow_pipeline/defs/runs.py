@@ -3,6 +3,12 @@
 One run per connection (so one broken connection never stops the others), then one writer run that
 rebuilds usage for the whole range. Runs are recorded in $DAGSTER_HOME when it is set (visible in the
 UI), else in an ephemeral instance.
+
+Each run carries the code location's origin, as a run launched from the UI does: Dagster files a run under
+its job by the run's `remote_job_origin` (the `.dagster/repository` tag, "<repository>@<location>", comes
+from it; dagster/_core/storage/dagster_run.py `tags_for_storage`), and re-executes it through that origin.
+`execute_in_process` creates runs without one, so the run is created here with the origin of the location
+in workspace.yaml and then executed in this process, exactly as `execute_in_process` would.
 """
 
 from __future__ import annotations
@@ -11,12 +17,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+from dagster._core.execution.api import execute_run
+from dagster._core.remote_origin import CodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from ..config import ProjectConfig
 from ..core.problems import DoowError
+from ..core.checks import CREDENTIALS
 from .connection import fetch_job_name
 from .jobs import WRITE_JOB
 from .project import build_definitions
@@ -69,13 +83,46 @@ def _failure_text(error: Any) -> str:
     return message.split(prefix, 1)[1] if prefix in message.split("\n", 1)[0] else message
 
 
-def _report(job: str, result: dg.ExecuteInProcessResult) -> RunReport:
-    report = RunReport(job, result.success)
-    for event in result.all_events:
+WORKSPACE_YAML = Path(__file__).resolve().parents[2] / "workspace.yaml"
+
+
+@cache
+def code_location_origin() -> CodeLocationOrigin:
+    """The code location `dagster dev -w workspace.yaml` serves (the project's only one)."""
+    (origin,) = location_origins_from_yaml_paths([str(WORKSPACE_YAML)])
+    return origin
+
+
+def job_origin(job_name: str) -> RemoteJobOrigin:
+    # `@dg.definitions` makes the location's single repository, named like every singleton repository.
+    return RemoteRepositoryOrigin(code_location_origin(), SINGLETON_REPOSITORY_NAME).get_job_origin(job_name)
+
+
+def execute_with_origin(job: dg.JobDefinition, dagster_instance: dg.DagsterInstance, tags: dict[str, str],
+                        run_config: dict[str, Any]) -> tuple[bool, list[dg.DagsterEvent]]:
+    """Runs `job` in this process like `execute_in_process`, with the run attached to the code location."""
+    in_process = job.as_ephemeral_job(resource_defs={}, input_values={})
+    run = dagster_instance.create_run_for_job(job_def=in_process, run_config=run_config,
+                                              tags={**job.run_tags, **tags}, remote_job_origin=job_origin(job.name))
+    execute_run(InMemoryJob(in_process), run, dagster_instance, raise_on_error=False)
+    records = dagster_instance.all_logs(run.run_id)
+    events = [r.dagster_event for r in records if r.dagster_event is not None]
+    finished = dagster_instance.get_run_by_id(run.run_id)
+    return finished is not None and finished.status == dg.DagsterRunStatus.SUCCESS, events
+
+
+def _report(job: str, success: bool, events: list[dg.DagsterEvent]) -> RunReport:
+    """The run as the CLI reports it. A connection problem does not fail the Dagster run (the writer must run for
+    the other connections), but it fails the connection's credentials check: that counts as a failed sync."""
+    report = RunReport(job, success)
+    for event in events:
         data = event.event_specific_data
         if isinstance(data, dg.AssetCheckEvaluation):
             report.checks.append(CheckReport(f"{data.asset_key.to_user_string()}:{data.check_name}", data.passed,
                                              data.severity.value, data.description or ""))
+            if data.check_name == CREDENTIALS.name and not data.passed and report.failure is None:
+                report.success = False
+                report.failure = data.description or "the connection's credentials check failed"
         elif event.is_step_failure and report.failure is None:
             data = event.step_failure_data
             user = data.user_failure_data
@@ -99,10 +146,9 @@ def sync_range(config: ProjectConfig, first_day: date, last_day: date, connectio
             if on_progress:
                 on_progress(job_name, None)
             job = definitions.resolve_job_def(job_name)
-            result = job.execute_in_process(
-                instance=dagster_instance, tags=tags, raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
-            reports.append(_report(job_name, result))
+            success, events = execute_with_origin(
+                job, dagster_instance, tags, {"loggers": {"console": {"config": {"log_level": log_level}}}})
+            reports.append(_report(job_name, success, events))
             if on_progress:
                 on_progress(job_name, reports[-1])
     return reports

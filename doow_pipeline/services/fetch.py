@@ -20,6 +20,7 @@ from ..azure.extract import Extraction, extract_usage
 from ..azure.metric_definitions import DEFINITIONS, AccountPlan
 from ..azure.metrics_api import MetricsReader
 from ..azure.session import AzureSession
+from ..config import Connection, Settings
 from ..core.checks import (
     ACCOUNTS_READABLE,
     CREDENTIALS,
@@ -36,12 +37,12 @@ from ..core.problems import (
     TROUBLESHOOTING,
     UNREADABLE_CODES,
     AzureError,
+    ExtractionError,
     Problem,
     ProblemCode,
     Symptom,
 )
 from ..core.scope import Account
-from ..config import Connection, Settings
 from ..warehouse.landing import DayManifest, Landing
 
 LOG = logging.getLogger(__name__)
@@ -96,6 +97,14 @@ class SyncOutcome:
         points = self.extraction.points
         return int(points.filter(pl.col("metric").is_in(TOTAL_TOKEN_METRICS))["total"].sum() or 0)
 
+    def total_tokens_per_day(self) -> dict[date, int]:
+        """The raw TotalTokens-type points summed per UTC day (what the day's landing file holds)."""
+        if self.extraction is None or self.extraction.points.is_empty():
+            return {}
+        points = self.extraction.points.filter(pl.col("metric").is_in(TOTAL_TOKEN_METRICS))
+        per_day = points.group_by(pl.col("timestamp").dt.date().alias("day")).agg(pl.col("total").sum())
+        return {row["day"]: int(row["total"] or 0) for row in per_day.iter_rows(named=True)}
+
     @property
     def role_missing_everywhere(self) -> bool:
         """Every account in scope refused its metrics: the principal lacks Monitoring Reader on all of them."""
@@ -134,11 +143,23 @@ def _plan_accounts(session: AzureSession, outcome: SyncOutcome, concurrency: int
     return plans
 
 
+def _extraction_problem(exc: ExtractionError) -> Problem:
+    cause = exc.__cause__
+    if isinstance(cause, AzureError):
+        return cause.problem.with_detail(str(exc))
+    return Problem(ProblemCode.EXTRACTION_FAILED, f"{exc}.", "Re-sync these days later; if it persists, check the "
+                   "Azure status page and `doow-azure doctor <connection>`.")
+
+
 def fetch_connection(session: AzureSession, connection: Connection, settings: Settings, landing: Landing,
                      first_day: date, last_day: date, now: datetime,
                      log: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
-                     on_phase: PhaseHook | None = None) -> SyncOutcome:
-    """Token, discovery, definitions, extraction, then the landed days and the run's events."""
+                     on_phase: PhaseHook | None = None, record_extraction_failure: bool = False) -> SyncOutcome:
+    """Token, discovery, definitions, extraction, then the landed days and the run's events.
+
+    A metrics query that still fails after the SDK's retries raises `ExtractionError` (so the caller may retry
+    the step), unless `record_extraction_failure`: then it becomes the outcome's problem, like a credential
+    problem, and nothing lands (the connection's previous days stay)."""
     outcome = SyncOutcome(connection.name, first_day, last_day, synced_at=now)
     try:
         with phase(on_phase, "discovery"):
@@ -156,8 +177,17 @@ def fetch_connection(session: AzureSession, connection: Connection, settings: Se
         outcome.plans = _plan_accounts(session, outcome, settings.concurrency)
     log.info(f"definitions: {len(outcome.plans)} account(s) planned, {len(outcome.definitions_unreadable)} unreadable")
     with phase(on_phase, "extraction"):
-        extraction = extract_usage(MetricsReader(session), outcome.plans, first_day, last_day, now=now,
-                                   top=settings.top, concurrency=settings.concurrency, log=log.info)
+        try:
+            extraction = extract_usage(MetricsReader(session), outcome.plans, first_day, last_day, now=now,
+                                       top=settings.top, concurrency=settings.concurrency, log=log.info)
+        except ExtractionError as exc:
+            if not record_extraction_failure:
+                raise
+            outcome.problem = _extraction_problem(exc)
+            outcome.events.append(SyncEvent(Level.ERROR, outcome.problem.code, str(outcome.problem)))
+            log.error(f"connection {connection.name}: {outcome.problem}")
+            _land_events(landing, outcome)
+            return outcome
     outcome.extraction = extraction
     outcome.events.extend(extraction.events)
     for event in extraction.events:

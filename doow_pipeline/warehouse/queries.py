@@ -13,8 +13,9 @@ import duckdb
 
 from .schema import SCHEMA
 
-STATUS_COLUMNS = ("state", "last_successful_sync", "last_error", "last_error_time", "usage_rows", "total_tokens",
-                  "accounts_covered", "accounts_in_scope", "first_day", "last_day")
+STATUS_COLUMNS = ("state", "cause", "next_action", "last_successful_sync", "last_error", "last_error_time",
+                  "last_error_code", "usage_rows", "total_tokens", "accounts_covered", "accounts_in_scope",
+                  "unreadable_accounts", "metric_errors", "first_day", "last_day")
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:

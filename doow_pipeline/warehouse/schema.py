@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+from ..core.problems import TROUBLESHOOTING, ProblemCode, Symptom
+
 SCHEMA = "azure_openai"
+
+# What connection_status says for the states that have no error message of their own; the troubleshooting
+# rows are core/problems.py's, so the view, `doctor` and the checks give the same advice.
+UNREADABLE = TROUBLESHOOTING[Symptom.NO_USAGE]
+UNREADABLE_ACTION = (f"{TROUBLESHOOTING[Symptom.ONE_RESOURCE].action}; then re-sync the affected days "
+                     "(`doow-azure doctor <connection>` lists them).")
+METRIC_ERRORS_CAUSE = ("Azure kept answering errors for some metrics in the latest sync, so some usage is missing.")
+METRIC_ERRORS_ACTION = "Re-sync these days later; if it persists, check the Azure status page."
+NEVER_SYNCED_CAUSE = "No sync has landed data for this connection yet."
+NEVER_SYNCED_ACTION = "Run `doow-azure sync --from DAY --to DAY --connection <connection>`, or materialise its " \
+                      "metric_points partitions in Dagster."
+DOCTOR = "Run `doow-azure doctor <connection>`."
+
+
+def _sql(text: str) -> str:
+    return text.replace("'", "''")
+
 
 USAGE_DAILY_COLUMNS = (
     ("usage_date", "DATE NOT NULL"),
@@ -63,6 +82,83 @@ PTU_UTILIZATION_HOURLY_COLUMNS = (
     ("synced_at", "TIMESTAMP NOT NULL"),
 )
 
+ACCOUNTS_COLUMNS = (
+    ("usage_date", "DATE NOT NULL"),
+    ("connection", "VARCHAR NOT NULL"),
+    ("tenant_id", "VARCHAR NOT NULL"),
+    ("subscription_id", "VARCHAR NOT NULL"),
+    ("resource_group", "VARCHAR NOT NULL"),
+    ("resource_name", "VARCHAR NOT NULL"),
+    ("resource_id", "VARCHAR NOT NULL"),
+    ("resource_kind", "VARCHAR NOT NULL"),
+    ("resource_region", "VARCHAR NOT NULL"),
+    ("readable", "BOOLEAN NOT NULL"),
+    ("metrics_api", "VARCHAR"),
+    ("metric_families", "VARCHAR"),
+    ("synced_at", "TIMESTAMP NOT NULL"),
+)
+
+# What each column means (design.md §6): shown as column descriptions in Dagster and kept beside the DDL so they
+# cannot drift apart.
+USAGE_DAILY_DESCRIPTIONS = {
+    "usage_date": "UTC day of the usage.",
+    "connection": "Connection that supplied the row (the first by name when scopes overlap).",
+    "tenant_id": "Entra ID tenant of the account.",
+    "subscription_id": "Azure subscription of the account.",
+    "resource_group": "Resource group of the account.",
+    "resource_name": "Azure OpenAI / AI Services account name.",
+    "resource_id": "Full ARM id of the account.",
+    "resource_kind": "Account kind: OpenAI or AIServices.",
+    "resource_region": "Account location from ARM.",
+    "deployment": "Model deployment name (ModelDeploymentName); NULL when Azure does not report it.",
+    "model_name": "Model name from the ModelName dimension; NULL when not reported.",
+    "model_version": "Model version from the ModelVersion dimension; NULL when not reported.",
+    "metric_region": "Region dimension as Azure Monitor reports it; NULL when not reported.",
+    "input_tokens": "Prompt (input) tokens of the day.",
+    "output_tokens": "Completion (output) tokens of the day.",
+    "total_tokens": "Total tokens of the day (input + output).",
+    "requests": "Model requests of the day; NULL when not reported.",
+    "metric_family": "Metric family the row comes from: models or azure_openai (never both per deployment-day).",
+    "is_final": "The day had settled (settings.settle_hours after its end) when it was synced.",
+    "synced_at": "When the row's day was synced (UTC).",
+}
+
+ACCOUNTS_DESCRIPTIONS = {
+    "usage_date": "UTC day the inventory applies to.",
+    "connection": "Connection whose scope holds the account.",
+    "tenant_id": "Entra ID tenant of the account.",
+    "subscription_id": "Azure subscription of the account.",
+    "resource_group": "Resource group of the account.",
+    "resource_name": "Account name.",
+    "resource_id": "Full ARM id of the account.",
+    "resource_kind": "Account kind: OpenAI or AIServices.",
+    "resource_region": "Account location from ARM.",
+    "readable": "The connection's principal could read the account's metrics.",
+    "metrics_api": "Metrics API used for its subscription: batch or per_resource.",
+    "metric_families": "Metric families queried for the account (models, azure_openai).",
+    "synced_at": "When the day was synced (UTC).",
+}
+
+CONNECTION_STATUS_DESCRIPTIONS = {
+    "connection": "Configured connection.",
+    "state": "healthy, degraded (some accounts unreadable or persistent metric errors), failing (credentials, "
+             "role, scope or endpoint) or never synced.",
+    "cause": "Why the connection is not healthy.",
+    "next_action": "What to do about it.",
+    "last_successful_sync": "When the connection last landed data (UTC).",
+    "last_error": "The latest error, with its fix.",
+    "last_error_time": "When the latest error happened (UTC).",
+    "last_error_code": "The latest error's problem code.",
+    "usage_rows": "usage_daily rows supplied by the connection.",
+    "total_tokens": "Total tokens in those rows.",
+    "accounts_covered": "Readable accounts on the connection's latest synced day.",
+    "accounts_in_scope": "Accounts in scope on that day.",
+    "unreadable_accounts": "Accounts the principal could not read on that day.",
+    "metric_errors": "Metrics Azure kept refusing in the latest sync.",
+    "first_day": "First day with usage.",
+    "last_day": "Last day with usage.",
+}
+
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 
@@ -108,19 +204,7 @@ FROM {SCHEMA}.ptu_utilization_hourly
 GROUP BY usage_date, connection, resource_id, deployment;
 
 CREATE TABLE IF NOT EXISTS {SCHEMA}.accounts (
-    usage_date DATE NOT NULL,
-    connection VARCHAR NOT NULL,
-    tenant_id VARCHAR NOT NULL,
-    subscription_id VARCHAR NOT NULL,
-    resource_group VARCHAR NOT NULL,
-    resource_name VARCHAR NOT NULL,
-    resource_id VARCHAR NOT NULL,
-    resource_kind VARCHAR NOT NULL,
-    resource_region VARCHAR NOT NULL,
-    readable BOOLEAN NOT NULL,
-    metrics_api VARCHAR,
-    metric_families VARCHAR,
-    synced_at TIMESTAMP NOT NULL
+    {", ".join(f"{name} {kind}" for name, kind in ACCOUNTS_COLUMNS)}
 );
 
 CREATE TABLE IF NOT EXISTS {SCHEMA}.syncs (
@@ -152,19 +236,26 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.connections (
 
 CREATE OR REPLACE VIEW {SCHEMA}.connection_status AS
 WITH last_event AS (
-    SELECT connection, max("time") FILTER (WHERE level = 'ERROR') AS last_error_time,
-           arg_max(message, "time") FILTER (WHERE level = 'ERROR') AS last_error
-    FROM {SCHEMA}.sync_events GROUP BY connection
+    -- errors that stopped a sync (a truncated series is an ERROR too, but its sync landed)
+    SELECT connection, max("time") AS last_error_time, arg_max(message, "time") AS last_error,
+           arg_max(code, "time") AS last_error_code
+    FROM {SCHEMA}.sync_events WHERE level = 'ERROR' AND code <> '{ProblemCode.TRUNCATED}' GROUP BY connection
 ), synced AS (
     SELECT connection, max(synced_at) AS last_successful_sync FROM {SCHEMA}.syncs GROUP BY connection
 ), covered AS (
     -- accounts of each connection's latest synced day
     SELECT connection, count(DISTINCT resource_id) FILTER (WHERE readable) AS accounts_covered,
-           count(DISTINCT resource_id) AS accounts_in_scope
+           count(DISTINCT resource_id) AS accounts_in_scope,
+           list(DISTINCT resource_name ORDER BY resource_name) FILTER (WHERE NOT readable) AS unreadable_accounts
     FROM {SCHEMA}.accounts
     JOIN (SELECT connection, max(usage_date) AS usage_date FROM {SCHEMA}.accounts GROUP BY connection)
         USING (connection, usage_date)
     GROUP BY connection
+), metric_errors AS (
+    -- metrics Azure kept refusing in the connection's latest successful sync
+    SELECT e.connection, count(*) AS metric_errors
+    FROM {SCHEMA}.sync_events e JOIN synced s ON e.connection = s.connection AND e."time" = s.last_successful_sync
+    WHERE e.code = '{ProblemCode.METRIC_ERROR}' GROUP BY e.connection
 ), usage AS (
     SELECT connection, count(*) AS usage_rows, sum(total_tokens) AS total_tokens,
            min(usage_date) AS first_day, max(usage_date) AS last_day
@@ -173,27 +264,51 @@ WITH last_event AS (
     SELECT connection FROM {SCHEMA}.connections
     UNION SELECT connection FROM synced
     UNION SELECT connection FROM last_event
+), judged AS (
+    SELECT known.connection,
+           CASE WHEN synced.last_successful_sync IS NULL AND last_event.last_error_time IS NULL THEN 'never synced'
+                -- ">=": under a frozen clock a failure and the sync before it share a time; a sync that
+                -- failed lands nothing, so the error is the later of the two
+                WHEN last_event.last_error_time IS NOT NULL AND (synced.last_successful_sync IS NULL
+                     OR last_event.last_error_time >= synced.last_successful_sync) THEN 'failing'
+                WHEN coalesce(covered.accounts_covered, 0) < coalesce(covered.accounts_in_scope, 0)
+                     OR coalesce(metric_errors.metric_errors, 0) > 0 THEN 'degraded'
+                ELSE 'healthy' END AS state,
+           synced.last_successful_sync, last_event.last_error, last_event.last_error_time,
+           last_event.last_error_code,
+           coalesce(usage.usage_rows, 0) AS usage_rows, coalesce(usage.total_tokens, 0) AS total_tokens,
+           coalesce(covered.accounts_covered, 0) AS accounts_covered,
+           coalesce(covered.accounts_in_scope, 0) AS accounts_in_scope,
+           coalesce(covered.unreadable_accounts, []) AS unreadable_accounts,
+           coalesce(metric_errors.metric_errors, 0) AS metric_errors,
+           usage.first_day, usage.last_day
+    FROM known
+    LEFT JOIN synced USING (connection)
+    LEFT JOIN covered USING (connection)
+    LEFT JOIN last_event USING (connection)
+    LEFT JOIN metric_errors USING (connection)
+    LEFT JOIN usage USING (connection)
 )
-SELECT known.connection,
-       CASE WHEN synced.last_successful_sync IS NULL AND last_event.last_error_time IS NULL THEN 'never synced'
-            WHEN last_event.last_error_time IS NOT NULL
-                 AND (synced.last_successful_sync IS NULL OR last_event.last_error_time > synced.last_successful_sync)
-                 THEN 'failing'
-            ELSE 'connected' END AS state,
-       synced.last_successful_sync,
-       last_event.last_error,
-       last_event.last_error_time,
-       coalesce(usage.usage_rows, 0) AS usage_rows,
-       coalesce(usage.total_tokens, 0) AS total_tokens,
-       coalesce(covered.accounts_covered, 0) AS accounts_covered,
-       coalesce(covered.accounts_in_scope, 0) AS accounts_in_scope,
-       usage.first_day, usage.last_day
-FROM known
-LEFT JOIN synced USING (connection)
-LEFT JOIN covered USING (connection)
-LEFT JOIN last_event USING (connection)
-LEFT JOIN usage USING (connection)
-ORDER BY known.connection;
+SELECT connection, state,
+       CASE state
+           WHEN 'never synced' THEN '{_sql(NEVER_SYNCED_CAUSE)}'
+           -- a Problem reads "<cause> Fix: <fix>" (core/problems.py)
+           WHEN 'failing' THEN regexp_replace(last_error, ' Fix: .*$', '')
+           WHEN 'degraded' THEN CASE WHEN accounts_covered < accounts_in_scope
+               THEN (accounts_in_scope - accounts_covered) || ' of ' || accounts_in_scope || ' account(s) unreadable ('
+                    || array_to_string(unreadable_accounts, ', ') || '): {_sql(UNREADABLE.cause)}.'
+               ELSE '{_sql(METRIC_ERRORS_CAUSE)}' END
+       END AS cause,
+       CASE state
+           WHEN 'never synced' THEN '{_sql(NEVER_SYNCED_ACTION)}'
+           WHEN 'failing' THEN coalesce(nullif(regexp_extract(last_error, 'Fix: (.*)$', 1), ''), '{_sql(DOCTOR)}')
+           WHEN 'degraded' THEN CASE WHEN accounts_covered < accounts_in_scope THEN '{_sql(UNREADABLE_ACTION)}'
+                                     ELSE '{_sql(METRIC_ERRORS_ACTION)}' END
+       END AS next_action,
+       last_successful_sync, last_error, last_error_time, last_error_code, usage_rows, total_tokens,
+       accounts_covered, accounts_in_scope, unreadable_accounts, metric_errors, first_day, last_day
+FROM judged
+ORDER BY connection;
 """
 
 

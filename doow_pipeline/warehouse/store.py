@@ -18,13 +18,12 @@ from pathlib import Path
 import polars as pl
 
 from ..core.checks import LANDING_FILES_READABLE, CheckOutcome
-from ..core.metrics import POINT_SCHEMA
+from ..core.metrics import POINT_SCHEMA, REQUEST_POINT_SCHEMA, UTILIZATION_POINT_SCHEMA
 from ..core.phases import PhaseHook, phase
-from ..core.metrics import REQUEST_POINT_SCHEMA, UTILIZATION_POINT_SCHEMA
 from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
 from ..usage.transform import model_names, roll_up_daily
-from .checks import activity_anomalies, usage_checks
+from .checks import accounts_checks, activity_anomalies, usage_checks
 from .database import commit, connect, rollback
 from .landing import CorruptLandingFile, DayManifest, Landing
 from .schema import (
@@ -48,17 +47,48 @@ class ConnectionRecord:
 
 
 @dataclass
+class DayUsage:
+    """What one written day holds: its own totals (a range write reports each day separately)."""
+
+    usage_rows: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    requests: int = 0
+    by_model: list[dict[str, object]] = field(default_factory=list)  # model_name, model_version, tokens, requests
+    by_connection: list[dict[str, object]] = field(default_factory=list)  # connection, rows, tokens, requests
+    connections_landed: list[str] = field(default_factory=list)
+    connections_missing: list[str] = field(default_factory=list)  # configured, nothing landed for the day
+
+
+@dataclass
+class DayAccounts:
+    rows: int = 0
+    readable: int = 0
+    unreadable: list[str] = field(default_factory=list)  # "<connection>: <account name>"
+
+
+@dataclass
 class WriteSummary:
     days: list[date]
     usage_rows: int = 0
     raw_points: int = 0
     accounts: int = 0
-    totals_per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> rows and token sums
+    per_day: dict[date, DayUsage] = field(default_factory=dict)  # every day of the range, empty days included
+    accounts_per_day: dict[date, DayAccounts] = field(default_factory=dict)
     check_results: list[CheckOutcome] = field(default_factory=list)
+    accounts_check_results: list[CheckOutcome] = field(default_factory=list)
     preview: pl.DataFrame | None = None  # the largest rows written, for a glance in the Dagster UI
     corrupt: list[CorruptFile] = field(default_factory=list)  # landing files skipped (named, with the fix)
     # day -> requests, throttled requests and share, downgraded priority requests, PTU peak and hours >= 90%
     activity_per_day: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def totals_per_day(self) -> dict[str, dict[str, int]]:
+        """Day -> rows and token sums, for days with usage."""
+        return {str(d): {"usage_rows": u.usage_rows, "input_tokens": u.input_tokens,
+                         "output_tokens": u.output_tokens, "total_tokens": u.total_tokens}
+                for d, u in self.per_day.items() if u.usage_rows}
 
 
 def _activity_per_day(requests: pl.DataFrame, utilization: pl.DataFrame) -> dict[str, dict[str, float]]:
@@ -370,9 +400,12 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             con.execute(f"DELETE FROM {SCHEMA}.connections")
             con.execute(f"INSERT INTO {SCHEMA}.connections SELECT name, tenant_id, client_id, scope, cloud "
                         "FROM configured")
+            landed_by_day = _connections_by_day(landed)
+            missing = {d: [n for n in names if n not in landed_by_day.get(d, set())] for d in days}
             with phase(on_phase, "usage_checks"):
-                summary.check_results = [*usage_checks(con, usage, days), _landing_check(corrupt)]
+                summary.check_results = [*usage_checks(con, usage, days, missing), _landing_check(corrupt)]
                 summary.check_results += activity_anomalies(con, days, anomalies or AnomalyThresholds())
+                summary.accounts_check_results = accounts_checks(accounts)
             with phase(on_phase, "commit"):
                 commit(con, warehouse)
         except BaseException:
@@ -385,11 +418,56 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
         "output_tokens", "requests", "metric_family")
     summary.raw_points = sum(m.rows for _, _, m in landed)
     summary.accounts = accounts.height
-    per_day = usage.group_by("usage_date").agg(
-        pl.len().alias("usage_rows"), pl.col("input_tokens").sum(), pl.col("output_tokens").sum(),
-        pl.col("total_tokens").sum()).sort("usage_date")
-    summary.totals_per_day = {str(row.pop("usage_date")): row for row in per_day.iter_rows(named=True)}
+    summary.per_day = _per_day_usage(usage, days, landed_by_day, missing)
+    summary.accounts_per_day = _per_day_accounts(accounts, days)
     return summary
+
+
+def _connections_by_day(landed: list[tuple[str, date, DayManifest]]) -> dict[date, set[str]]:
+    by_day: dict[date, set[str]] = {}
+    for connection, day, _manifest in landed:
+        by_day.setdefault(day, set()).add(connection)
+    return by_day
+
+
+_SUMS = [pl.len().alias("usage_rows"), pl.col("input_tokens").sum(), pl.col("output_tokens").sum(),
+         pl.col("total_tokens").sum(), pl.col("requests").sum()]
+
+
+def _per_day_usage(usage: pl.DataFrame, days: list[date], landed_by_day: dict[date, set[str]],
+                   missing: dict[date, list[str]]) -> dict[date, DayUsage]:
+    """Each day's own totals, and its tokens by model and by connection (largest first)."""
+    totals = {row.pop("usage_date"): row for row in usage.group_by("usage_date").agg(_SUMS).iter_rows(named=True)}
+    by_model: dict[date, list[dict[str, object]]] = {}
+    for row in (usage.group_by("usage_date", "model_name", "model_version").agg(_SUMS[1:])
+                .sort(["usage_date", "total_tokens"], descending=[False, True]).iter_rows(named=True)):
+        by_model.setdefault(row.pop("usage_date"), []).append(row)
+    by_connection: dict[date, list[dict[str, object]]] = {}
+    for row in (usage.group_by("usage_date", "connection").agg(_SUMS)
+                .sort(["usage_date", "total_tokens"], descending=[False, True]).iter_rows(named=True)):
+        by_connection.setdefault(row.pop("usage_date"), []).append(row)
+    result = {}
+    for day in days:
+        t = totals.get(day, {})
+        result[day] = DayUsage(
+            usage_rows=int(t.get("usage_rows") or 0), input_tokens=int(t.get("input_tokens") or 0),
+            output_tokens=int(t.get("output_tokens") or 0), total_tokens=int(t.get("total_tokens") or 0),
+            requests=int(t.get("requests") or 0), by_model=by_model.get(day, []),
+            by_connection=by_connection.get(day, []), connections_landed=sorted(landed_by_day.get(day, set())),
+            connections_missing=missing.get(day, []))
+    return result
+
+
+def _per_day_accounts(accounts: pl.DataFrame, days: list[date]) -> dict[date, DayAccounts]:
+    result = {day: DayAccounts() for day in days}
+    for row in accounts.iter_rows(named=True):
+        entry = result[row["usage_date"]]
+        entry.rows += 1
+        if row["readable"]:
+            entry.readable += 1
+        else:
+            entry.unreadable.append(f"{row['connection']}: {row['resource_name']}")
+    return result
 
 
 def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:

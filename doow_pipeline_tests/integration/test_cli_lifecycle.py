@@ -105,12 +105,17 @@ def test_status_json_totals_equal_the_warehouse(estate):
                         "metric_region, deployment, model_name FROM azure_openai.usage_daily "
                         "WHERE connection = 'prod' AND usage_date BETWEEN ? AND ?)", [FIRST, LAST])[0][0]
     assert len(by_name["prod"]["usage"]) == groups
-    assert by_name["prod"]["state"] == "connected" and by_name["prod"]["last_error"] is None
+    assert by_name["prod"]["state"] == "healthy" and by_name["prod"]["last_error"] is None
     assert by_name["research"]["accounts_covered"] == 1 and by_name["research"]["accounts_in_scope"] == 2
     assert by_name["expired"]["state"] == "failing"
+    assert "expired" in by_name["expired"]["cause"] and "new client secret" in by_name["expired"]["next_action"]
+    # One of research's two accounts refuses its metrics: degraded, naming the account and the role to assign.
+    assert by_name["research"]["state"] == "degraded"
+    assert "ais-research-restricted" in by_name["research"]["cause"]
+    assert "Monitoring Reader" in by_name["research"]["next_action"]
     assert "expired" in by_name["expired"]["last_error"]
     assert by_name["weu"]["totals"]["rows"] == 0  # its only account is counted under prod
-    assert by_name["legacy"]["totals"]["rows"] == 0 and by_name["legacy"]["state"] == "connected"
+    assert by_name["legacy"]["totals"]["rows"] == 0 and by_name["legacy"]["state"] == "healthy"
 
 
 def test_status_text_shows_state_totals_trend_and_usage(estate):
@@ -118,7 +123,7 @@ def test_status_text_shows_state_totals_trend_and_usage(estate):
     total = estate.sql("SELECT sum(total_tokens) FROM azure_openai.usage_daily WHERE connection = 'prod' "
                        "AND usage_date BETWEEN ? AND ?", [FIRST, LAST])[0][0]
     text = result.stdout
-    assert "prod  connected" in text
+    assert "prod  healthy" in text
     assert f"{total:,} tokens" in text
     assert "tokens per day" in text and any(c in text for c in "▁▂▃▄▅▆▇█")
     for column in ("subscription", "resource", "region", "deployment", "model"):

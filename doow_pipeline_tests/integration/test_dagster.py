@@ -18,10 +18,9 @@ import pytest
 
 from doow_pipeline.config import load_config
 from doow_pipeline.defs.project import build_definitions
-
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
-from doow_pipeline_tests.demo import DEMO_CONNECTIONS
+from doow_pipeline_tests.demo import DEMO_CONNECTIONS, dagster_home, start_dagster_dev
 from doow_pipeline_tests.project import secret_env_name, write_project
 
 SCENARIO = load_scenario(DEMO_SCENARIO)
@@ -30,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
                    "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes",
                    "usage_spike", "usage_drop", "deployment_silent", "new_deployment",
-                   "landing_files_readable"}
+                   "landing_files_readable",
+                   "all_connections_landed", "one_row_per_account_and_day", "every_account_readable",
+                   "prod_healthy", "dev_healthy", "research_healthy"}
 
 
 
@@ -46,8 +47,8 @@ def test_definitions_load_with_secrets_as_env_vars(demo_project):
     definitions = build_definitions(load_config(demo_project))
     dg.Definitions.validate_loadable(definitions)
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
-    assert keys == {"azure_openai/prod/metric_points", "azure_openai/dev/metric_points",
-                    "azure_openai/research/metric_points", "azure_openai/usage_daily", "azure_openai/accounts",
+    assert keys == {"azure_openai/prod_metric_points", "azure_openai/dev_metric_points",
+                    "azure_openai/research_metric_points", "azure_openai/usage_daily", "azure_openai/accounts",
                     "azure_openai/connection_status"}
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == EXPECTED_CHECKS
@@ -56,6 +57,34 @@ def test_definitions_load_with_secrets_as_env_vars(demo_project):
     assert isinstance(resource.client_secret, dg.EnvVar)
     assert resource.client_secret.env_var_name == "DOOW_SECRET_PROD"
     assert definitions.get_schedule_def("daily_azure_openai_sync") is not None
+
+
+def test_assets_carry_names_tags_columns_and_code_references(demo_project):
+    from doow_pipeline.warehouse.schema import ACCOUNTS_COLUMNS, USAGE_DAILY_COLUMNS
+
+    graph = build_definitions(load_config(demo_project)).resolve_asset_graph()
+    specs = {node.key.to_user_string(): node for node in graph.asset_nodes}
+    for spec in DEMO_CONNECTIONS:
+        node = specs[f"azure_openai/{spec.name}_metric_points"]
+        # The label Dagster shows (the key's last component) names the connection; the tag filters on it.
+        assert node.key.path[-1] == f"{spec.name}_metric_points"
+        assert node.tags["connection"] == spec.name
+        assert "dagster/code_references" in node.metadata
+    for key, table, columns in (("azure_openai/usage_daily", "azure_openai.usage_daily", USAGE_DAILY_COLUMNS),
+                                ("azure_openai/accounts", "azure_openai.accounts", ACCOUNTS_COLUMNS)):
+        metadata = specs[key].metadata
+        assert metadata["dagster/table_name"] == table
+        schema = metadata["dagster/column_schema"]
+        schema = getattr(schema, "schema", schema)  # a TableSchemaMetadataValue or the TableSchema itself
+        assert [c.name for c in schema.columns] == [name for name, _ in columns]
+        assert all(c.description for c in schema.columns), key
+        assert "dagster/code_references" in metadata
+    assert specs["azure_openai/usage_daily"].freshness_policy is not None
+    checks_by_asset = {}
+    for check_key in graph.asset_check_keys:
+        checks_by_asset.setdefault(check_key.asset_key.to_user_string(), set()).add(check_key.name)
+    assert checks_by_asset["azure_openai/accounts"] == {"one_row_per_account_and_day", "every_account_readable"}
+    assert checks_by_asset["azure_openai/connection_status"] == {"prod_healthy", "dev_healthy", "research_healthy"}
 
 
 def _free_port() -> int:
@@ -74,16 +103,12 @@ def _graphql(port: int, query: str) -> dict:
 @pytest.mark.slow
 def test_dagster_dev_serves_assets_and_checks(demo_project, tmp_path):
     port = _free_port()
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DOOW_CONNECTIONS": str(demo_project)}
+    home = dagster_home(tmp_path)
+    env = {**os.environ, "DOOW_CONNECTIONS": str(demo_project)}
     log = (tmp_path / "dagster-dev.log").open("w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-         "-p", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = start_dagster_dev(env, home, port, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded 2-core machine can take minutes
         nodes = None
         while time.monotonic() < deadline:
             try:
@@ -97,7 +122,7 @@ def test_dagster_dev_serves_assets_and_checks(demo_project, tmp_path):
             time.sleep(1)
         assert nodes, (tmp_path / "dagster-dev.log").read_text()[-3000:]
         keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
-        assert "azure_openai/usage_daily" in keys and "azure_openai/prod/metric_points" in keys
+        assert "azure_openai/usage_daily" in keys and "azure_openai/prod_metric_points" in keys
         checks = {c["name"] for n in nodes for c in (n["assetChecksOrError"] or {}).get("checks", [])}
         assert checks == EXPECTED_CHECKS
     finally:
@@ -120,6 +145,8 @@ def test_secrets_appear_nowhere_after_a_sync(tmp_path, emulator):
          str(last)], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fetch_prod: ok" in result.stderr  # the runs really happened, and were recorded in DAGSTER_HOME
+    for noise in ("BetaWarning", "SupersessionWarning", "PreviewWarning"):  # a quiet CLI
+        assert noise not in result.stderr
     secrets = [p.secret for p in SCENARIO.principals.values()]
     output = result.stdout + result.stderr
     for secret in secrets:

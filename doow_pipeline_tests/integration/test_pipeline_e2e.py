@@ -17,7 +17,6 @@ from polars.testing import assert_frame_equal
 from doow_pipeline.config import load_config
 from doow_pipeline.defs.project import build_definitions
 from doow_pipeline.defs.runs import sync_range
-
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
 from doow_pipeline_tests.demo import (
@@ -142,7 +141,7 @@ def test_empty_scope_and_scope_without_usage_say_which(project, tmp_path):
         status = con.execute("SELECT state, last_successful_sync, accounts_in_scope, usage_rows "
                              "FROM azure_openai.connection_status").fetchall()
     # Synced successfully (nothing to read is not a failure), with no accounts and no rows.
-    assert status == [("connected", NOW.replace(tzinfo=None), 0, 0)]
+    assert status == [("healthy", NOW.replace(tzinfo=None), 0, 0)]
     config, reports = project([ConnectionSpec("sandbox", NO_USAGE, f"{DEV}/resourceGroups/rg-dev-sandbox")],
                               workdir=tmp_path / "b")
     assert "returned no token usage" in failed_checks(reports["fetch_sandbox"])["sync_not_empty"]
@@ -199,10 +198,10 @@ def test_usage_is_rebuilt_from_raw_points_without_calling_azure(project, emulato
     assert result.success
     assert emulator.requests() == []
     assert table_hash(config, "usage_daily") == before
-    # One observation per day carries that day's totals, so Dagster plots tokens per partition.
-    observed = {e.event_specific_data.asset_observation.partition:
-                e.event_specific_data.asset_observation.metadata["total_tokens"].value
-                for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    # Each day's materialization carries that day's totals, so Dagster plots tokens per partition.
+    observed = {e.partition: e.materialization.metadata["total_tokens"].value
+                for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() == "azure_openai/usage_daily"}
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
         per_day = dict(con.execute("SELECT strftime(usage_date, '%Y-%m-%d'), sum(total_tokens)::BIGINT "
                                    "FROM azure_openai.usage_daily GROUP BY ALL").fetchall())
