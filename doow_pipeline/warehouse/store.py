@@ -89,16 +89,23 @@ def _landed_days(landing: Landing, connections: list[str], days: list[date]):
                 yield connection, day, manifest
 
 
+TAG_ENTRIES = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))  # DuckDB: map_from_entries
 _ACCOUNT_SCHEMA = {"tenant_id": pl.String, "subscription_id": pl.String, "resource_group": pl.String,
                    "resource_name": pl.String, "resource_id": pl.String, "resource_kind": pl.String,
                    "resource_region": pl.String, "readable": pl.Boolean, "metrics_api": pl.String,
-                   "metric_families": pl.String}
+                   "metric_families": pl.String, "tags": TAG_ENTRIES}
+
+
+def _account_record(account: dict) -> dict:
+    """A manifest's account with its tags as map entries (manifests from before tags were kept have none)."""
+    tags = account.get("tags") or {}
+    return {**account, "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]}
 
 
 def _accounts_frame(landed) -> pl.DataFrame:
     """The account inventory of every landed (connection, day), one frame per manifest."""
     frames = [
-        pl.DataFrame(manifest.accounts, schema=_ACCOUNT_SCHEMA).with_columns(
+        pl.DataFrame([_account_record(a) for a in manifest.accounts], schema=_ACCOUNT_SCHEMA).with_columns(
             pl.lit(day).alias("usage_date"), pl.lit(connection).alias("connection"),
             pl.lit(datetime.fromisoformat(manifest.synced_at).replace(tzinfo=None)).cast(pl.Datetime("us"))
             .alias("synced_at"))
@@ -229,7 +236,8 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             con.execute(f"INSERT INTO {SCHEMA}.syncs BY NAME SELECT * FROM landed_days")
             _replace_landed_rows(con, "accounts")
             con.register("new_accounts", accounts)
-            con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * FROM new_accounts")
+            con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * REPLACE (map_from_entries(tags) AS tags) "
+                        "FROM new_accounts")
             # Usage is built from the landed (connection, day) files only, so the accounts and sync state
             # just loaded from the same manifests are all the metadata it needs.
             with phase(on_phase, "build_usage"):
