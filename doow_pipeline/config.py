@@ -100,6 +100,9 @@ class Settings(BaseModel):
     cost_centre_tag: str = Field("cost-center", min_length=1, description="the ARM tag naming its cost centre")
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="currency of the Retail Prices read")
     deployment_types: DeploymentTypeSettings = Field(default_factory=DeploymentTypeSettings)
+    deployment_models: dict[str, str] = Field(
+        default_factory=dict, description="model name per 'account/deployment' (or bare deployment) whose metrics "
+                                          "name none (accounts emitting only the Azure OpenAI metrics family)")
     prices_urls: dict[Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"], str] = Field(
         default_factory=dict, description="Retail Prices API base URL per cloud, overriding the public one "
                                           "(none is published for AzureChinaCloud)")

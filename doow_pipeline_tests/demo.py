@@ -46,6 +46,25 @@ DEMO_CONNECTIONS = [
     ConnectionSpec("dev", MAIN_PRINCIPAL, DEV),
     ConnectionSpec("research", MAIN_PRINCIPAL, RESEARCH),
 ]
+# The cost settings a demo user would write: the tags meaning owner and cost centre, the deployment types
+# Azure Monitor does not report (one batch, a few regional and data-zone deployments, one PTU), and model
+# names for deployments of the accounts that emit only the Azure OpenAI metrics (no ModelName dimension).
+# aoai-dev-legacy's gpt-4o-mini-dev and embed-large-dev stay unnamed: their cost is NULL (no_meter).
+DEMO_COST_SETTINGS = {
+    "owner_tag": "owner",
+    "cost_centre_tag": "CostCenter",
+    "deployment_types": {
+        "default": "GlobalStandard",
+        "overrides": {"aoai-prod-weu/gpt-4o-batch": "GlobalBatch", "aoai-prod-eus/gpt-4o-eus": "Standard",
+                      "aoai-prod-eus/gpt-41-eus": "DataZoneStandard",
+                      "aoai-dev-legacy/gpt-35-turbo-legacy": "Standard",
+                      "aoai-research-eus2/gpt-4o-research": "DataZoneStandard"},
+        "provisioned": ["ais-prod-eus2/gpt-4o-mini-foundry"],
+    },
+    "deployment_models": {"aoai-prod-eus/gpt-4o-eus": "gpt-4o", "aoai-prod-eus/gpt-4o-mini-eus": "gpt-4o-mini",
+                          "aoai-prod-eus/gpt-41-eus": "gpt-4.1", "aoai-prod-eus/gpt-4o-global": "gpt-4o",
+                          "aoai-dev-legacy/gpt-35-turbo-legacy": "gpt-35-turbo"},
+}
 
 
 def print_usage_summary(warehouse: Path, console: Console) -> None:

@@ -66,3 +66,14 @@ DEPLOYMENT_SILENT = CheckDef("deployment_silent", Severity.WARN,
 DEPLOYMENT_NEW = CheckDef("new_deployment", Severity.WARN,
                           "Warns when a deployment starts using tokens after none in the trailing window (final days).")
 ANOMALY_CHECKS = (USAGE_SPIKE, USAGE_DROP, DEPLOYMENT_SILENT, DEPLOYMENT_NEW)
+
+# ---- cost (on retail_prices and usage_cost_daily) ---------------------------------------------------------------
+PRICES_FETCHED = CheckDef("prices_fetched", Severity.WARN,
+                          "The Retail Prices API answered; when it cannot be reached, the stored prices stay in use.")
+PRICES_FRESH = CheckDef("prices_fresh", Severity.WARN,
+                        "The stored prices were read within settings.prices_max_age_days.")
+PRICES_CHECKS = (PRICES_FETCHED, PRICES_FRESH)
+TOKENS_HAVE_METERS = CheckDef("tokens_have_meters", Severity.WARN,
+                              "Every deployment's tokens match one meter; names each model and version that does "
+                              "not, and how to map it.")
+COST_CHECKS = (TOKENS_HAVE_METERS,)

@@ -1,7 +1,7 @@
 """Running the Dagster jobs in-process for a range of days (used by `doow-azure sync` and `connect`).
 
 One run per connection (so one broken connection never stops the others), then one writer run that
-rebuilds usage for the whole range. Runs are recorded in $DAGSTER_HOME when it is set (visible in the
+rebuilds usage for the whole range, then one cost run (prices, then the estimated cost of the range). Runs are recorded in $DAGSTER_HOME when it is set (visible in the
 UI), else in an ephemeral instance.
 """
 
@@ -16,7 +16,7 @@ import dagster as dg
 
 from ..config import ProjectConfig
 from .connection import fetch_job_name
-from .jobs import WRITE_JOB
+from .jobs import COST_JOB, WRITE_JOB
 from .project import build_definitions
 
 
@@ -73,7 +73,7 @@ def sync_range(config: ProjectConfig, first_day: date, last_day: date, connectio
             "dagster/asset_partition_range_end": last_day.isoformat()}
     reports = []
     with instance() as dagster_instance:
-        for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB]:
+        for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB, COST_JOB]:
             if on_progress:
                 on_progress(job_name, None)
             job = definitions.resolve_job_def(job_name)
