@@ -104,13 +104,25 @@ def main(argv: list[str] | None = None) -> int:
     last_day = now.date() - timedelta(days=1)
     first_day = last_day - timedelta(days=args.days - 1)
     with run_emulator(DEMO_SCENARIO, state_dir=workdir / "emulator") as emulator:
-        config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS)
+        config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS, **DEMO_COST_SETTINGS)
         console.print(f"emulator ready at {emulator.endpoints['arm']}; project in {config}")
         env = {**os.environ, "DOOW_CONNECTIONS": str(config)}
-        command = [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(first_day), "--to", str(last_day)]
+        cli = [sys.executable, "-m", "doow_pipeline.cli"]
+        # The Retail Prices API answers today's prices only: a schedule running since the first day would have
+        # stored the prices in force then. Replay that first run (emulator and pipeline clocks on that day).
+        early = f"{first_day + timedelta(days=1)}T06:00:00Z"
+        emulator.set_clock(early)
+        console.print(f"$ doow-azure --frozen-clock {early} sync --from {first_day} --to {first_day}   "
+                      "(the first daily run, as of then: stores the prices in force then)")
+        subprocess.call([*cli, "--frozen-clock", early, "sync", "--from", str(first_day), "--to", str(first_day)],
+                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        emulator.set_clock(now.isoformat())
         console.print("$ DOOW_CONNECTIONS=" + str(config) + " doow-azure sync --from " + f"{first_day} --to {last_day}")
-        code = subprocess.call(command, env=env)
+        code = subprocess.call([*cli, "sync", "--from", str(first_day), "--to", str(last_day)], env=env)
         print_usage_summary(workdir / "doow.duckdb", console)
+        console.print(f"$ doow-azure cost --from {first_day} --to {last_day}")
+        sys.stdout.flush()
+        subprocess.call([*cli, "cost", "--from", str(first_day), "--to", str(last_day)], env=env)
         if args.keep_running:
             console.print(f"The emulator keeps serving {config}'s endpoints. In another terminal: make dev "
                           "(Dagster UI on this project). Ctrl-C stops the emulator.")

@@ -184,39 +184,40 @@ def _account_tags(con: duckdb.DuckDBPyConnection, first: date, last: date) -> di
     return {rid: {e["key"]: e["value"] for e in (entries or [])} for rid, entries in rows}
 
 
+HOW_TO_MAP = (
+    "How to map: a deployment whose metrics name no model gets one in settings.deployment_models "
+    "({'account/deployment': 'gpt-4o'}); a deployment of another type gets it in settings.deployment_types."
+    "overrides ({'account/deployment': 'Standard' | 'DataZoneStandard' | 'GlobalBatch' | ...}); a provisioned (PTU) "
+    "deployment is listed in settings.deployment_types.provisioned (billed per hour). Models with no token meter in "
+    "the Retail Prices API (Marketplace models) and ambiguous matches keep a NULL cost: never guessed.")
+
+
 def _unmatched_check(priced: pl.DataFrame) -> CheckOutcome:
     unmatched = (priced.filter(pl.col("cost_status").is_in([NO_METER, AMBIGUOUS])
                                & ((pl.col("input_tokens") > 0) | (pl.col("output_tokens") > 0)))
                  .group_by("resource_name", "deployment", "model_name", "model_version", "deployment_type",
                            "resource_region", "cost_status")
-                 .agg(pl.len().alias("rows"), (pl.col("input_tokens") + pl.col("output_tokens")).sum().alias("tokens"),
-                      pl.col("cost_detail").last())
-                 .sort("tokens", descending=True))
+                 .agg(pl.len().alias("rows"), (pl.col("input_tokens") + pl.col("output_tokens")).sum().alias("tokens"))
+                 .sort("tokens", "resource_name", "deployment", descending=[True, False, False]))
     if unmatched.is_empty():
         return CheckOutcome(TOKENS_HAVE_METERS, True, "Every deployment's tokens matched a meter (or are provisioned).",
                             {"unmatched_deployments": 0})
-    lines = [_how_to_map(r) for r in unmatched.head(10).iter_rows(named=True)]
-    more = f" (and {unmatched.height - 10} more)" if unmatched.height > 10 else ""
+    lines = [_unmatched_line(r) for r in unmatched.head(10).iter_rows(named=True)]
+    more = f"; and {unmatched.height - 10} more" if unmatched.height > 10 else ""
     return CheckOutcome(TOKENS_HAVE_METERS, False, (
-        f"{unmatched.height} deployment(s) have tokens with no single meter, so their cost is NULL (never "
-        f"guessed): " + " | ".join(lines) + more), {
+        f"{unmatched.height} deployment(s) have tokens with no single meter, so their cost is NULL: "
+        + "; ".join(lines) + more + ". " + HOW_TO_MAP), {
         "unmatched_deployments": unmatched.height, "unmatched_tokens": int(unmatched["tokens"].sum()),
         "deployments": [f"{r['resource_name']}/{r['deployment']}" for r in unmatched.iter_rows(named=True)][:50]})
 
 
-def _how_to_map(row: dict[str, object]) -> str:
+def _unmatched_line(row: dict[str, object]) -> str:
     key = f"{row['resource_name']}/{row['deployment']}"
+    version = row["model_version"] or "?"
     if row["model_name"] is None:
-        return (f"{key} (version {row['model_version'] or '?'}): its metrics name no model (Azure OpenAI metrics "
-                f"family only); name it in settings.deployment_models: {{'{key}': '<model, e.g. gpt-4o>'}}")
-    what = (f"{key}: {row['model_name']} version {row['model_version'] or '?'} as {row['deployment_type']} in "
-            f"{row['resource_region']}")
-    if row["cost_status"] == AMBIGUOUS:
-        return f"{what}: {row['cost_detail']}; set its deployment type in settings.deployment_types.overrides"
-    return (f"{what}: no public token meter. If the deployment type differs, set settings.deployment_types."
-            f"overrides: {{'{key}': 'Standard' | 'DataZoneStandard' | 'GlobalBatch' | ...}}; if it is provisioned "
-            "(PTU), list it in settings.deployment_types.provisioned; models without a Retail Prices meter "
-            "(Marketplace) keep a NULL cost")
+        return f"{key}: version {version}, no model name in its metrics (Azure OpenAI metrics family only)"
+    what = f"{key}: {row['model_name']} version {version} as {row['deployment_type']} in {row['resource_region']}"
+    return what + (" matches several meters" if row["cost_status"] == AMBIGUOUS else " has no token meter")
 
 
 def _per_day(priced: pl.DataFrame) -> dict[str, dict[str, float | int | None]]:
