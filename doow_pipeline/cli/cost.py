@@ -80,8 +80,9 @@ def _open(output: Output, config: ProjectConfig):
 
 
 def _fail_reading(output: Output, config: ProjectConfig, exc: Exception) -> typer.Exit:
-    output.error(f"cannot read the warehouse {config.warehouse_path}: {type(exc).__name__}: {' '.join(str(exc).split())}"
-                 ". If it predates cost, run `doow-azure sync` for the days you need.")
+    detail = " ".join(str(exc).split())
+    output.error(f"cannot read the warehouse {config.warehouse_path}: {type(exc).__name__}: {detail}. If it "
+                 "predates cost, run `doow-azure sync` for the days you need.")
     return typer.Exit(EXIT_FAILURE)
 
 
@@ -260,7 +261,7 @@ def export_focus(
     else:
         _write_atomic(path, lambda tmp: frame.write_csv(tmp))
     costed = frame.filter(frame["ListCost"].is_not_null())
-    total = costed["ListCost"].sum() if costed.height else None
+    total = float(costed["ListCost"].sum()) if costed.height else None
     output.line(f"Wrote {frame.height:,} FOCUS-aligned row(s) for {first} .. {last} to {path} ({fmt.value}); ListCost "
                 f"{money(total)} over {costed.height:,} priced row(s). FOCUS-aligned, not conformant: BilledCost and "
                 "EffectiveCost are empty.", stderr=False)

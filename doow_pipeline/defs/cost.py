@@ -4,6 +4,7 @@ and warehouse/cost.py. Both write DuckDB, so both are in the `duckdb` pool."""
 
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -70,7 +71,7 @@ def retail_prices(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         yield check_result(check, RETAIL_PRICES_KEY)
 
 
-def _cost_metadata(summary: CostSummary) -> dict[str, object]:
+def _cost_metadata(summary: CostSummary) -> dict[str, Any]:
     known = [d["estimated_cost"] for d in summary.per_day.values() if d["estimated_cost"] is not None]
     return {
         "dagster/row_count": summary.rows,

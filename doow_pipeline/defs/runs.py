@@ -1,8 +1,8 @@
 """Running the Dagster jobs in-process for a range of days (used by `doow-azure sync` and `connect`).
 
 One run per connection (so one broken connection never stops the others), then one writer run that
-rebuilds usage for the whole range, then one cost run (prices, then the estimated cost of the range). Runs are recorded in $DAGSTER_HOME when it is set (visible in the
-UI), else in an ephemeral instance.
+rebuilds usage for the whole range, then one cost run (prices, then the estimated cost of the range).
+Runs are recorded in $DAGSTER_HOME when it is set (visible in the UI), else in an ephemeral instance.
 """
 
 from __future__ import annotations

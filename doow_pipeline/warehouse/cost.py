@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -31,9 +32,10 @@ from .schema import (
     account_owners_view_sql,
 )
 
-_POLARS_TYPES = {"VARCHAR": pl.String, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean,
+_POLARS_TYPES: dict[str, pl.DataType] = {"VARCHAR": pl.String(), "DOUBLE": pl.Float64(), "BOOLEAN": pl.Boolean(),
                  "TIMESTAMPTZ": pl.Datetime("us", "UTC"), "TIMESTAMP": pl.Datetime("us")}
-PRICE_RECORD_SCHEMA = {name: _POLARS_TYPES[kind.replace(" NOT NULL", "")] for name, kind in RETAIL_PRICES_COLUMNS}
+PRICE_RECORD_SCHEMA = pl.Schema({name: _POLARS_TYPES[kind.replace(" NOT NULL", "")]
+                                 for name, kind in RETAIL_PRICES_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -144,15 +146,28 @@ def stored_prices(con: duckdb.DuckDBPyConnection, currency: str) -> pl.DataFrame
     return frame.cast(PRICE_COLUMNS)  # type: ignore[arg-type]
 
 
+def delete_connection_cost(con: duckdb.DuckDBPyConnection, connection: str) -> dict[str, int]:
+    """Deletes one connection's estimated cost rows (and their FOCUS-aligned rows), inside the caller's
+    transaction."""
+    focus = con.execute(
+        f"DELETE FROM {SCHEMA}.focus_cost_daily f WHERE EXISTS (SELECT 1 FROM {SCHEMA}.usage_cost_daily c "
+        'WHERE c.connection = ? AND c.resource_id = f."ResourceId" '
+        'AND c.usage_date = CAST(f."ChargePeriodStart" AS DATE))', [connection]).fetchone()
+    cost = con.execute(f"DELETE FROM {SCHEMA}.usage_cost_daily WHERE connection = ?", [connection]).fetchone()
+    return {"usage_cost_daily": int(cost[0]) if cost else 0, "focus_cost_daily": int(focus[0]) if focus else 0}
+
+
 # ---- cost ----------------------------------------------------------------------------------------------------
 def _settings_models(usage: pl.DataFrame, models: Mapping[str, str]) -> pl.DataFrame:
     """The model name settings give a deployment whose metrics name none ("account/deployment" wins over a
     bare "deployment"), as `_settings_model`."""
     lowered = {k.lower(): v for k, v in models.items()}
     pairs = usage.filter(pl.col("model_name").is_null()).select("resource_name", "deployment").unique()
-    found = [{"resource_name": a, "deployment": d,
-              "_settings_model": lowered.get(f"{(a or '').lower()}/{(d or '').lower()}", lowered.get((d or "").lower()))}
-             for a, d in pairs.iter_rows()]
+    def model(account: str | None, deployment: str | None) -> str | None:
+        bare = (deployment or "").lower()
+        return lowered.get(f"{(account or '').lower()}/{bare}", lowered.get(bare))
+
+    found = [{"resource_name": a, "deployment": d, "_settings_model": model(a, d)} for a, d in pairs.iter_rows()]
     mapping = pl.DataFrame(found, schema={"resource_name": pl.String, "deployment": pl.String,
                                           "_settings_model": pl.String})
     return usage.join(mapping, on=["resource_name", "deployment"], how="left", nulls_equal=True)
@@ -189,7 +204,8 @@ HOW_TO_MAP = (
     "({'account/deployment': 'gpt-4o'}); a deployment of another type gets it in settings.deployment_types."
     "overrides ({'account/deployment': 'Standard' | 'DataZoneStandard' | 'GlobalBatch' | ...}); a provisioned (PTU) "
     "deployment is listed in settings.deployment_types.provisioned (billed per hour). Models with no token meter in "
-    "the Retail Prices API (Marketplace models) and ambiguous matches keep a NULL cost: never guessed.")
+    "the Retail Prices API (Marketplace models) and ambiguous matches keep a NULL cost: never guessed. Days before "
+    "the first stored price of a meter have none: the API answers today's prices only, the daily sync keeps them.")
 
 
 def _unmatched_check(priced: pl.DataFrame) -> CheckOutcome:
@@ -197,7 +213,8 @@ def _unmatched_check(priced: pl.DataFrame) -> CheckOutcome:
                                & ((pl.col("input_tokens") > 0) | (pl.col("output_tokens") > 0)))
                  .group_by("resource_name", "deployment", "model_name", "model_version", "deployment_type",
                            "resource_region", "cost_status")
-                 .agg(pl.len().alias("rows"), (pl.col("input_tokens") + pl.col("output_tokens")).sum().alias("tokens"))
+                 .agg(pl.len().alias("rows"), (pl.col("input_tokens") + pl.col("output_tokens")).sum().alias("tokens"),
+                      pl.col("usage_date").min().alias("first"), pl.col("usage_date").max().alias("last"))
                  .sort("tokens", "resource_name", "deployment", descending=[True, False, False]))
     if unmatched.is_empty():
         return CheckOutcome(TOKENS_HAVE_METERS, True, "Every deployment's tokens matched a meter (or are provisioned).",
@@ -217,7 +234,8 @@ def _unmatched_line(row: dict[str, object]) -> str:
     if row["model_name"] is None:
         return f"{key}: version {version}, no model name in its metrics (Azure OpenAI metrics family only)"
     what = f"{key}: {row['model_name']} version {version} as {row['deployment_type']} in {row['resource_region']}"
-    return what + (" matches several meters" if row["cost_status"] == AMBIGUOUS else " has no token meter")
+    days = f" ({row['first']}..{row['last']})" if row["first"] != row["last"] else f" ({row['first']})"
+    return what + (" matches several meters" if row["cost_status"] == AMBIGUOUS else " has no token meter") + days
 
 
 def _per_day(priced: pl.DataFrame) -> dict[str, dict[str, float | int | None]]:
@@ -230,7 +248,7 @@ def _per_day(priced: pl.DataFrame) -> dict[str, dict[str, float | int | None]]:
     return {str(r.pop("usage_date")): r for r in days.iter_rows(named=True)}
 
 
-def write_cost(warehouse, days: list[date], options: CostOptions, now: datetime) -> CostSummary:
+def write_cost(warehouse: Path, days: list[date], options: CostOptions, now: datetime) -> CostSummary:
     """Prices the usage rows of `days` with every stored price and replaces those days of usage_cost_daily and
     focus_cost_daily in one transaction; refreshes the account_owners view."""
     first, last = min(days), max(days)

@@ -223,4 +223,4 @@ def focus_rows(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pl.Da
                         'BETWEEN ? AND ? ORDER BY "ChargePeriodStart", "ResourceId", "x_DeploymentName", '
                         '"x_ModelName", "x_ModelVersion", "x_TokenType"', [first, last]).pl()
     return frame.with_columns(pl.col(name).dt.convert_time_zone("UTC") for name, dtype in FOCUS_SCHEMA.items()
-                              if isinstance(dtype, pl.Datetime)).select(list(FOCUS_SCHEMA)).cast(FOCUS_SCHEMA)
+                              if isinstance(dtype, pl.Datetime)).select(list(FOCUS_SCHEMA)).cast(pl.Schema(FOCUS_SCHEMA))

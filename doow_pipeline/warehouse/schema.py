@@ -257,8 +257,8 @@ RETAIL_PRICES_KEY = ("meter_id", "arm_region_name", "currency_code", "type", "ti
                      "effective_start_date")
 
 USAGE_COST_EXTRA_COLUMNS = (
-    ("deployment_type", "VARCHAR", "deployment type used for matching (settings.deployment_types; Azure Monitor "
-                                   "does not report it)"),
+    ("deployment_type", "VARCHAR", ("deployment type used for matching (settings.deployment_types; Azure "
+                                    "Monitor does not report it)")),
     ("deployment_type_source", "VARCHAR", "override, provisioned or default (the settings' default: assumed)"),
     ("input_meter_id", "VARCHAR", "Retail Prices meterId of input tokens"),
     ("input_meter_name", "VARCHAR", "Retail Prices meterName of input tokens"),
@@ -271,8 +271,8 @@ USAGE_COST_EXTRA_COLUMNS = (
     ("currency", "VARCHAR", "currency of the list prices (settings.currency)"),
     ("input_cost", "DOUBLE", "ESTIMATE at public list price of the input tokens; NULL when unknown, never 0"),
     ("output_cost", "DOUBLE", "ESTIMATE at public list price of the output tokens; NULL when unknown, never 0"),
-    ("estimated_cost", "DOUBLE", "ESTIMATE at public list price (input + output): not the invoice (no discounts, "
-                                 "reservations, savings plans, taxes or credits); NULL when unknown"),
+    ("estimated_cost", "DOUBLE", ("ESTIMATE at public list price (input + output): not the invoice (no "
+                                  "discounts, reservations, savings plans, taxes or credits); NULL when unknown")),
     ("cost_status", "VARCHAR NOT NULL", "priced, assumed_deployment_type, no_meter, ambiguous or billed_as_capacity"),
     ("cost_detail", "VARCHAR", "why a row is not priced, or which assumption priced it"),
     ("priced_at", "TIMESTAMP NOT NULL", "when the estimate was computed (UTC)"),

@@ -24,6 +24,7 @@ from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
 from ..usage.transform import model_names, roll_up_daily
 from .checks import activity_anomalies, usage_checks
+from .cost import delete_connection_cost
 from .database import connect
 from .landing import Landing
 from .schema import (
@@ -289,6 +290,7 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
     counts = {}
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
+        counts.update(delete_connection_cost(con, connection))
         for table in ("usage_daily", "requests_daily", "ptu_utilization_hourly", "accounts", "syncs", "sync_events",
                       "connections"):
             counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]).fetchone()[0]

@@ -21,8 +21,6 @@ from doow_pipeline.config import load_config
 from doow_pipeline.defs.project import build_definitions
 from doow_pipeline.defs.runs import sync_range
 from doow_pipeline.usage.focus import validate_focus
-from doow_pipeline.warehouse import queries
-from doow_pipeline.warehouse.database import connect
 from doow_pipeline.usage.pricing import (
     AMBIGUOUS,
     ASSUMED_DEPLOYMENT_TYPE,
@@ -31,6 +29,8 @@ from doow_pipeline.usage.pricing import (
     NO_METER,
     PRICED,
 )
+from doow_pipeline.warehouse import queries
+from doow_pipeline.warehouse.database import connect
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
@@ -125,8 +125,8 @@ def demo(tmp_path_factory, emulator):
         mp.setenv(key, value)
     try:
         emulator.set_clock(EARLY_CLOCK.isoformat())
-        path = write_project(workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS, frozen_clock=EARLY_CLOCK.isoformat(),
-                             **DEMO_COST_SETTINGS)
+        path = write_project(workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS,
+                             frozen_clock=EARLY_CLOCK.isoformat(), **DEMO_COST_SETTINGS)
         early = {r.job: r for r in sync_range(load_config(path), FIRST, FIRST)}
         emulator.set_clock(NOW.isoformat())
         path = write_project(workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS, **DEMO_COST_SETTINGS)
@@ -145,7 +145,9 @@ def cost_rows(config) -> pl.DataFrame:
 
 def table_hash(config, table: str) -> str:
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        rows = con.execute(f"SELECT * FROM azure_openai.{table} ORDER BY ALL").fetchall()
+        # priced_at says when a row was priced: a rerun at another clock may change it, never the cost
+        columns = "* EXCLUDE (priced_at)" if table == "usage_cost_daily" else "*"
+        rows = con.execute(f"SELECT {columns} FROM azure_openai.{table} ORDER BY ALL").fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -258,6 +260,7 @@ def test_unreachable_prices_api_keeps_stored_prices_and_past_costs(demo, emulato
     config, _, _ = demo
     before = {t: table_hash(config, t) for t in ("usage_cost_daily", "focus_cost_daily", "retail_prices")}
     emulator.add_faults([{"match": "prices", "action": "reset"}])
+    config = config.model_copy(deep=True)
     config.settings.prices_retries = 1  # the retry meets the same reset
     try:
         job = build_definitions(config).resolve_job_def("azure_openai_cost")
@@ -285,7 +288,7 @@ def test_unreachable_prices_api_keeps_stored_prices_and_past_costs(demo, emulato
 
 
 def test_stale_prices_warn(demo):
-    config, _, _ = demo
+    config = demo[0].model_copy(deep=True)
     config.settings.frozen_clock = NOW + timedelta(days=30)
     config.settings.prices_urls = {"AzureCloud": "https://127.0.0.1:1"}  # nothing listens there
     config.settings.prices_retries = 0
@@ -297,3 +300,16 @@ def test_stale_prices_warn(demo):
                    if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert not evaluations["prices_fresh"].passed
     assert "30 day(s) ago" in evaluations["prices_fresh"].description
+
+
+def test_the_scheduled_job_runs_prices_and_cost_after_usage(demo):
+    config, _, _ = demo
+    before = table_hash(config, "usage_cost_daily")
+    job = build_definitions(config).resolve_job_def("azure_openai_sync")
+    result = job.execute_in_process(tags={"dagster/asset_partition_range_start": str(LAST),
+                                          "dagster/asset_partition_range_end": str(LAST)}, raise_on_error=False)
+    assert result.success
+    done = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+    assert done.index("retail_prices") < done.index("write_usage_cost_daily")
+    assert done.index("write_usage_daily") < done.index("retail_prices")
+    assert table_hash(config, "usage_cost_daily") == before  # the same day priced again: the same rows

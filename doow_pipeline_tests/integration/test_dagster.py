@@ -29,7 +29,8 @@ NOW = SCENARIO.current_time()
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
                    "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes",
-                   "usage_spike", "usage_drop", "deployment_silent", "new_deployment"}
+                   "usage_spike", "usage_drop", "deployment_silent", "new_deployment",
+                   "prices_fetched", "prices_fresh", "tokens_have_meters"}
 
 
 
@@ -47,7 +48,8 @@ def test_definitions_load_with_secrets_as_env_vars(demo_project):
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
     assert keys == {"azure_openai/prod/metric_points", "azure_openai/dev/metric_points",
                     "azure_openai/research/metric_points", "azure_openai/usage_daily", "azure_openai/accounts",
-                    "azure_openai/connection_status"}
+                    "azure_openai/connection_status", "azure_openai/retail_prices", "azure_openai/usage_cost_daily",
+                    "azure_openai/focus_cost_daily"}
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == EXPECTED_CHECKS
     resource = definitions.resources["azure_prod"]
