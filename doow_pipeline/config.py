@@ -18,9 +18,9 @@ from dotenv import dotenv_values, load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .core.clock import Clock, as_utc
+from .core.deployments import DEPLOYMENT_TYPES, unknown_deployment_types
 from .core.problems import ConfigError
 from .core.scope import Scope, is_guid, normalise_scope, parse_scope
-from .usage.pricing import DeploymentTypes
 
 DEFAULT_CONFIG_PATH = "connections.yaml"
 CONNECTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -40,7 +40,7 @@ class Endpoints(BaseModel):
     authority: str
     arm: str
     metrics: str = Field(description="batch metrics endpoint template containing {region}")
-    prices: str | None = Field(None, description="the Retail Prices API's base URL (the emulator serves it too)")
+    prices: str | None = Field(default=None, description="the Retail Prices API's base URL (the emulator's)")
     ca_cert: str | None = None
 
     @field_validator("authority", "arm", "metrics", "prices")
@@ -72,11 +72,10 @@ class DeploymentTypeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _known_types(self) -> DeploymentTypeSettings:
-        self.resolved()  # raises ValueError naming the unknown types and the known ones
+        unknown = unknown_deployment_types([self.default, *self.overrides.values()])
+        if unknown:
+            raise ValueError(f"unknown deployment types {unknown}; use {sorted(DEPLOYMENT_TYPES)}")
         return self
-
-    def resolved(self) -> DeploymentTypes:
-        return DeploymentTypes(self.default, dict(self.overrides), frozenset(self.provisioned))
 
 
 class Settings(BaseModel):
@@ -96,9 +95,9 @@ class Settings(BaseModel):
     anomaly_min_days: int = Field(7, ge=1, le=93)
     endpoints: Endpoints | None = None
     # ---- cost and ownership (estimates at public list price; see README "Cost")
-    owner_tag: str = Field("owner", min_length=1, description="the ARM tag naming an account's owner")
-    cost_centre_tag: str = Field("cost-center", min_length=1, description="the ARM tag naming its cost centre")
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="currency of the Retail Prices read")
+    owner_tag: str = Field(default="owner", min_length=1, description="the ARM tag naming an account's owner")
+    cost_centre_tag: str = Field(default="cost-center", min_length=1, description="the ARM tag naming its cost centre")
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="currency of the Retail Prices read")
     deployment_types: DeploymentTypeSettings = Field(default_factory=DeploymentTypeSettings)
     deployment_models: dict[str, str] = Field(
         default_factory=dict, description="model name per 'account/deployment' (or bare deployment) whose metrics "
@@ -106,8 +105,8 @@ class Settings(BaseModel):
     prices_urls: dict[Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"], str] = Field(
         default_factory=dict, description="Retail Prices API base URL per cloud, overriding the public one "
                                           "(none is published for AzureChinaCloud)")
-    prices_max_age_days: int = Field(7, ge=1, le=365, description="stored prices older than this: a WARN check")
-    prices_retries: int = Field(4, ge=0, le=10, description="retries of a Retail Prices API call (429, 5xx)")
+    prices_max_age_days: int = Field(default=7, ge=1, le=365, description="stored prices older than this: a WARN check")
+    prices_retries: int = Field(default=4, ge=0, le=10, description="retries of a Retail Prices API call (429, 5xx)")
     frozen_clock: datetime | None = Field(
         None, description="Freeze the pipeline's clock at this UTC instant: for replays of a past day, the tests "
                           "and the emulator's frozen clock. Unset (the default): the real clock.")

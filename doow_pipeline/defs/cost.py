@@ -2,7 +2,6 @@
 + `focus_cost_daily` (usage priced at public list price, per day). Thin: the work is in services/prices.py
 and warehouse/cost.py. Both write DuckDB, so both are in the `duckdb` pool."""
 
-
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import dagster as dg
 from ..config import DeploymentTypeSettings, ProjectConfig, Settings
 from ..core.checks import COST_CHECKS, PRICES_CHECKS
 from ..services.prices import refresh_prices
+from ..usage.pricing import DeploymentTypes
 from ..warehouse.cost import CostOptions, CostSummary, write_cost
 from .common import DUCKDB_POOL, GROUP, OWNERS, check_result, check_spec, markdown_table, partition_days
 from .resources import SyncSettingsResource, WarehouseResource
@@ -29,9 +29,21 @@ class CostSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CostSettingsResource":
-        return cls(settings_json=settings.model_dump_json(include={
-            "currency", "owner_tag", "cost_centre_tag", "deployment_types", "deployment_models", "prices_urls",
-            "prices_max_age_days", "prices_retries", "endpoints"}))
+        return cls(
+            settings_json=settings.model_dump_json(
+                include={
+                    "currency",
+                    "owner_tag",
+                    "cost_centre_tag",
+                    "deployment_types",
+                    "deployment_models",
+                    "prices_urls",
+                    "prices_max_age_days",
+                    "prices_retries",
+                    "endpoints",
+                }
+            )
+        )
 
     def settings(self) -> Settings:
         return Settings.model_validate_json(self.settings_json)
@@ -39,7 +51,8 @@ class CostSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def options(self) -> CostOptions:
         s = self.settings()
         types: DeploymentTypeSettings = s.deployment_types
-        return CostOptions(types.resolved(), dict(s.deployment_models), s.currency, s.owner_tag, s.cost_centre_tag)
+        resolved = DeploymentTypes(types.default, dict(types.overrides), frozenset(types.provisioned))
+        return CostOptions(resolved, dict(s.deployment_models), s.currency, s.owner_tag, s.cost_centre_tag)
 
 
 @dg.asset(
@@ -51,22 +64,29 @@ class CostSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     pool=DUCKDB_POOL,
     check_specs=[check_spec(check, RETAIL_PRICES_KEY) for check in PRICES_CHECKS],
     description="Public list prices of the Azure OpenAI / Foundry Models meters in the accounts' regions, from the "
-                "anonymous Azure Retail Prices API, stored with their effective dates (every answer kept: the API "
-                "answers today's prices only). An unreachable API is a WARN: stored prices stay in use.",
+    "anonymous Azure Retail Prices API, stored with their effective dates (every answer kept: the API "
+    "answers today's prices only). An unreachable API is a WARN: stored prices stay in use.",
 )
-def retail_prices(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                  cost_settings: CostSettingsResource, sync_settings: SyncSettingsResource) -> Iterator[object]:
-    outcome = refresh_prices(warehouse.warehouse_path, cost_settings.settings(), sync_settings.clock.now(),
-                             log=context.log)
+def retail_prices(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    cost_settings: CostSettingsResource,
+    sync_settings: SyncSettingsResource,
+) -> Iterator[object]:
+    outcome = refresh_prices(
+        warehouse.warehouse_path, cost_settings.settings(), sync_settings.clock.now(), log=context.log
+    )
     state = outcome.state
-    yield dg.MaterializeResult(metadata={
-        "dagster/row_count": state.records if state else 0,
-        "items_read": outcome.items,
-        "new_records": outcome.new_records,
-        "regions": dg.MetadataValue.json({c.cloud: c.regions for c in outcome.clouds}),
-        "endpoints": dg.MetadataValue.json({c.cloud: c.endpoint for c in outcome.clouds}),
-        "errors": dg.MetadataValue.json(outcome.errors),
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": state.records if state else 0,
+            "items_read": outcome.items,
+            "new_records": outcome.new_records,
+            "regions": dg.MetadataValue.json({c.cloud: c.regions for c in outcome.clouds}),
+            "endpoints": dg.MetadataValue.json({c.cloud: c.endpoint for c in outcome.clouds}),
+            "errors": dg.MetadataValue.json(outcome.errors),
+        }
+    )
     for check in outcome.checks():
         yield check_result(check, RETAIL_PRICES_KEY)
 
@@ -80,25 +100,47 @@ def _cost_metadata(summary: CostSummary) -> dict[str, Any]:
         "range_estimated_cost": float(sum(known)) if known else None,  # None, never 0, when nothing is costed
         "rows_by_status": dg.MetadataValue.json(summary.statuses),
         "stored_price_records": summary.stored_prices,
-        "cost_per_day": dg.MetadataValue.md(markdown_table(
-            ["usage_date", f"estimated cost ({summary.currency})", "costed rows", "rows"],
-            [[day, "n/a" if d["estimated_cost"] is None else f"{d['estimated_cost']:,.2f}", d["costed_rows"],
-              d["rows"]] for day, d in summary.per_day.items()])),
+        "cost_per_day": dg.MetadataValue.md(
+            markdown_table(
+                ["usage_date", f"estimated cost ({summary.currency})", "costed rows", "rows"],
+                [
+                    [
+                        day,
+                        "n/a" if d["estimated_cost"] is None else f"{d['estimated_cost']:,.2f}",
+                        d["costed_rows"],
+                        d["rows"],
+                    ]
+                    for day, d in summary.per_day.items()
+                ],
+            )
+        ),
     }
 
 
 def usage_cost_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(USAGE_COST_KEY, deps=[USAGE_DAILY_KEY, RETAIL_PRICES_KEY], group_name=GROUP, owners=OWNERS,
-                         kinds={"duckdb", "polars"}, partitions_def=partitions,
-                         description=f"usage_daily rows with their meters, unit prices, currency, estimated list "
-                                     f"cost of input and output tokens and a match status: {ESTIMATE} (no "
-                                     "discounts, reservations, taxes or credits). Unknown cost is NULL, never 0."),
-            dg.AssetSpec(FOCUS_COST_KEY, deps=[USAGE_DAILY_KEY, RETAIL_PRICES_KEY], group_name=GROUP,
-                         owners=OWNERS, kinds={"duckdb"}, partitions_def=partitions,
-                         description="FOCUS-aligned (not conformant) rows of the estimate: one per day, resource, "
-                                     "deployment, model and token type; BilledCost and EffectiveCost stay empty."),
+            dg.AssetSpec(
+                USAGE_COST_KEY,
+                deps=[USAGE_DAILY_KEY, RETAIL_PRICES_KEY],
+                group_name=GROUP,
+                owners=OWNERS,
+                kinds={"duckdb", "polars"},
+                partitions_def=partitions,
+                description=f"usage_daily rows with their meters, unit prices, currency, estimated list "
+                f"cost of input and output tokens and a match status: {ESTIMATE} (no "
+                "discounts, reservations, taxes or credits). Unknown cost is NULL, never 0.",
+            ),
+            dg.AssetSpec(
+                FOCUS_COST_KEY,
+                deps=[USAGE_DAILY_KEY, RETAIL_PRICES_KEY],
+                group_name=GROUP,
+                owners=OWNERS,
+                kinds={"duckdb"},
+                partitions_def=partitions,
+                description="FOCUS-aligned (not conformant) rows of the estimate: one per day, resource, "
+                "deployment, model and token type; BilledCost and EffectiveCost stay empty.",
+            ),
         ],
         check_specs=[check_spec(check, USAGE_COST_KEY) for check in COST_CHECKS],
         partitions_def=partitions,
@@ -106,9 +148,12 @@ def usage_cost_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefin
         pool=DUCKDB_POOL,
         name="write_usage_cost_daily",
     )
-    def write_usage_cost_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                               cost_settings: CostSettingsResource,
-                               sync_settings: SyncSettingsResource) -> Iterator[object]:
+    def write_usage_cost_daily(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        cost_settings: CostSettingsResource,
+        sync_settings: SyncSettingsResource,
+    ) -> Iterator[object]:
         days = partition_days(context)
         summary = write_cost(warehouse.warehouse_path, days, cost_settings.options(), sync_settings.clock.now())
         context.log.info(f"cost: {summary.rows:,} row(s) priced for {days[0]}..{days[-1]}: {summary.statuses}")

@@ -40,7 +40,7 @@ def prices_endpoint(settings: Settings, cloud: str) -> PricesEndpoint:
     """settings.prices_urls[cloud], else the explicit endpoints' (the emulator's), else the cloud's public one."""
     if cloud in settings.prices_urls:
         ca = settings.endpoints.ca_cert if settings.endpoints and settings.endpoints.ca_cert else True
-        return PricesEndpoint(settings.prices_urls[cloud], ca)  # type: ignore[index]
+        return PricesEndpoint(settings.prices_urls[cloud], ca)
     if settings.endpoints is not None and settings.endpoints.prices:
         return PricesEndpoint(settings.endpoints.prices, settings.endpoints.ca_cert or True)
     return PricesEndpoint(RETAIL_PRICES_ENDPOINTS.get(cloud))
@@ -60,12 +60,15 @@ def read_prices(settings: Settings, cloud: str, regions: list[str]) -> CloudPric
     endpoint = prices_endpoint(settings, cloud)
     result = CloudPrices(cloud, endpoint.url, regions)
     if endpoint.url is None:
-        result.error = (f"no public Retail Prices endpoint is known for {cloud}: set settings.prices_urls."
-                        f"{cloud} to one")
+        result.error = f"no public Retail Prices endpoint is known for {cloud}: set settings.prices_urls.{cloud} to one"
         return result
     try:
-        with RetailPricesClient(endpoint.url, connection_verify=endpoint.connection_verify,
-                                currency=settings.currency, retry_total=settings.prices_retries) as client:
+        with RetailPricesClient(
+            endpoint.url,
+            connection_verify=endpoint.connection_verify,
+            currency=settings.currency,
+            retry_total=settings.prices_retries,
+        ) as client:
             result.prices = client.model_prices(regions)
     except RetailPricesError as exc:
         result.error = str(exc)
@@ -92,35 +95,60 @@ class PricesOutcome:
         state = self.state
         stored = state.records if state else 0
         if self.errors:
-            fetched = CheckOutcome(PRICES_FETCHED, False, (
-                "The Retail Prices API could not be read (" + "; ".join(self.errors)[:600] + "). "
-                f"Cost uses the {stored:,} price record(s) stored"
-                + (f", last read {state.last_ok_fetch:%Y-%m-%d %H:%M} UTC" if state and state.last_ok_fetch else
-                   " (none yet: cost stays NULL until the API answers)")
-                + ". Next action: check that prices.azure.com (or settings.prices_urls) is reachable from this "
-                  "host; the next run reads it again."), {"errors": self.errors, "stored_records": stored})
+            fetched = CheckOutcome(
+                PRICES_FETCHED,
+                False,
+                (
+                    "The Retail Prices API could not be read (" + "; ".join(self.errors)[:600] + "). "
+                    f"Cost uses the {stored:,} price record(s) stored"
+                    + (
+                        f", last read {state.last_ok_fetch:%Y-%m-%d %H:%M} UTC"
+                        if state and state.last_ok_fetch
+                        else " (none yet: cost stays NULL until the API answers)"
+                    )
+                    + ". Next action: check that prices.azure.com (or settings.prices_urls) is reachable from this "
+                    "host; the next run reads it again."
+                ),
+                {"errors": self.errors, "stored_records": stored},
+            )
         elif not self.clouds:
-            fetched = CheckOutcome(PRICES_FETCHED, True, "No account synced yet: no region to read prices for.",
-                                   {"stored_records": stored})
+            fetched = CheckOutcome(
+                PRICES_FETCHED, True, "No account synced yet: no region to read prices for.", {"stored_records": stored}
+            )
         else:
-            fetched = CheckOutcome(PRICES_FETCHED, True, f"{self.items:,} price item(s) read, {self.new_records:,} "
-                                   f"new record(s); {stored:,} stored.",
-                                   {"items": self.items, "new_records": self.new_records, "stored_records": stored})
+            fetched = CheckOutcome(
+                PRICES_FETCHED,
+                True,
+                f"{self.items:,} price item(s) read, {self.new_records:,} new record(s); {stored:,} stored.",
+                {"items": self.items, "new_records": self.new_records, "stored_records": stored},
+            )
         last_ok = state.last_ok_fetch if state else None
         age = (self.fetched_at.replace(tzinfo=None) - last_ok) if last_ok else None
         if not self.clouds and stored == 0:
             fresh = CheckOutcome(PRICES_FRESH, True, "No prices needed yet.")
         elif age is None:
-            fresh = CheckOutcome(PRICES_FRESH, False, "No prices were ever read: cost stays NULL. Next action: make "
-                                 "the Retail Prices API reachable and re-run.", {"age_days": None})
+            fresh = CheckOutcome(
+                PRICES_FRESH,
+                False,
+                "No prices were ever read: cost stays NULL. Next action: make "
+                "the Retail Prices API reachable and re-run.",
+                {"age_days": None},
+            )
         elif age > timedelta(days=self.max_age_days):
-            fresh = CheckOutcome(PRICES_FRESH, False, (
-                f"The stored prices were last read {age.days} day(s) ago ({last_ok:%Y-%m-%d}), more than "
-                f"settings.prices_max_age_days ({self.max_age_days}): price changes since then are not in the "
-                "estimate. Next action: make the Retail Prices API reachable."), {"age_days": age.days})
+            fresh = CheckOutcome(
+                PRICES_FRESH,
+                False,
+                (
+                    f"The stored prices were last read {age.days} day(s) ago ({last_ok:%Y-%m-%d}), more than "
+                    f"settings.prices_max_age_days ({self.max_age_days}): price changes since then are not in the "
+                    "estimate. Next action: make the Retail Prices API reachable."
+                ),
+                {"age_days": age.days},
+            )
         else:
-            fresh = CheckOutcome(PRICES_FRESH, True, f"Prices last read {last_ok:%Y-%m-%d %H:%M} UTC.",
-                                 {"age_days": age.days})
+            fresh = CheckOutcome(
+                PRICES_FRESH, True, f"Prices last read {last_ok:%Y-%m-%d %H:%M} UTC.", {"age_days": age.days}
+            )
         return [fetched, fresh]
 
 
@@ -131,8 +159,12 @@ def _regions(warehouse: Path) -> dict[str, list[str]]:
         return account_regions(con)
 
 
-def refresh_prices(warehouse: Path, settings: Settings, now: datetime,
-                   log: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG) -> PricesOutcome:
+def refresh_prices(
+    warehouse: Path,
+    settings: Settings,
+    now: datetime,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
+) -> PricesOutcome:
     """Reads the prices of the estate's regions from each cloud's Retail Prices API and stores the new ones."""
     outcome = PricesOutcome(fetched_at=now, max_age_days=settings.prices_max_age_days)
     for cloud, regions in sorted(_regions(warehouse).items()):
@@ -151,9 +183,19 @@ def refresh_prices(warehouse: Path, settings: Settings, now: datetime,
                 if not result.error:
                     new = merge_prices(con, price_records([asdict(p) for p in result.prices], now))
                     outcome.new_records += new
-                records.append(PriceFetchRecord(now, result.cloud, result.endpoint, settings.currency,
-                                                tuple(result.regions), len(result.prices), new, result.error is None,
-                                                result.error))
+                records.append(
+                    PriceFetchRecord(
+                        now,
+                        result.cloud,
+                        result.endpoint,
+                        settings.currency,
+                        tuple(result.regions),
+                        len(result.prices),
+                        new,
+                        result.error is None,
+                        result.error,
+                    )
+                )
             record_fetches(con, records)
             con.execute("COMMIT")
         except BaseException:

@@ -222,5 +222,6 @@ def focus_rows(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pl.Da
     frame = con.execute(f'SELECT * FROM {SCHEMA}.focus_cost_daily WHERE CAST("ChargePeriodStart" AS DATE) '
                         'BETWEEN ? AND ? ORDER BY "ChargePeriodStart", "ResourceId", "x_DeploymentName", '
                         '"x_ModelName", "x_ModelVersion", "x_TokenType"', [first, last]).pl()
-    return frame.with_columns(pl.col(name).dt.convert_time_zone("UTC") for name, dtype in FOCUS_SCHEMA.items()
-                              if isinstance(dtype, pl.Datetime)).select(list(FOCUS_SCHEMA)).cast(pl.Schema(FOCUS_SCHEMA))
+    utc = [pl.col(name).dt.convert_time_zone("UTC") for name, dtype in FOCUS_SCHEMA.items()
+           if isinstance(dtype, pl.Datetime)]
+    return frame.with_columns(utc).select(list(FOCUS_SCHEMA)).cast(pl.Schema(FOCUS_SCHEMA))

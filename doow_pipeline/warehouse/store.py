@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -91,13 +92,13 @@ def _landed_days(landing: Landing, connections: list[str], days: list[date]):
 
 
 TAG_ENTRIES = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))  # DuckDB: map_from_entries
-_ACCOUNT_SCHEMA = {"tenant_id": pl.String, "subscription_id": pl.String, "resource_group": pl.String,
-                   "resource_name": pl.String, "resource_id": pl.String, "resource_kind": pl.String,
-                   "resource_region": pl.String, "readable": pl.Boolean, "metrics_api": pl.String,
-                   "metric_families": pl.String, "tags": TAG_ENTRIES}
+_ACCOUNT_SCHEMA: dict[str, Any] = {"tenant_id": pl.String, "subscription_id": pl.String, "resource_group": pl.String,
+                                   "resource_name": pl.String, "resource_id": pl.String, "resource_kind": pl.String,
+                                   "resource_region": pl.String, "readable": pl.Boolean, "metrics_api": pl.String,
+                                   "metric_families": pl.String, "tags": TAG_ENTRIES}
 
 
-def _account_record(account: dict) -> dict:
+def _account_record(account: dict[str, Any]) -> dict[str, Any]:
     """A manifest's account with its tags as map entries (manifests from before tags were kept have none)."""
     tags = account.get("tags") or {}
     return {**account, "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]}

@@ -29,8 +29,9 @@ RANGE = ("--from", str(FIRST), "--to", str(LAST))
 def demo(tmp_path_factory, emulator) -> CliProject:
     workdir = tmp_path_factory.mktemp("cli-cost") / "project"
     project = CliProject(workdir)
-    write_project(workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS, warehouse="data/doow.duckdb",
-                  **DEMO_COST_SETTINGS)
+    write_project(
+        workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS, warehouse="data/doow.duckdb", **DEMO_COST_SETTINGS
+    )
     snapshot = dict(os.environ)
     result = project.run("sync", *RANGE)
     restore_environ(snapshot)
@@ -40,17 +41,24 @@ def demo(tmp_path_factory, emulator) -> CliProject:
 
 def sql_cost(project: CliProject, key: str) -> dict:
     """Per group: (estimated cost or None, costed rows, rows), straight from usage_cost_daily."""
-    return {k: (c, costed, n) for k, c, costed, n in project.sql(
-        f"SELECT {key}, sum(estimated_cost), count(estimated_cost), count(*) FROM azure_openai.usage_cost_daily "
-        "WHERE usage_date BETWEEN ? AND ? GROUP BY ALL", [FIRST, LAST])}
+    return {
+        k: (c, costed, n)
+        for k, c, costed, n in project.sql(
+            f"SELECT {key}, sum(estimated_cost), count(estimated_cost), count(*) FROM azure_openai.usage_cost_daily "
+            "WHERE usage_date BETWEEN ? AND ? GROUP BY ALL",
+            [FIRST, LAST],
+        )
+    }
 
 
 def test_cost_json_by_deployment_equals_the_table_and_unknown_is_null(demo):
     payload = json.loads(demo.run("cost", *RANGE, "--json", expect=0).stdout)
     assert payload["by"] == "deployment" and "not the invoice" in payload["basis"]
     expected = sql_cost(demo, "resource_name || '/' || deployment")
-    got = {f"{g['resource_name']}/{g['deployment']}": (g["estimated_cost"], g["costed_rows"], g["rows"])
-           for g in payload["groups"]}
+    got = {
+        f"{g['resource_name']}/{g['deployment']}": (g["estimated_cost"], g["costed_rows"], g["rows"])
+        for g in payload["groups"]
+    }
     assert got.keys() == expected.keys()
     for key, (cost, costed, rows) in expected.items():
         assert got[key][1:] == (costed, rows), key
@@ -67,8 +75,12 @@ def test_cost_text_shows_n_a_never_zero_for_unpriced_groups(demo):
     text = demo.run("cost", *RANGE, expect=0).stdout
     assert "Estimated cost at list price" in text and "not the invoice" in text
     lines = {line.split()[1]: line for line in text.splitlines() if line.strip().startswith(("ais-", "aoai-"))}
-    for deployment, label in (("phi-4-internal", "no meter"), ("gpt-4o-mini-foundry", "PTU"),
-                              ("o3-mini-reasoning", "ambiguous"), ("gpt-4o-mini-dev", "no meter")):
+    for deployment, label in (
+        ("phi-4-internal", "no meter"),
+        ("gpt-4o-mini-foundry", "PTU"),
+        ("o3-mini-reasoning", "ambiguous"),
+        ("gpt-4o-mini-dev", "no meter"),
+    ):
         assert " n/a " in lines[deployment] and label in lines[deployment], lines[deployment]
         assert "0.00" not in lines[deployment]
     cost = sql_cost(demo, "deployment")["gpt-4o-chat"][0]
@@ -79,12 +91,18 @@ def test_cost_by_tag_is_case_insensitive_and_names_untagged_accounts(demo):
     payload = json.loads(demo.run("cost", *RANGE, "--by", "tag:OWNER", "--json", expect=0).stdout)
     owners = {g["tag_value"]: g["estimated_cost"] for g in payload["groups"]}
     assert set(owners) == {"search-team", "support-team", "platform-ai", "research"}
-    expected = dict(demo.sql(
-        "SELECT o.owner, sum(c.estimated_cost) FROM azure_openai.usage_cost_daily c JOIN azure_openai.account_owners o "
-        "USING (usage_date, connection, resource_id) WHERE usage_date BETWEEN ? AND ? GROUP BY ALL", [FIRST, LAST]))
+    expected = dict(
+        demo.sql(
+            "SELECT o.owner, sum(c.estimated_cost) FROM azure_openai.usage_cost_daily c JOIN azure_openai.account_owners o "
+            "USING (usage_date, connection, resource_id) WHERE usage_date BETWEEN ? AND ? GROUP BY ALL",
+            [FIRST, LAST],
+        )
+    )
     assert owners == {k: pytest.approx(v, rel=1e-12) for k, v in expected.items()}
-    centres = {g["tag_value"] for g in json.loads(demo.run("cost", *RANGE, "--by", "tag:costcenter", "--json",
-                                                           expect=0).stdout)["groups"]}
+    centres = {
+        g["tag_value"]
+        for g in json.loads(demo.run("cost", *RANGE, "--by", "tag:costcenter", "--json", expect=0).stdout)["groups"]
+    }
     assert centres == {"CC-1001", "CC-2002", "CC-3003", None}  # ais-dev-swc has no cost centre tag
     text = demo.run("cost", *RANGE, "--by", "tag:costcenter", expect=0).stdout
     assert "(no costcenter tag)" in text
@@ -96,10 +114,12 @@ def test_cost_csv_by_model_and_by_connection(demo):
     assert by_model[("Phi-4", "7")]["estimated_cost"] == ""  # unknown: empty, never 0
     expected = sql_cost(demo, "coalesce(model_name, '') || '@' || model_version")
     assert float(by_model[("gpt-4o", "2024-11-20")]["estimated_cost"]) == pytest.approx(
-        expected["gpt-4o@2024-11-20"][0], rel=1e-9)
+        expected["gpt-4o@2024-11-20"][0], rel=1e-9
+    )
     connections = json.loads(demo.run("cost", *RANGE, "--by", "connection", "--json", expect=0).stdout)["groups"]
     assert {g["connection"]: g["estimated_cost"] for g in connections} == {
-        k: pytest.approx(v[0], rel=1e-12) for k, v in sql_cost(demo, "connection").items()}
+        k: pytest.approx(v[0], rel=1e-12) for k, v in sql_cost(demo, "connection").items()
+    }
 
 
 def test_cost_usage_errors(demo, tmp_path):
@@ -107,9 +127,18 @@ def test_cost_usage_errors(demo, tmp_path):
     assert "exclude" in demo.run("cost", "--json", "--csv", expect=2).stderr
     assert "after --to" in demo.run("cost", "--from", str(LAST), "--to", str(FIRST), expect=2).stderr
     empty = CliProject(tmp_path / "empty")
-    write_project(empty.workdir, {"authority": "https://127.0.0.1:1", "arm": "https://127.0.0.1:1",
-                                  "metrics": "https://127.0.0.1:1/{region}", "ca_cert": None}, SCENARIO, [],
-                  warehouse="data/doow.duckdb")
+    write_project(
+        empty.workdir,
+        {
+            "authority": "https://127.0.0.1:1",
+            "arm": "https://127.0.0.1:1",
+            "metrics": "https://127.0.0.1:1/{region}",
+            "ca_cert": None,
+        },
+        SCENARIO,
+        [],
+        warehouse="data/doow.duckdb",
+    )
     assert "doow-azure sync" in empty.run("cost", expect=1).stderr
 
 
@@ -126,16 +155,20 @@ def test_export_focus_parquet_and_csv_validate(demo):
     assert "FOCUS-aligned, not conformant" in result.stdout
     frame = pl.read_parquet(out)
     assert validate_focus(frame) == []
-    count, listcost = demo.sql('SELECT count(*), sum("ListCost") FROM azure_openai.focus_cost_daily '
-                               'WHERE CAST("ChargePeriodStart" AS DATE) BETWEEN ? AND ?', [FIRST, LAST])[0]
+    count, listcost = demo.sql(
+        'SELECT count(*), sum("ListCost") FROM azure_openai.focus_cost_daily '
+        'WHERE CAST("ChargePeriodStart" AS DATE) BETWEEN ? AND ?',
+        [FIRST, LAST],
+    )[0]
     assert frame.height == count > 0 and frame["ListCost"].sum() == pytest.approx(listcost, rel=1e-12)
     assert frame["BilledCost"].null_count() == frame.height
     assert set(frame["x_CostBasis"]) == {"RetailListPriceEstimate"}
     assert frame["ChargePeriodStart"].dt.date().min() == FIRST and frame["ChargePeriodStart"].dt.date().max() == LAST
     csv_out = demo.workdir / "exports" / "focus.csv"
     demo.run("export", "focus", *RANGE, "--format", "csv", "--output", str(csv_out), expect=0)
-    read = pl.read_csv(csv_out, schema_overrides={k: v for k, v in FOCUS_SCHEMA.items()
-                                                  if not isinstance(v, pl.Datetime)})
+    read = pl.read_csv(
+        csv_out, schema_overrides={k: v for k, v in FOCUS_SCHEMA.items() if not isinstance(v, pl.Datetime)}
+    )
     assert read.height == frame.height and list(read.columns) == list(frame.columns)
     stdout = demo.run("export", "focus", *RANGE, "--format", "csv", "--output", "-", expect=0).stdout
     assert stdout.splitlines()[0].split(",")[:3] == ["BilledCost", "BillingCurrency", "ChargeCategory"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()
 FIRST, LAST = date(2026, 10, 21), date(2026, 11, 19)
-EARLY_CLOCK = datetime(2026, 10, 22, 6, tzinfo=timezone.utc)  # the first scheduled run of the history
+EARLY_CLOCK = datetime(2026, 10, 22, 6, tzinfo=UTC)  # the first scheduled run of the history
 UNIT = {"1K": 1_000, "1M": 1_000_000}
 
 G4O = ("gpt 4o 1120 Inp glbl Tokens", "gpt 4o 1120 Outp glbl Tokens")
@@ -77,8 +77,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str | None] | str] = {
     ("ais-prod-eus2", "mistral-large-docs"): NO_METER,
     ("ais-prod-eus2", "gpt-4o-mini-foundry"): BILLED_AS_CAPACITY,
     ("ais-prod-eus2", "gpt-41-foundry"): G41,
-    ("aoai-dev-legacy", "gpt-35-turbo-legacy"): ("gpt-35-turbo-16K-0125 Input-regional Tokens",
-                                                 "gpt-35-turbo-16K-0125 Output-regional Tokens"),
+    ("aoai-dev-legacy", "gpt-35-turbo-legacy"): (
+        "gpt-35-turbo-16K-0125 Input-regional Tokens",
+        "gpt-35-turbo-16K-0125 Output-regional Tokens",
+    ),
     ("aoai-dev-legacy", "gpt-4o-mini-dev"): NO_METER,  # no model name, none in settings
     ("aoai-dev-legacy", "embed-large-dev"): NO_METER,
     ("ais-dev-swc", "gpt-41-mini-dev"): G41MINI,
@@ -86,8 +88,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str | None] | str] = {
     ("ais-dev-swc", "o3-mini-dev"): O3,
     ("aoai-research-eus2", "gpt-5-research"): G5,
     ("aoai-research-eus2", "o3-mini-research"): O3,
-    ("aoai-research-eus2", "gpt-4o-research"): ("gpt 4o 1120 Inp Data Zone Tokens",
-                                                "gpt 4o 1120 Outp Data Zone Tokens"),
+    ("aoai-research-eus2", "gpt-4o-research"): (
+        "gpt 4o 1120 Inp Data Zone Tokens",
+        "gpt 4o 1120 Outp Data Zone Tokens",
+    ),
 }
 OVERRIDDEN = {k.lower() for k in DEMO_COST_SETTINGS["deployment_types"]["overrides"]}
 
@@ -98,8 +102,9 @@ def _day(text: str | None) -> date | None:
 
 def _served(item: dict, clock: datetime) -> bool:
     start, end = item["effectiveStartDate"], item.get("effectiveEndDate")
-    return start <= clock.strftime("%Y-%m-%dT%H:%M:%SZ") and (end is None or clock.strftime("%Y-%m-%dT%H:%M:%SZ")
-                                                                 <= end)
+    return start <= clock.strftime("%Y-%m-%dT%H:%M:%SZ") and (
+        end is None or clock.strftime("%Y-%m-%dT%H:%M:%SZ") <= end
+    )
 
 
 SERVED = [i for i in fixture_prices() if _served(i, EARLY_CLOCK) or _served(i, NOW)]
@@ -107,8 +112,14 @@ SERVED = [i for i in fixture_prices() if _served(i, EARLY_CLOCK) or _served(i, N
 
 def oracle_price(meter_name: str, region: str, day: date) -> tuple[float, int] | None:
     """The list price in force on `day` among the records the API served at one of the two clocks."""
-    found = [i for i in SERVED if i["meterName"] == meter_name and i["armRegionName"] == region
-             and _day(i["effectiveStartDate"]) <= day and (_day(i.get("effectiveEndDate")) or day) >= day]
+    found = [
+        i
+        for i in SERVED
+        if i["meterName"] == meter_name
+        and i["armRegionName"] == region
+        and _day(i["effectiveStartDate"]) <= day
+        and (_day(i.get("effectiveEndDate")) or day) >= day
+    ]
     if not found:
         return None
     latest = max(found, key=lambda i: i["effectiveStartDate"])
@@ -125,8 +136,14 @@ def demo(tmp_path_factory, emulator):
         mp.setenv(key, value)
     try:
         emulator.set_clock(EARLY_CLOCK.isoformat())
-        path = write_project(workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS,
-                             frozen_clock=EARLY_CLOCK.isoformat(), **DEMO_COST_SETTINGS)
+        path = write_project(
+            workdir,
+            emulator.endpoints,
+            SCENARIO,
+            DEMO_CONNECTIONS,
+            frozen_clock=EARLY_CLOCK.isoformat(),
+            **DEMO_COST_SETTINGS,
+        )
         early = {r.job: r for r in sync_range(load_config(path), FIRST, FIRST)}
         emulator.set_clock(NOW.isoformat())
         path = write_project(workdir, emulator.endpoints, SCENARIO, DEMO_CONNECTIONS, **DEMO_COST_SETTINGS)
@@ -168,9 +185,13 @@ def test_cost_per_day_and_deployment_is_tokens_times_the_fixture_price_of_that_d
     config, _, _ = demo
     cost = cost_rows(config)
     per_key = cost.group_by("usage_date", "resource_name", "resource_region", "deployment").agg(
-        pl.col("input_tokens").sum(), pl.col("output_tokens").sum(), pl.col("cost_status").unique(),
-        pl.col("input_meter_name").unique(), pl.col("output_meter_name").unique(),
-        estimated_cost=pl.when(pl.col("estimated_cost").is_not_null().all()).then(pl.col("estimated_cost").sum()))
+        pl.col("input_tokens").sum(),
+        pl.col("output_tokens").sum(),
+        pl.col("cost_status").unique(),
+        pl.col("input_meter_name").unique(),
+        pl.col("output_meter_name").unique(),
+        estimated_cost=pl.when(pl.col("estimated_cost").is_not_null().all()).then(pl.col("estimated_cost").sum()),
+    )
     checked = nulls = 0
     for row in per_key.iter_rows(named=True):
         expected = EXPECTED[(row["resource_name"], row["deployment"])]
@@ -203,8 +224,10 @@ def test_the_price_before_the_change_is_kept_from_the_early_run(demo):
     after = agents.filter(pl.col("usage_date") >= date(2026, 11, 1))["input_unit_price"].unique().to_list()
     assert before == [0.002] and after == [0.0018]
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        records = con.execute("SELECT count(*) FROM azure_openai.retail_prices WHERE meter_name = 'gpt 4.1 Inp glbl "
-                              "Tokens' AND arm_region_name = 'westeurope'").fetchone()[0]
+        records = con.execute(
+            "SELECT count(*) FROM azure_openai.retail_prices WHERE meter_name = 'gpt 4.1 Inp glbl "
+            "Tokens' AND arm_region_name = 'westeurope'"
+        ).fetchone()[0]
     assert records == 2  # both answers kept, keyed by meterId and effectiveStartDate
 
 
@@ -214,8 +237,9 @@ def test_ptu_and_unmatched_rows_are_null_with_their_status_and_the_check_names_t
     for status in (BILLED_AS_CAPACITY, NO_METER, AMBIGUOUS):
         rows = cost.filter(pl.col("cost_status") == status)
         assert rows.height > 0
-        assert rows.select(pl.col("input_cost", "output_cost", "estimated_cost").null_count()).row(0) == (
-            rows.height,) * 3
+        assert (
+            rows.select(pl.col("input_cost", "output_cost", "estimated_cost").null_count()).row(0) == (rows.height,) * 3
+        )
         assert rows["cost_detail"].null_count() == 0
     checks = {c.name.split(":")[-1]: c for c in reports["azure_openai_cost"].checks}
     unmatched = checks["tokens_have_meters"]
@@ -230,18 +254,26 @@ def test_ptu_and_unmatched_rows_are_null_with_their_status_and_the_check_names_t
 def test_owners_view_and_tags_join_usage(demo):
     config, _, _ = demo
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        owners = dict(con.execute(
-            "SELECT DISTINCT u.resource_name, o.owner || '/' || coalesce(o.cost_centre, '-') "
-            "FROM azure_openai.usage_daily u JOIN azure_openai.account_owners o "
-            "USING (usage_date, connection, resource_id)").fetchall())
-        tags = con.execute("SELECT tags FROM azure_openai.accounts WHERE resource_name = 'aoai-prod-eus' "
-                           "LIMIT 1").fetchone()[0]
+        owners = dict(
+            con.execute(
+                "SELECT DISTINCT u.resource_name, o.owner || '/' || coalesce(o.cost_centre, '-') "
+                "FROM azure_openai.usage_daily u JOIN azure_openai.account_owners o "
+                "USING (usage_date, connection, resource_id)"
+            ).fetchall()
+        )
+        tags = con.execute(
+            "SELECT tags FROM azure_openai.accounts WHERE resource_name = 'aoai-prod-eus' LIMIT 1"
+        ).fetchone()[0]
     truth = {a.name: dict(a.tags) for a in SCENARIO.accounts}
     assert tags == truth["aoai-prod-eus"]
     assert owners == {
-        "aoai-prod-weu": "search-team/CC-1001", "aoai-prod-eus": "support-team/CC-2002",  # `Owner` spelled so
-        "ais-prod-eus2": "platform-ai/CC-1001", "aoai-dev-legacy": "support-team/CC-2002",  # `costcenter`
-        "ais-dev-swc": "platform-ai/-", "aoai-research-eus2": "research/CC-3003"}
+        "aoai-prod-weu": "search-team/CC-1001",
+        "aoai-prod-eus": "support-team/CC-2002",  # `Owner` spelled so
+        "ais-prod-eus2": "platform-ai/CC-1001",
+        "aoai-dev-legacy": "support-team/CC-2002",  # `costcenter`
+        "ais-dev-swc": "platform-ai/-",
+        "aoai-research-eus2": "research/CC-3003",
+    }
 
 
 def test_the_focus_table_validates_and_carries_the_estimate(demo):
@@ -269,20 +301,31 @@ def test_unreachable_prices_api_keeps_stored_prices_and_past_costs(demo, emulato
     finally:
         emulator.clear_faults()
     assert result.success  # a WARN, not a failure
-    evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    evaluations = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     fetched = evaluations["prices_fetched"]
     assert not fetched.passed and fetched.severity.value == "WARN"
     assert "stored" in fetched.description and "last read" in fetched.description
     assert evaluations["prices_fresh"].passed
     assert {t: table_hash(config, t) for t in before} == before
     # Days observed one by one for the Dagster plot; a day's estimated cost equals the table's
-    observed = {e.event_specific_data.asset_observation.partition:
-                e.event_specific_data.asset_observation.metadata["estimated_cost"].value
-                for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    observed = {
+        e.event_specific_data.asset_observation.partition: e.event_specific_data.asset_observation.metadata[
+            "estimated_cost"
+        ].value
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    }
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        per_day = dict(con.execute("SELECT strftime(usage_date, '%Y-%m-%d'), sum(estimated_cost) "
-                                   "FROM azure_openai.usage_cost_daily GROUP BY ALL").fetchall())
+        per_day = dict(
+            con.execute(
+                "SELECT strftime(usage_date, '%Y-%m-%d'), sum(estimated_cost) "
+                "FROM azure_openai.usage_cost_daily GROUP BY ALL"
+            ).fetchall()
+        )
     assert observed.keys() == per_day.keys() and len(per_day) == 30
     assert all(observed[d] == pytest.approx(per_day[d], rel=1e-12) for d in per_day)
 
@@ -293,11 +336,16 @@ def test_stale_prices_warn(demo):
     config.settings.prices_urls = {"AzureCloud": "https://127.0.0.1:1"}  # nothing listens there
     config.settings.prices_retries = 0
     job = build_definitions(config).resolve_job_def("azure_openai_cost")
-    result = job.execute_in_process(tags={"dagster/asset_partition_range_start": str(LAST),
-                                          "dagster/asset_partition_range_end": str(LAST)}, raise_on_error=False)
+    result = job.execute_in_process(
+        tags={"dagster/asset_partition_range_start": str(LAST), "dagster/asset_partition_range_end": str(LAST)},
+        raise_on_error=False,
+    )
     assert result.success
-    evaluations = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    evaluations = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert not evaluations["prices_fresh"].passed
     assert "30 day(s) ago" in evaluations["prices_fresh"].description
 
@@ -306,8 +354,10 @@ def test_the_scheduled_job_runs_prices_and_cost_after_usage(demo):
     config, _, _ = demo
     before = table_hash(config, "usage_cost_daily")
     job = build_definitions(config).resolve_job_def("azure_openai_sync")
-    result = job.execute_in_process(tags={"dagster/asset_partition_range_start": str(LAST),
-                                          "dagster/asset_partition_range_end": str(LAST)}, raise_on_error=False)
+    result = job.execute_in_process(
+        tags={"dagster/asset_partition_range_start": str(LAST), "dagster/asset_partition_range_end": str(LAST)},
+        raise_on_error=False,
+    )
     assert result.success
     done = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
     assert done.index("retail_prices") < done.index("write_usage_cost_daily")
