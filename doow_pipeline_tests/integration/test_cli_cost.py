@@ -93,8 +93,9 @@ def test_cost_by_tag_is_case_insensitive_and_names_untagged_accounts(demo):
     assert set(owners) == {"search-team", "support-team", "platform-ai", "research"}
     expected = dict(
         demo.sql(
-            "SELECT o.owner, sum(c.estimated_cost) FROM azure_openai.usage_cost_daily c JOIN azure_openai.account_owners o "
-            "USING (usage_date, connection, resource_id) WHERE usage_date BETWEEN ? AND ? GROUP BY ALL",
+            "SELECT o.owner, sum(c.estimated_cost) FROM azure_openai.usage_cost_daily c "
+            "JOIN azure_openai.account_owners o USING (usage_date, connection, resource_id) "
+            "WHERE usage_date BETWEEN ? AND ? GROUP BY ALL",
             [FIRST, LAST],
         )
     )
