@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..config import DeploymentTypeSettings, ProjectConfig, Settings
+from ..config import ProjectConfig, Settings
 from ..core.checks import COST_CHECKS, PRICES_CHECKS
 from ..services.prices import refresh_prices
 from ..usage.pricing import DeploymentTypes
@@ -23,36 +23,76 @@ ESTIMATE = "an ESTIMATE at public list price (Azure Retail Prices), not the invo
 
 
 class CostSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The cost settings of connections.yaml (deployment types, currency, owner tags, prices endpoints)."""
+    """The cost settings of connections.yaml: currency, owner tags, deployment types, prices endpoints.
+    (The Retail Prices API is anonymous: no secret here.)"""
 
-    settings_json: str
+    currency: str = "USD"
+    owner_tag: str = "owner"
+    cost_centre_tag: str = "cost-center"
+    deployment_type_default: str = "GlobalStandard"
+    deployment_type_overrides: dict[str, str] = {}
+    provisioned_deployments: list[str] = []
+    deployment_models: dict[str, str] = {}
+    prices_urls: dict[str, str] = {}
+    prices_endpoint: str | None = None  # settings.endpoints.prices (the emulator's)
+    prices_ca_cert: str | None = None
+    prices_max_age_days: int = 7
+    prices_retries: int = 4
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CostSettingsResource":
+        types = settings.deployment_types
+        endpoints = settings.endpoints
         return cls(
-            settings_json=settings.model_dump_json(
-                include={
-                    "currency",
-                    "owner_tag",
-                    "cost_centre_tag",
-                    "deployment_types",
-                    "deployment_models",
-                    "prices_urls",
-                    "prices_max_age_days",
-                    "prices_retries",
-                    "endpoints",
-                }
-            )
+            currency=settings.currency,
+            owner_tag=settings.owner_tag,
+            cost_centre_tag=settings.cost_centre_tag,
+            deployment_type_default=types.default,
+            deployment_type_overrides=dict(types.overrides),
+            provisioned_deployments=list(types.provisioned),
+            deployment_models=dict(settings.deployment_models),
+            prices_urls={str(cloud): url for cloud, url in settings.prices_urls.items()},
+            prices_endpoint=endpoints.prices if endpoints else None,
+            prices_ca_cert=endpoints.ca_cert if endpoints else None,
+            prices_max_age_days=settings.prices_max_age_days,
+            prices_retries=settings.prices_retries,
         )
 
     def settings(self) -> Settings:
-        return Settings.model_validate_json(self.settings_json)
+        """The settings the prices service reads (the metrics endpoints play no part in it)."""
+        endpoints = None
+        if self.prices_endpoint:
+            # placeholders for the metrics endpoints: only `prices` and `ca_cert` are read from here
+            endpoints = {
+                "authority": self.prices_endpoint,
+                "arm": self.prices_endpoint,
+                "metrics": self.prices_endpoint + "/{region}",
+                "prices": self.prices_endpoint,
+                "ca_cert": self.prices_ca_cert,
+            }
+        return Settings.model_validate(
+            {
+                "currency": self.currency,
+                "owner_tag": self.owner_tag,
+                "cost_centre_tag": self.cost_centre_tag,
+                "deployment_types": {
+                    "default": self.deployment_type_default,
+                    "overrides": self.deployment_type_overrides,
+                    "provisioned": self.provisioned_deployments,
+                },
+                "deployment_models": self.deployment_models,
+                "prices_urls": self.prices_urls,
+                "prices_max_age_days": self.prices_max_age_days,
+                "prices_retries": self.prices_retries,
+                "endpoints": endpoints,
+            }
+        )
 
     def options(self) -> CostOptions:
-        s = self.settings()
-        types: DeploymentTypeSettings = s.deployment_types
-        resolved = DeploymentTypes(types.default, dict(types.overrides), frozenset(types.provisioned))
-        return CostOptions(resolved, dict(s.deployment_models), s.currency, s.owner_tag, s.cost_centre_tag)
+        types = DeploymentTypes(
+            self.deployment_type_default, dict(self.deployment_type_overrides), frozenset(self.provisioned_deployments)
+        )
+        return CostOptions(types, dict(self.deployment_models), self.currency, self.owner_tag, self.cost_centre_tag)
 
 
 @dg.asset(

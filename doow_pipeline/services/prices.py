@@ -32,18 +32,34 @@ LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PricesEndpoint:
-    url: str | None  # None: no public endpoint is known for the cloud, and none is configured
+    url: str | None  # None: no endpoint to read (why: `missing`)
     connection_verify: bool | str = True
+    missing: str | None = None
 
 
 def prices_endpoint(settings: Settings, cloud: str) -> PricesEndpoint:
-    """settings.prices_urls[cloud], else the explicit endpoints' (the emulator's), else the cloud's public one."""
+    """settings.prices_urls[cloud], else the explicit endpoints' (the emulator's), else the cloud's public one.
+
+    Explicit endpoints without `prices` (a private or emulated Azure) never fall back to the public API: the
+    project asked for its own endpoints, so prices.azure.com is not called behind its back."""
     if cloud in settings.prices_urls:
         ca = settings.endpoints.ca_cert if settings.endpoints and settings.endpoints.ca_cert else True
         return PricesEndpoint(settings.prices_urls[cloud], ca)
-    if settings.endpoints is not None and settings.endpoints.prices:
-        return PricesEndpoint(settings.endpoints.prices, settings.endpoints.ca_cert or True)
-    return PricesEndpoint(RETAIL_PRICES_ENDPOINTS.get(cloud))
+    if settings.endpoints is not None:
+        if settings.endpoints.prices:
+            return PricesEndpoint(settings.endpoints.prices, settings.endpoints.ca_cert or True)
+        return PricesEndpoint(
+            None,
+            missing=f"settings.endpoints names no `prices` URL; add it (the emulator's "
+            f"ready line has it) or set settings.prices_urls.{cloud}",
+        )
+    public = RETAIL_PRICES_ENDPOINTS.get(cloud)
+    return PricesEndpoint(
+        public,
+        missing=None
+        if public
+        else (f"no public Retail Prices endpoint is known for {cloud}: set settings.prices_urls.{cloud} to one"),
+    )
 
 
 @dataclass
@@ -60,7 +76,7 @@ def read_prices(settings: Settings, cloud: str, regions: list[str]) -> CloudPric
     endpoint = prices_endpoint(settings, cloud)
     result = CloudPrices(cloud, endpoint.url, regions)
     if endpoint.url is None:
-        result.error = f"no public Retail Prices endpoint is known for {cloud}: set settings.prices_urls.{cloud} to one"
+        result.error = endpoint.missing
         return result
     try:
         with RetailPricesClient(
