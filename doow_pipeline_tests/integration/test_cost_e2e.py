@@ -360,6 +360,6 @@ def test_the_scheduled_job_runs_prices_and_cost_after_usage(demo):
     )
     assert result.success
     done = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
-    assert done.index("retail_prices") < done.index("write_usage_cost_daily")
-    assert done.index("write_usage_daily") < done.index("retail_prices")
+    assert done.index("azure_openai__retail_prices") < done.index("write_usage_cost_daily")
+    assert done.index("write_usage_daily") < done.index("azure_openai__retail_prices")
     assert table_hash(config, "usage_cost_daily") == before  # the same day priced again: the same rows
