@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .core.clock import Clock, as_utc
+from .core.deployments import DEPLOYMENT_TYPES, unknown_deployment_types
 from .core.problems import ConfigError
 from .core.scope import Scope, is_guid, normalise_scope, parse_scope
 
@@ -40,11 +41,14 @@ class Endpoints(BaseModel):
     authority: str
     arm: str
     metrics: str = Field(description="batch metrics endpoint template containing {region}")
+    prices: str | None = Field(default=None, description="the Retail Prices API's base URL (the emulator's)")
     ca_cert: str | None = None
 
-    @field_validator("authority", "arm", "metrics")
+    @field_validator("authority", "arm", "metrics", "prices")
     @classmethod
-    def _https(cls, value: str) -> str:
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith("https://"):
             raise ValueError(f"{value!r} must be an https:// URL (Azure SDKs refuse bearer tokens over http)")
         return value.rstrip("/")
@@ -55,6 +59,24 @@ class Endpoints(BaseModel):
         if "{region}" not in value:
             raise ValueError(f"{value!r} must contain the {{region}} placeholder")
         return value
+
+
+class DeploymentTypeSettings(BaseModel):
+    """Deployment types for cost: Azure Monitor does not report them and deployment configuration is never
+    read. Keys are "account/deployment" or a bare "deployment" (any account), case-insensitive."""
+
+    model_config = ConfigDict(extra="forbid")
+    default: str = "GlobalStandard"
+    overrides: dict[str, str] = Field(default_factory=dict)
+    provisioned: list[str] = Field(default_factory=list, description="PTU deployments: billed per hour, not per "
+                                                                       "token (their token cost stays NULL)")
+
+    @model_validator(mode="after")
+    def _known_types(self) -> DeploymentTypeSettings:
+        unknown = unknown_deployment_types([self.default, *self.overrides.values()])
+        if unknown:
+            raise ValueError(f"unknown deployment types {unknown}; use {sorted(DEPLOYMENT_TYPES)}")
+        return self
 
 
 class Settings(BaseModel):
@@ -73,9 +95,30 @@ class Settings(BaseModel):
     anomaly_window_days: int = Field(14, ge=2, le=93)
     anomaly_min_days: int = Field(7, ge=1, le=93)
     endpoints: Endpoints | None = None
+    # ---- cost and ownership (estimates at public list price; see README "Cost")
+    owner_tag: str = Field(default="owner", min_length=1, description="the ARM tag naming an account's owner")
+    cost_centre_tag: str = Field(default="cost-center", min_length=1, description="the ARM tag naming its cost centre")
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="currency of the Retail Prices read")
+    deployment_types: DeploymentTypeSettings = Field(default_factory=DeploymentTypeSettings)
+    deployment_models: dict[str, str] = Field(
+        default_factory=dict, description="model name per 'account/deployment' (or bare deployment) whose metrics "
+                                          "name none (accounts emitting only the Azure OpenAI metrics family)")
+    prices_urls: dict[Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"], str] = Field(
+        default_factory=dict, description="Retail Prices API base URL per cloud, overriding the public one "
+                                          "(none is published for AzureChinaCloud)")
+    prices_max_age_days: int = Field(default=7, ge=1, le=365, description="stored prices older than this: a WARN check")
+    prices_retries: int = Field(default=4, ge=0, le=10, description="retries of a Retail Prices API call (429, 5xx)")
     frozen_clock: datetime | None = Field(
         None, description="Freeze the pipeline's clock at this UTC instant: for replays of a past day, the tests "
                           "and the emulator's frozen clock. Unset (the default): the real clock.")
+
+    @field_validator("prices_urls")
+    @classmethod
+    def _prices_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for cloud, url in value.items():
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{cloud}: {url!r} must be an absolute http(s) URL of the Retail Prices API")
+        return {cloud: url.rstrip("/") for cloud, url in value.items()}
 
     @field_validator("frozen_clock")
     @classmethod

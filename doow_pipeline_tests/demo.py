@@ -53,6 +53,25 @@ DEMO_CONNECTIONS = [
     ConnectionSpec("dev", MAIN_PRINCIPAL, DEV),
     ConnectionSpec("research", MAIN_PRINCIPAL, RESEARCH),
 ]
+# The cost settings a demo user would write: the tags meaning owner and cost centre, the deployment types
+# Azure Monitor does not report (one batch, a few regional and data-zone deployments, one PTU), and model
+# names for deployments of the accounts that emit only the Azure OpenAI metrics (no ModelName dimension).
+# aoai-dev-legacy's gpt-4o-mini-dev and embed-large-dev stay unnamed: their cost is NULL (no_meter).
+DEMO_COST_SETTINGS = {
+    "owner_tag": "owner",
+    "cost_centre_tag": "CostCenter",
+    "deployment_types": {
+        "default": "GlobalStandard",
+        "overrides": {"aoai-prod-weu/gpt-4o-batch": "GlobalBatch", "aoai-prod-eus/gpt-4o-eus": "Standard",
+                      "aoai-prod-eus/gpt-41-eus": "DataZoneStandard",
+                      "aoai-dev-legacy/gpt-35-turbo-legacy": "Standard",
+                      "aoai-research-eus2/gpt-4o-research": "DataZoneStandard"},
+        "provisioned": ["ais-prod-eus2/gpt-4o-mini-foundry"],
+    },
+    "deployment_models": {"aoai-prod-eus/gpt-4o-eus": "gpt-4o", "aoai-prod-eus/gpt-4o-mini-eus": "gpt-4o-mini",
+                          "aoai-prod-eus/gpt-41-eus": "gpt-4.1", "aoai-prod-eus/gpt-4o-global": "gpt-4o",
+                          "aoai-dev-legacy/gpt-35-turbo-legacy": "gpt-35-turbo"},
+}
 
 
 def print_usage_summary(warehouse: Path, console: Console) -> None:
@@ -157,14 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     last_day = now.date() - timedelta(days=1)
     first_day = last_day - timedelta(days=args.days - 1)
     with run_emulator(DEMO_SCENARIO, state_dir=workdir / "emulator") as emulator:
-        config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS)
+        config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS, **DEMO_COST_SETTINGS)
         console.print(f"emulator ready at {emulator.endpoints['arm']}; project in {config}")
         home = dagster_home(workdir)
         env = {**os.environ, "DOOW_CONNECTIONS": str(config), "DAGSTER_HOME": str(home)}
-        command = [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(first_day), "--to", str(last_day)]
+        cli = [sys.executable, "-m", "doow_pipeline.cli"]
+        # The Retail Prices API answers today's prices only: a schedule running since the first day would have
+        # stored the prices in force then. Replay that first run (emulator and pipeline clocks on that day).
+        early = f"{first_day + timedelta(days=1)}T06:00:00Z"
+        emulator.set_clock(early)
+        console.print(f"$ doow-azure --frozen-clock {early} sync --from {first_day} --to {first_day}   "
+                      "(the first daily run, as of then: stores the prices in force then)")
+        subprocess.call([*cli, "--frozen-clock", early, "sync", "--from", str(first_day), "--to", str(first_day)],
+                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        emulator.set_clock(now.isoformat())
         console.print("$ DOOW_CONNECTIONS=" + str(config) + " doow-azure sync --from " + f"{first_day} --to {last_day}")
-        code = subprocess.call(command, env=env)
+        code = subprocess.call([*cli, "sync", "--from", str(first_day), "--to", str(last_day)], env=env)
         print_usage_summary(workdir / "doow.duckdb", console)
+        console.print(f"$ doow-azure cost --from {first_day} --to {last_day}")
+        sys.stdout.flush()
+        subprocess.call([*cli, "cost", "--from", str(first_day), "--to", str(last_day)], env=env)
         if args.serve:
             serve_ui(env, home, args.port, console)
         elif args.keep_running:

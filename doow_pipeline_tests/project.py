@@ -41,7 +41,8 @@ def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connection
                      "start_date": str((scenario.current_time() - timedelta(days=120)).date()),
                      # the pipeline's clock follows the emulator's frozen one
                      "frozen_clock": scenario.current_time().isoformat(),
-                     "endpoints": {k: endpoints[k] for k in ("authority", "arm", "metrics", "ca_cert")},
+                     "endpoints": {k: endpoints[k] for k in ("authority", "arm", "metrics", "prices", "ca_cert")
+                                   if k in endpoints},
                      **settings},
     }
     path = workdir / "connections.yaml"

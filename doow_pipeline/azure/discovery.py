@@ -20,7 +20,7 @@ class Subscription:
 
 
 def _account(arm: Any) -> Account:
-    return Account.from_arm_id(arm.id, arm.name, arm.kind, arm.location)
+    return Account.from_arm_id(arm.id, arm.name, arm.kind, arm.location, getattr(arm, "tags", None))
 
 
 def list_subscriptions(session: AzureSession) -> list[Subscription]:

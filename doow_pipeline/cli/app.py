@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..core.clock import parse_utc
-from . import connect, disconnect, doctor, status, sync
+from . import connect, cost, disconnect, doctor, status, sync
 from .output import EXIT_FAILURE, EXIT_USAGE, Output
 from .project import CliState
 
@@ -48,6 +48,8 @@ app.command()(sync.sync)
 app.command(epilog=status.STATUS_EPILOG)(status.status)
 app.command(epilog=doctor.DOCTOR_EPILOG)(doctor.doctor)
 app.command(epilog=disconnect.DISCONNECT_EPILOG)(disconnect.disconnect)
+app.command(epilog=cost.COST_EPILOG)(cost.cost)
+app.add_typer(cost.export_app, name="export")
 
 
 def main() -> None:

@@ -83,7 +83,8 @@ def disconnect(
         except (WarehouseError, duckdb.Error, OSError) as exc:
             output.error(f"the connection is removed, but purging its data failed: {type(exc).__name__}: {exc}. "
                          f"Delete its rows later with: DELETE FROM azure_openai.<table> WHERE connection = '{name}' "
-                         f"(tables usage_daily, metric_points, accounts, sync_events, connections) and its files "
+                         "(tables usage_daily, metric_points, accounts, sync_events, connections, usage_cost_daily) "
+                         "and its files "
                          f"under {config.landing_dir}/*/connection={name}")
             exit_code = EXIT_FAILURE
     else:

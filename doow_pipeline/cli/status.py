@@ -14,6 +14,7 @@ from ..core.clock import days_between
 from ..core.problems import WarehouseError
 from ..warehouse import queries
 from ..warehouse.database import connect
+from .cost import cost_line
 from .output import EXIT_FAILURE, EXIT_OK, Output, new_table, num, sparkline, when
 from .project import clock, configured_secrets, connection_or_exit, load_project, warn_if_env_readable
 
@@ -26,7 +27,8 @@ def _status_rows(config: ProjectConfig, names: list[str], first: date, last: dat
                      "last_successful_sync": None, "last_error": None,
                      "last_error_time": None, "accounts_covered": 0, "accounts_in_scope": 0, "usage_rows_all": 0,
                      "usage": [], "totals": {"rows": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
-                                             "requests": 0}, "trend": [], "activity": []} for name in names}
+                                             "requests": 0}, "trend": [], "activity": [], "cost": None}
+              for name in names}
     days = days_between(first, last)
     if not config.warehouse_path.exists():
         for item in result.values():
@@ -54,6 +56,9 @@ def _status_rows(config: ProjectConfig, names: list[str], first: date, last: dat
             by_day = queries.tokens_per_day(con, names, first, last)
             for name, item in result.items():
                 item["trend"] = [{"day": str(d), "total_tokens": by_day.get((name, d))} for d in days]
+        if "usage_cost_daily" in tables:
+            for name, cost in queries.cost_by_connection(con, names, first, last).items():
+                result[name]["cost"] = cost
     return result
 
 
@@ -134,6 +139,7 @@ def status(
         output.line(f"  {first} .. {last}: {totals['rows']:,} usage rows, {totals['total_tokens']:,} tokens "
                     f"(input {totals['input_tokens']:,}, output {totals['output_tokens']:,}), "
                     f"{totals['requests']:,} requests")
+        output.line("  " + cost_line(row["cost"]))
         output.line(f"  tokens per day  {sparkline(trend)}  ({first:%m-%d} .. {last:%m-%d}; max "
                     f"{num(max((t for t in trend if t is not None), default=0))})")
         if row["usage"]:

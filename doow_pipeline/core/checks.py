@@ -92,3 +92,14 @@ def connection_health_check(connection: str) -> CheckDef:
     return CheckDef(f"{connection}_healthy", Severity.WARN,
                     f"Connection '{connection}' is healthy: its last sync read every account in scope (fails with "
                     "the cause and next action when it is degraded, failing or never synced).")
+
+# ---- cost (on retail_prices and usage_cost_daily) ---------------------------------------------------------------
+PRICES_FETCHED = CheckDef("prices_fetched", Severity.WARN,
+                          "The Retail Prices API answered; when it cannot be reached, the stored prices stay in use.")
+PRICES_FRESH = CheckDef("prices_fresh", Severity.WARN,
+                        "The stored prices were read within settings.prices_max_age_days.")
+PRICES_CHECKS = (PRICES_FETCHED, PRICES_FRESH)
+TOKENS_HAVE_METERS = CheckDef("tokens_have_meters", Severity.WARN,
+                              "Every deployment's tokens match one meter; names each model and version that does "
+                              "not, and how to map it.")
+COST_CHECKS = (TOKENS_HAVE_METERS,)

@@ -4,6 +4,7 @@ Azure OpenAI accounts found in them."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -101,8 +102,28 @@ def is_azure_openai(kind: str | None) -> bool:
 
 
 @dataclass(frozen=True)
+class Tag:
+    """One ARM tag of a resource. Azure compares tag names case-insensitively and keeps their spelling."""
+
+    name: str
+    value: str
+
+
+def tags_from(raw: Mapping[str, str | None] | None) -> tuple[Tag, ...]:
+    """ARM's `tags` object as typed tags, sorted by name (a tuple: Account stays hashable)."""
+    return tuple(Tag(str(k), "" if v is None else str(v)) for k, v in sorted((raw or {}).items()))
+
+
+def tag_value(tags: tuple[Tag, ...], name: str) -> str | None:
+    """The value of the tag called `name` (case-insensitive, as ARM compares tag names), or None."""
+    wanted = name.lower()
+    return next((t.value for t in tags if t.name.lower() == wanted), None)
+
+
+@dataclass(frozen=True)
 class Account:
-    """An Azure OpenAI account (kind OpenAI or AIServices) as ARM lists it."""
+    """An Azure OpenAI account (kind OpenAI or AIServices) as ARM lists it, with its ARM tags (owner, cost
+    centre: which tag means what is a setting)."""
 
     resource_id: str
     name: str
@@ -110,11 +131,17 @@ class Account:
     location: str  # lower-case, no spaces: "westeurope"
     subscription_id: str
     resource_group: str
+    tags: tuple[Tag, ...] = ()
 
     @classmethod
-    def from_arm_id(cls, resource_id: str, name: str, kind: str | None, location: str | None) -> Account:
+    def from_arm_id(cls, resource_id: str, name: str, kind: str | None, location: str | None,
+                    tags: Mapping[str, str | None] | None = None) -> Account:
         # /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}
         parts = resource_id.split("/")
         return cls(resource_id=resource_id, name=name, kind=kind or "",
                    location=(location or "").lower().replace(" ", ""),
-                   subscription_id=parts[2].lower(), resource_group=parts[4])
+                   subscription_id=parts[2].lower(), resource_group=parts[4], tags=tags_from(tags))
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return {t.name: t.value for t in self.tags}

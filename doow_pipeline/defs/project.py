@@ -11,7 +11,8 @@ from ..config import ProjectConfig
 from ..core import secrets
 from .common import GROUP, daily_partitions
 from .connection import connection_defs
-from .jobs import sync_job, write_job
+from .cost import CostSettingsResource, retail_prices, usage_cost_daily_asset
+from .jobs import cost_job, sync_job, write_job
 from .resources import shared_resources
 from .schedules import build_schedule
 from .usage import connection_status_asset, usage_daily_asset
@@ -35,13 +36,15 @@ def _build_definitions(config: ProjectConfig) -> dg.Definitions:
     partitions = daily_partitions(config)
     writer = usage_daily_asset(config, partitions)
     connection_status = connection_status_asset(config)
+    cost = usage_cost_daily_asset(config, partitions)
     everything = sync_job(dg.AssetSelection.groups(GROUP))
     writer_only = write_job(dg.AssetSelection.assets(writer, connection_status))
+    cost_only = cost_job(dg.AssetSelection.assets(retail_prices, cost))
     shared = dg.Definitions(
         # Code references: the UI links each asset to the file and line that defines it.
-        assets=dg.with_source_code_references([writer, connection_status]),
-        jobs=[everything, writer_only],
+        assets=dg.with_source_code_references([writer, connection_status, retail_prices, cost]),
+        jobs=[everything, writer_only, cost_only],
         schedules=[build_schedule(everything, config.settings.resync_days)],
-        resources=shared_resources(config),
+        resources={**shared_resources(config), "cost_settings": CostSettingsResource.from_settings(config.settings)},
     )
     return dg.Definitions.merge(shared, *(connection_defs(c, config, partitions) for c in config.connections))

@@ -33,7 +33,8 @@ class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg
 
     @classmethod
     def for_connection(cls, connection: Connection, endpoints: Endpoints | None) -> AzureConnectionResource:
-        explicit = endpoints.model_dump() if endpoints else {}
+        # the Retail Prices endpoint is no connection's: the cost settings carry it
+        explicit = endpoints.model_dump(exclude={"prices"}) if endpoints else {}
         return cls(name=connection.name, tenant_id=connection.tenant_id, client_id=connection.client_id,
                    client_secret=dg.EnvVar(connection.client_secret_env), client_secret_env=connection.client_secret_env,
                    scope=connection.scope, cloud=connection.cloud, **explicit)

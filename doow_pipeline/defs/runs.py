@@ -1,8 +1,8 @@
 """Running the Dagster jobs in-process for a range of days (used by `doow-azure sync` and `connect`).
 
 One run per connection (so one broken connection never stops the others), then one writer run that
-rebuilds usage for the whole range. Runs are recorded in $DAGSTER_HOME when it is set (visible in the
-UI), else in an ephemeral instance.
+rebuilds usage for the whole range, then one cost run (prices, then the estimated cost of the range).
+Runs are recorded in $DAGSTER_HOME when it is set (visible in the UI), else in an ephemeral instance.
 
 Each run carries the code location's origin, as a run launched from the UI does: Dagster files a run under
 its job by the run's `remote_job_origin` (the `.dagster/repository` tag, "<repository>@<location>", comes
@@ -32,7 +32,7 @@ from ..config import ProjectConfig
 from ..core.problems import DoowError
 from ..core.checks import CREDENTIALS
 from .connection import fetch_job_name
-from .jobs import WRITE_JOB
+from .jobs import COST_JOB, WRITE_JOB
 from .project import build_definitions
 
 
@@ -142,7 +142,7 @@ def sync_range(config: ProjectConfig, first_day: date, last_day: date, connectio
             "dagster/asset_partition_range_end": last_day.isoformat()}
     reports = []
     with instance() as dagster_instance:
-        for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB]:
+        for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB, COST_JOB]:
             if on_progress:
                 on_progress(job_name, None)
             job = definitions.resolve_job_def(job_name)

@@ -225,6 +225,7 @@ def _account_rows(outcome: SyncOutcome, tenant_id: str) -> list[dict[str, object
         "resource_name": a.name, "resource_id": a.resource_id, "resource_kind": a.kind, "resource_region": a.location,
         "readable": a.resource_id not in outcome.unreadable,
         "metrics_api": paths.get(a.subscription_id), "metric_families": families.get(a.resource_id),
+        "tags": a.tag_map,
     } for a in outcome.accounts]
 
 

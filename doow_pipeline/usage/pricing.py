@@ -51,7 +51,7 @@ Meter names are free text ("gpt-4o-0806-Inp-glbl Tokens", "gpt 4o 0806 cached In
    that is not needed (output of embeddings: 0 tokens) costs 0.0.
 6. Cost = tokens / tokens_per_unit x retailPrice, per direction, in the prices' currency.
 
-This module imports only polars and the standard library.
+This module imports only polars, the standard library and core/deployments.py.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, TypedDict, cast
 
 import polars as pl
+
+from ..core.deployments import DEPLOYMENT_TYPES
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -76,17 +78,7 @@ COST_STATUSES = (PRICED, ASSUMED_DEPLOYMENT_TYPE, NO_METER, AMBIGUOUS, BILLED_AS
 COSTED_STATUSES = (PRICED, ASSUMED_DEPLOYMENT_TYPE)
 MODEL_SERVICE_NAMES = ("Cognitive Services", "Foundry Models")
 
-# Azure deployment SKU names -> (scope, batch, provisioned)
-DEPLOYMENT_TYPES: dict[str, tuple[str, bool, bool]] = {
-    "GlobalStandard": ("global", False, False),
-    "DataZoneStandard": ("datazone", False, False),
-    "Standard": ("regional", False, False),
-    "GlobalBatch": ("global", True, False),
-    "DataZoneBatch": ("datazone", True, False),
-    "GlobalProvisionedManaged": ("global", False, True),
-    "DataZoneProvisionedManaged": ("datazone", False, True),
-    "ProvisionedManaged": ("regional", False, True),
-}
+# Azure deployment SKU names -> (scope, batch, provisioned): core/deployments.py (settings validate against it)
 _TYPE_BY_LOWER = {k.lower(): k for k in DEPLOYMENT_TYPES}
 
 SCOPE_TOKENS = {"glbl": "global", "global": "global", "gl": "global", "glb": "global",

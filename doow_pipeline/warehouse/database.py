@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from ..core.problems import WarehouseError
-from .schema import DDL
+from .schema import COST_COMMENTS, COST_DDL, DDL
 
 LOCK_WAIT_SECONDS = 300
 
@@ -97,6 +97,9 @@ def connect(path: Path, *, read_only: bool = False,
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             con.execute(DDL)
+            con.execute(COST_DDL)
+            for comment in COST_COMMENTS:
+                con.execute(comment)
     except duckdb.Error as exc:
         con.close()
         if creating:

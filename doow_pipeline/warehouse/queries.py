@@ -10,7 +10,9 @@ from datetime import date, datetime
 from typing import Any
 
 import duckdb
+import polars as pl
 
+from ..usage.focus import SCHEMA as FOCUS_SCHEMA
 from .schema import SCHEMA
 
 STATUS_COLUMNS = ("state", "cause", "next_action", "last_successful_sync", "last_error", "last_error_time",
@@ -157,3 +159,70 @@ def warning_counts(con: duckdb.DuckDBPyConnection, connection: str) -> dict[str,
     rows = con.execute(f"SELECT code, count(*) FROM {SCHEMA}.sync_events WHERE connection = ? AND level = 'WARN' "
                        "GROUP BY code ORDER BY code", [connection]).fetchall()
     return {code: count for code, count in rows}
+
+
+# ---- cost (an estimate at public list price) ---------------------------------------------------------------------
+
+COST_DIMENSIONS = ("model", "deployment", "connection")
+
+
+def cost_groups(con: duckdb.DuckDBPyConnection, first: date, last: date, by: str,
+                tag: str | None = None) -> list[dict[str, Any]]:
+    """Estimated list cost over [first, last] grouped by model, deployment, connection or an ARM tag's value.
+
+    SQL's sum() of a group with no costed row is NULL (unknown), never 0; `costed_rows` says how many rows
+    carry a cost and `statuses` how many rows each match status has."""
+    keys = {"model": ["model_name", "model_version"], "deployment": ["resource_name", "deployment", "model_name"],
+            "connection": ["connection"], "tag": ["tag_value"]}[by]
+    tag_join = ""
+    params: dict[str, Any] = {"first": first, "last": last}
+    if by == "tag":
+        # ARM tag names compare case-insensitively; an account without the tag is its own group (NULL)
+        tag_join = (f"LEFT JOIN (SELECT usage_date, connection, resource_id, list_filter(map_entries(tags), "
+                    "lambda e: lower(e.key) = lower($tag))[1].value AS tag_value "
+                    f"FROM {SCHEMA}.accounts) t USING (usage_date, connection, resource_id)")
+        params["tag"] = tag
+    key_list = ", ".join(keys)
+    cursor = con.execute(
+        f"SELECT {key_list}, currency, count(*) AS rows, count(estimated_cost) AS costed_rows, "
+        "CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, "
+        "sum(input_cost) AS input_cost, sum(output_cost) AS output_cost, sum(estimated_cost) AS estimated_cost, "
+        "CAST(sum(input_tokens + output_tokens) FILTER (WHERE estimated_cost IS NULL) AS BIGINT) "
+        "AS uncosted_tokens, histogram(cost_status) AS statuses "
+        f"FROM {SCHEMA}.usage_cost_daily {tag_join} WHERE usage_date BETWEEN $first AND $last "
+        f"GROUP BY ALL ORDER BY estimated_cost DESC NULLS LAST, {key_list}", params)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+
+def cost_by_connection(con: duckdb.DuckDBPyConnection, names: list[str], first: date,
+                       last: date) -> dict[str, dict[str, Any]]:
+    """Per connection: estimated list cost (NULL when no row is costed), costed and all rows, currency."""
+    rows = con.execute(
+        "SELECT connection, currency, sum(estimated_cost) AS estimated_cost, count(estimated_cost) AS costed_rows, "
+        f"count(*) AS rows FROM {SCHEMA}.usage_cost_daily WHERE connection IN (SELECT unnest($names)) "
+        "AND usage_date BETWEEN $first AND $last GROUP BY ALL ORDER BY connection, currency",
+        {"names": names, "first": first, "last": last}).fetchall()
+    return {c: {"currency": cur, "estimated_cost": cost, "costed_rows": costed, "rows": n}
+            for c, cur, cost, costed, n in rows}
+
+
+def last_price_fetch(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The latest read of the Retail Prices API that answered, and the stored records."""
+    row = con.execute(f"SELECT max(fetched_at) FILTER (WHERE ok), max(fetched_at), "
+                      f"(SELECT count(*) FROM {SCHEMA}.retail_prices) FROM {SCHEMA}.price_fetches").fetchone()
+    if row is None or row[1] is None:
+        return None
+    failed = con.execute(f"SELECT error FROM {SCHEMA}.price_fetches WHERE fetched_at = ? AND NOT ok LIMIT 1",
+                         [row[1]]).fetchone()
+    return {"last_ok": row[0], "last_attempt": row[1], "records": row[2], "last_error": failed[0] if failed else None}
+
+
+def focus_rows(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pl.DataFrame:
+    """The FOCUS-aligned rows of [first, last] as a polars frame in usage.focus's schema (UTC timestamps)."""
+    frame = con.execute(f'SELECT * FROM {SCHEMA}.focus_cost_daily WHERE CAST("ChargePeriodStart" AS DATE) '
+                        'BETWEEN ? AND ? ORDER BY "ChargePeriodStart", "ResourceId", "x_DeploymentName", '
+                        '"x_ModelName", "x_ModelVersion", "x_TokenType"', [first, last]).pl()
+    utc = [pl.col(name).dt.convert_time_zone("UTC") for name, dtype in FOCUS_SCHEMA.items()
+           if isinstance(dtype, pl.Datetime)]
+    return frame.with_columns(utc).select(list(FOCUS_SCHEMA)).cast(pl.Schema(FOCUS_SCHEMA))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import polars as pl
+
+from ..usage.focus import SCHEMA as FOCUS_SCHEMA
 from ..core.problems import TROUBLESHOOTING, ProblemCode, Symptom
 
 SCHEMA = "azure_openai"
@@ -337,3 +340,144 @@ SELECT connection, "day" AS usage_date, resource_id, family, metric, deployment,
        metric_region, "timestamp", total
 FROM read_parquet('{pattern}', hive_partitioning = true,
                   hive_types = {{'connection': VARCHAR, 'day': DATE}}, union_by_name = true)"""
+
+
+# ---- cost and ownership ------------------------------------------------------------------------------------------
+# An estimate at public list price (the Retail Prices API), never the invoice: every table and column says so.
+
+RETAIL_PRICES_COLUMNS = (
+    ("meter_id", "VARCHAR NOT NULL"),
+    ("meter_name", "VARCHAR NOT NULL"),
+    ("product_id", "VARCHAR"),
+    ("product_name", "VARCHAR"),
+    ("sku_id", "VARCHAR"),
+    ("sku_name", "VARCHAR"),
+    ("arm_sku_name", "VARCHAR"),
+    ("service_id", "VARCHAR"),
+    ("service_name", "VARCHAR"),
+    ("service_family", "VARCHAR"),
+    ("arm_region_name", "VARCHAR NOT NULL"),
+    ("location", "VARCHAR"),
+    ("currency_code", "VARCHAR NOT NULL"),
+    ("retail_price", "DOUBLE NOT NULL"),
+    ("unit_price", "DOUBLE"),
+    ("unit_of_measure", "VARCHAR"),
+    ("tier_minimum_units", "DOUBLE NOT NULL"),
+    ("type", "VARCHAR NOT NULL"),
+    ("reservation_term", "VARCHAR"),
+    ("is_primary_meter_region", "BOOLEAN"),
+    ("effective_start_date", "TIMESTAMPTZ NOT NULL"),
+    ("effective_end_date", "TIMESTAMPTZ"),
+    ("first_seen_at", "TIMESTAMP NOT NULL"),
+    ("last_seen_at", "TIMESTAMP NOT NULL"),
+)
+# One stored record per price answer: the API answers today's prices only, so past days keep theirs.
+RETAIL_PRICES_KEY = ("meter_id", "arm_region_name", "currency_code", "type", "tier_minimum_units",
+                     "effective_start_date")
+
+USAGE_COST_EXTRA_COLUMNS = (
+    ("deployment_type", "VARCHAR", ("deployment type used for matching (settings.deployment_types; Azure "
+                                    "Monitor does not report it)")),
+    ("deployment_type_source", "VARCHAR", "override, provisioned or default (the settings' default: assumed)"),
+    ("input_meter_id", "VARCHAR", "Retail Prices meterId of input tokens"),
+    ("input_meter_name", "VARCHAR", "Retail Prices meterName of input tokens"),
+    ("input_unit_price", "DOUBLE", "public list price (retailPrice) per input_unit_of_measure input tokens"),
+    ("input_unit_of_measure", "VARCHAR", "1K or 1M tokens"),
+    ("output_meter_id", "VARCHAR", "Retail Prices meterId of output tokens"),
+    ("output_meter_name", "VARCHAR", "Retail Prices meterName of output tokens"),
+    ("output_unit_price", "DOUBLE", "public list price (retailPrice) per output_unit_of_measure output tokens"),
+    ("output_unit_of_measure", "VARCHAR", "1K or 1M tokens"),
+    ("currency", "VARCHAR", "currency of the list prices (settings.currency)"),
+    ("input_cost", "DOUBLE", "ESTIMATE at public list price of the input tokens; NULL when unknown, never 0"),
+    ("output_cost", "DOUBLE", "ESTIMATE at public list price of the output tokens; NULL when unknown, never 0"),
+    ("estimated_cost", "DOUBLE", ("ESTIMATE at public list price (input + output): not the invoice (no "
+                                  "discounts, reservations, savings plans, taxes or credits); NULL when unknown")),
+    ("cost_status", "VARCHAR NOT NULL", "priced, assumed_deployment_type, no_meter, ambiguous or billed_as_capacity"),
+    ("cost_detail", "VARCHAR", "why a row is not priced, or which assumption priced it"),
+    ("priced_at", "TIMESTAMP NOT NULL", "when the estimate was computed (UTC)"),
+)
+USAGE_COST_COLUMNS = tuple((n, k) for n, k in USAGE_DAILY_COLUMNS) + tuple((n, k) for n, k, _ in
+                                                                          USAGE_COST_EXTRA_COLUMNS)
+
+COST_DDL = f"""
+ALTER TABLE {SCHEMA}.accounts ADD COLUMN IF NOT EXISTS tags MAP(VARCHAR, VARCHAR);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.retail_prices (
+    {", ".join(f"{name} {kind}" for name, kind in RETAIL_PRICES_COLUMNS)}
+);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.price_fetches (
+    fetched_at TIMESTAMP NOT NULL,
+    cloud VARCHAR NOT NULL,
+    endpoint VARCHAR,
+    currency VARCHAR NOT NULL,
+    regions VARCHAR NOT NULL,
+    items BIGINT NOT NULL,
+    new_records BIGINT NOT NULL,
+    ok BOOLEAN NOT NULL,
+    error VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS {SCHEMA}.usage_cost_daily (
+    {", ".join(f"{name} {kind}" for name, kind in USAGE_COST_COLUMNS)}
+);
+"""
+
+
+def _sql_type(dtype: pl.DataType) -> str:
+    if dtype == pl.Float64:
+        return "DOUBLE"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ"
+    return "VARCHAR"
+
+
+FOCUS_COLUMNS = tuple((name, _sql_type(dtype)) for name, dtype in FOCUS_SCHEMA.items())
+COST_DDL += f"""
+CREATE TABLE IF NOT EXISTS {SCHEMA}.focus_cost_daily (
+    {", ".join(f'"{name}" {kind}' for name, kind in FOCUS_COLUMNS)}
+);
+"""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+COST_COMMENTS = [
+    f"COMMENT ON TABLE {SCHEMA}.retail_prices IS "
+    + _quote("Public Azure Retail Prices (list prices) of Azure OpenAI / Foundry Models meters, every answer kept "
+             "with its effective dates, so past days keep the price in force then."),
+    f"COMMENT ON TABLE {SCHEMA}.price_fetches IS " + _quote("Each read of the Retail Prices API: when, where, "
+                                                            "how many items, new records, error."),
+    f"COMMENT ON TABLE {SCHEMA}.usage_cost_daily IS "
+    + _quote("ESTIMATE at public list price of usage_daily rows: the matched meters, unit prices and a status per "
+             "row. Not the invoice: no discounts, reservations, savings plans, taxes or credits. Unknown cost is "
+             "NULL, never 0."),
+    f"COMMENT ON TABLE {SCHEMA}.focus_cost_daily IS "
+    + _quote("FOCUS-aligned, not conformant: ListUnitPrice and ListCost are the public list price estimate "
+             "(x_CostBasis RetailListPriceEstimate); BilledCost and EffectiveCost stay empty (they come from Cost "
+             "Management, which is never read)."),
+    f"COMMENT ON COLUMN {SCHEMA}.accounts.tags IS " + _quote("ARM tags of the account, as the accounts list "
+                                                             "returned them"),
+    *(f"COMMENT ON COLUMN {SCHEMA}.usage_cost_daily.{name} IS {_quote(text)}" for name, _k, text in
+      USAGE_COST_EXTRA_COLUMNS),
+]
+
+
+def account_owners_view_sql(owner_tag: str, cost_centre_tag: str) -> str:
+    """`account_owners`: accounts with the tags that settings say mean owner and cost centre as columns, at the
+    grain of `accounts` (usage_date, connection, resource_id), so it joins usage_daily on those three columns.
+    Tag names compare case-insensitively, as in ARM."""
+    def tag(name: str) -> str:
+        return f"list_filter(map_entries(tags), lambda e: lower(e.key) = {_quote(name.lower())})[1].value"
+
+    return f"""
+CREATE OR REPLACE VIEW {SCHEMA}.account_owners AS
+SELECT usage_date, connection, resource_id, resource_name, subscription_id, resource_group,
+       {tag(owner_tag)} AS owner, {tag(cost_centre_tag)} AS cost_centre, tags
+FROM {SCHEMA}.accounts;
+COMMENT ON VIEW {SCHEMA}.account_owners IS {_quote(f"Accounts with their owner (tag {owner_tag!r}) and cost "
+                                                  f"centre (tag {cost_centre_tag!r}); join usage_daily or "
+                                                  "usage_cost_daily on (usage_date, connection, resource_id).")};
+"""

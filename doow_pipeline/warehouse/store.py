@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -24,6 +25,7 @@ from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
 from ..usage.transform import model_names, roll_up_daily
 from .checks import accounts_checks, activity_anomalies, usage_checks
+from .cost import delete_connection_cost
 from .database import commit, connect, rollback
 from .landing import CorruptLandingFile, DayManifest, Landing
 from .schema import (
@@ -177,16 +179,23 @@ def _landed_days(landing: Landing, connections: list[str], days: list[date],
             yield connection, day, manifest
 
 
-_ACCOUNT_SCHEMA = {"tenant_id": pl.String, "subscription_id": pl.String, "resource_group": pl.String,
-                   "resource_name": pl.String, "resource_id": pl.String, "resource_kind": pl.String,
-                   "resource_region": pl.String, "readable": pl.Boolean, "metrics_api": pl.String,
-                   "metric_families": pl.String}
+TAG_ENTRIES = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))  # DuckDB: map_from_entries
+_ACCOUNT_SCHEMA: dict[str, Any] = {"tenant_id": pl.String, "subscription_id": pl.String, "resource_group": pl.String,
+                                   "resource_name": pl.String, "resource_id": pl.String, "resource_kind": pl.String,
+                                   "resource_region": pl.String, "readable": pl.Boolean, "metrics_api": pl.String,
+                                   "metric_families": pl.String, "tags": TAG_ENTRIES}
+
+
+def _account_record(account: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's account with its tags as map entries (manifests from before tags were kept have none)."""
+    tags = account.get("tags") or {}
+    return {**account, "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]}
 
 
 def _accounts_frame(landed) -> pl.DataFrame:
     """The account inventory of every landed (connection, day), one frame per manifest."""
     frames = [
-        pl.DataFrame(manifest.accounts, schema=_ACCOUNT_SCHEMA).with_columns(
+        pl.DataFrame([_account_record(a) for a in manifest.accounts], schema=_ACCOUNT_SCHEMA).with_columns(
             pl.lit(day).alias("usage_date"), pl.lit(connection).alias("connection"),
             pl.lit(datetime.fromisoformat(manifest.synced_at).replace(tzinfo=None)).cast(pl.Datetime("us"))
             .alias("synced_at"))
@@ -371,7 +380,8 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             con.execute(f"INSERT INTO {SCHEMA}.syncs BY NAME SELECT * FROM landed_days")
             _replace_landed_rows(con, "accounts")
             con.register("new_accounts", accounts)
-            con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * FROM new_accounts")
+            con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * REPLACE (map_from_entries(tags) AS tags) "
+                        "FROM new_accounts")
             # Usage is built from the landed (connection, day) files only, so the accounts and sync state
             # just loaded from the same manifests are all the metadata it needs.
             with phase(on_phase, "build_usage"):
@@ -477,6 +487,7 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
         try:
+            counts.update(delete_connection_cost(con, connection))
             for table in ("usage_daily", "requests_daily", "ptu_utilization_hourly", "accounts", "syncs",
                           "sync_events", "connections"):
                 counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?",

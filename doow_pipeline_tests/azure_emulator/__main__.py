@@ -1,8 +1,8 @@
 """python -m doow_pipeline_tests.azure_emulator --scenario FILE [--port N] [--state-dir DIR]
 
 Serves Entra ID, ARM and Azure Monitor over HTTPS on 127.0.0.1. When ready, prints one JSON line
-{"authority", "arm", "metrics" (batch endpoint template with {region}), "ca_cert"} to stdout and writes it
-to STATE_DIR/endpoints.json; serves until SIGTERM/SIGINT.
+{"authority", "arm", "metrics" (batch endpoint template with {region}), "prices" (the Retail Prices API),
+"ca_cert"} to stdout and writes it to STATE_DIR/endpoints.json; serves until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     port = server.server_address[1]
     base = f"https://127.0.0.1:{port}"
     app.base_url = base
-    endpoints = {"authority": base, "arm": base, "metrics": base + "/{region}", "ca_cert": str(ca_path)}
+    endpoints = {"authority": base, "arm": base, "metrics": base + "/{region}", "prices": base,
+                 "ca_cert": str(ca_path)}
     (state_dir / "endpoints.json").write_text(json.dumps(endpoints) + "\n", encoding="utf-8")
 
     stopping = threading.Event()

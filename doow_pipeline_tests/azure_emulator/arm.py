@@ -63,7 +63,7 @@ def account_json(account: Account) -> dict:
         "location": account.location,
         "sku": {"name": account.sku},
         "kind": account.kind,
-        "tags": {},
+        "tags": dict(account.tags),
         "properties": {
             "endpoint": endpoint,
             "internalId": stamp[:32],

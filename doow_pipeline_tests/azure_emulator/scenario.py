@@ -144,6 +144,7 @@ class Account:
     resource_group: str
     tenant_id: str
     sku: str = "S0"
+    tags: tuple[tuple[str, str], ...] = ()  # ARM tags, as the accounts list returns them
 
     @cached_property
     def id(self) -> str:
@@ -349,6 +350,7 @@ def _account(raw: dict, sub_id: str, rg: str, tenant_id: str, where: str) -> Acc
         resource_group=rg,
         tenant_id=tenant_id,
         sku=str(raw.get("sku", "S0")),
+        tags=tuple((str(k), str(v)) for k, v in (raw.get("tags") or {}).items()),
     )
 
 

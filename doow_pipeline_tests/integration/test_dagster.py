@@ -31,7 +31,8 @@ EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sy
                    "usage_spike", "usage_drop", "deployment_silent", "new_deployment",
                    "landing_files_readable",
                    "all_connections_landed", "one_row_per_account_and_day", "every_account_readable",
-                   "prod_healthy", "dev_healthy", "research_healthy"}
+                   "prod_healthy", "dev_healthy", "research_healthy",
+                   "prices_fetched", "prices_fresh", "tokens_have_meters"}
 
 
 
@@ -49,7 +50,8 @@ def test_definitions_load_with_secrets_as_env_vars(demo_project):
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
     assert keys == {"azure_openai/prod_metric_points", "azure_openai/dev_metric_points",
                     "azure_openai/research_metric_points", "azure_openai/usage_daily", "azure_openai/accounts",
-                    "azure_openai/connection_status"}
+                    "azure_openai/connection_status", "azure_openai/retail_prices",
+                    "azure_openai/usage_cost_daily", "azure_openai/focus_cost_daily"}
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == EXPECTED_CHECKS
     resource = definitions.resources["azure_prod"]
