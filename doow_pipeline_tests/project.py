@@ -68,7 +68,8 @@ def readable_by(scenario: Scenario, client_id: str, resource_id: str) -> bool:
 def expected_usage(scenario: Scenario, first: date, last: date, connections: list[ConnectionSpec],
                    synced_at: datetime, settle_hours: int = 48) -> pl.DataFrame:
     """usage_daily as it must be, from the generator's true totals and the documented rules:
-    the models family where the account emits it for the deployment, else azure_openai; one connection
+    the models family where the account emits it for the deployment, else azure_openai; the deployment's
+    model name on both (legacy rows get it from the request metric); one connection
     (the first by name) per account; only accounts a connection can read."""
     accounts = {a.id.lower(): a for a in scenario.accounts}
     chosen: dict[str, str] = {}
@@ -97,7 +98,9 @@ def expected_usage(scenario: Scenario, first: date, last: date, connections: lis
             "subscription_id": account.subscription_id, "resource_group": account.resource_group,
             "resource_name": account.name, "resource_id": account.id, "resource_kind": account.kind,
             "resource_region": account.location, "deployment": r["deployment"],
-            "model_name": r["model"] if family == "models" else None, "model_version": r["version"],
+            # Both families name the model: "models" token metrics directly, legacy rows through the request
+            # metric AzureOpenAIRequests, which reports each deployment's model in ModelName.
+            "model_name": r["model"], "model_version": r["version"],
             "metric_region": r["region"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
             "total_tokens": r["total_tokens"], "requests": r["requests"], "metric_family": family,
             "is_final": synced_at >= day_end + timedelta(hours=settle_hours),

@@ -296,7 +296,8 @@ class ConnectionVerifier:
             check.readable = True
             if check.queries:
                 check.tokens = 0
-            for query in check.queries if self.split else check.queries[:1]:
+            token_queries = [q for q in check.queries if not q.model_names_only]
+            for query in token_queries if self.split else token_queries[:1]:
                 split = query.split_dimensions if self.split else ()
                 results = reader.per_resource(account, MetricQuery((query.total_metric,), split, None, PROBE_TOP),
                                               window)
