@@ -50,14 +50,16 @@ class AzureSession:
         self.endpoints = endpoints
         self.retry = retry or RetrySettings()
         self._common: dict[str, Any] = {"connection_verify": endpoints.ca_cert} if endpoints.ca_cert else {}
-        self.credential = ClientSecretCredential(
-            tenant_id, client_id, client_secret,
-            authority=endpoints.authority,
-            disable_instance_discovery=endpoints.custom,
-            **self._common,
-        )
+        self._secret = client_secret  # kept only to build a credential with an empty token cache
+        self.credential = self._new_credential()
         self._clients: dict[tuple[str, ...], Any] = {}
+        self._retired: list[Any] = []  # replaced clients and their credentials, closed with the session
         self._lock = threading.Lock()
+
+    def _new_credential(self) -> ClientSecretCredential:
+        return ClientSecretCredential(self.tenant_id, self.client_id, self._secret,
+                                      authority=self.endpoints.authority,
+                                      disable_instance_discovery=self.endpoints.custom, **self._common)
 
     def _cached(self, key: tuple[str, ...], factory: Callable[[], _Client]) -> _Client:
         with self._lock:
@@ -87,6 +89,20 @@ class AzureSession:
             endpoint, self.credential, audience=self.endpoints.metrics_audience,
             **self._common, **self.retry.client_kwargs()))
 
+    def renew_metrics(self, region: str) -> MetricsClient:
+        """Replaces the region's batch client with one that asks Entra ID for a new token: a new credential (its
+        MSAL cache is empty) behind a new client (its bearer policy holds no token), so a refused call is asked
+        again with a token never sent before, and later calls keep the new token."""
+        credential = self._new_credential()
+        client = MetricsClient(self.endpoints.metrics_template.format(region=region), credential,
+                               audience=self.endpoints.metrics_audience, **self._common, **self.retry.client_kwargs())
+        with self._lock:
+            # The old client stays open until the session closes: other threads may be using it.
+            self._retired.append(self._clients.get(("metrics", region)))
+            self._retired.append(credential)
+            self._clients[("metrics", region)] = client
+        return client
+
     def token(self, audience: str | None = None) -> AccessToken:
         """Acquires a token (ARM audience by default): the cheapest proof that the credential works.
         Raises AzureError (refused secret, unknown tenant, unreachable authority, ...)."""
@@ -95,9 +111,10 @@ class AzureSession:
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
+            for client in [*self._clients.values(), *(r for r in self._retired if r is not None)]:
                 client.close()
             self._clients.clear()
+            self._retired.clear()
         self.credential.close()
 
     def __enter__(self) -> AzureSession:

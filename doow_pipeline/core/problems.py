@@ -35,6 +35,7 @@ class ProblemCode(StrEnum):
     METRIC_ERROR = "metric_error"
     TRUNCATED = "truncated"
     RETENTION_EXCEEDED = "retention_exceeded"
+    DAYS_UNANSWERED = "days_unanswered"  # Azure answered a shorter window, another grain or left buckets out
     EMPTY_SYNC = "empty_sync"
     # the service
     THROTTLED = "throttled"
