@@ -155,7 +155,7 @@ def _legacy_request_metric_for_names(present: dict[Family, list[tuple[str, set[s
 
 def read_definitions(session: AzureSession, account: Account) -> dict[str, set[str]]:
     """{metric name: {dimension names}} of the account's token and request metrics."""
-    with azure_errors():
+    with azure_errors(endpoint=session.endpoints.arm):
         client = session.monitor(account.subscription_id)
         return {
             d.name.value: {dim.value for dim in (d.dimensions or ()) if dim.value}

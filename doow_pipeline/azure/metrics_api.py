@@ -388,7 +388,8 @@ class MetricsReader:
         request = HttpRequest("POST", f"/subscriptions/{subscription}/metrics:getBatch", params=params,
                               json={"resourceids": resource_ids})
         self._count("batch")
-        with azure_errors(keep=(ServiceResponseError,)):  # a dropped answer is repeated by `batch`
+        endpoint = self.session.endpoints.metrics_template.format(region=region)
+        with azure_errors(keep=(ServiceResponseError,), endpoint=endpoint):  # a dropped answer is asked again
             client = self.session.renew_metrics(region) if fresh else self.session.metrics(region)
             response = client.send_request(request)
             if response.status_code in (401, 403):
@@ -416,7 +417,7 @@ class MetricsReader:
 
     def _per_resource_once(self, account: Account, query: MetricQuery, window: TimeWindow) -> list[MetricResult]:
         self._count("per_resource")
-        with azure_errors():
+        with azure_errors(endpoint=self.session.endpoints.arm):
             body = self.session.monitor(account.subscription_id).metrics.list(
                 account.resource_id, timespan=window.timespan, interval=window.interval,
                 metricnames=",".join(query.metric_names), aggregation=query.aggregation, top=query.top,

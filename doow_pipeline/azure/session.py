@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken
@@ -30,14 +30,24 @@ class RetrySettings:
     total: int = 5
     backoff_factor: float = 0.5
     backoff_max: int = 30
+    # Per attempt: azure-core's defaults (300 s each) would leave an unreachable endpoint unnoticed for long.
+    connection_timeout: float = 30
+    read_timeout: float = 120
+
+    def transport_kwargs(self) -> dict[str, Any]:
+        return {"connection_timeout": self.connection_timeout, "read_timeout": self.read_timeout}
 
     def client_kwargs(self) -> dict[str, Any]:
         return {"retry_total": self.total, "retry_backoff_factor": self.backoff_factor,
-                "retry_backoff_max": self.backoff_max, "retry_on_status_codes": [529]}
+                "retry_backoff_max": self.backoff_max, "retry_on_status_codes": [529], **self.transport_kwargs()}
+
+    def with_timeout(self, seconds: float | None) -> RetrySettings:
+        """The same retries with both timeouts at `seconds` (None: unchanged)."""
+        return self if seconds is None else replace(self, connection_timeout=seconds, read_timeout=seconds)
 
 
-# connect and doctor answer a person waiting at a terminal: fewer, shorter retries.
-INTERACTIVE_RETRY = RetrySettings(total=2, backoff_factor=0.3, backoff_max=5)
+# connect and doctor answer a person waiting at a terminal: fewer, shorter retries and timeouts.
+INTERACTIVE_RETRY = RetrySettings(total=2, backoff_factor=0.3, backoff_max=5, connection_timeout=10, read_timeout=30)
 
 
 class AzureSession:
@@ -59,7 +69,8 @@ class AzureSession:
     def _new_credential(self) -> ClientSecretCredential:
         return ClientSecretCredential(self.tenant_id, self.client_id, self._secret,
                                       authority=self.endpoints.authority,
-                                      disable_instance_discovery=self.endpoints.custom, **self._common)
+                                      disable_instance_discovery=self.endpoints.custom, retry_total=self.retry.total,
+                                      **self._common, **self.retry.transport_kwargs())
 
     def _cached(self, key: tuple[str, ...], factory: Callable[[], _Client]) -> _Client:
         with self._lock:
@@ -106,7 +117,7 @@ class AzureSession:
     def token(self, audience: str | None = None) -> AccessToken:
         """Acquires a token (ARM audience by default): the cheapest proof that the credential works.
         Raises AzureError (refused secret, unknown tenant, unreachable authority, ...)."""
-        with azure_errors():
+        with azure_errors(endpoint=self.endpoints.authority):
             return self.credential.get_token((audience or self.endpoints.arm_audience) + "/.default")
 
     def close(self) -> None:
