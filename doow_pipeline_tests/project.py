@@ -29,7 +29,8 @@ class ConnectionSpec:
 def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connections: list[ConnectionSpec],
                   **settings) -> Path:
     """Writes connections.yaml (no secrets) and a 0600 .env (the secrets) into workdir; returns the yaml path.
-    The pipeline's clock is frozen at the scenario's (settings.frozen_clock) unless `settings` says otherwise."""
+    The pipeline's clock is frozen at the scenario's (settings.frozen_clock) unless `settings` says otherwise
+    (`frozen_clock=None`: the real clock)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tenant_of = {p.client_id.lower(): p.tenant_id for t in scenario.tenants for p in t.principals}
     document = {
@@ -44,6 +45,8 @@ def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connection
                      "endpoints": {k: endpoints[k] for k in ("authority", "arm", "metrics", "ca_cert")},
                      **settings},
     }
+    if document["settings"]["frozen_clock"] is None:  # the real clock (the demo)
+        del document["settings"]["frozen_clock"]
     path = workdir / "connections.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     secrets = scenario.principals

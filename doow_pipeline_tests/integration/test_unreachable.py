@@ -98,8 +98,10 @@ def variants(emulator, tmp_path_factory) -> Iterator[dict[str, tuple[dict, dict[
                      "could not be verified with the configured CA bundle"),
         "host_name_mismatch": (at(f"https://127.0.0.1:{tls.port}", str(tmp / "mismatch-ca.pem")), {},
                                f"https://127.0.0.1:{tls.port}", "does not cover the host name"),
-        "missing_ca_file": ({**real, "ca_cert": str(tmp / "gone" / "ca.pem")}, {}, real["authority"],
-                            "CA bundle file configured for it does not exist"),
+        # settings.endpoints.ca_cert naming a missing file is refused before any call (the test at the end);
+        # the CA bundle of the environment is found missing only when it is used.
+        "missing_ca_file": ({**real, "ca_cert": None}, {"REQUESTS_CA_BUNDLE": str(tmp / "gone" / "ca.pem")},
+                            real["authority"], "CA bundle file configured for it does not exist"),
     }
     tls.close()
     hung.close()
@@ -175,3 +177,18 @@ def duckdb_rows(path: Path, sql: str) -> list[tuple]:
     import duckdb
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql).fetchall()
+
+
+def test_a_configured_ca_file_that_is_missing_is_named_before_any_call(emulator, environment, tmp_path):
+    endpoints = {**emulator.endpoints, "ca_cert": str(tmp_path / "gone" / "ca.pem")}
+    connect = CliProject(tmp_path / "connect").connect("prod", MAIN, PROD, endpoints=endpoints)
+    project = broken_project(tmp_path, endpoints)
+    doctor = project.run("doctor", "prod")
+    sync = project.run("sync", "--from", str(DAY), "--to", str(DAY))
+    for result in (connect, doctor, sync):
+        text = result.stdout + result.stderr
+        assert result.exit_code != 0
+        assert f"ca_cert {tmp_path / 'gone' / 'ca.pem'}" in text or f"file {tmp_path / 'gone' / 'ca.pem'}" in text
+        assert "does not exist" in text and "ready line" in text
+        for words in NEVER_SAID:
+            assert words not in text, text
