@@ -27,10 +27,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from .azure_emulator import DEMO_SCENARIO
-from .azure_emulator.fixture import run_emulator
 from doow_pipeline.core.clock import REAL_CLOCK
 
+from .azure_emulator import DEMO_SCENARIO
+from .azure_emulator.fixture import run_emulator
 from .azure_emulator.scenario import follow_real_clock, scenario_from_dict
 from .project import ConnectionSpec, write_project
 

@@ -38,4 +38,5 @@ def cloud_endpoints(cloud: str, endpoints: Endpoints | None) -> CloudEndpoints:
 def open_session(connection: Connection, secret: str, endpoints: Endpoints | None,
                  retry: RetrySettings | None = None) -> AzureSession:
     return AzureSession(connection.tenant_id, connection.client_id, secret,
-                        cloud_endpoints(connection.cloud, endpoints), (retry or RetrySettings()).with_timeout(http_timeout()))
+                        cloud_endpoints(connection.cloud, endpoints),
+                        (retry or RetrySettings()).with_timeout(http_timeout()))

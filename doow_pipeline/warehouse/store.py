@@ -141,7 +141,8 @@ def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
 def build_usage(con, points: pl.LazyFrame, connections: list[str], accounts: pl.DataFrame,
                 sync_state: pl.DataFrame) -> pl.DataFrame:
     """Usage rows from raw points, enriched with account metadata; model names known from every models-family
-    point and legacy request-metric point in DuckDB, so a day's rows do not depend on which range was rebuilt with it."""
+    point and legacy request-metric point in DuckDB, so a day's rows do not depend on which range was rebuilt
+    with it."""
     known_names = con.execute(
         f"SELECT DISTINCT resource_id, family, metric, deployment, model_name, model_version "
         f"FROM {SCHEMA}.metric_points WHERE (family = 'models' OR lower(metric) = '{LEGACY_REQUEST_METRIC}') "

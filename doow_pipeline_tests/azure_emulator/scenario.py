@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 
@@ -495,7 +495,7 @@ def follow_real_clock(raw: dict, now: datetime) -> dict:
     out["now"] = None
     if frozen is None:
         return out
-    shift = timedelta(days=(now.astimezone(timezone.utc).date() - frozen.date()).days)
+    shift = timedelta(days=(now.astimezone(UTC).date() - frozen.date()).days)
 
     def moved_date(value):
         parsed = _parse_date(value, "date")

@@ -18,7 +18,6 @@ import yaml
 
 from doow_pipeline.config import load_config
 from doow_pipeline.defs.runs import sync_range
-
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
 from doow_pipeline_tests.demo import MAIN_PRINCIPAL, PROD, RESEARCH

@@ -4,7 +4,7 @@ model lands with model_name NULL (the legacy-family accounts included)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_demo_ends_yesterday_on_the_real_clock_with_every_model_named(tmp_path, capsys):
     code = demo.main(["--days", "2", "--workdir", str(tmp_path)])
     output = capsys.readouterr().out
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     assert code == 0, output
     settings = yaml.safe_load((tmp_path / "connections.yaml").read_text())["settings"]
     assert "frozen_clock" not in settings
@@ -28,7 +28,7 @@ def test_demo_ends_yesterday_on_the_real_clock_with_every_model_named(tmp_path, 
                               "OR model_version IS NULL").fetchone()[0]
         legacy = con.execute("SELECT count(*) FROM azure_openai.usage_daily WHERE metric_family = 'azure_openai'"
                              ).fetchone()[0]
-    if datetime.now(timezone.utc).date() == today:  # the test did not run across midnight
+    if datetime.now(UTC).date() == today:  # the test did not run across midnight
         assert days == {today - timedelta(days=2), today - timedelta(days=1)}
     assert legacy > 0 and unnamed == 0
     assert "(unknown)" not in output

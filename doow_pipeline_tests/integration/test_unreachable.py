@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from doow_pipeline_tests.cli_support import MAIN, NOW, PROD, CliProject, restore_environ
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
+from doow_pipeline_tests.cli_support import MAIN, NOW, PROD, CliProject, restore_environ
 from doow_pipeline_tests.project import ConnectionSpec, write_project
 
 pytestmark = pytest.mark.slow

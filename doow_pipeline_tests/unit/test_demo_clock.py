@@ -1,7 +1,7 @@
 """The demo follows the real clock: its scenario's dates move to today by whole days, the emulator's clock
 is the real one (now: null), and the relative shape of the estate is kept."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -18,7 +18,7 @@ def deployments(scenario):
 
 
 def test_dates_move_by_whole_days_to_today_and_the_clock_is_real():
-    now = datetime(2027, 2, 3, 17, 45, tzinfo=timezone.utc)
+    now = datetime(2027, 2, 3, 17, 45, tzinfo=UTC)
     shift = now.date() - FROZEN.current_time().date()
     moved = scenario_from_dict(follow_real_clock(RAW, now))
     assert moved.now is None  # the emulator serves the real time
@@ -37,6 +37,6 @@ def test_dates_move_by_whole_days_to_today_and_the_clock_is_real():
 
 
 def test_the_frozen_document_is_left_as_it_was():
-    follow_real_clock(RAW, datetime(2030, 1, 1, tzinfo=timezone.utc))
+    follow_real_clock(RAW, datetime(2030, 1, 1, tzinfo=UTC))
     assert scenario_from_dict(RAW).now == FROZEN.now
     assert deployments(scenario_from_dict(RAW))[("aoai-prod-weu", "gpt-5-pilot")].active_from == date(2026, 11, 10)

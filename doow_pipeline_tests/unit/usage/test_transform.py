@@ -95,7 +95,8 @@ def test_legacy_token_rows_take_model_name_from_the_legacy_request_metric_and_st
     usage = roll_up_daily(frame).sort("usage_date")
     assert usage.height == 2
     day1, day2 = usage.iter_rows(named=True)
-    assert (day1["model_name"], day1["model_version"], day1["total_tokens"], day1["requests"]) == ("gpt-4o", "1", 150, 7)
+    assert (day1["model_name"], day1["model_version"], day1["total_tokens"], day1["requests"]) == \
+        ("gpt-4o", "1", 150, 7)
     assert (day2["model_name"], day2["total_tokens"], day2["requests"]) == ("gpt-4o", 15, None)
     assert set(usage["metric_family"]) == {"azure_openai"}
 

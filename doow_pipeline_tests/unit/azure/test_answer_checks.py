@@ -2,12 +2,12 @@
 left out are asked again; what Azure never answers comes back as gaps. `ask` stands for Azure here: a pure
 function of the asked window, so each case is deterministic."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from doow_pipeline.azure.metrics_api import Answered, MetricResult, Series, TimeWindow, cover_window, duration
 from doow_pipeline.core.clock import format_utc
 
-START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 RID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a"
 
