@@ -45,7 +45,7 @@ BATCH_API_VERSION = "2024-02-01"
 METRICS_PATH = "/providers/Microsoft.Insights/metrics/"
 PARTIAL_ATTEMPTS = 3
 PARTIAL_BACKOFF_SECONDS = 0.5
-MAX_WINDOW_CALLS = 64  # calls one window may take when Azure keeps answering less than asked
+MAX_EXTRA_CALLS = 8  # beyond two per bucket: what one window may take when Azure keeps answering less
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 
@@ -281,7 +281,7 @@ class _Coverage:
 
 def cover_window(ask: Callable[[TimeWindow], list[MetricResult]], window: TimeWindow) -> list[MetricResult]:
     """Asks `window`, checks each answer against it, and asks again for what was not answered, until every
-    (resource, metric) holds every bucket or `MAX_WINDOW_CALLS` calls were made. Results that are not ok
+    (resource, metric) holds every bucket or the call budget (two per bucket, plus a few) is spent. Results that are not ok
     (per-metric errors) are returned as Azure gave them."""
     whole = _Asked(window)
     first = ask(window)
@@ -304,8 +304,8 @@ def cover_window(ask: Callable[[TimeWindow], list[MetricResult]], window: TimeWi
         return _runs({b for b in lacking if within.start <= b < within.end}, whole.step, window.interval, window.end)
 
     take(whole, first)
-    pending, calls = missing(window), 1
-    while pending and calls < MAX_WINDOW_CALLS:
+    pending, calls, budget = missing(window), 1, 2 * len(whole.buckets) + MAX_EXTRA_CALLS
+    while pending and calls < budget:
         asked = pending.pop(0)
         calls += 1
         if take(_Asked(asked), ask(asked)):
