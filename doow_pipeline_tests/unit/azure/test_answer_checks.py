@@ -93,3 +93,15 @@ def test_a_partial_last_day_counts_as_answered():
     now = START + 3 * DAY + timedelta(hours=6)
     results = cover_window(lambda w: answer(w.start, w.end), TimeWindow(START, now))
     assert len(points(results)) == 4 and not results[0].gaps
+
+
+def test_one_bucket_per_answer_still_completes_a_long_window():
+    calls = []
+
+    def one_day(w: TimeWindow) -> list[MetricResult]:
+        calls.append(w)
+        return answer(max(w.start, w.end - DAY), w.end)
+
+    results = cover_window(one_day, TimeWindow(START, START + 90 * DAY))
+    assert len(points(results)) == 90 and not results[0].gaps
+    assert len(calls) == 90
