@@ -182,3 +182,27 @@ def test_days_azure_never_answers_are_error_events_and_are_not_landed(tmp_path, 
     assert landed == {LAST}  # the unanswered days are not landed, for any account of the connection
     days = {r[0] for r in query(config.warehouse_path, "SELECT DISTINCT usage_date FROM azure_openai.usage_daily")}
     assert days <= {LAST}
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    (refusal(401, "InvalidAuthenticationToken", nth=[1]), "batch API allowed"),
+    (refusal(403, "SomeFutureCode"), "the sync will use the per-resource API"),
+    (refusal(401, "ExpiredAuthenticationToken"), "the sync will use the per-resource API"),
+], ids=["401-once", "403-unknown-code", "401-token-code-persistent"])
+def test_connect_reports_the_api_the_sync_will_use(fault, expected, tmp_path, emulator):
+    from doow_pipeline_tests.cli_support import CliProject, restore_environ
+
+    snapshot = dict(os.environ)
+    emulator.clear_faults()
+    emulator.add_faults(fault)
+    try:
+        result = CliProject(tmp_path / "project").connect("prod", MAIN_PRINCIPAL, PROD, endpoints=emulator.endpoints,
+                                                           expect=0)
+    finally:
+        emulator.clear_faults()
+        restore_environ(snapshot)
+    text = result.stdout + result.stderr
+    assert expected in text, text
+    if "per-resource" in expected:
+        code = fault[0]["body"]["error"]["code"]
+        assert f"HTTP {fault[0]['action']['status']}" in text and code in text, text
