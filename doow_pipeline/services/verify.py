@@ -347,7 +347,7 @@ class ConnectionVerifier:
             self.result.paths[subscription] = "per_resource"
             return StepResult(Step.BATCH, True, f"subscription {label}: batch API refused, also with a fresh token "
                               f"(HTTP {refused.status}, Azure's code {refused.code or '(none)'}: {refused.message}); "
-                              "the sync will use the per-resource API (slower, more calls). The batch API needs "
+                              "the per-resource API will be used by the sync (slower, more calls). The batch API needs "
                               "Monitoring Reader at subscription scope and the Microsoft.Insights resource provider "
                               "registered", subject=subscription,
                               data={"path": "per_resource", "status": refused.status, "code": refused.code})

@@ -186,8 +186,8 @@ def test_days_azure_never_answers_are_error_events_and_are_not_landed(tmp_path, 
 
 @pytest.mark.parametrize(("fault", "expected"), [
     (refusal(401, "InvalidAuthenticationToken", nth=[1]), "batch API allowed"),
-    (refusal(403, "SomeFutureCode"), "the sync will use the per-resource API"),
-    (refusal(401, "ExpiredAuthenticationToken"), "the sync will use the per-resource API"),
+    (refusal(403, "SomeFutureCode"), "per-resource API will be used by the sync"),
+    (refusal(401, "ExpiredAuthenticationToken"), "per-resource API will be used by the sync"),
 ], ids=["401-once", "403-unknown-code", "401-token-code-persistent"])
 def test_connect_reports_the_api_the_sync_will_use(fault, expected, tmp_path, emulator):
     from doow_pipeline_tests.cli_support import CliProject, restore_environ
