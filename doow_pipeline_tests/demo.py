@@ -8,6 +8,13 @@ emulator's ready line, no secrets) and .demo/.env (0600, the demo's fake secrets
 runs recorded in the Dagster instance .demo/dagster_home, and prints a usage summary read from the DuckDB
 warehouse. With --serve (`make dev`) it then serves the Dagster UI and daemon on that same instance, so the
 UI opens populated with every check evaluated; Ctrl-C stops the UI, the daemon and the emulator.
+
+`doow-azure sync` for the last N complete days as a separate process, exactly as a user would, and
+prints a usage summary read from the DuckDB warehouse.
+
+The demo follows the real clock: the scenario's dates move to today (`follow_real_clock`), the emulator
+serves the real time and the project sets no `frozen_clock`, so the history ends at the last complete UTC
+day and `status`, `doctor`, the Dagster UI and the schedule agree with it. The tests keep frozen clocks.
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from doow_pipeline.core.clock import REAL_CLOCK
+
 from .azure_emulator import DEMO_SCENARIO
 from .azure_emulator.fixture import run_emulator
-from .azure_emulator.scenario import load_scenario
+from .azure_emulator.scenario import follow_real_clock, scenario_from_dict
 from .project import ConnectionSpec, write_project
 
 # Identifiers of the demo estate (scenarios/demo.yaml says what each principal and scope is for).
@@ -161,7 +171,7 @@ def serve_ui(env: dict[str, str], home: Path, port: int, console: Console) -> in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=int, default=30, help="complete UTC days to sync before the frozen now")
+    parser.add_argument("--days", type=int, default=30, help="complete UTC days to sync before now")
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     parser.add_argument("--keep-running", action="store_true",
                         help="keep the emulator serving after the sync, until Ctrl-C")
@@ -171,12 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     workdir = args.workdir.resolve()
-    scenario = load_scenario(DEMO_SCENARIO)
-    now = scenario.current_time()
-    last_day = now.date() - timedelta(days=1)
+    raw = follow_real_clock(yaml.safe_load(Path(DEMO_SCENARIO).read_text(encoding="utf-8")), REAL_CLOCK.now())
+    scenario = scenario_from_dict(raw, source=str(DEMO_SCENARIO))
+    last_day = REAL_CLOCK.today() - timedelta(days=1)
     first_day = last_day - timedelta(days=args.days - 1)
-    with run_emulator(DEMO_SCENARIO, state_dir=workdir / "emulator") as emulator:
-        config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS, **DEMO_COST_SETTINGS)
+    with run_emulator(raw, state_dir=workdir / "emulator") as emulator:
+        config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS, frozen_clock=None,
+                               **DEMO_COST_SETTINGS)
         console.print(f"emulator ready at {emulator.endpoints['arm']}; project in {config}")
         home = dagster_home(workdir)
         env = {**os.environ, "DOOW_CONNECTIONS": str(config), "DAGSTER_HOME": str(home)}
@@ -189,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                       "(the first daily run, as of then: stores the prices in force then)")
         subprocess.call([*cli, "--frozen-clock", early, "sync", "--from", str(first_day), "--to", str(first_day)],
                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        emulator.set_clock(now.isoformat())
+        emulator.set_clock(None)  # back to the real time
         console.print("$ DOOW_CONNECTIONS=" + str(config) + " doow-azure sync --from " + f"{first_day} --to {last_day}")
         code = subprocess.call([*cli, "sync", "--from", str(first_day), "--to", str(last_day)], env=env)
         print_usage_summary(workdir / "doow.duckdb", console)

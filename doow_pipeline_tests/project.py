@@ -29,7 +29,8 @@ class ConnectionSpec:
 def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connections: list[ConnectionSpec],
                   **settings) -> Path:
     """Writes connections.yaml (no secrets) and a 0600 .env (the secrets) into workdir; returns the yaml path.
-    The pipeline's clock is frozen at the scenario's (settings.frozen_clock) unless `settings` says otherwise."""
+    The pipeline's clock is frozen at the scenario's (settings.frozen_clock) unless `settings` says otherwise
+    (`frozen_clock=None`: the real clock)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tenant_of = {p.client_id.lower(): p.tenant_id for t in scenario.tenants for p in t.principals}
     document = {
@@ -45,6 +46,8 @@ def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connection
                                    if k in endpoints},
                      **settings},
     }
+    if document["settings"]["frozen_clock"] is None:  # the real clock (the demo)
+        del document["settings"]["frozen_clock"]
     path = workdir / "connections.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     secrets = scenario.principals
@@ -69,7 +72,8 @@ def readable_by(scenario: Scenario, client_id: str, resource_id: str) -> bool:
 def expected_usage(scenario: Scenario, first: date, last: date, connections: list[ConnectionSpec],
                    synced_at: datetime, settle_hours: int = 48) -> pl.DataFrame:
     """usage_daily as it must be, from the generator's true totals and the documented rules:
-    the models family where the account emits it for the deployment, else azure_openai; one connection
+    the models family where the account emits it for the deployment, else azure_openai; the deployment's
+    model name on both (legacy rows get it from the request metric); one connection
     (the first by name) per account; only accounts a connection can read."""
     accounts = {a.id.lower(): a for a in scenario.accounts}
     chosen: dict[str, str] = {}
@@ -98,7 +102,9 @@ def expected_usage(scenario: Scenario, first: date, last: date, connections: lis
             "subscription_id": account.subscription_id, "resource_group": account.resource_group,
             "resource_name": account.name, "resource_id": account.id, "resource_kind": account.kind,
             "resource_region": account.location, "deployment": r["deployment"],
-            "model_name": r["model"] if family == "models" else None, "model_version": r["version"],
+            # Both families name the model: "models" token metrics directly, legacy rows through the request
+            # metric AzureOpenAIRequests, which reports each deployment's model in ModelName.
+            "model_name": r["model"], "model_version": r["version"],
             "metric_region": r["region"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
             "total_tokens": r["total_tokens"], "requests": r["requests"], "metric_family": family,
             "is_final": synced_at >= day_end + timedelta(hours=settle_hours),

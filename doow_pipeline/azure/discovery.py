@@ -24,25 +24,25 @@ def _account(arm: Any) -> Account:
 
 
 def list_subscriptions(session: AzureSession) -> list[Subscription]:
-    with azure_errors():
+    with azure_errors(endpoint=session.endpoints.arm):
         return [Subscription((s.subscription_id or "").lower(), s.display_name or s.subscription_id or "",
                              (s.tenant_id or "").lower() or None)
                 for s in session.subscriptions().subscriptions.list()]
 
 
 def _list_subscription(session: AzureSession, subscription_id: str) -> list[Account]:
-    with azure_errors():
+    with azure_errors(endpoint=session.endpoints.arm):
         return [_account(a) for a in session.cognitive(subscription_id).accounts.list()]
 
 
 def _list_resource_group(session: AzureSession, subscription_id: str, resource_group: str) -> list[Account]:
-    with azure_errors():
+    with azure_errors(endpoint=session.endpoints.arm):
         client = session.cognitive(subscription_id)
         return [_account(a) for a in client.accounts.list_by_resource_group(resource_group)]
 
 
 def _get_account(session: AzureSession, subscription_id: str, resource_group: str, name: str) -> Account:
-    with azure_errors():
+    with azure_errors(endpoint=session.endpoints.arm):
         return _account(session.cognitive(subscription_id).accounts.get(resource_group, name))
 
 

@@ -47,6 +47,19 @@ TOKEN_ERROR_CODES = ("ExpiredAuthenticationToken", "InvalidAuthenticationToken",
 UNREACHABLE_FIX = ("Check network access to the endpoint (firewall, proxy settings such as HTTPS_PROXY), the "
                    "custom endpoints in settings.endpoints, and the CA bundle (settings.endpoints.ca_cert or "
                    "REQUESTS_CA_BUNDLE); for the bundled emulator, check that it is running.")
+_TLS_FIX = ("Point settings.endpoints.ca_cert (or REQUESTS_CA_BUNDLE) at the CA bundle that signed the endpoint's "
+            "certificate, and use the host name the certificate is issued for (a proxy that inspects TLS needs its "
+            "own CA there); for the bundled emulator, use the ca_cert of its current run (its ready line).")
+_CA_FILE_FIX = ("Fix settings.endpoints.ca_cert (or REQUESTS_CA_BUNDLE) to name an existing CA bundle file; for the "
+                "bundled emulator, paste its current ready line into settings.endpoints.")
+_PROXY_FIX = ("Check the proxy in HTTPS_PROXY / HTTP_PROXY (address, port, credentials) and NO_PROXY, or ask the "
+              "network team to allow the Azure endpoints through it.")
+_DNS_FIX = ("Check the host names in settings.endpoints (or the cloud: AzureCloud, AzureUSGovernment, "
+            "AzureChinaCloud) and this machine's DNS.")
+_REFUSED_FIX = ("Check that the endpoint's address and port are right (settings.endpoints, the cloud) and that no "
+                "firewall blocks it; for the bundled emulator, check that it is running.")
+_TIMEOUT_FIX = ("Check network access to the endpoint (firewall, proxy settings such as HTTPS_PROXY); retry later "
+                "if the network is slow.")
 
 
 def one_line(text: str, limit: int = 600) -> str:
@@ -145,31 +158,44 @@ def _chain_text(exc: BaseException) -> str:
     return " ".join(str(e) for e in _chain(exc))
 
 
-def _unreachable(exc: BaseException) -> Problem | None:
+def _endpoint_in(text: str) -> str | None:
+    """The endpoint an SDK message names: a URL, or urllib3's `host='h', port=p` (a proxy's address aside)."""
+    url = re.search(r"https?://[^\s'\"/]+", text)
+    if url:
+        return url.group(0)
+    host = re.search(r"host='([^']+)', port=(\d+)", text)
+    return f"https://{host.group(1)}:{host.group(2)}" if host else None
+
+
+def _unreachable(exc: BaseException, endpoint: str | None = None) -> Problem | None:
     """Network, DNS, proxy and TLS failures: the endpoint was never answered, so no credential was judged."""
-    text = " ".join(_message(e) for e in _chain(exc)).lower()
-    if any(isinstance(e, ssl.SSLError) for e in _chain(exc)) or "certificate verify failed" in text \
+    chain = list(_chain(exc))
+    text = " ".join(_message(e) for e in chain).lower()
+    if "could not find a suitable tls ca certificate bundle" in text or ("no such file" in text and "ca" in text):
+        cause, fix = "the CA bundle file configured for it does not exist", _CA_FILE_FIX
+    elif any(isinstance(e, ssl.SSLError) for e in chain) or "certificate verify failed" in text \
             or "ssl" in text and ("certificate" in text or "hostname" in text):
-        cause = "The TLS certificate of the endpoint could not be verified (wrong CA bundle or host name mismatch)."
-    elif "could not find a suitable tls ca certificate bundle" in text or "no such file" in text and "ca" in text:
-        cause = "The CA bundle file for the endpoint does not exist."
+        mismatch = "mismatch" in text or "not valid for" in text or "hostname" in text
+        cause = ("its TLS certificate does not cover the host name it was reached by" if mismatch else
+                 "its TLS certificate could not be verified with the configured CA bundle")
+        fix = _TLS_FIX
     elif "proxy" in text:
-        cause = "The proxy refused or failed the connection to the endpoint."
-    elif any(isinstance(e, TimeoutError) for e in _chain(exc)) or "timed out" in text or "timeout" in text:
-        cause = "The endpoint did not answer in time."
+        cause, fix = "the proxy refused or failed the connection to it", _PROXY_FIX
+    elif any(isinstance(e, TimeoutError) for e in chain) or "timed out" in text or "timeout" in text:
+        cause, fix = "it did not answer in time", _TIMEOUT_FIX
     elif "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text \
-            or "name resolution" in text:
-        cause = "The endpoint's host name could not be resolved (DNS)."
-    elif any(isinstance(e, (ConnectionError, ServiceRequestError)) for e in _chain(exc)) \
+            or "name resolution" in text or "failed to resolve" in text:
+        cause, fix = "its host name could not be resolved (DNS)", _DNS_FIX
+    elif any(isinstance(e, (ConnectionError, ServiceRequestError)) for e in chain) \
             or "connection refused" in text or "failed to establish a new connection" in text \
             or "max retries exceeded" in text:
-        cause = "The endpoint refused the connection or could not be reached."
+        cause, fix = "it refused the connection or could not be reached", _REFUSED_FIX
     else:
         return None
-    endpoint = re.search(r"https?://[^\s'\"/]+", " ".join(_message(e) for e in _chain(exc)))
-    where = f" ({endpoint.group(0)})" if endpoint else ""
-    return Problem(ProblemCode.UNREACHABLE, f"Azure could not be reached{where}: {cause}", UNREACHABLE_FIX,
-                   _message(exc))
+    named = endpoint if "proxy" in text and endpoint else None
+    where = named or _endpoint_in(" ".join(_message(e) for e in chain)) or endpoint or "the Azure endpoint"
+    return Problem(ProblemCode.UNREACHABLE, f"Azure could not be reached at {where}: {cause}. No credential was "
+                   "checked.", fix, _message(exc))
 
 
 def _token_endpoint_problem(exc: BaseException, text: str) -> Problem | None:
@@ -195,7 +221,8 @@ def _token_endpoint_problem(exc: BaseException, text: str) -> Problem | None:
     return None
 
 
-def classify(exc: BaseException) -> Problem:
+def classify(exc: BaseException, endpoint: str | None = None) -> Problem:
+    """`endpoint`: the endpoint the call was made to, named in messages about reaching it."""
     text = _message(exc)
     if isinstance(exc, (DecodeError, DeserializationError)):
         return malformed_answer(_request_of(exc), status_code(exc), _response_text(exc),
@@ -215,7 +242,7 @@ def classify(exc: BaseException) -> Problem:
         return token_problem
     status = status_code(exc)
     if status is None:
-        unreachable = _unreachable(exc)
+        unreachable = _unreachable(exc, endpoint)
         if unreachable is not None:
             return unreachable
     azure_code = error_code(exc) or ""
@@ -238,7 +265,7 @@ def classify(exc: BaseException) -> Problem:
     if isinstance(exc, HttpResponseError) and status is not None:
         return Problem(ProblemCode.AZURE_ERROR, f"Azure answered HTTP {status} ({azure_code or 'no code'}).",
                        "Retry later; if it persists, check the Azure status page.", text)
-    unreachable = _unreachable(exc)
+    unreachable = _unreachable(exc, endpoint)
     if unreachable is not None:
         return unreachable
     return Problem(ProblemCode.AZURE_ERROR, f"The Azure call failed without an HTTP answer ({type(exc).__name__}).",
@@ -246,9 +273,9 @@ def classify(exc: BaseException) -> Problem:
 
 
 @contextmanager
-def azure_errors(keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
-    """Turns SDK exceptions raised inside into `AzureError(classify(exc))`; those of a type in `keep` pass
-    unchanged (a caller that handles them itself)."""
+def azure_errors(keep: tuple[type[BaseException], ...] = (), endpoint: str | None = None) -> Iterator[None]:
+    """Turns SDK exceptions raised inside into `AzureError(classify(exc, endpoint))`; those of a type in `keep`
+    pass unchanged (a caller that handles them itself). `endpoint`: where the calls inside go."""
     problem: Problem | None = None
     cause: BaseException | None = None
     try:
@@ -256,10 +283,10 @@ def azure_errors(keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     except keep:
         raise
     except SDK_ERRORS as exc:
-        problem, cause = classify(exc), exc
+        problem, cause = classify(exc, endpoint), exc
     except ValueError as exc:
         # MSAL's authority validation raises ValueError for an unknown tenant; anything else is a bug.
-        problem = classify(exc)
+        problem = classify(exc, endpoint)
         if problem.code is not ProblemCode.UNKNOWN_TENANT:
             raise
         cause = exc

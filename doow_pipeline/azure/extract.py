@@ -2,10 +2,12 @@
 
 Cost model (what the API allows): one `metrics:getBatch` call per (subscription, region, family query)
 and chunk of at most 50 accounts, covering the whole range with P1D buckets aligned to 00:00Z, whatever
-the number of days. When a subscription refuses the batch API (the principal lacks Monitoring Reader at
-subscription scope), that subscription falls back to the per-resource ARM API for the rest of the sync:
-decided once, by the first batch call made for the subscription. A result that reaches `top` may be
-silently truncated: that account is re-queried deployment by deployment.
+the number of days. When a subscription refuses the batch API (401 or 403 of any code, also with a fresh
+token: typically no Monitoring Reader at subscription scope, or Microsoft.Insights not registered), that
+subscription falls back to the per-resource ARM API for the rest of the sync, with an event quoting Azure's
+code and message. A result that reaches `top` may be silently truncated: that account is re-queried
+deployment by deployment. Days Azure still did not answer after the reader asked again (a trimmed window,
+another grain, buckets left out) are ERROR events and are not landed.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Extraction:
     synced_days: list[date] = field(default_factory=list)
     skipped_days: list[date] = field(default_factory=list)
     refused: dict[tuple[str, date], str] = field(default_factory=dict)  # (resource id, day) -> why its values
+    unfetched_days: dict[date, set[str]] = field(default_factory=dict)  # day -> resource ids Azure left out
 
 
 def _points_frame(results: list[MetricResult]) -> pl.DataFrame:
@@ -153,10 +156,26 @@ class _Extractor:
                                         self.window)
 
     # ---- results -----------------------------------------------------------------------------------------
+    def _unanswered(self, result: MetricResult) -> None:
+        """Days of `result` Azure did not answer even when asked again: an ERROR event, and not landed."""
+        days = sorted({d for gap in result.gaps
+                       for d in days_between(gap.start.date(), (gap.end - timedelta(microseconds=1)).date())})
+        with self.lock:
+            for day in days:
+                self.result.unfetched_days.setdefault(day, set()).add(result.resource_id)
+        gaps = ", ".join(str(g) for g in result.gaps)
+        self._event(Level.ERROR, ProblemCode.DAYS_UNANSWERED, f"{result.metric}: Azure did not answer {len(days)} "
+                    f"day(s) ({days[0]} to {days[-1]}) of the asked window {self.window} even when asked again for "
+                    f"them (unanswered: {gaps}; it answered {result.answered.start}..{result.answered.end}, interval "
+                    f"{result.answered.interval}); these days are not landed for this connection. Re-sync them "
+                    "later.", result.resource_id)
+
     def _accept(self, results: list[MetricResult]) -> list[tuple[str, str]]:
         """Keeps good results; returns the (resource id, metric) pairs that hit `top` (possibly truncated)."""
         good, truncated = [], []
         for result in results:
+            if result.gaps:
+                self._unanswered(result)
             if not result.ok:
                 message = f"{result.metric}: {result.error_code}: {result.error_message or 'no message'}"
                 with self.lock:
@@ -233,9 +252,7 @@ class _Extractor:
                 first = self.result.paths.get(subscription) != MetricsPath.PER_RESOURCE
                 self.result.paths[subscription] = MetricsPath.PER_RESOURCE
             if first:
-                self._event(Level.INFO, ProblemCode.BATCH_NOT_ALLOWED, f"subscription {subscription}: the batch "
-                            "metrics API needs Monitoring Reader at subscription scope; using the per-resource API "
-                            f"(slower, more calls). Azure answered {refused}")
+                self._event(Level.INFO, ProblemCode.BATCH_NOT_ALLOWED, batch_refused_message(subscription, refused))
             for rid in ids:
                 self._run_resource(rid, query)
             return
@@ -299,6 +316,14 @@ class _Extractor:
         return self.result
 
 
+def batch_refused_message(subscription: str, refused: BatchRefused) -> str:
+    return (f"subscription {subscription}: the batch metrics API refused the call, also with a fresh token "
+            f"(HTTP {refused.status}, Azure's code {refused.code or '(none)'}: {refused.message}); using the "
+            "per-resource API for this subscription for the rest of the sync (slower, more calls). The batch API "
+            "needs Monitoring Reader at subscription scope and the Microsoft.Insights resource provider "
+            "registered in the subscription.")
+
+
 def extract_usage(reader: MetricsReader, plans: list[AccountPlan], first_day: date, last_day: date, *,
                   now: datetime, top: int = 1000, concurrency: int = 4,
                   log: Callable[[str], None] | None = None) -> Extraction:
@@ -316,13 +341,18 @@ def extract_usage(reader: MetricsReader, plans: list[AccountPlan], first_day: da
         window = TimeWindow(day_start(synced[0]), min(day_start(synced[-1] + timedelta(days=1)),
                                                       now.replace(second=0, microsecond=0)))
         result = _Extractor(reader, plans, window, top, concurrency).run()
-        result.synced_days, result.skipped_days = synced, skipped
+        # A day some account's answer left out is not landed: landing it would replace good data with less.
+        result.synced_days = [d for d in synced if d not in result.unfetched_days]
+        result.skipped_days = skipped
     if skipped:
         result.events.insert(0, SyncEvent(
             Level.WARN, ProblemCode.RETENTION_EXCEEDED,
             f"{len(skipped)} day(s) from {skipped[0]} to {skipped[-1]} are older than Azure Monitor's "
             f"{RETENTION_DAYS}-day metric retention and cannot be synced; "
             + (f"synced {synced[0]} to {synced[-1]}." if synced else "nothing left to sync.")))
+    if log and result.unfetched_days:
+        log(f"extraction: {len(result.unfetched_days)} day(s) not answered by Azure, not landed: "
+            f"{', '.join(str(d) for d in sorted(result.unfetched_days))}")
     if log:
         log(f"extraction: {sum(result.calls.values())} metrics call(s) ({dict(result.calls)}), "
             f"{result.points.height:,} point(s) for {len(result.synced_days)} day(s)")

@@ -1,7 +1,16 @@
 """Which metric families and dimensions each account has, read from its metricDefinitions (never assumed).
 
 An account is queried for each family it defines, splitting on the dimensions every queried metric of that
-family supports, so the filter never asks a metric for a dimension it lacks (which Azure answers with 400).
+family supports, so the filter never asks a metric for a dimension it lacks (Azure answers 400 unless every
+filtered dimension exists on every metric of the call).
+
+Model names of the legacy family: its token metrics have no ModelName, its request metric
+`AzureOpenAIRequests` has (ModelDeploymentName, ModelName, ModelVersion, Region). So the request metric
+leaves the legacy token query and is split by ModelName where that costs nothing or the least:
+- the account also defines the "models" family, whose split dimensions the request metric all has: it
+  joins that query (no extra call);
+- otherwise it is a query of its own (one extra call per batch chunk, or per account on the per-resource
+  API). The roll-up names the legacy token rows from it by (resource, deployment, version).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from .metrics_api import MetricQuery
 from .session import AzureSession
 
 DEFINITIONS_TTL_SECONDS = 6 * 3600
+MODEL_NAME = "modelname"
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class FamilyQuery:
     family: Family
     metric_names: tuple[str, ...]
     split_dimensions: tuple[str, ...]
+    model_names_only: bool = False  # the legacy request metric alone, read for its ModelName (no tokens)
 
     def metric_query(self, top: int, *, deployment: str | None = None,
                      split: tuple[str, ...] | None = None) -> MetricQuery:
@@ -99,23 +110,52 @@ def activity_from_definitions(definitions: dict[str, set[str]]) -> tuple[Activit
     return tuple(queries)
 
 
+def _split_of(metrics: list[tuple[str, set[str]]]) -> tuple[str, ...]:
+    """The usage dimensions every one of `metrics` has, in filter order."""
+    common = set.intersection(*(dims for _, dims in metrics))
+    return tuple(d for d in SPLIT_DIMENSIONS if d.lower() in common)
+
+
 def plan_from_definitions(definitions: dict[str, set[str]]) -> tuple[FamilyQuery, ...]:
     """Builds family queries from {metric name: {dimension names}} as metricDefinitions lists them."""
     defined = {name.lower(): (name, {d.lower() for d in dims}) for name, dims in definitions.items()}
-    queries = []
+    present: dict[Family, list[tuple[str, set[str]]]] = {}
     for family, metrics in FAMILY_METRICS.items():
-        present = [defined[m.lower()] for m in metrics.values() if m.lower() in defined]
-        if not any(name.lower() != metrics[Quantity.REQUESTS].lower() for name, _ in present):
-            continue  # a family without token metrics is of no use
-        common = set.intersection(*(dims for _, dims in present))
-        split = tuple(d for d in SPLIT_DIMENSIONS if d.lower() in common)
-        queries.append(FamilyQuery(family, tuple(name for name, _ in present), split))
+        found = [defined[m.lower()] for m in metrics.values() if m.lower() in defined]
+        if any(name.lower() != metrics[Quantity.REQUESTS].lower() for name, _ in found):
+            present[family] = found  # a family without token metrics is of no use
+    names_only = _legacy_request_metric_for_names(present)
+    queries = [FamilyQuery(family, tuple(name for name, _ in metrics), _split_of(metrics))
+               for family, metrics in present.items()]
+    if names_only is not None:
+        queries.append(FamilyQuery(Family.AZURE_OPENAI, (names_only[0],), _split_of([names_only]),
+                                   model_names_only=True))
     return tuple(queries)
+
+
+def _legacy_request_metric_for_names(present: dict[Family, list[tuple[str, set[str]]]]) -> tuple[str, set[str]] | None:
+    """Moves the legacy request metric out of the legacy token query when it reports ModelName and the token
+    metrics do not: into the models query when its split allows (returns None), else returned to be queried
+    alone. `present` is edited in place."""
+    legacy = present.get(Family.AZURE_OPENAI)
+    wanted = FAMILY_METRICS[Family.AZURE_OPENAI][Quantity.REQUESTS].lower()
+    request = next((m for m in legacy or () if m[0].lower() == wanted), None)
+    if legacy is None or request is None or MODEL_NAME not in request[1]:
+        return None
+    tokens = [m for m in legacy if m is not request]
+    if MODEL_NAME in set.intersection(*(dims for _, dims in tokens)):
+        return None  # the token metrics report the model themselves
+    present[Family.AZURE_OPENAI] = tokens
+    models = present.get(Family.MODELS)
+    if models is not None and {d.lower() for d in _split_of(models)} <= request[1]:
+        models.append(request)
+        return None
+    return request
 
 
 def read_definitions(session: AzureSession, account: Account) -> dict[str, set[str]]:
     """{metric name: {dimension names}} of the account's token and request metrics."""
-    with azure_errors():
+    with azure_errors(endpoint=session.endpoints.arm):
         client = session.monitor(account.subscription_id)
         return {
             d.name.value: {dim.value for dim in (d.dimensions or ()) if dim.value}

@@ -6,36 +6,47 @@ Both APIs are read as raw JSON: the SDK's batch result models drop `resourceid` 
 (the client's auth, retry and transport); per-resource calls through azure-mgmt-monitor's `metrics.list`
 with the raw body handed back.
 
-Refusals: getBatch answers 401 when the principal lacks Monitoring Reader at subscription scope, and a 401
-whose code says the token itself was bad (expired, invalid) is a token problem, not a missing role. A call
-whose answer is partial (the connection dropped mid-answer, a token refused, per-metric errors, resources
-or metrics missing) is repeated: the query only reads, so repeating is safe.
+Refusals are judged by behaviour, not by Azure's code (its code for "no Monitoring Reader at subscription
+scope" is undocumented): a getBatch 401 or 403 of any code is asked once more with a token never sent before
+(a new credential and client: no cached token); refused again, it raises `BatchRefused` and the caller uses
+the per-resource API. A call whose answer is partial (the connection dropped mid-answer, per-metric errors,
+resources or metrics missing) is repeated: the query only reads, so repeating is safe.
+
+Answers are checked against the request: Azure may answer 200 with a shorter window than asked (the spec:
+the timespan "may be adjusted ... and returned back from what was originally requested"), another grain,
+or buckets left out. Only buckets of the asked grain, inside the asked window and present in every series
+count as answered; the rest of the window is asked again (the unanswered stretches, halved when an answer
+brought nothing), and what still is not answered is returned as the result's `gaps`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ServiceResponseError
 from azure.core.rest import HttpRequest
 
-from ..core.clock import format_utc
+from ..core.clock import format_utc, parse_utc
 from ..core.metrics import NAMESPACE
 from ..core.problems import AzureError, ExtractionError, ProblemCode
 from ..core.scope import Account
-from .errors import TOKEN_ERROR_CODES, azure_errors, malformed_answer, one_line, wire_error_code
+from .errors import azure_errors, malformed_answer, one_line, wire_error_code
 from .session import AzureSession
 
 BATCH_API_VERSION = "2024-02-01"
 METRICS_PATH = "/providers/Microsoft.Insights/metrics/"
 PARTIAL_ATTEMPTS = 3
 PARTIAL_BACKOFF_SECONDS = 0.5
+MAX_EXTRA_CALLS = 8  # beyond two per bucket: what one window may take when Azure keeps answering less
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 
 def quote_filter_value(value: str) -> str:
@@ -76,6 +87,42 @@ class TimeWindow:
     def timespan(self) -> str:
         return f"{format_utc(self.start)}/{format_utc(self.end)}"
 
+    @property
+    def step(self) -> timedelta:
+        step = duration(self.interval)
+        if step is None or step <= timedelta(0):
+            raise ValueError(f"unsupported interval {self.interval!r}")
+        return step
+
+    def buckets(self) -> list[datetime]:
+        """Bucket starts: from `start`, every `interval`, before `end`."""
+        step, moment, out = self.step, self.start, []
+        while moment < self.end:
+            out.append(moment)
+            moment += step
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.timespan} ({self.interval})"
+
+
+def duration(text: str | None) -> timedelta | None:
+    """An ISO 8601 duration of days, hours, minutes, seconds (P1D, PT24H, PT1M); None if not of that form."""
+    match = _DURATION.match((text or "").strip().upper())
+    if not match or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The window and grain an answer says it covers (None: Azure did not say; taken as asked)."""
+
+    start: datetime | None
+    end: datetime | None
+    interval: str | None
+
 
 @dataclass(frozen=True)
 class Series:
@@ -93,24 +140,26 @@ class MetricResult:
     error_code: str  # "Success" or Azure's per-metric errorCode
     error_message: str | None
     series: list[Series]
+    answered: Answered = Answered(None, None, None)
+    gaps: tuple[TimeWindow, ...] = ()  # stretches of the asked window Azure did not answer, after asking again
 
     @property
     def ok(self) -> bool:
         return self.error_code == "Success"
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.resource_id.lower(), self.metric.lower()
+
 
 class BatchRefused(Exception):
-    """getBatch refused the call (401/403). `token_problem`: Azure blamed the token, not the role."""
+    """getBatch refused the call (401/403, any code), also when asked again with a fresh token."""
 
     def __init__(self, status: int, code: str | None, message: str):
         self.status = status
         self.code = code
         self.message = message
         super().__init__(f"HTTP {status} {code or 'no code'}: {message}")
-
-    @property
-    def token_problem(self) -> bool:
-        return self.code in TOKEN_ERROR_CODES
 
 
 def resource_id_of(metric_id: str) -> str:
@@ -119,7 +168,20 @@ def resource_id_of(metric_id: str) -> str:
     return metric_id[:index] if index >= 0 else metric_id
 
 
-def parse_metric(resource_id: str | None, metric: dict[str, Any]) -> MetricResult:
+def _moment(text: object) -> datetime | None:
+    try:
+        return parse_utc(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
+def answered_timespan(timespan: object, interval: object) -> Answered:
+    """The per-resource API's `timespan` ("start/end") and `interval`."""
+    start, _, end = (timespan if isinstance(timespan, str) else "").partition("/")
+    return Answered(_moment(start), _moment(end), interval if isinstance(interval, str) else None)
+
+
+def parse_metric(resource_id: str | None, metric: dict[str, Any], answered: Answered | None = None) -> MetricResult:
     """One metric of a metrics answer (either API) as a typed result."""
     series = []
     for ts in metric.get("timeseries") or ():
@@ -128,12 +190,134 @@ def parse_metric(resource_id: str | None, metric: dict[str, Any]) -> MetricResul
                              [p["timeStamp"] for p in data], [p.get("total") for p in data],
                              [p.get("average") for p in data], [p.get("maximum") for p in data]))
     return MetricResult(resource_id or resource_id_of(metric["id"]), metric["name"]["value"],
-                        metric.get("errorCode") or "Success", metric.get("errorMessage"), series)
+                        metric.get("errorCode") or "Success", metric.get("errorMessage"), series,
+                        answered or Answered(None, None, None))
 
 
 def parse_batch_answer(body: dict[str, Any]) -> list[MetricResult]:
-    return [parse_metric(item.get("resourceid"), metric)
-            for item in body.get("values", []) for metric in item.get("value", [])]
+    results = []
+    for item in body.get("values", []):
+        answered = Answered(_moment(item.get("starttime")), _moment(item.get("endtime")), item.get("interval"))
+        results.extend(parse_metric(item.get("resourceid"), metric, answered) for metric in item.get("value", []))
+    return results
+
+
+# ---- answers checked against the request --------------------------------------------------------------------
+
+class _Asked:
+    """A window's bucket starts, as datetimes and as Azure writes them, computed once per window."""
+
+    def __init__(self, window: TimeWindow):
+        self.window = window
+        self.step = window.step
+        self.buckets = window.buckets()
+        self.stamps = [format_utc(b) for b in self.buckets]
+        self.all = set(self.buckets)
+
+    def answered(self, result: MetricResult) -> set[datetime]:
+        """The buckets `result` really answers: same grain, inside the window Azure says it answered (and the
+        asked one), and present in every series (a series carries every bucket of its window, empty ones with
+        only a timestamp). The last bucket may be partial (a window ending now)."""
+        answered, window = result.answered, self.window
+        if answered.interval is not None and duration(answered.interval) != self.step:
+            return set()  # another grain: these totals are not daily totals
+        start = max(window.start, answered.start or window.start)
+        end = min(window.end, answered.end or window.end)
+        if start == window.start and end == window.end and all(s.timestamps == self.stamps for s in result.series):
+            return self.all
+        last = self.buckets[-1] if self.buckets else None
+        present = {b for b in self.buckets
+                   if b >= start and (b + self.step <= end or (b == last and end == window.end))}
+        for s in result.series:
+            present &= {stamp for stamp in (_moment(t) for t in s.timestamps) if stamp is not None}
+        return present
+
+
+def _runs(buckets: Iterable[datetime], step: timedelta, interval: str, end: datetime) -> list[TimeWindow]:
+    """Contiguous runs of bucket starts as windows (the last bucket may end at `end`, a partial day)."""
+    windows: list[TimeWindow] = []
+    for bucket in sorted(buckets):
+        stop = min(bucket + step, end)
+        if windows and windows[-1].end == bucket:
+            windows[-1] = replace(windows[-1], end=stop)
+        else:
+            windows.append(TimeWindow(bucket, stop, interval))
+    return windows
+
+
+def _halves(window: TimeWindow) -> list[TimeWindow]:
+    buckets = window.buckets()
+    if len(buckets) < 2:
+        return []
+    middle = buckets[len(buckets) // 2]
+    return [replace(window, end=middle), replace(window, start=middle)]
+
+
+@dataclass
+class _Coverage:
+    """What is known of one (resource, metric) while a window is asked piece by piece."""
+
+    first: MetricResult
+    have: set[datetime] = field(default_factory=set)
+    series: dict[tuple[tuple[str, str], ...], Series] = field(default_factory=dict)
+
+    def add(self, result: MetricResult, buckets: set[datetime]) -> bool:
+        new = buckets - self.have
+        if not new:
+            return False
+        self.have |= new
+        stamps = {format_utc(b) for b in new}
+        for s in result.series:
+            key = tuple(sorted(s.dimensions.items()))
+            merged = self.series.setdefault(key, Series(s.dimensions, [], [], [], []))
+            for i, stamp in enumerate(s.timestamps):
+                if stamp in stamps or _moment(stamp) in new:
+                    merged.timestamps.append(stamp)
+                    merged.totals.append(s.totals[i] if i < len(s.totals) else None)
+                    merged.averages.append(s.averages[i] if i < len(s.averages) else None)
+                    merged.maximums.append(s.maximums[i] if i < len(s.maximums) else None)
+        return True
+
+
+def cover_window(ask: Callable[[TimeWindow], list[MetricResult]], window: TimeWindow) -> list[MetricResult]:
+    """Asks `window`, checks each answer against it, and asks again for what was not answered, until every
+    (resource, metric) holds every bucket or the call budget (two per bucket, plus a few) is spent. Results that are not ok
+    (per-metric errors) are returned as Azure gave them."""
+    whole = _Asked(window)
+    first = ask(window)
+    if all(not r.ok or whole.answered(r) == whole.all for r in first):
+        return first  # the usual case: the answer is what was asked
+    coverage: dict[tuple[str, str], _Coverage] = {}
+    errors: dict[tuple[str, str], MetricResult] = {}
+
+    def take(asked: _Asked, results: list[MetricResult]) -> bool:
+        progress = False
+        for r in results:
+            if not r.ok:
+                errors.setdefault(r.key, r)
+                continue
+            progress |= coverage.setdefault(r.key, _Coverage(r)).add(r, asked.answered(r))
+        return progress
+
+    def missing(within: TimeWindow) -> list[TimeWindow]:
+        lacking = set().union(*(whole.all - c.have for c in coverage.values()))
+        return _runs({b for b in lacking if within.start <= b < within.end}, whole.step, window.interval, window.end)
+
+    take(whole, first)
+    pending, calls, budget = missing(window), 1, 2 * len(whole.buckets) + MAX_EXTRA_CALLS
+    while pending and calls < budget:
+        asked = pending.pop(0)
+        calls += 1
+        if take(_Asked(asked), ask(asked)):
+            pending[:0] = missing(asked)
+        else:
+            pending[:0] = _halves(asked)  # nothing new: a smaller window may be answered in full
+    out = [MetricResult(c.first.resource_id, c.first.metric, "Success", None, list(c.series.values()),
+                        Answered(window.start, window.end, window.interval),
+                        tuple(_runs(whole.all - c.have, whole.step, window.interval, window.end)))
+           for c in coverage.values()]
+    out.extend(r for key, r in errors.items() if key not in coverage)
+    return out
 
 
 def _is_malformed(exc: AzureError) -> bool:
@@ -171,14 +355,23 @@ class MetricsReader:
     # ---- batch ---------------------------------------------------------------------------------------------
     def batch(self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str],
               window: TimeWindow) -> list[MetricResult]:
-        """A getBatch call, repeated while its answer is partial. Persistent per-metric errors are returned
-        (the caller reports them); resources or metrics still missing raise ExtractionError."""
+        """getBatch over `window`, asked again for whatever the answers leave out (see `cover_window`)."""
+        return cover_window(lambda w: self._batch_window(subscription, region, query, resource_ids, w), window)
+
+    def _batch_window(self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str],
+                      window: TimeWindow) -> list[MetricResult]:
+        """A getBatch call, repeated while its answer is partial. A refusal is asked once more with a fresh
+        token, then raised (BatchRefused). Persistent per-metric errors are returned (the caller reports
+        them); resources or metrics still missing raise ExtractionError."""
         expected = {(rid.lower(), metric.lower()) for rid in resource_ids for metric in query.metric_names}
-        for attempt in range(1, PARTIAL_ATTEMPTS + 1):
+        fresh = False
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                results = self._batch_once(subscription, region, query, resource_ids, window)
+                results = self._batch_once(subscription, region, query, resource_ids, window, fresh)
             except ServiceResponseError as exc:  # the connection dropped mid-answer
-                if attempt == PARTIAL_ATTEMPTS:
+                if attempt >= PARTIAL_ATTEMPTS:
                     raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
                                           f"failed {attempt} times: {one_line(str(exc))}") from exc
                 time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
@@ -186,20 +379,19 @@ class MetricsReader:
             except AzureError as exc:
                 if not _is_malformed(exc):
                     raise
-                if attempt == PARTIAL_ATTEMPTS:
+                if attempt >= PARTIAL_ATTEMPTS:
                     raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
                                           f"failed {attempt} times: {exc.problem.cause}") from None
                 time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)  # a mangled answer: ask again
                 continue
-            except BatchRefused as refused:
-                if not refused.token_problem:
-                    raise
-                if attempt == PARTIAL_ATTEMPTS:
-                    raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
-                                          f"failed {attempt} times: {refused}") from refused
-                time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)  # a token problem (e.g. clock skew): ask again
+            except BatchRefused:
+                if fresh:
+                    raise  # refused with a token never sent before: not a stale token
+                fresh = True  # a stale or bad cached token (clock skew, revoked): once more with a new one
+                attempt -= 1
                 continue
-            missing = expected - {(r.resource_id.lower(), r.metric.lower()) for r in results}
+            fresh = False
+            missing = expected - {r.key for r in results}
             if not missing and all(r.ok for r in results):
                 return results
             if attempt < PARTIAL_ATTEMPTS:
@@ -210,10 +402,9 @@ class MetricsReader:
                                       f"still lacks {len(missing)} (resource, metric) pair(s) after {attempt} tries, "
                                       f"e.g. {sorted(missing)[0]}")
             return results
-        raise AssertionError("unreachable")
 
     def _batch_once(self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str],
-                    window: TimeWindow) -> list[MetricResult]:
+                    window: TimeWindow, fresh: bool = False) -> list[MetricResult]:
         params = {
             "api-version": BATCH_API_VERSION, "metricnamespace": NAMESPACE, "metricnames": ",".join(query.metric_names),
             "starttime": format_utc(window.start), "endtime": format_utc(window.end), "interval": window.interval,
@@ -225,8 +416,10 @@ class MetricsReader:
         request = HttpRequest("POST", f"/subscriptions/{subscription}/metrics:getBatch", params=params,
                               json={"resourceids": resource_ids})
         self._count("batch")
-        with azure_errors(keep=(ServiceResponseError,)):  # a dropped answer is repeated by `batch`
-            response = self.session.metrics(region).send_request(request)
+        endpoint = self.session.endpoints.metrics_template.format(region=region)
+        with azure_errors(keep=(ServiceResponseError,), endpoint=endpoint):  # a dropped answer is asked again
+            client = self.session.renew_metrics(region) if fresh else self.session.metrics(region)
+            response = client.send_request(request)
             if response.status_code in (401, 403):
                 text = response.text()
                 raise BatchRefused(response.status_code, wire_error_code(text), one_line(text, 300))
@@ -237,6 +430,10 @@ class MetricsReader:
 
     # ---- per resource --------------------------------------------------------------------------------------
     def per_resource(self, account: Account, query: MetricQuery, window: TimeWindow) -> list[MetricResult]:
+        """Per-resource metrics over `window`, asked again for whatever the answers leave out."""
+        return cover_window(lambda w: self._per_resource_window(account, query, w), window)
+
+    def _per_resource_window(self, account: Account, query: MetricQuery, window: TimeWindow) -> list[MetricResult]:
         """A per-resource call (GET: azure-core retries dropped connections), repeated on per-metric errors."""
         for attempt in range(1, PARTIAL_ATTEMPTS + 1):
             try:
@@ -253,15 +450,18 @@ class MetricsReader:
 
     def _per_resource_once(self, account: Account, query: MetricQuery, window: TimeWindow) -> list[MetricResult]:
         self._count("per_resource")
-        with azure_errors():
+        with azure_errors(endpoint=self.session.endpoints.arm):
             answer: Any = self.session.monitor(account.subscription_id).metrics.list(
                 account.resource_id, timespan=window.timespan, interval=window.interval,
                 metricnames=",".join(query.metric_names), aggregation=query.aggregation, top=query.top,
                 orderby=query.order_by,
                 filter=query.filter(), metricnamespace=NAMESPACE,
                 cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response)
+
+        def parse(body: Any) -> list[MetricResult]:
+            answered = answered_timespan(body.get("timespan"), body.get("interval"))
+            return [parse_metric(account.resource_id, metric, answered) for metric in body.get("value") or ()]
+
         return read_answer(f"per-resource metrics API (GET {account.resource_id}/providers/Microsoft.Insights/"
-                           "metrics)", answer.status_code, answer.text(),
-                           lambda answer: [parse_metric(account.resource_id, metric)
-                                           for metric in answer.get("value") or ()])
+                           "metrics)", answer.status_code, answer.text(), parse)
 

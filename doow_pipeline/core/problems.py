@@ -38,6 +38,7 @@ class ProblemCode(StrEnum):
     MALFORMED_ANSWER = "malformed_answer"  # an answer that is not the JSON the API documents
     TRUNCATED = "truncated"
     RETENTION_EXCEEDED = "retention_exceeded"
+    DAYS_UNANSWERED = "days_unanswered"  # Azure answered a shorter window, another grain or left buckets out
     EMPTY_SYNC = "empty_sync"
     # the service
     THROTTLED = "throttled"

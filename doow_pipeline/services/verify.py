@@ -6,8 +6,9 @@ Steps, each yielding a `StepResult` as soon as it is known, so the CLI can show 
 2. scope       the scope's subscription exists and is visible to the principal (in the intended tenant)
 3. accounts    the Azure OpenAI accounts in scope (name, kind, region, subscription, resource group)
 4. metrics     per account: its metric definitions and one small metrics query (the last complete days)
-5. batch       per subscription: one `metrics:getBatch` call for one readable account; 401 means the
-               principal lacks Monitoring Reader at subscription scope and the per-resource API is used
+5. batch       per subscription: one `metrics:getBatch` call for one readable account, with the sync's rule:
+               a 401 or 403 (any code) is asked once more with a fresh token; refused again, the sync will
+               use the per-resource API (typically no Monitoring Reader at subscription scope)
 6. coverage    the verdict on what the principal can read in the scope
 
 A failed step with `blocking=True` ends the verification; `Verification.problem` then names the cause
@@ -296,7 +297,8 @@ class ConnectionVerifier:
             check.readable = True
             if check.queries:
                 check.tokens = 0
-            for query in check.queries if self.split else check.queries[:1]:
+            token_queries = [q for q in check.queries if not q.model_names_only]
+            for query in token_queries if self.split else token_queries[:1]:
                 split = query.split_dimensions if self.split else ()
                 results = reader.per_resource(account, MetricQuery((query.total_metric,), split, None, PROBE_TOP),
                                               window)
@@ -333,20 +335,22 @@ class ConnectionVerifier:
 
     def _batch_step(self, reader: MetricsReader, subscription: str, check: AccountCheck,
                     window: TimeWindow) -> StepResult:
-        """The batch API probe, with the extraction's rule: a refusal that is not a token problem means the
-        per-resource API will be used."""
+        """The batch API probe, with the extraction's rule (MetricsReader.batch): refused also with a fresh
+        token means the per-resource API will be used."""
         query = check.queries[0]
         name = self.result.subscriptions.get(subscription)
         label = f"{name.display_name} ({subscription})" if name else subscription
         try:
             reader.batch(subscription, check.account.location, MetricQuery((query.total_metric,), top=PROBE_TOP),
                          [check.account.resource_id], window)
-        except BatchRefused as refused:
+        except BatchRefused as refused:  # refused also with a fresh token: what the sync will do too
             self.result.paths[subscription] = "per_resource"
-            return StepResult(Step.BATCH, True, f"subscription {label}: batch API refused ({refused.status} "
-                              f"{refused.code or 'no code'}: no Monitoring Reader at subscription scope); the "
-                              "per-resource API will be used (slower, more calls)", subject=subscription,
-                              data={"path": "per_resource"})
+            return StepResult(Step.BATCH, True, f"subscription {label}: batch API refused, also with a fresh token "
+                              f"(HTTP {refused.status}, Azure's code {refused.code or '(none)'}: {refused.message}); "
+                              "the per-resource API will be used by the sync (slower, more calls). The batch API needs "
+                              "Monitoring Reader at subscription scope and the Microsoft.Insights resource provider "
+                              "registered", subject=subscription,
+                              data={"path": "per_resource", "status": refused.status, "code": refused.code})
         except (AzureError, ExtractionError) as exc:
             problem = exc.problem if isinstance(exc, AzureError) else Problem(
                 ProblemCode.EXTRACTION_FAILED, str(exc), "Retry later; if it persists, check the Azure status page.")

@@ -6,8 +6,10 @@ Rules (design.md §3):
 - one connection per (resource, day): overlapping scopes never count a resource twice;
 - per (resource, deployment, day) the "models" family wins where it has token data, else "azure_openai";
   the two are never added together;
-- legacy rows (no ModelName dimension) take the model name from "models" rows of the same deployment and
-  version where known, else NULL;
+- legacy token rows (no ModelName dimension) take the model name of the same (resource, deployment,
+  version) where a metric reports one unambiguously: "models" rows, or the legacy request metric
+  `AzureOpenAIRequests` split by ModelName; else NULL. Named legacy rows are summed again, so a day's
+  legacy tokens and requests of one deployment stay one row;
 - tokens are integers.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..core.metrics import EMPTY_DIMENSION, FAMILY_METRICS, METRIC_QUANTITY
+from ..core.metrics import EMPTY_DIMENSION, FAMILY_METRICS, METRIC_QUANTITY, Family, Quantity
 
 DIMENSIONS = ["deployment", "model_name", "model_version", "metric_region"]
 GRAIN = ["usage_date", "resource_id", *DIMENSIONS]
@@ -23,6 +25,8 @@ QUANTITIES = ["input_tokens", "output_tokens", "total_tokens", "requests"]
 TOKEN_QUANTITIES = ["input_tokens", "output_tokens", "total_tokens"]
 USAGE_COLUMNS = ["usage_date", "connection", "resource_id", *DIMENSIONS, *QUANTITIES, "metric_family"]
 MODEL_NAME_KEY = ["resource_id", "deployment", "model_version"]
+SERIES_KEYS = ["connection", "resource_id", "family", *DIMENSIONS, "usage_date"]
+LEGACY_REQUEST_METRIC = FAMILY_METRICS[Family.AZURE_OPENAI][Quantity.REQUESTS].lower()
 _CANONICAL_METRIC_QUANTITY = {metric: str(q) for metrics in FAMILY_METRICS.values() for q, metric in metrics.items()}
 
 
@@ -37,7 +41,7 @@ def daily_series(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     with a column per quantity. Quantities are spread into columns before a plain sum (far faster than
     filtered aggregations over millions of points); `__Empty` becomes NULL after the sum, on 4x fewer rows
     (it maps one-to-one, so grouping first is equivalent)."""
-    keys = ["connection", "resource_id", "family", *DIMENSIONS, "usage_date"]
+    keys = SERIES_KEYS
     # Metric names map to a small integer code; names come as Azure spells them, any casing accepted.
     codes = {metric: QUANTITIES.index(str(q)) for metric, q in METRIC_QUANTITY.items()}
     codes |= {metric: QUANTITIES.index(q) for metric, q in _CANONICAL_METRIC_QUANTITY.items()}
@@ -77,10 +81,12 @@ def _pick_family(rows: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def model_names(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
-    """(resource_id, deployment, model_version) -> model_name, from "models" family points, where unambiguous."""
+    """(resource_id, deployment, model_version) -> model_name, from the points that report ModelName ("models"
+    family points and the legacy request metric), where unambiguous."""
     frame = points.lazy() if isinstance(points, pl.DataFrame) else points
+    reports_name = (pl.col("family") == "models") | (pl.col("metric").str.to_lowercase() == LEGACY_REQUEST_METRIC)
     return (
-        frame.filter((pl.col("family") == "models") & pl.col("model_name").is_not_null()
+        frame.filter(reports_name & pl.col("model_name").is_not_null()
                      & ~pl.col("model_name").is_in([EMPTY_DIMENSION, ""]))
         .with_columns(_empty_as_null(["deployment", "model_version"]))
         .group_by(MODEL_NAME_KEY).agg(pl.col("model_name").unique().alias("names"))
@@ -99,12 +105,13 @@ def roll_up_daily(points: pl.DataFrame | pl.LazyFrame, known_model_names: pl.Laz
     rows = _pick_family(_one_connection_per_resource_day(daily_series(points))).with_columns(
         pl.col(pl.Categorical).cast(pl.String))
     names = known_model_names if known_model_names is not None else model_names(points)
-    # Filling in a legacy row's name never merges rows: the legacy family has one series per (deployment,
-    # version, region), so the grain stays unique (the unique_grain check guards it).
+    # A legacy token row, once named, meets the request row of its deployment (split by ModelName): summed
+    # again into one row. Names are unique per (resource, deployment, version), so no two models merge.
     rows = (
         rows.join(names, on=MODEL_NAME_KEY, how="left", nulls_equal=True)
+        .with_columns(pl.coalesce("model_name", "known_model_name").alias("model_name"))
+        .group_by(SERIES_KEYS).agg([pl.col(q).sum() for q in QUANTITIES] + [pl.col("has_requests").any()])
         .with_columns(
-            pl.coalesce("model_name", "known_model_name").alias("model_name"),
             pl.when(pl.col("has_requests")).then(pl.col("requests")).otherwise(None).alias("requests"),
             pl.col("family").alias("metric_family"),
         )

@@ -23,7 +23,7 @@ from ..core.metrics import POINT_SCHEMA, REQUEST_POINT_SCHEMA, UTILIZATION_POINT
 from ..core.phases import PhaseHook, phase
 from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
-from ..usage.transform import model_names, roll_up_daily
+from ..usage.transform import LEGACY_REQUEST_METRIC, model_names, roll_up_daily
 from .checks import accounts_checks, activity_anomalies, usage_checks
 from .cost import delete_connection_cost
 from .database import commit, connect, rollback
@@ -270,10 +270,12 @@ def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
 def build_usage(con, points: pl.LazyFrame, connections: list[str], accounts: pl.DataFrame,
                 sync_state: pl.DataFrame) -> pl.DataFrame:
     """Usage rows from raw points, enriched with account metadata; model names known from every models-family
-    point in DuckDB, so a day's rows do not depend on which range was rebuilt with it."""
+    point and legacy request-metric point in DuckDB, so a day's rows do not depend on which range was rebuilt
+    with it."""
     known_names = con.execute(
-        f"SELECT DISTINCT resource_id, family, deployment, model_name, model_version FROM {SCHEMA}.metric_points "
-        "WHERE family = 'models' AND connection IN (SELECT unnest($connections))",
+        f"SELECT DISTINCT resource_id, family, metric, deployment, model_name, model_version "
+        f"FROM {SCHEMA}.metric_points WHERE (family = 'models' OR lower(metric) = '{LEGACY_REQUEST_METRIC}') "
+        "AND model_name IS NOT NULL AND connection IN (SELECT unnest($connections))",
         {"connections": connections}).pl()
     usage = roll_up_daily(points, model_names(known_names))
     meta = accounts.select("usage_date", "connection", "resource_id", "tenant_id", "subscription_id",

@@ -6,9 +6,10 @@ The YAML shape is the one in the emulator issue; a `scale:` block adds a large s
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 
@@ -484,3 +485,43 @@ def load_scenario(path: str | Path) -> Scenario:
     with path.open(encoding="utf-8") as fh:
         raw = yaml.safe_load(fh)
     return scenario_from_dict(raw, source=str(path))
+
+
+def follow_real_clock(raw: dict, now: datetime) -> dict:
+    """A copy of a frozen scenario document that follows the real clock: every date moves by the whole days
+    between the scenario's `now` and `now`, so the estate looks the same relative to today (history up to the
+    last complete day, a deployment started "10 days before now" still did), and `now` becomes null, so the
+    emulator serves the real time. For the demo; tests keep frozen scenarios."""
+    frozen = _parse_datetime(raw.get("now"), "now")
+    out = copy.deepcopy(raw)
+    out["now"] = None
+    if frozen is None:
+        return out
+    shift = timedelta(days=(now.astimezone(UTC).date() - frozen.date()).days)
+
+    def moved_date(value):
+        parsed = _parse_date(value, "date")
+        return None if parsed is None else (parsed + shift).isoformat()
+
+    def moved_datetime(value):
+        parsed = _parse_datetime(value, "timestamp")
+        return None if parsed is None else (parsed + shift).isoformat().replace("+00:00", "Z")
+
+    for tenant in out.get("tenants") or ():
+        for principal in tenant.get("principals") or ():
+            if principal.get("secret_expires") is not None:
+                principal["secret_expires"] = moved_datetime(principal["secret_expires"])
+        for sub in tenant.get("subscriptions") or ():
+            for group in sub.get("resource_groups") or ():
+                for account in group.get("accounts") or ():
+                    for deployment in account.get("deployments") or ():
+                        active = deployment.get("active") or {}
+                        for key in ("from", "to"):
+                            if active.get(key) is not None:
+                                active[key] = moved_date(active[key])
+                        for upgrade in deployment.get("upgrades") or ():
+                            key = "on" if "on" in upgrade else True  # YAML 1.1 reads `on:` as True
+                            upgrade[key] = moved_date(upgrade[key])
+    if isinstance(out.get("scale"), dict) and out["scale"].get("active_from") is not None:
+        out["scale"]["active_from"] = moved_date(out["scale"]["active_from"])
+    return out

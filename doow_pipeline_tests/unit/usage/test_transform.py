@@ -81,3 +81,33 @@ def test_family_choice_is_per_day():
     usage = roll_up_daily(frame).sort("usage_date")
     assert usage["metric_family"].to_list() == ["azure_openai", "models"]
     assert usage["total_tokens"].to_list() == [15, 25]
+
+
+def legacy_requests(dep, model, version, region, t, requests, connection="c1"):
+    """The legacy request metric split by ModelName (how the extraction reads it for legacy accounts)."""
+    return [(connection, "azure_openai", "AzureOpenAIRequests", dep, model, version, region, t, requests)]
+
+
+def test_legacy_token_rows_take_model_name_from_the_legacy_request_metric_and_stay_one_row():
+    frame = points(legacy("d", "1", "westeurope", DAY1, 100.0, 50.0)
+                   + legacy_requests("d", "gpt-4o", "1", "westeurope", DAY1, 7.0)
+                   + legacy("d", "1", "westeurope", DAY2, 10.0, 5.0))  # no requests that day: named all the same
+    usage = roll_up_daily(frame).sort("usage_date")
+    assert usage.height == 2
+    day1, day2 = usage.iter_rows(named=True)
+    assert (day1["model_name"], day1["model_version"], day1["total_tokens"], day1["requests"]) == \
+        ("gpt-4o", "1", 150, 7)
+    assert (day2["model_name"], day2["total_tokens"], day2["requests"]) == ("gpt-4o", 15, None)
+    assert set(usage["metric_family"]) == {"azure_openai"}
+
+
+def test_legacy_rows_stay_unnamed_when_the_request_metric_reports_two_models_for_one_deployment_and_version():
+    # __Empty deployment names (DALL-E, Whisper): two models share (resource, no deployment, version).
+    frame = points(legacy("__Empty", "1", "r", DAY1, 10.0, 5.0)
+                   + legacy_requests("__Empty", "dall-e-3", "1", "r", DAY1, 3.0)
+                   + legacy_requests("__Empty", "whisper", "1", "r", DAY1, 2.0))
+    usage = roll_up_daily(frame)
+    tokens = usage.filter(pl.col("total_tokens") > 0)
+    assert tokens["model_name"].to_list() == [None]
+    assert sorted(usage.filter(pl.col("model_name").is_not_null())["model_name"]) == ["dall-e-3", "whisper"]
+    assert usage["requests"].drop_nulls().sum() == 5
