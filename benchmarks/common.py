@@ -31,6 +31,7 @@ class BenchmarkError(RuntimeError):
 
 # ---- worker side ---------------------------------------------------------------------------------------------
 
+
 def vm_hwm_mib() -> float:
     """This process's peak resident set so far (VmHWM), in MiB."""
     with open("/proc/self/status", encoding="ascii") as fh:
@@ -54,6 +55,7 @@ def worker_main(run) -> None:
 
 # ---- parent side ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class WorkerRun:
     result: dict
@@ -67,8 +69,9 @@ class WorkerRun:
         return self.cpu_user_s + self.cpu_sys_s
 
 
-def run_worker(module: str, spec: dict, workdir: Path, name: str, env: dict | None = None,
-               timeout: float = 3600.0) -> WorkerRun:
+def run_worker(
+    module: str, spec: dict, workdir: Path, name: str, env: dict | None = None, timeout: float = 3600.0
+) -> WorkerRun:
     """Runs one worker to completion and returns its result with the child's own rusage."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path, out_path, log_path = workdir / f"{name}.spec.json", workdir / f"{name}.out.json", workdir / f"{name}.log"
@@ -79,8 +82,13 @@ def run_worker(module: str, spec: dict, workdir: Path, name: str, env: dict | No
     child_env.update(env or {})
     started = time.perf_counter()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", module, "--spec", str(spec_path), "--out", str(out_path)],
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=str(PROJECT_ROOT), env=child_env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, "--spec", str(spec_path), "--out", str(out_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(PROJECT_ROOT),
+            env=child_env,
+        )
         deadline = started + timeout
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -95,10 +103,12 @@ def run_worker(module: str, spec: dict, workdir: Path, name: str, env: dict | No
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0 or not out_path.exists():
         tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-        raise BenchmarkError(f"worker {name} ({module}) exited with {process.returncode} after {wall:.1f} s; "
-                             f"log {log_path}:\n{tail}")
-    return WorkerRun(json.loads(out_path.read_text(encoding="utf-8")), wall, usage.ru_maxrss / 1024,
-                     usage.ru_utime, usage.ru_stime)
+        raise BenchmarkError(
+            f"worker {name} ({module}) exited with {process.returncode} after {wall:.1f} s; log {log_path}:\n{tail}"
+        )
+    return WorkerRun(
+        json.loads(out_path.read_text(encoding="utf-8")), wall, usage.ru_maxrss / 1024, usage.ru_utime, usage.ru_stime
+    )
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -136,8 +146,11 @@ class OtherLoad:
         others = max(0.0, (busy - self.start[0]) - (own - self.start[1]))
         seconds = wall - self.start[2]
         cpus = len(os.sched_getaffinity(0))
-        return {"other_cpu_s": round(others, 1), "wall_s": round(seconds, 1),
-                "share_of_machine": round(others / (seconds * cpus), 3) if seconds > 0 else 0.0}
+        return {
+            "other_cpu_s": round(others, 1),
+            "wall_s": round(seconds, 1),
+            "share_of_machine": round(others / (seconds * cpus), 3) if seconds > 0 else 0.0,
+        }
 
 
 def machine_info() -> dict:
@@ -156,27 +169,39 @@ def machine_info() -> dict:
         pass
     import duckdb
     import polars
-    return {"cpus": os.cpu_count(), "affinity_cpus": len(os.sched_getaffinity(0)), "cpu_model": cpu,
-            "memory": mem, "python": platform.python_version(), "platform": platform.platform(),
-            "duckdb": duckdb.__version__, "polars": polars.__version__,
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+    return {
+        "cpus": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu,
+        "memory": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "duckdb": duckdb.__version__,
+        "polars": polars.__version__,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def git_info() -> dict:
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
+
     return {"commit": git("rev-parse", "HEAD"), "dirty_files": len(git("status", "--porcelain").splitlines())}
 
 
 # ---- results -------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     """One line of the result table. `ok` is None when there is no target."""
+
     benchmark: str
     metric: str
     pipeline: str
@@ -221,8 +246,19 @@ def fmt_ratio(value: float) -> str:
 
 def render_table(sections: list[Section]) -> str:
     headers = ("benchmark", "metric", "pipeline", "baseline", "ratio", "target", "ok")
-    rows = [(r.benchmark, r.metric, r.pipeline, r.baseline, r.ratio, r.target,
-             "" if r.ok is None else ("yes" if r.ok else "NO")) for s in sections for r in s.rows]
+    rows = [
+        (
+            r.benchmark,
+            r.metric,
+            r.pipeline,
+            r.baseline,
+            r.ratio,
+            r.target,
+            "" if r.ok is None else ("yes" if r.ok else "NO"),
+        )
+        for s in sections
+        for r in s.rows
+    ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     right = {2, 3, 4}
 

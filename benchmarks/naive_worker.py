@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 
 from benchmarks.common import worker_main
@@ -24,8 +24,12 @@ SPLITS = {
     "models": ("ModelDeploymentName", "ModelName", "ModelVersion", "Region"),
     "azure_openai": ("ModelDeploymentName", "ModelVersion", "Region"),  # no ModelName on these token metrics
 }
-DIMENSION_COLUMNS = {"modeldeploymentname": "deployment", "modelname": "model_name", "modelversion": "model_version",
-                     "region": "metric_region"}
+DIMENSION_COLUMNS = {
+    "modeldeploymentname": "deployment",
+    "modelname": "model_name",
+    "modelversion": "model_version",
+    "region": "metric_region",
+}
 
 
 def _iso(moment: datetime) -> str:
@@ -44,8 +48,10 @@ def run(spec: dict) -> dict:
     endpoints = cloud_endpoints("AzureCloud", Endpoints(**spec["endpoints"]))
     first, last = date.fromisoformat(spec["first_day"]), date.fromisoformat(spec["last_day"])
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    queries = {family: FamilyQuery(family, tuple(metrics.values()), SPLITS[family])
-               for family, metrics in FAMILY_METRICS.items()}
+    queries = {
+        family: FamilyQuery(family, tuple(metrics.values()), SPLITS[family])
+        for family, metrics in FAMILY_METRICS.items()
+    }
     # Day by day, account by account: the natural loop of a per-day extractor. It also spreads consecutive
     # calls over the sample's subscriptions, so ARM's per-subscription read budget throttles it no more than
     # it would the whole estate.
@@ -59,11 +65,18 @@ def run(spec: dict) -> dict:
     def call(task):
         account, day, family = task
         query = queries[family]
-        start = datetime.combine(day, dtime(0), tzinfo=timezone.utc)
+        start = datetime.combine(day, dtime(0), tzinfo=UTC)
         response = session.monitor(account["subscription_id"]).metrics.list(
-            account["resource_id"], timespan=f"{_iso(start)}/{_iso(start + timedelta(days=1))}", interval="P1D",
-            metricnames=",".join(query.metric_names), aggregation="Total", top=top, orderby="Total desc",
-            filter=query.metric_query(top).filter(), metricnamespace=NAMESPACE)
+            account["resource_id"],
+            timespan=f"{_iso(start)}/{_iso(start + timedelta(days=1))}",
+            interval="P1D",
+            metricnames=",".join(query.metric_names),
+            aggregation="Total",
+            top=top,
+            orderby="Total desc",
+            filter=query.metric_query(top).filter(),
+            metricnamespace=NAMESPACE,
+        )
         rows = []
         for metric in response.value or ():
             for series in metric.timeseries or ():
@@ -71,8 +84,16 @@ def run(spec: dict) -> dict:
                 for point in series.data or ():
                     if point.total is None:
                         continue
-                    rows.append((account["resource_id"], family, metric.name.value,
-                                 *(dims.get(d) for d in DIMENSION_COLUMNS), point.time_stamp, float(point.total)))
+                    rows.append(
+                        (
+                            account["resource_id"],
+                            family,
+                            metric.name.value,
+                            *(dims.get(d) for d in DIMENSION_COLUMNS),
+                            point.time_stamp,
+                            float(point.total),
+                        )
+                    )
         return rows
 
     with ThreadPoolExecutor(max_workers=int(spec["concurrency"]), thread_name_prefix="naive") as pool:
@@ -80,11 +101,20 @@ def run(spec: dict) -> dict:
     wall = time.perf_counter() - started
     session.close()
     rows = [row for chunk in results for row in chunk]
-    frame = pl.DataFrame(rows, schema={k: (pl.Datetime("us", "UTC") if k == "timestamp" else v)
-                                       for k, v in POINT_SCHEMA.items()}, orient="row")
+    frame = pl.DataFrame(
+        rows,
+        schema={k: (pl.Datetime("us", "UTC") if k == "timestamp" else v) for k, v in POINT_SCHEMA.items()},
+        orient="row",
+    )
     frame.write_parquet(spec["points_out"])
-    return {"wall_s": wall, "calls": len(tasks), "points": frame.height, "accounts": len(spec["accounts"]),
-            "days": len(days), "families": len(queries)}
+    return {
+        "wall_s": wall,
+        "calls": len(tasks),
+        "points": frame.height,
+        "accounts": len(spec["accounts"]),
+        "days": len(days),
+        "families": len(queries),
+    }
 
 
 if __name__ == "__main__":

@@ -50,10 +50,17 @@ def _pipeline(spec: dict) -> dict:
             "SELECT count(*), sum(total_tokens), count(DISTINCT metric_family) FROM azure_openai.usage_daily"
         ).fetchone()
         raw = con.execute("SELECT count(*) FROM azure_openai.metric_points").fetchone()[0]
-    return {"wall_s": wall, "usage_rows": rows, "total_tokens": int(tokens or 0), "families": families,
-            "raw_points_in_db": raw, "summary_raw_points": summary.raw_points, "summary_usage_rows": summary.usage_rows,
-            "check_results": {c.name: [c.passed, c.description] for c in summary.check_results},
-            "phases_s": phases}
+    return {
+        "wall_s": wall,
+        "usage_rows": rows,
+        "total_tokens": int(tokens or 0),
+        "families": families,
+        "raw_points_in_db": raw,
+        "summary_raw_points": summary.raw_points,
+        "summary_usage_rows": summary.usage_rows,
+        "check_results": {c.name: [c.passed, c.description] for c in summary.check_results},
+        "phases_s": phases,
+    }
 
 
 def _floor(spec: dict) -> dict:
@@ -69,9 +76,15 @@ def _floor(spec: dict) -> dict:
     with duckdb.connect(spec["warehouse"], read_only=True) as con:
         rows, models_rows, tokens = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE family = 'models'), "
-            "sum(total_tokens) FILTER (WHERE family = 'models') FROM usage_floor").fetchone()
-    return {"wall_s": wall, "rows": rows, "models_rows": models_rows, "models_total_tokens": int(tokens or 0),
-            "files": len(files)}
+            "sum(total_tokens) FILTER (WHERE family = 'models') FROM usage_floor"
+        ).fetchone()
+    return {
+        "wall_s": wall,
+        "rows": rows,
+        "models_rows": models_rows,
+        "models_total_tokens": int(tokens or 0),
+        "files": len(files),
+    }
 
 
 def run(spec: dict) -> dict:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import rollup_bench, sync_bench
@@ -28,13 +28,19 @@ RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test that runs in under a minute")
-    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append",
-                        help="run only this benchmark (repeatable)")
-    parser.add_argument("--workdir", type=Path, help="where emulator state, landing files and warehouses go "
-                        "(default: a temporary directory, removed afterwards)")
+    parser.add_argument(
+        "--only", choices=sorted(BENCHMARKS), action="append", help="run only this benchmark (repeatable)"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where emulator state, landing files and warehouses go "
+        "(default: a temporary directory, removed afterwards)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     parser.add_argument("--strict", action="store_true", help="also exit 1 when a target is missed")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(BENCHMARKS)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="doow-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     started = time.perf_counter()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
 
@@ -62,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                     section.notes.append(
                         f"the machine was busy: other processes used {other['other_cpu_s']:.0f} CPU-s during these "
                         f"{other['wall_s']:.0f} s ({other['share_of_machine']:.0%} of its CPUs); absolute times are "
-                        "inflated, ratios of runs made side by side less so")
+                        "inflated, ratios of runs made side by side less so"
+                    )
                 sections.append(section)
             except Exception:  # report the others, then fail
                 failures.append(f"{name}: {traceback.format_exc()}")
@@ -76,13 +83,24 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     table = render_table(sections)
     document = {
-        "timestamp": stamp, "quick": args.quick, "benchmarks": names, "duration_s": round(total, 1),
+        "timestamp": stamp,
+        "quick": args.quick,
+        "benchmarks": names,
+        "duration_s": round(total, 1),
         "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {**machine_info(), "load_average_at_start": load_at_start}, "git": git_info(),
-        "sections": {s.name: {"rows": [r.__dict__ for r in s.rows],
-                              "checks": [{"check": n, "passed": p, "detail": d} for n, p, d in s.checks],
-                              "notes": s.notes, "data": s.data} for s in sections},
-        "table": table, "errors": failures,
+        "machine": {**machine_info(), "load_average_at_start": load_at_start},
+        "git": git_info(),
+        "sections": {
+            s.name: {
+                "rows": [r.__dict__ for r in s.rows],
+                "checks": [{"check": n, "passed": p, "detail": d} for n, p, d in s.checks],
+                "notes": s.notes,
+                "data": s.data,
+            }
+            for s in sections
+        },
+        "table": table,
+        "errors": failures,
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"{stamp}{'-quick' if args.quick else ''}.json"
@@ -90,20 +108,28 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = document["machine"]
     print()
-    print(f"doow-pipeline benchmarks{' (quick)' if args.quick else ''} - {machine['affinity_cpus']} CPU(s) "
-          f"{machine['cpu_model']}, {machine['memory']}, Python {machine['python']}, commit "
-          f"{document['git']['commit'][:10]}{' (dirty tree)' if document['git']['dirty_files'] else ''}")
+    print(
+        f"doow-pipeline benchmarks{' (quick)' if args.quick else ''} - {machine['affinity_cpus']} CPU(s) "
+        f"{machine['cpu_model']}, {machine['memory']}, Python {machine['python']}, commit "
+        f"{document['git']['commit'][:10]}{' (dirty tree)' if document['git']['dirty_files'] else ''}"
+    )
     busy = [s for s in sections if s.data.get("other_load", {}).get("share_of_machine", 0) > 0.05]
     if busy:
-        print("WARNING: the machine was busy with other work ({}): absolute times are inflated, ratios of runs "
-              "made side by side less so. Rerun on an idle machine for publishable figures.".format("; ".join(
-                  f"{s.name}: other processes used {s.data['other_load']['share_of_machine']:.0%} of the CPUs"
-                  for s in busy)))
+        print(
+            "WARNING: the machine was busy with other work ({}): absolute times are inflated, ratios of runs "
+            "made side by side less so. Rerun on an idle machine for publishable figures.".format(
+                "; ".join(
+                    f"{s.name}: other processes used {s.data['other_load']['share_of_machine']:.0%} of the CPUs"
+                    for s in busy
+                )
+            )
+        )
     print()
     print(table)
     print()
-    print(f"results: {out.relative_to(PROJECT_ROOT) if out.is_relative_to(PROJECT_ROOT) else out} "
-          f"({total:.0f} s in all)")
+    print(
+        f"results: {out.relative_to(PROJECT_ROOT) if out.is_relative_to(PROJECT_ROOT) else out} ({total:.0f} s in all)"
+    )
     if failures:
         print(f"ERROR: {len(failures)} benchmark(s) could not run: {', '.join(f.split(':')[0] for f in failures)}")
         return 2

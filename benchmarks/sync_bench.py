@@ -40,6 +40,7 @@ SIZES = {
 
 def scenario_document(quick: bool) -> dict:
     from doow_pipeline_tests.azure_emulator import SCALE_SCENARIO
+
     raw = yaml.safe_load(Path(SCALE_SCENARIO).read_text(encoding="utf-8"))
     size = SIZES[quick]
     for key in ("subscriptions", "accounts_per_subscription"):
@@ -76,8 +77,12 @@ def lower_bound(scenario, scopes: list[str]) -> dict[str, int]:
         bound["definitions"] += len(oai)
         groups = Counter((a.subscription_id.lower(), a.location, family) for a in oai for family in a.families)
         token_batches = sum(math.ceil(n / BATCH_MAX) for n in groups.values())
-        provisioned = Counter((a.subscription_id.lower(), a.location, family) for a in oai for family in a.families
-                              if any(d.provisioned is not None for d in a.deployments))
+        provisioned = Counter(
+            (a.subscription_id.lower(), a.location, family)
+            for a in oai
+            for family in a.families
+            if any(d.provisioned is not None for d in a.deployments)
+        )
         bound["batch"] += 2 * token_batches + sum(math.ceil(n / BATCH_MAX) for n in provisioned.values())
         bound["batch"] += model_name_calls(oai)
         bound["token"] += 2
@@ -87,13 +92,15 @@ def lower_bound(scenario, scopes: list[str]) -> dict[str, int]:
 
 def model_name_calls(accounts) -> int:
     """The extra getBatch calls for legacy-only accounts' model names: one per <= 50 of a subscription and region."""
-    legacy_only = Counter((a.subscription_id.lower(), a.location) for a in accounts
-                          if set(a.families) == {"azure_openai"})
+    legacy_only = Counter(
+        (a.subscription_id.lower(), a.location) for a in accounts if set(a.families) == {"azure_openai"}
+    )
     return sum(math.ceil(n / BATCH_MAX) for n in legacy_only.values())
 
 
 def _metric_of(family: str, quantity: str) -> str:
     from doow_pipeline.core.metrics import FAMILY_METRICS
+
     return FAMILY_METRICS[family][quantity]
 
 
@@ -101,26 +108,47 @@ def expected_points(scenario, accounts, first, last, legacy_request_names: bool 
     """The points Azure holds for `accounts`, from the emulator's generator (expected_daily_usage).
     `legacy_request_names`: AzureOpenAIRequests is read split by ModelName (the pipeline; not the baseline)."""
     from doow_pipeline_tests.azure_emulator.usage import expected_daily_usage
+
     truth = expected_daily_usage(SimpleNamespace(seed=scenario.seed, accounts=tuple(accounts)), first, last)
     rows = []
     for r in truth:
         for quantity in ("input_tokens", "output_tokens", "total_tokens", "requests"):
-            rows.append({"day": r["day"], "resource_id": r["resource_id"].lower(), "family": r["family"],
-                         "metric": _metric_of(r["family"], quantity), "deployment": r["deployment"],
-                         "model_name": r["model"] if r["family"] == "models" or (
-                             legacy_request_names and quantity == "requests") else None,
-                         "model_version": r["version"], "metric_region": r["region"] or "__Empty",
-                         "total": int(r[quantity])})
+            rows.append(
+                {
+                    "day": r["day"],
+                    "resource_id": r["resource_id"].lower(),
+                    "family": r["family"],
+                    "metric": _metric_of(r["family"], quantity),
+                    "deployment": r["deployment"],
+                    "model_name": r["model"]
+                    if r["family"] == "models" or (legacy_request_names and quantity == "requests")
+                    else None,
+                    "model_version": r["version"],
+                    "metric_region": r["region"] or "__Empty",
+                    "total": int(r[quantity]),
+                }
+            )
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def normalised(points: pl.LazyFrame | pl.DataFrame, resource_ids: set[str]) -> pl.DataFrame:
     frame = points.lazy() if isinstance(points, pl.DataFrame) else points
-    return (frame.with_columns(pl.col("resource_id").str.to_lowercase())
-            .filter(pl.col("resource_id").is_in(sorted(resource_ids)))
-            .select(pl.col("timestamp").dt.date().alias("day"), "resource_id", "family", "metric", "deployment",
-                    "model_name", "model_version", "metric_region", pl.col("total").round(0).cast(pl.Int64))
-            .collect())
+    return (
+        frame.with_columns(pl.col("resource_id").str.to_lowercase())
+        .filter(pl.col("resource_id").is_in(sorted(resource_ids)))
+        .select(
+            pl.col("timestamp").dt.date().alias("day"),
+            "resource_id",
+            "family",
+            "metric",
+            "deployment",
+            "model_name",
+            "model_version",
+            "metric_region",
+            pl.col("total").round(0).cast(pl.Int64),
+        )
+        .collect()
+    )
 
 
 def compare_points(actual: pl.DataFrame, expected: pl.DataFrame) -> tuple[bool, str]:
@@ -134,8 +162,15 @@ def compare_points(actual: pl.DataFrame, expected: pl.DataFrame) -> tuple[bool, 
     missing = joined.filter(pl.col("total_actual").is_null() | pl.col("total").is_null()).height
     wrong = joined.filter(pl.col("total") != pl.col("total_actual")).height
     if missing or wrong:
-        sample = joined.filter((pl.col("total") != pl.col("total_actual")) | pl.col("total_actual").is_null()
-                               | pl.col("total").is_null()).head(3).to_dicts()
+        sample = (
+            joined.filter(
+                (pl.col("total") != pl.col("total_actual"))
+                | pl.col("total_actual").is_null()
+                | pl.col("total").is_null()
+            )
+            .head(3)
+            .to_dicts()
+        )
         return False, f"{missing} key(s) missing on one side, {wrong} value(s) differ; e.g. {sample}"
     return True, f"{expected.height:,} points equal, value for value"
 
@@ -143,6 +178,7 @@ def compare_points(actual: pl.DataFrame, expected: pl.DataFrame) -> tuple[bool, 
 def estate_totals(scenario, first, last) -> tuple[int, int]:
     """(points Azure holds for the estate, sum of the "models" TotalTokens) from the generator, cheaply."""
     from doow_pipeline_tests.azure_emulator.usage import day_usage
+
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     points = tokens = 0
     for account in scenario.accounts:
@@ -173,13 +209,16 @@ def _sample(scenario, n: int):
 
 
 def _request_stats(log: list[dict]) -> dict:
-    return {"by_kind": dict(Counter(e["kind"] for e in log)),
-            "by_status": dict(Counter(str(e["status"]) for e in log)),
-            "ok_by_kind": dict(Counter(e["kind"] for e in log if e["status"] == 200)),
-            "refused_by_kind_status": dict(Counter(f"{e['kind']}:{e['status']}" for e in log if e["status"] != 200)),
-            "batch_resources": sum(e.get("resource_count") or 0 for e in log if e["kind"] == "batch"),
-            "server_ms_by_kind": {k: round(sum(e["duration_ms"] for e in log if e["kind"] == k))
-                                  for k in {e["kind"] for e in log}}}
+    return {
+        "by_kind": dict(Counter(e["kind"] for e in log)),
+        "by_status": dict(Counter(str(e["status"]) for e in log)),
+        "ok_by_kind": dict(Counter(e["kind"] for e in log if e["status"] == 200)),
+        "refused_by_kind_status": dict(Counter(f"{e['kind']}:{e['status']}" for e in log if e["status"] != 200)),
+        "batch_resources": sum(e.get("resource_count") or 0 for e in log if e["kind"] == "batch"),
+        "server_ms_by_kind": {
+            k: round(sum(e["duration_ms"] for e in log if e["kind"] == k)) for k in {e["kind"] for e in log}
+        },
+    }
 
 
 def run(quick: bool, workdir: Path, log=print) -> Section:
@@ -195,37 +234,62 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
     last = now.date() - timedelta(days=1)
     first = last - timedelta(days=DAYS - 1)
     subscriptions = sorted({a.subscription_id for a in scenario.accounts})
-    specs = [ConnectionSpec(f"scale_{i}", principal.client_id, f"/subscriptions/{sub}")
-             for i, sub in enumerate(subscriptions)]
+    specs = [
+        ConnectionSpec(f"scale_{i}", principal.client_id, f"/subscriptions/{sub}")
+        for i, sub in enumerate(subscriptions)
+    ]
     n_accounts = sum(1 for a in scenario.accounts if a.kind.lower() in AZURE_OPENAI_KINDS)
     n_deployments = sum(len(a.deployments) for a in scenario.accounts)
-    section.data["estate"] = {"accounts": n_accounts, "deployments": n_deployments,
-                              "subscriptions": len(subscriptions), "latency_ms": scenario.latency_ms,
-                              "accounts_page_size": scenario.accounts_page_size, "days": DAYS,
-                              "first_day": str(first), "last_day": str(last), "now": now.isoformat(),
-                              "connections": [s.scope for s in specs], "concurrency": CONCURRENCY}
+    section.data["estate"] = {
+        "accounts": n_accounts,
+        "deployments": n_deployments,
+        "subscriptions": len(subscriptions),
+        "latency_ms": scenario.latency_ms,
+        "accounts_page_size": scenario.accounts_page_size,
+        "days": DAYS,
+        "first_day": str(first),
+        "last_day": str(last),
+        "now": now.isoformat(),
+        "connections": [s.scope for s in specs],
+        "concurrency": CONCURRENCY,
+    }
     env: dict[str, str] = {}  # the project's settings.frozen_clock is the scenario's clock
 
     # ---- the pipeline ------------------------------------------------------------------------------------
-    log(f"sync: pipeline, {n_accounts} accounts in {len(specs)} subscription connection(s), {DAYS} days "
-        f"({first}..{last}), {scenario.latency_ms:.0f} ms latency per call")
+    log(
+        f"sync: pipeline, {n_accounts} accounts in {len(specs)} subscription connection(s), {DAYS} days "
+        f"({first}..{last}), {scenario.latency_ms:.0f} ms latency per call"
+    )
     with run_emulator(raw, state_dir=workdir / "emulator-pipeline", spec_validation=False) as emu:
-        project = write_project(workdir / "project", emu.endpoints, scenario, specs, concurrency=CONCURRENCY,
-                                top=TOP)
+        project = write_project(workdir / "project", emu.endpoints, scenario, specs, concurrency=CONCURRENCY, top=TOP)
         emu_cpu = process_cpu_seconds(emu.process.pid)
-        pipeline = run_worker("benchmarks.sync_worker", {"config": str(project), "first_day": str(first),
-                                                         "last_day": str(last)}, workdir, "sync-pipeline", env)
+        pipeline = run_worker(
+            "benchmarks.sync_worker",
+            {"config": str(project), "first_day": str(first), "last_day": str(last)},
+            workdir,
+            "sync-pipeline",
+            env,
+        )
         emu_cpu = process_cpu_seconds(emu.process.pid) - emu_cpu
         requests = emu.requests()
     stats = _request_stats(requests)
     result = pipeline.result
-    section.data["pipeline"] = {"worker": result, "process_wall_s": pipeline.process_wall_s,
-                                "peak_rss_mib": pipeline.peak_rss_mib, "cpu_s": pipeline.cpu_s,
-                                "emulator_cpu_s": emu_cpu, "requests": stats}
+    section.data["pipeline"] = {
+        "worker": result,
+        "process_wall_s": pipeline.process_wall_s,
+        "peak_rss_mib": pipeline.peak_rss_mib,
+        "cpu_s": pipeline.cpu_s,
+        "emulator_cpu_s": emu_cpu,
+        "requests": stats,
+    }
     bound = lower_bound(scenario, [s.scope for s in specs])
     section.data["lower_bound"] = bound
-    names_bound = sum(model_name_calls([a for a in scenario.accounts if _covered(s.scope, a.id)
-                                        and a.kind.lower() in AZURE_OPENAI_KINDS]) for s in specs)
+    names_bound = sum(
+        model_name_calls(
+            [a for a in scenario.accounts if _covered(s.scope, a.id) and a.kind.lower() in AZURE_OPENAI_KINDS]
+        )
+        for s in specs
+    )
     section.data["lower_bound_legacy_model_name_calls"] = names_bound
     calls = stats["by_kind"]
     total_calls = sum(calls.values())
@@ -233,8 +297,10 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
     api_kinds = ("batch", "accounts", "definitions")
     api_calls = sum(calls.get(k, 0) for k in calls if k not in ("token", "openid"))
     api_bound = sum(bound[k] for k in api_kinds)
-    log(f"sync: pipeline done in {fmt_s(result['wall_s'])}, {total_calls} calls {calls}, "
-        f"peak {fmt_mib(pipeline.peak_rss_mib)}")
+    log(
+        f"sync: pipeline done in {fmt_s(result['wall_s'])}, {total_calls} calls {calls}, "
+        f"peak {fmt_mib(pipeline.peak_rss_mib)}"
+    )
 
     # ---- the baseline, side by side against a fresh emulator of the same estate --------------------------
     baselines = []
@@ -242,25 +308,54 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
         sample = _sample(scenario, n)
         log(f"sync: baseline, naive per-resource per-day extractor on {len(sample)} accounts x {DAYS} days")
         with run_emulator(raw, state_dir=workdir / f"emulator-baseline-{n}", spec_validation=False) as emu:
-            spec = {"endpoints": {k: emu.endpoints[k] for k in ("authority", "arm", "metrics", "ca_cert")},
-                    "tenant_id": principal.tenant_id, "client_id": principal.client_id,
-                    "accounts": [{"resource_id": a.id, "subscription_id": a.subscription_id} for a in sample],
-                    "first_day": str(first), "last_day": str(last), "concurrency": CONCURRENCY, "top": TOP,
-                    "points_out": str(workdir / f"baseline-{n}.parquet")}
+            spec = {
+                "endpoints": {k: emu.endpoints[k] for k in ("authority", "arm", "metrics", "ca_cert")},
+                "tenant_id": principal.tenant_id,
+                "client_id": principal.client_id,
+                "accounts": [{"resource_id": a.id, "subscription_id": a.subscription_id} for a in sample],
+                "first_day": str(first),
+                "last_day": str(last),
+                "concurrency": CONCURRENCY,
+                "top": TOP,
+                "points_out": str(workdir / f"baseline-{n}.parquet"),
+            }
             emu_cpu = process_cpu_seconds(emu.process.pid)
-            run_ = run_worker("benchmarks.naive_worker", spec, workdir, f"sync-baseline-{n}",
-                              {**env, "DOOW_BENCH_SECRET": principal.secret})
+            run_ = run_worker(
+                "benchmarks.naive_worker",
+                spec,
+                workdir,
+                f"sync-baseline-{n}",
+                {**env, "DOOW_BENCH_SECRET": principal.secret},
+            )
             emu_cpu = process_cpu_seconds(emu.process.pid) - emu_cpu
             b_stats = _request_stats(emu.requests())
-        baselines.append({"accounts": len(sample), "sample": sample, "run": run_, "requests": b_stats,
-                          "emulator_cpu_s": emu_cpu, "points_file": spec["points_out"]})
-        log(f"sync: baseline {len(sample)} accounts done in {fmt_s(run_.result['wall_s'])}, "
-            f"{sum(b_stats['by_kind'].values())} calls")
+        baselines.append(
+            {
+                "accounts": len(sample),
+                "sample": sample,
+                "run": run_,
+                "requests": b_stats,
+                "emulator_cpu_s": emu_cpu,
+                "points_file": spec["points_out"],
+            }
+        )
+        log(
+            f"sync: baseline {len(sample)} accounts done in {fmt_s(run_.result['wall_s'])}, "
+            f"{sum(b_stats['by_kind'].values())} calls"
+        )
     section.data["baselines"] = [
-        {"accounts": b["accounts"], "worker": b["run"].result, "process_wall_s": b["run"].process_wall_s,
-         "peak_rss_mib": b["run"].peak_rss_mib, "cpu_s": b["run"].cpu_s, "emulator_cpu_s": b["emulator_cpu_s"],
-         "requests": b["requests"], "wall_per_account_s": b["run"].result["wall_s"] / b["accounts"]}
-        for b in baselines]
+        {
+            "accounts": b["accounts"],
+            "worker": b["run"].result,
+            "process_wall_s": b["run"].process_wall_s,
+            "peak_rss_mib": b["run"].peak_rss_mib,
+            "cpu_s": b["run"].cpu_s,
+            "emulator_cpu_s": b["emulator_cpu_s"],
+            "requests": b["requests"],
+            "wall_per_account_s": b["run"].result["wall_s"] / b["accounts"],
+        }
+        for b in baselines
+    ]
     largest = baselines[-1]
     scale = n_accounts / largest["accounts"]
     b_by_kind = largest["requests"]["by_kind"]
@@ -273,114 +368,186 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
     # time from below, whatever the machine: its calls in the busiest subscription at the refill rate.
     budget = scenario.throttle
     per_subscription = Counter(a.subscription_id for a in scenario.accounts if a.kind.lower() in AZURE_OPENAI_KINDS)
-    throttle_floor = max((n * DAYS * 2 - budget.arm_reads_bucket) / budget.arm_reads_refill_per_s
-                         for n in per_subscription.values()) if budget.arm_reads_refill_per_s else 0.0
+    throttle_floor = (
+        max((n * DAYS * 2 - budget.arm_reads_bucket) / budget.arm_reads_refill_per_s for n in per_subscription.values())
+        if budget.arm_reads_refill_per_s
+        else 0.0
+    )
 
     # ---- the table -------------------------------------------------------------------------------------------
     p_wall = result["wall_s"]
     sample_note = f"{largest['accounts']} accts x{scale:g}"
-    section.notes.append(f"estate: {n_accounts:,} accounts x {n_deployments // max(1, n_accounts)} deployments in "
-                         f"{len(specs)} subscription(s), {DAYS} days {first}..{last}, {scenario.latency_ms:g} ms "
-                         "latency per call")
-    section.row("API calls (all kinds)", f"{total_calls:,}", f"{b_calls:,.0f} ({sample_note})",
-                fmt_ratio(b_calls / total_calls), ">= 100x fewer", b_calls / total_calls >= 100)
-    section.row("  calls / lower bound", f"{total_calls:,} / {total_bound:,}", "", f"{total_calls / total_bound:.3f}",
-                "<= 1.1", total_calls / total_bound <= 1.1)
+    section.notes.append(
+        f"estate: {n_accounts:,} accounts x {n_deployments // max(1, n_accounts)} deployments in "
+        f"{len(specs)} subscription(s), {DAYS} days {first}..{last}, {scenario.latency_ms:g} ms "
+        "latency per call"
+    )
+    section.row(
+        "API calls (all kinds)",
+        f"{total_calls:,}",
+        f"{b_calls:,.0f} ({sample_note})",
+        fmt_ratio(b_calls / total_calls),
+        ">= 100x fewer",
+        b_calls / total_calls >= 100,
+    )
+    section.row(
+        "  calls / lower bound",
+        f"{total_calls:,} / {total_bound:,}",
+        "",
+        f"{total_calls / total_bound:.3f}",
+        "<= 1.1",
+        total_calls / total_bound <= 1.1,
+    )
     for kind in ("batch", "accounts", "definitions", "token", "openid", "metrics", "subscriptions"):
         if calls.get(kind) or bound.get(kind):
             section.row(f"  {kind}", f"{calls.get(kind, 0):,} (bound {bound.get(kind, 0):,})")
         if kind == "batch":
             section.row("    of which legacy model names", f"(bound {names_bound:,})")
-    others = {k: v for k, v in calls.items()
-              if k not in ("batch", "accounts", "definitions", "token", "openid", "metrics", "subscriptions")}
+    others = {
+        k: v
+        for k, v in calls.items()
+        if k not in ("batch", "accounts", "definitions", "token", "openid", "metrics", "subscriptions")
+    }
     if others:
         section.row("  other kinds", str(others))
     section.row("  non-auth calls / bound", f"{api_calls:,} / {api_bound:,}", "", f"{api_calls / api_bound:.3f}")
-    section.row("  refused (429/529), retried", f"{sum(stats['refused_by_kind_status'].values()):,}",
-                f"{b_refused:,} (in the sample)")
-    section.row("wall time", fmt_s(p_wall), f"{fmt_s(b_wall)} ({sample_note})", fmt_ratio(b_wall / p_wall),
-                ">= 20x faster", b_wall / p_wall >= 20)
+    section.row(
+        "  refused (429/529), retried",
+        f"{sum(stats['refused_by_kind_status'].values()):,}",
+        f"{b_refused:,} (in the sample)",
+    )
+    section.row(
+        "wall time",
+        fmt_s(p_wall),
+        f"{fmt_s(b_wall)} ({sample_note})",
+        fmt_ratio(b_wall / p_wall),
+        ">= 20x faster",
+        b_wall / p_wall >= 20,
+    )
     if throttle_floor > 0:
-        section.row("  baseline floor: ARM read budget", "", f">= {fmt_s(throttle_floor)}",
-                    f">= {fmt_ratio(throttle_floor / p_wall)}")
+        section.row(
+            "  baseline floor: ARM read budget",
+            "",
+            f">= {fmt_s(throttle_floor)}",
+            f">= {fmt_ratio(throttle_floor / p_wall)}",
+        )
     section.row("  pipeline wall < 60 s", fmt_s(p_wall), "", "", "< 60 s", p_wall < 60)
     for c in result["connections"]:
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in c["phases_s"].items())
         hwm = ", ".join(f"{k} {v:,.0f}" for k, v in c["vm_hwm_after_mib"].items())
-        section.notes.append(f"{c['connection']}: {fmt_s(c['wall_s'])} = {phases}; CPU {fmt_s(c['cpu_s'])}; "
-                             f"{c['points']:,} points; peak RSS (MiB) after {hwm}")
-    section.row("peak memory (RSS)", fmt_mib(pipeline.peak_rss_mib),
-                f"{fmt_mib(largest['run'].peak_rss_mib)} ({largest['accounts']} accts)", "", "< 1 GiB",
-                pipeline.peak_rss_mib < 1024)
-    section.row("CPU of syncing process", fmt_s(pipeline.cpu_s),
-                f"{fmt_s(largest['run'].cpu_s * scale)} ({sample_note})")
-    section.row("CPU of emulator", fmt_s(section.data["pipeline"]["emulator_cpu_s"]),
-                f"{fmt_s(largest['emulator_cpu_s'] * scale)} ({sample_note})")
+        section.notes.append(
+            f"{c['connection']}: {fmt_s(c['wall_s'])} = {phases}; CPU {fmt_s(c['cpu_s'])}; "
+            f"{c['points']:,} points; peak RSS (MiB) after {hwm}"
+        )
+    section.row(
+        "peak memory (RSS)",
+        fmt_mib(pipeline.peak_rss_mib),
+        f"{fmt_mib(largest['run'].peak_rss_mib)} ({largest['accounts']} accts)",
+        "",
+        "< 1 GiB",
+        pipeline.peak_rss_mib < 1024,
+    )
+    section.row(
+        "CPU of syncing process", fmt_s(pipeline.cpu_s), f"{fmt_s(largest['run'].cpu_s * scale)} ({sample_note})"
+    )
+    section.row(
+        "CPU of emulator",
+        fmt_s(section.data["pipeline"]["emulator_cpu_s"]),
+        f"{fmt_s(largest['emulator_cpu_s'] * scale)} ({sample_note})",
+    )
     section.row("points landed", f"{sum(c['points'] for c in result['connections']):,}")
     if len(baselines) > 1:
         for b in baselines:
-            section.row(f"  baseline linearity, {b['accounts']} accts", "",
-                        f"{b['run'].result['wall_s'] / b['accounts']:.2f} s/acct, "
-                        f"{b['requests']['ok_by_kind'].get('metrics', 0) / b['accounts']:.0f} calls/acct")
+            section.row(
+                f"  baseline linearity, {b['accounts']} accts",
+                "",
+                f"{b['run'].result['wall_s'] / b['accounts']:.2f} s/acct, "
+                f"{b['requests']['ok_by_kind'].get('metrics', 0) / b['accounts']:.0f} calls/acct",
+            )
     section.notes.append(
         f"baseline measured on {largest['accounts']} of {n_accounts} accounts and extrapolated linearly: its "
         f"answered metrics calls are exactly accounts x days x families ({largest['accounts']} x {DAYS} x 2 = "
         f"{b_ok_metrics:,} measured; retries after 429 come on top and are not extrapolated), and at fixed "
         "concurrency its wall time is proportional to its calls; it is given the account list for free (no "
-        "discovery, no definitions)")
+        "discovery, no definitions)"
+    )
     if throttle_floor > 0:
         section.notes.append(
             f"baseline floor: with Azure's ARM read budget ({budget.arm_reads_bucket} burst, "
             f"{budget.arm_reads_refill_per_s:g}/s per subscription and principal) the baseline's "
             f"{max(per_subscription.values()) * DAYS * 2:,} calls in the busiest subscription take at least "
-            f"{fmt_s(throttle_floor)} on any machine")
-    section.notes.append("pipeline: one subscription-scoped connection per subscription, synced one after "
-                         "another in one process (as `doow-azure sync` runs them), concurrency "
-                         f"{CONCURRENCY}; wall = the sync calls, excluding interpreter start-up")
+            f"{fmt_s(throttle_floor)} on any machine"
+        )
+    section.notes.append(
+        "pipeline: one subscription-scoped connection per subscription, synced one after "
+        "another in one process (as `doow-azure sync` runs them), concurrency "
+        f"{CONCURRENCY}; wall = the sync calls, excluding interpreter start-up"
+    )
 
     # ---- correctness -----------------------------------------------------------------------------------------
     conns = result["connections"]
-    section.check("every connection synced without error", all(c["ok"] for c in conns) and not any(
-        k.startswith("ERROR") for c in conns for k in c["events"]),
-        "; ".join(f"{c['connection']}: {c['events'] or 'no events'}" for c in conns if c["events"]) or "")
-    section.check("batch API used for every subscription", all(set(c["paths"].values()) == {"batch"} for c in conns),
-                  str({c["connection"]: c["paths"] for c in conns}))
-    section.check("all accounts discovered and readable, nothing truncated",
-                  sum(c["accounts"] for c in conns) == n_accounts and not any(c["unreadable"] for c in conns)
-                  and not any(c["truncated"] for c in conns),
-                  f"{sum(c['accounts'] for c in conns)} of {n_accounts} accounts")
-    section.check("no error answers in the request log (throttling, which is retried, aside)",
-                  set(stats["by_status"]) <= {"200", "429", "529"}, str(stats["by_status"]))
+    section.check(
+        "every connection synced without error",
+        all(c["ok"] for c in conns) and not any(k.startswith("ERROR") for c in conns for k in c["events"]),
+        "; ".join(f"{c['connection']}: {c['events'] or 'no events'}" for c in conns if c["events"]) or "",
+    )
+    section.check(
+        "batch API used for every subscription",
+        all(set(c["paths"].values()) == {"batch"} for c in conns),
+        str({c["connection"]: c["paths"] for c in conns}),
+    )
+    section.check(
+        "all accounts discovered and readable, nothing truncated",
+        sum(c["accounts"] for c in conns) == n_accounts
+        and not any(c["unreadable"] for c in conns)
+        and not any(c["truncated"] for c in conns),
+        f"{sum(c['accounts'] for c in conns)} of {n_accounts} accounts",
+    )
+    section.check(
+        "no error answers in the request log (throttling, which is retried, aside)",
+        set(stats["by_status"]) <= {"200", "429", "529"},
+        str(stats["by_status"]),
+    )
     landing = Path(result["landing"])
     files = sorted((landing / "points").glob("connection=*/day=*/points.parquet"))
     manifests = sorted((landing / "manifests").glob("connection=*/day=*.json"))
-    section.check(f"{DAYS} days landed per connection (points + manifest)",
-                  len(files) == len(manifests) == DAYS * len(specs), f"{len(files)} point files, {len(manifests)} "
-                  f"manifests for {len(specs)} connection(s)")
+    section.check(
+        f"{DAYS} days landed per connection (points + manifest)",
+        len(files) == len(manifests) == DAYS * len(specs),
+        f"{len(files)} point files, {len(manifests)} manifests for {len(specs)} connection(s)",
+    )
     scan = pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
     exp_points, exp_tokens = estate_totals(scenario, first, last)
-    got = scan.select(pl.len().alias("n"), pl.col("total").filter(pl.col("metric") == "TotalTokens").sum()
-                      .alias("tokens")).collect().row(0, named=True)
-    section.check("whole estate: landed point count and models TotalTokens sum equal the generator's",
-                  got["n"] == exp_points and int(got["tokens"]) == exp_tokens,
-                  f"{got['n']:,} points (expected {exp_points:,}), {int(got['tokens']):,} tokens "
-                  f"(expected {exp_tokens:,})")
+    got = (
+        scan.select(
+            pl.len().alias("n"), pl.col("total").filter(pl.col("metric") == "TotalTokens").sum().alias("tokens")
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    section.check(
+        "whole estate: landed point count and models TotalTokens sum equal the generator's",
+        got["n"] == exp_points and int(got["tokens"]) == exp_tokens,
+        f"{got['n']:,} points (expected {exp_points:,}), {int(got['tokens']):,} tokens (expected {exp_tokens:,})",
+    )
     check_accounts = _sample(scenario, 6 if not quick else 3)
     ids = {a.id.lower() for a in check_accounts}
     equal, detail = compare_points(normalised(scan, ids), expected_points(scenario, check_accounts, first, last))
     section.check(f"{len(check_accounts)} accounts: every landed point equals expected_daily_usage", equal, detail)
     for b in baselines:
         ids = {a.id.lower() for a in b["sample"]}
-        equal, detail = compare_points(normalised(pl.read_parquet(b["points_file"]), ids),
-                                       expected_points(scenario, b["sample"], first, last,
-                                                       legacy_request_names=False))
-        section.check(f"baseline ({b['accounts']} accounts) got the same points (it did the same work)", equal,
-                      detail)
+        equal, detail = compare_points(
+            normalised(pl.read_parquet(b["points_file"]), ids),
+            expected_points(scenario, b["sample"], first, last, legacy_request_names=False),
+        )
+        section.check(f"baseline ({b['accounts']} accounts) got the same points (it did the same work)", equal, detail)
         expected_calls = b["accounts"] * DAYS * 2
-        section.check(f"baseline ({b['accounts']} accounts) got accounts x days x families metrics answers",
-                      b["requests"]["ok_by_kind"].get("metrics", 0) == expected_calls,
-                      f"{b['requests']['ok_by_kind']} answered (expected {expected_calls} metrics), refused "
-                      f"{b['requests']['refused_by_kind_status'] or 'none'}")
+        section.check(
+            f"baseline ({b['accounts']} accounts) got accounts x days x families metrics answers",
+            b["requests"]["ok_by_kind"].get("metrics", 0) == expected_calls,
+            f"{b['requests']['ok_by_kind']} answered (expected {expected_calls} metrics), refused "
+            f"{b['requests']['refused_by_kind_status'] or 'none'}",
+        )
     return section
 
 
@@ -388,6 +555,7 @@ def main_standalone() -> None:  # pragma: no cover - convenience
     import tempfile
 
     from benchmarks.common import render_table
+
     with tempfile.TemporaryDirectory(prefix="doow-bench-") as tmp:
         section = run(bool(os.environ.get("QUICK")), Path(tmp))
         print(render_table([section]))

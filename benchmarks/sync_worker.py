@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.common import vm_hwm_mib, worker_main
 
+
 def run(spec: dict) -> dict:
     from doow_pipeline.config import export_env_file, load_config
     from doow_pipeline.services.fetch import fetch_connection
@@ -40,37 +41,52 @@ def run(spec: dict) -> dict:
     started_all = time.perf_counter()
     for connection in config.connections:
         current.clear()
-        current.update({"connection": connection.name, "scope": connection.scope, "phases_s": {},
-                        "vm_hwm_after_mib": {}})
+        current.update(
+            {"connection": connection.name, "scope": connection.scope, "phases_s": {}, "vm_hwm_after_mib": {}}
+        )
         started = time.perf_counter()
         cpu_started = time.process_time()
         session = open_session(connection, os.environ[connection.client_secret_env], config.settings.endpoints)
         with session:
-            outcome = fetch_connection(session, connection, config.settings, landing, first, last,
-                                       config.settings.clock.now(), on_phase=on_phase)
+            outcome = fetch_connection(
+                session,
+                connection,
+                config.settings,
+                landing,
+                first,
+                last,
+                config.settings.clock.now(),
+                on_phase=on_phase,
+            )
         extraction = outcome.extraction
-        current.update({
-            "wall_s": time.perf_counter() - started,
-            "cpu_s": time.process_time() - cpu_started,
-            "ok": outcome.ok,
-            "problem": str(outcome.problem) if outcome.problem else None,
-            "accounts": len(outcome.accounts),
-            "plans": len(outcome.plans),
-            "family_queries": sum(len(p.queries) for p in outcome.plans),
-            "points": outcome.points,
-            "days_landed": len(outcome.rows_per_day),
-            "calls": dict(extraction.calls) if extraction else {},
-            "activity_calls": dict(outcome.activity.calls) if outcome.activity else {},
-            "paths": dict(extraction.paths) if extraction else {},
-            "unreadable": len(outcome.unreadable),
-            "truncated": list(extraction.truncated) if extraction else [],
-            "events": dict(Counter(f"{e.level}:{e.code}" for e in outcome.events)),
-        })
+        current.update(
+            {
+                "wall_s": time.perf_counter() - started,
+                "cpu_s": time.process_time() - cpu_started,
+                "ok": outcome.ok,
+                "problem": str(outcome.problem) if outcome.problem else None,
+                "accounts": len(outcome.accounts),
+                "plans": len(outcome.plans),
+                "family_queries": sum(len(p.queries) for p in outcome.plans),
+                "points": outcome.points,
+                "days_landed": len(outcome.rows_per_day),
+                "calls": dict(extraction.calls) if extraction else {},
+                "activity_calls": dict(outcome.activity.calls) if outcome.activity else {},
+                "paths": dict(extraction.paths) if extraction else {},
+                "unreadable": len(outcome.unreadable),
+                "truncated": list(extraction.truncated) if extraction else [],
+                "events": dict(Counter(f"{e.level}:{e.code}" for e in outcome.events)),
+            }
+        )
         connections.append(dict(current))
         del outcome, extraction
         gc.collect()
-    return {"wall_s": time.perf_counter() - started_all, "cpu_s": time.process_time(),
-            "connections": connections, "landing": str(Path(config.landing_dir))}
+    return {
+        "wall_s": time.perf_counter() - started_all,
+        "cpu_s": time.process_time(),
+        "connections": connections,
+        "landing": str(Path(config.landing_dir)),
+    }
 
 
 if __name__ == "__main__":

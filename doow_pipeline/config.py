@@ -68,8 +68,10 @@ class DeploymentTypeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default: str = "GlobalStandard"
     overrides: dict[str, str] = Field(default_factory=dict)
-    provisioned: list[str] = Field(default_factory=list, description="PTU deployments: billed per hour, not per "
-                                                                       "token (their token cost stays NULL)")
+    provisioned: list[str] = Field(
+        default_factory=list,
+        description="PTU deployments: billed per hour, not per token (their token cost stays NULL)",
+    )
 
     @model_validator(mode="after")
     def _known_types(self) -> DeploymentTypeSettings:
@@ -101,16 +103,22 @@ class Settings(BaseModel):
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="currency of the Retail Prices read")
     deployment_types: DeploymentTypeSettings = Field(default_factory=DeploymentTypeSettings)
     deployment_models: dict[str, str] = Field(
-        default_factory=dict, description="model name per 'account/deployment' (or bare deployment) whose metrics "
-                                          "name none (accounts emitting only the Azure OpenAI metrics family)")
+        default_factory=dict,
+        description="model name per 'account/deployment' (or bare deployment) whose metrics "
+        "name none (accounts emitting only the Azure OpenAI metrics family)",
+    )
     prices_urls: dict[Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"], str] = Field(
-        default_factory=dict, description="Retail Prices API base URL per cloud, overriding the public one "
-                                          "(none is published for AzureChinaCloud)")
+        default_factory=dict,
+        description="Retail Prices API base URL per cloud, overriding the public one "
+        "(none is published for AzureChinaCloud)",
+    )
     prices_max_age_days: int = Field(default=7, ge=1, le=365, description="stored prices older than this: a WARN check")
     prices_retries: int = Field(default=4, ge=0, le=10, description="retries of a Retail Prices API call (429, 5xx)")
     frozen_clock: datetime | None = Field(
-        None, description="Freeze the pipeline's clock at this UTC instant: for replays of a past day, the tests "
-                          "and the emulator's frozen clock. Unset (the default): the real clock.")
+        None,
+        description="Freeze the pipeline's clock at this UTC instant: for replays of a past day, the tests "
+        "and the emulator's frozen clock. Unset (the default): the real clock.",
+    )
 
     @field_validator("prices_urls")
     @classmethod
@@ -128,8 +136,10 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _anomaly_days(self) -> Settings:
         if self.anomaly_min_days > self.anomaly_window_days:
-            raise ValueError(f"anomaly_min_days ({self.anomaly_min_days}) must not exceed anomaly_window_days "
-                             f"({self.anomaly_window_days}): a baseline cannot hold more days than its window")
+            raise ValueError(
+                f"anomaly_min_days ({self.anomaly_min_days}) must not exceed anomaly_window_days "
+                f"({self.anomaly_window_days}): a baseline cannot hold more days than its window"
+            )
         return self
 
     @property
@@ -150,24 +160,30 @@ class Connection(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not CONNECTION_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} must be lower-case letters, digits and underscores, starting with a letter "
-                             "(it becomes part of Dagster asset keys)")
+            raise ValueError(
+                f"{value!r} must be lower-case letters, digits and underscores, starting with a letter "
+                "(it becomes part of Dagster asset keys)"
+            )
         return value
 
     @field_validator("tenant_id", "client_id")
     @classmethod
     def _guid(cls, value: str) -> str:
         if not is_guid(value):
-            raise ValueError(f"{value!r} is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); copy it from the app "
-                             "registration's Overview page")
+            raise ValueError(
+                f"{value!r} is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); copy it from the app "
+                "registration's Overview page"
+            )
         return value.lower()
 
     @field_validator("client_secret_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
         if not ENV_VAR_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not an environment variable name; name the variable that holds the "
-                             "secret (for example DOOW_SECRET_PROD), never the secret itself")
+            raise ValueError(
+                f"{value!r} is not an environment variable name; name the variable that holds the "
+                "secret (for example DOOW_SECRET_PROD), never the secret itself"
+            )
         return value
 
     @field_validator("scope")
@@ -251,18 +267,23 @@ def _semantic_problems(config: ProjectConfig, environ, check_secrets: bool) -> l
     seen: dict[str, int] = {}
     for i, connection in enumerate(config.connections):
         if connection.name in seen:
-            problems.append(f"connections[{i}].name: duplicate name {connection.name!r} (also connections"
-                            f"[{seen[connection.name]}]); give each connection a unique name")
+            problems.append(
+                f"connections[{i}].name: duplicate name {connection.name!r} (also connections"
+                f"[{seen[connection.name]}]); give each connection a unique name"
+            )
         seen.setdefault(connection.name, i)
         if check_secrets and not environ.get(connection.client_secret_env):
             problems.append(
                 f"connections[{i}] ({connection.name}).client_secret_env: environment variable "
                 f"{connection.client_secret_env} is unset or empty; put the client secret in it (for example in "
-                f"{config.env_file}, which `doow-azure connect` writes) or reconnect with `doow-azure connect`")
+                f"{config.env_file}, which `doow-azure connect` writes) or reconnect with `doow-azure connect`"
+            )
     ca_cert = config.settings.endpoints.ca_cert if config.settings.endpoints else None
     if ca_cert and not Path(ca_cert).is_file():
-        problems.append(f"settings.endpoints.ca_cert: file {ca_cert} does not exist; paste the emulator's current "
-                        "ready line (its CA is regenerated at each start)")
+        problems.append(
+            f"settings.endpoints.ca_cert: file {ca_cert} does not exist; paste the emulator's current "
+            "ready line (its CA is regenerated at each start)"
+        )
     return problems
 
 
@@ -275,8 +296,13 @@ def read_env_file(env_file: Path) -> dict[str, str]:
     try:
         text = env_file.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(env_file, [f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 or "
-                                     "reconnect the connections with `doow-azure connect`"]) from None
+        raise ConfigError(
+            env_file,
+            [
+                f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 or "
+                "reconnect the connections with `doow-azure connect`"
+            ],
+        ) from None
     except OSError as exc:
         raise ConfigError(env_file, [f"cannot be read ({exc.strerror}); check its owner and mode (0600)"]) from None
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
@@ -294,15 +320,22 @@ def load_config(path: str | os.PathLike | None = None, *, environ=None, check_se
     """Loads and validates connections.yaml; raises ConfigError listing every problem."""
     file = config_path(path)
     if not file.exists():
-        raise ConfigError(file, [f"file not found; create it (see README, 'Connecting a real Azure scope') or set "
-                                 f"DOOW_CONNECTIONS to its path (current directory: {Path.cwd()})"])
+        raise ConfigError(
+            file,
+            [
+                f"file not found; create it (see README, 'Connecting a real Azure scope') or set "
+                f"DOOW_CONNECTIONS to its path (current directory: {Path.cwd()})"
+            ],
+        )
     if not file.is_file():
         raise ConfigError(file, ["is not a file; point DOOW_CONNECTIONS at the connections.yaml file itself"])
     try:
         text = file.read_text(encoding="utf-8")
         if not text.strip():
-            raise ConfigError(file, ["is empty; add a connection with `doow-azure connect` (see README, 'Connecting "
-                                     "a real Azure scope')"])
+            raise ConfigError(
+                file,
+                ["is empty; add a connection with `doow-azure connect` (see README, 'Connecting a real Azure scope')"],
+            )
         raw = yaml.safe_load(text) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(file, [f"is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"]) from None

@@ -68,8 +68,9 @@ class CliProject:
     def run(self, *args: str, input: str | None = None, expect: int | None = None):
         env = {"DOOW_CONNECTIONS": str(self.config), "COLUMNS": "200"}
         # The emulator's clock is frozen: so is the pipeline's, explicitly, as a replay would be.
-        result = self.runner.invoke(app, ["--frozen-clock", NOW.isoformat(), *args], input=input, env=env,
-                                    catch_exceptions=False)
+        result = self.runner.invoke(
+            app, ["--frozen-clock", NOW.isoformat(), *args], input=input, env=env, catch_exceptions=False
+        )
         text = result.stdout + "\n" + result.stderr
         self.outputs.append(text)
         assert_no_secret(text, f"output of doow-azure {' '.join(args)}")
@@ -77,18 +78,40 @@ class CliProject:
             assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}:\n{text}"
         return result
 
-    def connect(self, name: str, client_id: str, scope: str, *extra: str, secret: str | None = None,
-                tenant: str = TENANT, endpoints: dict | None = None, expect: int | None = None):
-        args = ["connect", name, "--tenant-id", tenant, "--client-id", client_id, "--scope", scope,
-                "--client-secret-stdin", *extra]
+    def connect(
+        self,
+        name: str,
+        client_id: str,
+        scope: str,
+        *extra: str,
+        secret: str | None = None,
+        tenant: str = TENANT,
+        endpoints: dict | None = None,
+        expect: int | None = None,
+    ):
+        args = [
+            "connect",
+            name,
+            "--tenant-id",
+            tenant,
+            "--client-id",
+            client_id,
+            "--scope",
+            scope,
+            "--client-secret-stdin",
+            *extra,
+        ]
         if endpoints is not None:
             import json
+
             args += ["--endpoints-json", json.dumps(endpoints)]
         return self.run(*args, input=secret if secret is not None else secret_of(client_id), expect=expect)
 
     def snapshot(self) -> dict:
-        return {path.name: (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) if path.exists() else None
-                for path in (self.config, self.env_file)}
+        return {
+            path.name: (path.read_bytes(), stat.S_IMODE(path.stat().st_mode)) if path.exists() else None
+            for path in (self.config, self.env_file)
+        }
 
     def sql(self, query: str, params=None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:

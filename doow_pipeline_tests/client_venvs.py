@@ -48,8 +48,11 @@ def _uv() -> str | None:
 
 def _clean_env() -> dict:
     """The environment for the installer: PyPI only (no site pip.conf indexes or find-links)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "UV_INDEX", "UV_EXTRA_INDEX", "UV_FIND_LINKS", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_INDEX", "UV_EXTRA_INDEX", "UV_FIND_LINKS", "VIRTUAL_ENV"))
+    }
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_INDEX_URL"] = PYPI
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
@@ -61,8 +64,9 @@ def _run(cmd: list[str], log: Path) -> None:
     with log.open("ab") as out:
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
-        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
-                                timeout=INSTALL_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(), timeout=INSTALL_TIMEOUT_S, check=False
+        )
     if result.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise ClientInstallError(f"{' '.join(cmd[:3])} ... failed (exit {result.returncode}); log {log}:\n{tail}")
@@ -80,8 +84,12 @@ def ensure_venv(name: str, requirements: list[str], entry_point: str) -> Path:
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         python = venv / "bin" / "python"
-        if (marker.is_file() and marker.read_text() == wanted and target.is_file()
-                and Path(os.path.realpath(python)).is_file()):  # its base interpreter still exists
+        if (
+            marker.is_file()
+            and marker.read_text() == wanted
+            and target.is_file()
+            and Path(os.path.realpath(python)).is_file()
+        ):  # its base interpreter still exists
             return target
         if venv.exists():
             shutil.rmtree(venv)
@@ -90,12 +98,26 @@ def ensure_venv(name: str, requirements: list[str], entry_point: str) -> Path:
         uv = _uv()
         if uv:
             _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log)
-            _run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                  "--index-url", PYPI, *requirements], log)
+            _run(
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    "--index-url",
+                    PYPI,
+                    *requirements,
+                ],
+                log,
+            )
         else:
             _run([sys.executable, "-m", "venv", str(venv)], log)
-            _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--index-url", PYPI,
-                  *requirements], log)
+            _run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--index-url", PYPI, *requirements],
+                log,
+            )
         if not target.is_file():
             raise ClientInstallError(f"{target} is missing after installing {requirements}; see {log}")
         marker.write_text(wanted)

@@ -56,8 +56,10 @@ PROD, DEV, RESEARCH, SHARED = (f"/subscriptions/3b6e1c2a-5d4f-4a8b-9c7e-0f1a2b3c
 PROD_WEU_RG = f"{PROD}/resourceGroups/rg-ai-prod-weu"
 SANDBOX_RG = f"{DEV}/resourceGroups/rg-dev-sandbox"
 LEGACY_ACCOUNT = f"{DEV}/resourceGroups/rg-ai-dev/providers/Microsoft.CognitiveServices/accounts/aoai-dev-legacy"
-RESTRICTED_ACCOUNT = (f"{RESEARCH}/resourceGroups/rg-research-restricted/providers/Microsoft.CognitiveServices/"
-                      "accounts/ais-research-restricted")
+RESTRICTED_ACCOUNT = (
+    f"{RESEARCH}/resourceGroups/rg-research-restricted/providers/Microsoft.CognitiveServices/"
+    "accounts/ais-research-restricted"
+)
 DEMO_CONNECTIONS = [
     ConnectionSpec("prod", MAIN_PRINCIPAL, PROD),
     ConnectionSpec("dev", MAIN_PRINCIPAL, DEV),
@@ -72,15 +74,22 @@ DEMO_COST_SETTINGS = {
     "cost_centre_tag": "CostCenter",
     "deployment_types": {
         "default": "GlobalStandard",
-        "overrides": {"aoai-prod-weu/gpt-4o-batch": "GlobalBatch", "aoai-prod-eus/gpt-4o-eus": "Standard",
-                      "aoai-prod-eus/gpt-41-eus": "DataZoneStandard",
-                      "aoai-dev-legacy/gpt-35-turbo-legacy": "Standard",
-                      "aoai-research-eus2/gpt-4o-research": "DataZoneStandard"},
+        "overrides": {
+            "aoai-prod-weu/gpt-4o-batch": "GlobalBatch",
+            "aoai-prod-eus/gpt-4o-eus": "Standard",
+            "aoai-prod-eus/gpt-41-eus": "DataZoneStandard",
+            "aoai-dev-legacy/gpt-35-turbo-legacy": "Standard",
+            "aoai-research-eus2/gpt-4o-research": "DataZoneStandard",
+        },
         "provisioned": ["ais-prod-eus2/gpt-4o-mini-foundry"],
     },
-    "deployment_models": {"aoai-prod-eus/gpt-4o-eus": "gpt-4o", "aoai-prod-eus/gpt-4o-mini-eus": "gpt-4o-mini",
-                          "aoai-prod-eus/gpt-41-eus": "gpt-4.1", "aoai-prod-eus/gpt-4o-global": "gpt-4o",
-                          "aoai-dev-legacy/gpt-35-turbo-legacy": "gpt-35-turbo"},
+    "deployment_models": {
+        "aoai-prod-eus/gpt-4o-eus": "gpt-4o",
+        "aoai-prod-eus/gpt-4o-mini-eus": "gpt-4o-mini",
+        "aoai-prod-eus/gpt-41-eus": "gpt-4.1",
+        "aoai-prod-eus/gpt-4o-global": "gpt-4o",
+        "aoai-dev-legacy/gpt-35-turbo-legacy": "gpt-35-turbo",
+    },
 }
 
 
@@ -91,8 +100,10 @@ def print_usage_summary(warehouse: Path, console: Console) -> None:
                    sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                    sum(total_tokens) AS total_tokens, sum(requests) AS requests
             FROM azure_openai.usage_daily GROUP BY ALL ORDER BY total_tokens DESC""").fetchall()
-        status = con.execute("SELECT connection, state, accounts_covered, accounts_in_scope, usage_rows, "
-                             "last_error FROM azure_openai.connection_status").fetchall()
+        status = con.execute(
+            "SELECT connection, state, accounts_covered, accounts_in_scope, usage_rows, "
+            "last_error FROM azure_openai.connection_status"
+        ).fetchall()
     table = Table(title="Usage by model (all synced days)")
     for column in ("model", "deployments", "input_tokens", "output_tokens", "total_tokens", "requests"):
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -124,8 +135,11 @@ def dagster_home(workdir: Path) -> Path:
 
 
 def _ui_ready(port: int) -> bool:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"query": "{ assetNodes { id } }"}).encode())
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"query": "{ assetNodes { id } }"}).encode(),
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return bool(json.loads(response.read()).get("data", {}).get("assetNodes"))
@@ -137,10 +151,23 @@ def start_dagster_dev(env: dict[str, str], home: Path, port: int, **popen: Any) 
     """`dagster dev -w workspace.yaml` on 127.0.0.1:`port` with DAGSTER_HOME=`home`, in its own session."""
     # Run from DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in the current folder (the repository's)
     # that is not DAGSTER_HOME's, although DAGSTER_HOME holds a copy of it.
-    command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
-               "-h", "127.0.0.1", "-p", str(port)]
-    return subprocess.Popen(command, cwd=home, start_new_session=True,
-                            env={**env, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": QUIET_DAGSTER_DEV}, **popen)
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "dev",
+        "-w",
+        str(ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=home,
+        start_new_session=True,
+        env={**env, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": QUIET_DAGSTER_DEV},
+        **popen,
+    )
 
 
 def serve_ui(env: dict[str, str], home: Path, port: int, console: Console) -> int:
@@ -154,8 +181,10 @@ def serve_ui(env: dict[str, str], home: Path, port: int, console: Console) -> in
         while process.poll() is None and not _ui_ready(port):
             time.sleep(1)
         if process.poll() is None:
-            console.print(f"Dagster UI at http://127.0.0.1:{port} (instance {home}). Ctrl-C stops the UI, the "
-                          "daemon and the emulator.")
+            console.print(
+                f"Dagster UI at http://127.0.0.1:{port} (instance {home}). Ctrl-C stops the UI, the "
+                "daemon and the emulator."
+            )
         return process.wait()
     except KeyboardInterrupt:
         return 0
@@ -173,10 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=30, help="complete UTC days to sync before now")
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
-    parser.add_argument("--keep-running", action="store_true",
-                        help="keep the emulator serving after the sync, until Ctrl-C")
-    parser.add_argument("--serve", action="store_true",
-                        help="then serve the Dagster UI and daemon on the demo instance (`make dev`), until Ctrl-C")
+    parser.add_argument(
+        "--keep-running", action="store_true", help="keep the emulator serving after the sync, until Ctrl-C"
+    )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="then serve the Dagster UI and daemon on the demo instance (`make dev`), until Ctrl-C",
+    )
     parser.add_argument("--port", type=int, default=3000, help="the Dagster UI's port with --serve")
     args = parser.parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -186,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     last_day = REAL_CLOCK.today() - timedelta(days=1)
     first_day = last_day - timedelta(days=args.days - 1)
     with run_emulator(raw, state_dir=workdir / "emulator") as emulator:
-        config = write_project(workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS, frozen_clock=None,
-                               **DEMO_COST_SETTINGS)
+        config = write_project(
+            workdir, emulator.endpoints, scenario, DEMO_CONNECTIONS, frozen_clock=None, **DEMO_COST_SETTINGS
+        )
         console.print(f"emulator ready at {emulator.endpoints['arm']}; project in {config}")
         home = dagster_home(workdir)
         env = {**os.environ, "DOOW_CONNECTIONS": str(config), "DAGSTER_HOME": str(home)}
@@ -196,10 +230,16 @@ def main(argv: list[str] | None = None) -> int:
         # stored the prices in force then. Replay that first run (emulator and pipeline clocks on that day).
         early = f"{first_day + timedelta(days=1)}T06:00:00Z"
         emulator.set_clock(early)
-        console.print(f"$ doow-azure --frozen-clock {early} sync --from {first_day} --to {first_day}   "
-                      "(the first daily run, as of then: stores the prices in force then)")
-        subprocess.call([*cli, "--frozen-clock", early, "sync", "--from", str(first_day), "--to", str(first_day)],
-                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        console.print(
+            f"$ doow-azure --frozen-clock {early} sync --from {first_day} --to {first_day}   "
+            "(the first daily run, as of then: stores the prices in force then)"
+        )
+        subprocess.call(
+            [*cli, "--frozen-clock", early, "sync", "--from", str(first_day), "--to", str(first_day)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         emulator.set_clock(None)  # back to the real time
         console.print("$ DOOW_CONNECTIONS=" + str(config) + " doow-azure sync --from " + f"{first_day} --to {last_day}")
         code = subprocess.call([*cli, "sync", "--from", str(first_day), "--to", str(last_day)], env=env)
@@ -216,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
-    console.print(f"Warehouse: {workdir / 'doow.duckdb'}  (try: duckdb {workdir / 'doow.duckdb'} "
-                  "-c 'FROM azure_openai.usage_daily LIMIT 10')")
+    console.print(
+        f"Warehouse: {workdir / 'doow.duckdb'}  (try: duckdb {workdir / 'doow.duckdb'} "
+        "-c 'FROM azure_openai.usage_daily LIMIT 10')"
+    )
     # The research connection includes an account its principal cannot read: a failed WARN check is the
     # expected outcome there, so only a failed run (exit 1 with a failed step) is an error.
     return code

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -26,25 +26,36 @@ class ConnectionSpec:
     scope: str
 
 
-def write_project(workdir: Path, endpoints: dict, scenario: Scenario, connections: list[ConnectionSpec],
-                  **settings) -> Path:
+def write_project(
+    workdir: Path, endpoints: dict, scenario: Scenario, connections: list[ConnectionSpec], **settings
+) -> Path:
     """Writes connections.yaml (no secrets) and a 0600 .env (the secrets) into workdir; returns the yaml path.
     The pipeline's clock is frozen at the scenario's (settings.frozen_clock) unless `settings` says otherwise
     (`frozen_clock=None`: the real clock)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tenant_of = {p.client_id.lower(): p.tenant_id for t in scenario.tenants for p in t.principals}
     document = {
-        "connections": [{
-            "name": c.name, "tenant_id": tenant_of[c.client_id.lower()], "client_id": c.client_id,
-            "client_secret_env": secret_env_name(c.name), "scope": c.scope, "cloud": "AzureCloud",
-        } for c in connections],
-        "settings": {"warehouse": str(workdir / "doow.duckdb"),
-                     "start_date": str((scenario.current_time() - timedelta(days=120)).date()),
-                     # the pipeline's clock follows the emulator's frozen one
-                     "frozen_clock": scenario.current_time().isoformat(),
-                     "endpoints": {k: endpoints[k] for k in ("authority", "arm", "metrics", "prices", "ca_cert")
-                                   if k in endpoints},
-                     **settings},
+        "connections": [
+            {
+                "name": c.name,
+                "tenant_id": tenant_of[c.client_id.lower()],
+                "client_id": c.client_id,
+                "client_secret_env": secret_env_name(c.name),
+                "scope": c.scope,
+                "cloud": "AzureCloud",
+            }
+            for c in connections
+        ],
+        "settings": {
+            "warehouse": str(workdir / "doow.duckdb"),
+            "start_date": str((scenario.current_time() - timedelta(days=120)).date()),
+            # the pipeline's clock follows the emulator's frozen one
+            "frozen_clock": scenario.current_time().isoformat(),
+            "endpoints": {
+                k: endpoints[k] for k in ("authority", "arm", "metrics", "prices", "ca_cert") if k in endpoints
+            },
+            **settings,
+        },
     }
     if document["settings"]["frozen_clock"] is None:  # the real clock (the demo)
         del document["settings"]["frozen_clock"]
@@ -69,8 +80,14 @@ def readable_by(scenario: Scenario, client_id: str, resource_id: str) -> bool:
     return any(_covers(s, resource_id) for s in principal.monitoring_reader)
 
 
-def expected_usage(scenario: Scenario, first: date, last: date, connections: list[ConnectionSpec],
-                   synced_at: datetime, settle_hours: int = 48) -> pl.DataFrame:
+def expected_usage(
+    scenario: Scenario,
+    first: date,
+    last: date,
+    connections: list[ConnectionSpec],
+    synced_at: datetime,
+    settle_hours: int = 48,
+) -> pl.DataFrame:
     """usage_daily as it must be, from the generator's true totals and the documented rules:
     the models family where the account emits it for the deployment, else azure_openai; the deployment's
     model name on both (legacy rows get it from the request metric); one connection
@@ -96,19 +113,32 @@ def expected_usage(scenario: Scenario, first: date, last: date, connections: lis
         if r["family"] != family:
             continue
         account = accounts[rid]
-        day_end = datetime.combine(r["day"] + timedelta(days=1), time(0), tzinfo=timezone.utc)
-        rows.append({
-            "usage_date": r["day"], "connection": chosen[rid], "tenant_id": account.tenant_id,
-            "subscription_id": account.subscription_id, "resource_group": account.resource_group,
-            "resource_name": account.name, "resource_id": account.id, "resource_kind": account.kind,
-            "resource_region": account.location, "deployment": r["deployment"],
-            # Both families name the model: "models" token metrics directly, legacy rows through the request
-            # metric AzureOpenAIRequests, which reports each deployment's model in ModelName.
-            "model_name": r["model"], "model_version": r["version"],
-            "metric_region": r["region"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
-            "total_tokens": r["total_tokens"], "requests": r["requests"], "metric_family": family,
-            "is_final": synced_at >= day_end + timedelta(hours=settle_hours),
-            "synced_at": synced_at.replace(tzinfo=None),
-        })
+        day_end = datetime.combine(r["day"] + timedelta(days=1), time(0), tzinfo=UTC)
+        rows.append(
+            {
+                "usage_date": r["day"],
+                "connection": chosen[rid],
+                "tenant_id": account.tenant_id,
+                "subscription_id": account.subscription_id,
+                "resource_group": account.resource_group,
+                "resource_name": account.name,
+                "resource_id": account.id,
+                "resource_kind": account.kind,
+                "resource_region": account.location,
+                "deployment": r["deployment"],
+                # Both families name the model: "models" token metrics directly, legacy rows through the request
+                # metric AzureOpenAIRequests, which reports each deployment's model in ModelName.
+                "model_name": r["model"],
+                "model_version": r["version"],
+                "metric_region": r["region"],
+                "input_tokens": r["input_tokens"],
+                "output_tokens": r["output_tokens"],
+                "total_tokens": r["total_tokens"],
+                "requests": r["requests"],
+                "metric_family": family,
+                "is_final": synced_at >= day_end + timedelta(hours=settle_hours),
+                "synced_at": synced_at.replace(tzinfo=None),
+            }
+        )
     grain = ["usage_date", "resource_id", "deployment", "model_name", "model_version", "metric_region"]
     return pl.DataFrame(rows, infer_schema_length=None).sort(grain, nulls_last=True)

@@ -101,10 +101,13 @@ def main() -> None:
     from polars.testing import assert_frame_equal
 
     from doow_pipeline.usage.transform import GRAIN, USAGE_COLUMNS, model_names, roll_up_daily
+
     started = time.perf_counter()
     raw = con.execute("SELECT * EXCLUDE (usage_date) FROM metric_points").pl()
-    known = con.execute("SELECT DISTINCT resource_id, family, deployment, model_name, model_version "
-                        "FROM metric_points WHERE family = 'models'").pl()
+    known = con.execute(
+        "SELECT DISTINCT resource_id, family, deployment, model_name, model_version "
+        "FROM metric_points WHERE family = 'models'"
+    ).pl()
     pulled = time.perf_counter() - started
     started = time.perf_counter()
     usage = roll_up_daily(raw, model_names(known))

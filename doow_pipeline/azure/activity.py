@@ -65,25 +65,35 @@ def _frame(results: list[MetricResult], query: ActivityQuery) -> pl.DataFrame:
             else:
                 columns["total"].append(series.totals)
     lists = {**schema, "timestamp": pl.List(pl.String), **{v: pl.List(pl.Float64) for v in values}}
-    return (pl.DataFrame(columns, schema=lists, strict=False)
-            .explode(["timestamp", *values])
-            .drop_nulls(values[0])  # an empty bucket carries only its timestamp
-            .with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC",
-                                                              time_unit="us"))
-            .select(list(schema)))
+    return (
+        pl.DataFrame(columns, schema=lists, strict=False)
+        .explode(["timestamp", *values])
+        .drop_nulls(values[0])  # an empty bucket carries only its timestamp
+        .with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"))
+        .select(list(schema))
+    )
 
 
 class _ActivityExtractor:
-    def __init__(self, reader: MetricsReader, plans: list[AccountPlan], start: datetime, end: datetime, top: int,
-                 concurrency: int, paths: dict[str, str]):
+    def __init__(
+        self,
+        reader: MetricsReader,
+        plans: list[AccountPlan],
+        start: datetime,
+        end: datetime,
+        top: int,
+        concurrency: int,
+        paths: dict[str, str],
+    ):
         self.reader = reader
         self.plans = {p.account.resource_id.lower(): p for p in plans}
         self.start, self.end = start, end
         self.top = top
         self.concurrency = concurrency
         self.paths = paths
-        self.result = ActivityExtraction(pl.DataFrame(schema=REQUEST_POINT_SCHEMA),
-                                         pl.DataFrame(schema=UTILIZATION_POINT_SCHEMA))
+        self.result = ActivityExtraction(
+            pl.DataFrame(schema=REQUEST_POINT_SCHEMA), pl.DataFrame(schema=UTILIZATION_POINT_SCHEMA)
+        )
         self.frames: dict[str, list[pl.DataFrame]] = {ActivityKind.REQUESTS: [], ActivityKind.UTILIZATION: []}
         self.lock = threading.Lock()
 
@@ -100,9 +110,13 @@ class _ActivityExtractor:
         good, truncated = [], []
         for result in results:
             if not result.ok:
-                self._event(Level.WARN, ProblemCode.METRIC_ERROR, f"{result.metric}: {result.error_code}: "
-                            f"{result.error_message or 'no message'}; this signal is missing from this sync",
-                            result.resource_id)
+                self._event(
+                    Level.WARN,
+                    ProblemCode.METRIC_ERROR,
+                    f"{result.metric}: {result.error_code}: "
+                    f"{result.error_message or 'no message'}; this signal is missing from this sync",
+                    result.resource_id,
+                )
             elif len(result.series) >= self.top:
                 truncated.append(result.resource_id)
             else:
@@ -118,15 +132,25 @@ class _ActivityExtractor:
 
     def _narrow(self, result_ids: list[str], results: list[MetricResult], query: ActivityQuery) -> None:
         for resource_id in result_ids:
-            names = sorted({s.dimensions.get("modeldeploymentname", "") for r in results
-                            if r.resource_id.lower() == resource_id.lower() for s in r.series})
+            names = sorted(
+                {
+                    s.dimensions.get("modeldeploymentname", "")
+                    for r in results
+                    if r.resource_id.lower() == resource_id.lower()
+                    for s in r.series
+                }
+            )
             for name in names:
                 still = self._keep(self._call([resource_id], query, deployment=name), query)
                 if still:
                     with self.lock:
                         self.result.truncated.append(f"{resource_id} {query.metric}")
-                    self._event(Level.ERROR, ProblemCode.TRUNCATED, f"{query.metric} still reaches top for "
-                                f"deployment {name!r} after narrowing; raise settings.top", resource_id)
+                    self._event(
+                        Level.ERROR,
+                        ProblemCode.TRUNCATED,
+                        f"{query.metric} still reaches top for deployment {name!r} after narrowing; raise settings.top",
+                        resource_id,
+                    )
 
     def _run_chunk(self, query: ActivityQuery, ids: list[str]) -> None:
         account = self.plans[ids[0].lower()].account
@@ -138,8 +162,10 @@ class _ActivityExtractor:
             except AzureError as exc:
                 if per_resource and exc.problem.code in UNREADABLE_CODES:
                     continue  # the token extraction already reported this account as unreadable
-                raise ExtractionError(f"{query.metric} query failed for {group[0]}"
-                                      f"{' and others' if len(group) > 1 else ''}: {exc.problem}") from exc
+                raise ExtractionError(
+                    f"{query.metric} query failed for {group[0]}"
+                    f"{' and others' if len(group) > 1 else ''}: {exc.problem}"
+                ) from exc
             truncated = self._keep(results, query)
             if truncated:
                 self._narrow(truncated, results, query)
@@ -151,10 +177,11 @@ class _ActivityExtractor:
             for query in plan.activity:
                 groups[(plan.account.subscription_id, plan.account.location, query)].append(plan.account.resource_id)
         chunks = []
-        for (_sub, _region, query), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].kind,
-                                                                                 kv[0][2].family)):
+        for (_sub, _region, query), ids in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].kind, kv[0][2].family)
+        ):
             ids.sort(key=str.lower)
-            chunks += [(query, ids[i:i + BATCH_MAX_RESOURCES]) for i in range(0, len(ids), BATCH_MAX_RESOURCES)]
+            chunks += [(query, ids[i : i + BATCH_MAX_RESOURCES]) for i in range(0, len(ids), BATCH_MAX_RESOURCES)]
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="doow-activity") as pool:
             for future in [pool.submit(self._run_chunk, query, ids) for query, ids in chunks]:
                 future.result()
@@ -166,15 +193,24 @@ class _ActivityExtractor:
         return self.result
 
 
-def extract_activity(reader: MetricsReader, plans: list[AccountPlan], first_day: date, last_day: date, *,
-                     now: datetime, paths: dict[str, str], top: int = 1000,
-                     concurrency: int = 4) -> ActivityExtraction:
+def extract_activity(
+    reader: MetricsReader,
+    plans: list[AccountPlan],
+    first_day: date,
+    last_day: date,
+    *,
+    now: datetime,
+    paths: dict[str, str],
+    top: int = 1000,
+    concurrency: int = 4,
+) -> ActivityExtraction:
     """Request splits and PTU utilisation for the planned accounts and the syncable days of the range."""
     oldest = oldest_syncable_day(now)
     synced = [d for d in days_between(first_day, last_day) if oldest <= d <= now.date()]
     readable = [p for p in plans if p.activity]
     if not synced or not readable:
-        return ActivityExtraction(pl.DataFrame(schema=REQUEST_POINT_SCHEMA),
-                                  pl.DataFrame(schema=UTILIZATION_POINT_SCHEMA))
+        return ActivityExtraction(
+            pl.DataFrame(schema=REQUEST_POINT_SCHEMA), pl.DataFrame(schema=UTILIZATION_POINT_SCHEMA)
+        )
     end = min(day_start(synced[-1] + timedelta(days=1)), now.replace(second=0, microsecond=0))
     return _ActivityExtractor(reader, readable, day_start(synced[0]), end, top, concurrency, paths).run()

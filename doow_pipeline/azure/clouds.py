@@ -23,8 +23,15 @@ class CloudEndpoints:
     custom: bool = False  # explicit endpoints (the emulator): MSAL must not validate the authority with Microsoft
 
     @classmethod
-    def for_cloud(cls, cloud: str, *, authority: str | None = None, arm: str | None = None,
-                  metrics: str | None = None, ca_cert: str | None = None) -> CloudEndpoints:
+    def for_cloud(
+        cls,
+        cloud: str,
+        *,
+        authority: str | None = None,
+        arm: str | None = None,
+        metrics: str | None = None,
+        ca_cert: str | None = None,
+    ) -> CloudEndpoints:
         """The cloud's public endpoints, or explicit ones (which keep the cloud's token audiences: the emulator
         checks them as Azure does)."""
         public = PUBLIC_CLOUDS[Cloud(cloud)]
@@ -34,13 +41,25 @@ class CloudEndpoints:
 
 
 PUBLIC_CLOUDS: dict[Cloud, CloudEndpoints] = {
-    Cloud.AZURE: CloudEndpoints("https://login.microsoftonline.com", "https://management.azure.com",
-                                "https://management.azure.com", "https://{region}.metrics.monitor.azure.com",
-                                "https://metrics.monitor.azure.com"),
-    Cloud.US_GOVERNMENT: CloudEndpoints("https://login.microsoftonline.us", "https://management.usgovcloudapi.net",
-                                        "https://management.usgovcloudapi.net",
-                                        "https://{region}.metrics.monitor.azure.us", "https://metrics.monitor.azure.us"),
-    Cloud.CHINA: CloudEndpoints("https://login.chinacloudapi.cn", "https://management.chinacloudapi.cn",
-                                "https://management.chinacloudapi.cn", "https://{region}.metrics.monitor.azure.cn",
-                                "https://metrics.monitor.azure.cn"),
+    Cloud.AZURE: CloudEndpoints(
+        "https://login.microsoftonline.com",
+        "https://management.azure.com",
+        "https://management.azure.com",
+        "https://{region}.metrics.monitor.azure.com",
+        "https://metrics.monitor.azure.com",
+    ),
+    Cloud.US_GOVERNMENT: CloudEndpoints(
+        "https://login.microsoftonline.us",
+        "https://management.usgovcloudapi.net",
+        "https://management.usgovcloudapi.net",
+        "https://{region}.metrics.monitor.azure.us",
+        "https://metrics.monitor.azure.us",
+    ),
+    Cloud.CHINA: CloudEndpoints(
+        "https://login.chinacloudapi.cn",
+        "https://management.chinacloudapi.cn",
+        "https://management.chinacloudapi.cn",
+        "https://{region}.metrics.monitor.azure.cn",
+        "https://metrics.monitor.azure.cn",
+    ),
 }

@@ -25,9 +25,14 @@ def _account(arm: Any) -> Account:
 
 def list_subscriptions(session: AzureSession) -> list[Subscription]:
     with azure_errors(endpoint=session.endpoints.arm):
-        return [Subscription((s.subscription_id or "").lower(), s.display_name or s.subscription_id or "",
-                             (s.tenant_id or "").lower() or None)
-                for s in session.subscriptions().subscriptions.list()]
+        return [
+            Subscription(
+                (s.subscription_id or "").lower(),
+                s.display_name or s.subscription_id or "",
+                (s.tenant_id or "").lower() or None,
+            )
+            for s in session.subscriptions().subscriptions.list()
+        ]
 
 
 def _list_subscription(session: AzureSession, subscription_id: str) -> list[Account]:
@@ -59,13 +64,21 @@ def resolve_account_name(session: AzureSession, name: str) -> Account:
         return matches[0]
     if not matches:
         candidates = ", ".join(sorted(a.name for a in others)) or "none visible to this principal"
-        raise AzureError(Problem(ProblemCode.SCOPE_UNRESOLVED,
-                                 f"There is no Azure OpenAI account named {name!r}; accounts visible: {candidates}.",
-                                 "Use one of these names or the account's full ARM id as the scope."))
+        raise AzureError(
+            Problem(
+                ProblemCode.SCOPE_UNRESOLVED,
+                f"There is no Azure OpenAI account named {name!r}; accounts visible: {candidates}.",
+                "Use one of these names or the account's full ARM id as the scope.",
+            )
+        )
     ids = "; ".join(sorted(a.resource_id for a in matches))
-    raise AzureError(Problem(ProblemCode.SCOPE_UNRESOLVED,
-                             f"The account name {name!r} is ambiguous ({len(matches)} accounts): {ids}.",
-                             "Use the full ARM id as the scope."))
+    raise AzureError(
+        Problem(
+            ProblemCode.SCOPE_UNRESOLVED,
+            f"The account name {name!r} is ambiguous ({len(matches)} accounts): {ids}.",
+            "Use the full ARM id as the scope.",
+        )
+    )
 
 
 def discover_accounts(session: AzureSession, scope: Scope) -> list[Account]:

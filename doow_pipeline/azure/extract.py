@@ -100,34 +100,49 @@ def screen_points(points: pl.DataFrame) -> Screened:
     total = pl.col("total")
     bad = points.filter(total.is_nan() | total.is_infinite() | (total < 0) | (total > MAX_POINT_VALUE))
     for row in bad.iter_rows(named=True):
-        why = ("not a number" if row["total"] != row["total"] else "infinite" if abs(row["total"]) == float("inf")
-               else "negative" if row["total"] < 0 else f"above {MAX_POINT_VALUE:g}")
-        refused.setdefault((row["resource_id"], row["timestamp"].date()),
-                           f"{row['metric']} = {_describe(row['total'])} ({why})")
+        why = (
+            "not a number"
+            if row["total"] != row["total"]
+            else "infinite"
+            if abs(row["total"]) == float("inf")
+            else "negative"
+            if row["total"] < 0
+            else f"above {MAX_POINT_VALUE:g}"
+        )
+        refused.setdefault(
+            (row["resource_id"], row["timestamp"].date()), f"{row['metric']} = {_describe(row['total'])} ({why})"
+        )
     duplicated = points.filter(pl.struct(SERIES_KEY).is_duplicated())
     deduplicated: list[tuple[str, str, date]] = []
     if duplicated.height:
-        groups = duplicated.group_by(SERIES_KEY).agg(pl.col("total").n_unique().alias("values"),
-                                                     pl.col("total").first().alias("first"))
+        groups = duplicated.group_by(SERIES_KEY).agg(
+            pl.col("total").n_unique().alias("values"), pl.col("total").first().alias("first")
+        )
         for row in groups.sort(SERIES_KEY, nulls_last=True).iter_rows(named=True):
             key = (row["resource_id"], row["timestamp"].date())
             if row["values"] > 1:
-                refused.setdefault(key, f"{row['metric']} answered twice for deployment {row['deployment']!r} "
-                                        "with different values (duplicate series)")
+                refused.setdefault(
+                    key,
+                    f"{row['metric']} answered twice for deployment {row['deployment']!r} "
+                    "with different values (duplicate series)",
+                )
             elif (row["resource_id"], row["metric"], key[1]) not in deduplicated:
                 deduplicated.append((row["resource_id"], row["metric"], key[1]))
         points = points.unique(SERIES_KEY, keep="first", maintain_order=True)
     if refused:
-        refused_keys = pl.DataFrame([{"resource_id": r, "_day": d} for r, d in refused],
-                                    schema={"resource_id": pl.String, "_day": pl.Date})
-        points = (points.with_columns(pl.col("timestamp").dt.date().alias("_day"))
-                  .join(refused_keys, on=["resource_id", "_day"], how="anti").drop("_day"))
+        refused_keys = pl.DataFrame(
+            [{"resource_id": r, "_day": d} for r, d in refused], schema={"resource_id": pl.String, "_day": pl.Date}
+        )
+        points = (
+            points.with_columns(pl.col("timestamp").dt.date().alias("_day"))
+            .join(refused_keys, on=["resource_id", "_day"], how="anti")
+            .drop("_day")
+        )
     return Screened(points, refused, deduplicated)
 
 
 class _Extractor:
-    def __init__(self, reader: MetricsReader, plans: list[AccountPlan], window: TimeWindow, top: int,
-                 concurrency: int):
+    def __init__(self, reader: MetricsReader, plans: list[AccountPlan], window: TimeWindow, top: int, concurrency: int):
         self.reader = reader
         self.plans = {p.account.resource_id.lower(): p for p in plans}
         self.window = window
@@ -142,33 +157,61 @@ class _Extractor:
             self.result.events.append(SyncEvent(level, code, message, resource_id))
 
     # ---- calls -------------------------------------------------------------------------------------------
-    def _batch(self, plan_ids: list[str], query: FamilyQuery, deployment: str | None = None,
-               split: tuple[str, ...] | None = None, top: int | None = None) -> list[MetricResult]:
+    def _batch(
+        self,
+        plan_ids: list[str],
+        query: FamilyQuery,
+        deployment: str | None = None,
+        split: tuple[str, ...] | None = None,
+        top: int | None = None,
+    ) -> list[MetricResult]:
         account = self.plans[plan_ids[0].lower()].account
-        return self.reader.batch(account.subscription_id, account.location,
-                                 query.metric_query(top or self.top, deployment=deployment, split=split),
-                                 plan_ids, self.window)
+        return self.reader.batch(
+            account.subscription_id,
+            account.location,
+            query.metric_query(top or self.top, deployment=deployment, split=split),
+            plan_ids,
+            self.window,
+        )
 
-    def _per_resource(self, resource_id: str, query: FamilyQuery, deployment: str | None = None,
-                      split: tuple[str, ...] | None = None, top: int | None = None) -> list[MetricResult]:
-        return self.reader.per_resource(self.plans[resource_id.lower()].account,
-                                        query.metric_query(top or self.top, deployment=deployment, split=split),
-                                        self.window)
+    def _per_resource(
+        self,
+        resource_id: str,
+        query: FamilyQuery,
+        deployment: str | None = None,
+        split: tuple[str, ...] | None = None,
+        top: int | None = None,
+    ) -> list[MetricResult]:
+        return self.reader.per_resource(
+            self.plans[resource_id.lower()].account,
+            query.metric_query(top or self.top, deployment=deployment, split=split),
+            self.window,
+        )
 
     # ---- results -----------------------------------------------------------------------------------------
     def _unanswered(self, result: MetricResult) -> None:
         """Days of `result` Azure did not answer even when asked again: an ERROR event, and not landed."""
-        days = sorted({d for gap in result.gaps
-                       for d in days_between(gap.start.date(), (gap.end - timedelta(microseconds=1)).date())})
+        days = sorted(
+            {
+                d
+                for gap in result.gaps
+                for d in days_between(gap.start.date(), (gap.end - timedelta(microseconds=1)).date())
+            }
+        )
         with self.lock:
             for day in days:
                 self.result.unfetched_days.setdefault(day, set()).add(result.resource_id)
         gaps = ", ".join(str(g) for g in result.gaps)
-        self._event(Level.ERROR, ProblemCode.DAYS_UNANSWERED, f"{result.metric}: Azure did not answer {len(days)} "
-                    f"day(s) ({days[0]} to {days[-1]}) of the asked window {self.window} even when asked again for "
-                    f"them (unanswered: {gaps}; it answered {result.answered.start}..{result.answered.end}, interval "
-                    f"{result.answered.interval}); these days are not landed for this connection. Re-sync them "
-                    "later.", result.resource_id)
+        self._event(
+            Level.ERROR,
+            ProblemCode.DAYS_UNANSWERED,
+            f"{result.metric}: Azure did not answer {len(days)} "
+            f"day(s) ({days[0]} to {days[-1]}) of the asked window {self.window} even when asked again for "
+            f"them (unanswered: {gaps}; it answered {result.answered.start}..{result.answered.end}, interval "
+            f"{result.answered.interval}); these days are not landed for this connection. Re-sync them "
+            "later.",
+            result.resource_id,
+        )
 
     def _accept(self, results: list[MetricResult]) -> list[tuple[str, str]]:
         """Keeps good results; returns the (resource id, metric) pairs that hit `top` (possibly truncated)."""
@@ -180,8 +223,12 @@ class _Extractor:
                 message = f"{result.metric}: {result.error_code}: {result.error_message or 'no message'}"
                 with self.lock:
                     self.result.metric_errors[result.resource_id] = message
-                self._event(Level.WARN, ProblemCode.METRIC_ERROR, "Azure kept answering an error for this metric; "
-                            f"its usage is missing from this sync: {message}", result.resource_id)
+                self._event(
+                    Level.WARN,
+                    ProblemCode.METRIC_ERROR,
+                    f"Azure kept answering an error for this metric; its usage is missing from this sync: {message}",
+                    result.resource_id,
+                )
                 continue
             if len(result.series) >= self.top:
                 truncated.append((result.resource_id, result.metric))
@@ -193,13 +240,23 @@ class _Extractor:
             with self.lock:
                 self.result.refused.setdefault((resource_id, day), why)
                 self.result.metric_errors.setdefault(resource_id, f"refused values on {day}: {why}")
-            self._event(Level.ERROR, ProblemCode.BAD_VALUE, f"Azure answered an invalid value for account "
-                        f"{resource_id.rsplit('/', 1)[-1]} on {day}: {why}; that account's usage for {day} is left "
-                        "out of this sync (nothing of it is stored). Re-sync the day later; if it persists, report "
-                        "it to Azure support.", resource_id)
+            self._event(
+                Level.ERROR,
+                ProblemCode.BAD_VALUE,
+                f"Azure answered an invalid value for account "
+                f"{resource_id.rsplit('/', 1)[-1]} on {day}: {why}; that account's usage for {day} is left "
+                "out of this sync (nothing of it is stored). Re-sync the day later; if it persists, report "
+                "it to Azure support.",
+                resource_id,
+            )
         for resource_id, metric, day in screened.deduplicated:
-            self._event(Level.WARN, ProblemCode.DUPLICATE_SERIES, f"Azure answered the same {metric} series twice "
-                        f"for account {resource_id.rsplit('/', 1)[-1]} on {day}; counted once.", resource_id)
+            self._event(
+                Level.WARN,
+                ProblemCode.DUPLICATE_SERIES,
+                f"Azure answered the same {metric} series twice "
+                f"for account {resource_id.rsplit('/', 1)[-1]} on {day}; counted once.",
+                resource_id,
+            )
         with self.lock:
             self.frames.append(screened.points)
         return truncated
@@ -209,8 +266,9 @@ class _Extractor:
         """Re-queries one account deployment by deployment, so no split result can hit `top` unseen."""
         account = self.plans[resource_id.lower()].account
 
-        def call(deployment: str | None = None, split: tuple[str, ...] | None = None,
-                 top: int | None = None) -> list[MetricResult]:
+        def call(
+            deployment: str | None = None, split: tuple[str, ...] | None = None, top: int | None = None
+        ) -> list[MetricResult]:
             if use_batch:
                 return self._batch([account.resource_id], query, deployment, split, top)
             return self._per_resource(account.resource_id, query, deployment, split, top)
@@ -236,8 +294,12 @@ class _Extractor:
     def _truncated(self, resource_id: str, query: FamilyQuery, why: str) -> None:
         with self.lock:
             self.result.truncated.append(f"{resource_id} {query.family}")
-        self._event(Level.ERROR, ProblemCode.TRUNCATED, f"{query.family} metrics still reach top after narrowing "
-                    f"({why}); raise settings.top", resource_id)
+        self._event(
+            Level.ERROR,
+            ProblemCode.TRUNCATED,
+            f"{query.family} metrics still reach top after narrowing ({why}); raise settings.top",
+            resource_id,
+        )
 
     # ---- orchestration -------------------------------------------------------------------------------------
     def _run_chunk(self, subscription: str, region: str, query: FamilyQuery, ids: list[str]) -> None:
@@ -258,8 +320,9 @@ class _Extractor:
             return
         except AzureError as exc:
             # Retries are exhausted: fail the sync rather than land a day with accounts missing.
-            raise ExtractionError(f"batch metrics query failed for subscription {subscription}, region {region}: "
-                                  f"{exc.problem}") from exc
+            raise ExtractionError(
+                f"batch metrics query failed for subscription {subscription}, region {region}: {exc.problem}"
+            ) from exc
         with self.lock:
             self.result.paths.setdefault(subscription, MetricsPath.BATCH)
         for rid in sorted({rid.lower() for rid, _ in self._accept(results)}):
@@ -285,11 +348,12 @@ class _Extractor:
             for query in plan.queries:
                 groups[(plan.account.subscription_id, plan.account.location, query)].append(plan.account.resource_id)
         by_subscription: dict[str, list[tuple[str, FamilyQuery, list[str]]]] = defaultdict(list)
-        for (subscription, region, query), ids in sorted(groups.items(),
-                                                         key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].family)):
+        for (subscription, region, query), ids in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].family)
+        ):
             ids.sort(key=str.lower)
             for i in range(0, len(ids), BATCH_MAX_RESOURCES):
-                by_subscription[subscription].append((region, query, ids[i:i + BATCH_MAX_RESOURCES]))
+                by_subscription[subscription].append((region, query, ids[i : i + BATCH_MAX_RESOURCES]))
         return by_subscription
 
     def run(self) -> Extraction:
@@ -307,26 +371,42 @@ class _Extractor:
         frames = [f for f in self.frames if f.height]
         if self.result.refused and frames:
             # A refused account-day is left out whole, the points of its other metric families included.
-            refused = pl.DataFrame([{"resource_id": r, "_day": d} for r, d in self.result.refused],
-                                   schema={"resource_id": pl.String, "_day": pl.Date})
-            frames = [f.with_columns(pl.col("timestamp").dt.date().alias("_day"))
-                      .join(refused, on=["resource_id", "_day"], how="anti").drop("_day") for f in frames]
+            refused = pl.DataFrame(
+                [{"resource_id": r, "_day": d} for r, d in self.result.refused],
+                schema={"resource_id": pl.String, "_day": pl.Date},
+            )
+            frames = [
+                f.with_columns(pl.col("timestamp").dt.date().alias("_day"))
+                .join(refused, on=["resource_id", "_day"], how="anti")
+                .drop("_day")
+                for f in frames
+            ]
         # Unsorted (threads finish in any order): landing sorts each day, far cheaper than one global sort.
         self.result.points = pl.concat(frames) if frames else pl.DataFrame(schema=POINT_SCHEMA)
         return self.result
 
 
 def batch_refused_message(subscription: str, refused: BatchRefused) -> str:
-    return (f"subscription {subscription}: the batch metrics API refused the call, also with a fresh token "
-            f"(HTTP {refused.status}, Azure's code {refused.code or '(none)'}: {refused.message}); using the "
-            "per-resource API for this subscription for the rest of the sync (slower, more calls). The batch API "
-            "needs Monitoring Reader at subscription scope and the Microsoft.Insights resource provider "
-            "registered in the subscription.")
+    return (
+        f"subscription {subscription}: the batch metrics API refused the call, also with a fresh token "
+        f"(HTTP {refused.status}, Azure's code {refused.code or '(none)'}: {refused.message}); using the "
+        "per-resource API for this subscription for the rest of the sync (slower, more calls). The batch API "
+        "needs Monitoring Reader at subscription scope and the Microsoft.Insights resource provider "
+        "registered in the subscription."
+    )
 
 
-def extract_usage(reader: MetricsReader, plans: list[AccountPlan], first_day: date, last_day: date, *,
-                  now: datetime, top: int = 1000, concurrency: int = 4,
-                  log: Callable[[str], None] | None = None) -> Extraction:
+def extract_usage(
+    reader: MetricsReader,
+    plans: list[AccountPlan],
+    first_day: date,
+    last_day: date,
+    *,
+    now: datetime,
+    top: int = 1000,
+    concurrency: int = 4,
+    log: Callable[[str], None] | None = None,
+) -> Extraction:
     """Daily metric points for the accounts in `plans`, for UTC days first_day..last_day (inclusive).
 
     Days older than the retention window are skipped with one WARN event; days after `now` hold no data.
@@ -338,22 +418,32 @@ def extract_usage(reader: MetricsReader, plans: list[AccountPlan], first_day: da
     if not synced:
         result = Extraction(points=pl.DataFrame(schema=POINT_SCHEMA), synced_days=[], skipped_days=skipped)
     else:
-        window = TimeWindow(day_start(synced[0]), min(day_start(synced[-1] + timedelta(days=1)),
-                                                      now.replace(second=0, microsecond=0)))
+        window = TimeWindow(
+            day_start(synced[0]), min(day_start(synced[-1] + timedelta(days=1)), now.replace(second=0, microsecond=0))
+        )
         result = _Extractor(reader, plans, window, top, concurrency).run()
         # A day some account's answer left out is not landed: landing it would replace good data with less.
         result.synced_days = [d for d in synced if d not in result.unfetched_days]
         result.skipped_days = skipped
     if skipped:
-        result.events.insert(0, SyncEvent(
-            Level.WARN, ProblemCode.RETENTION_EXCEEDED,
-            f"{len(skipped)} day(s) from {skipped[0]} to {skipped[-1]} are older than Azure Monitor's "
-            f"{RETENTION_DAYS}-day metric retention and cannot be synced; "
-            + (f"synced {synced[0]} to {synced[-1]}." if synced else "nothing left to sync.")))
+        result.events.insert(
+            0,
+            SyncEvent(
+                Level.WARN,
+                ProblemCode.RETENTION_EXCEEDED,
+                f"{len(skipped)} day(s) from {skipped[0]} to {skipped[-1]} are older than Azure Monitor's "
+                f"{RETENTION_DAYS}-day metric retention and cannot be synced; "
+                + (f"synced {synced[0]} to {synced[-1]}." if synced else "nothing left to sync."),
+            ),
+        )
     if log and result.unfetched_days:
-        log(f"extraction: {len(result.unfetched_days)} day(s) not answered by Azure, not landed: "
-            f"{', '.join(str(d) for d in sorted(result.unfetched_days))}")
+        log(
+            f"extraction: {len(result.unfetched_days)} day(s) not answered by Azure, not landed: "
+            f"{', '.join(str(d) for d in sorted(result.unfetched_days))}"
+        )
     if log:
-        log(f"extraction: {sum(result.calls.values())} metrics call(s) ({dict(result.calls)}), "
-            f"{result.points.height:,} point(s) for {len(result.synced_days)} day(s)")
+        log(
+            f"extraction: {sum(result.calls.values())} metrics call(s) ({dict(result.calls)}), "
+            f"{result.points.height:,} point(s) for {len(result.synced_days)} day(s)"
+        )
     return result

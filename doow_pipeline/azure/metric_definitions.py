@@ -48,8 +48,9 @@ class FamilyQuery:
     split_dimensions: tuple[str, ...]
     model_names_only: bool = False  # the legacy request metric alone, read for its ModelName (no tokens)
 
-    def metric_query(self, top: int, *, deployment: str | None = None,
-                     split: tuple[str, ...] | None = None) -> MetricQuery:
+    def metric_query(
+        self, top: int, *, deployment: str | None = None, split: tuple[str, ...] | None = None
+    ) -> MetricQuery:
         return MetricQuery(self.metric_names, self.split_dimensions if split is None else split, deployment, top)
 
     @property
@@ -125,11 +126,14 @@ def plan_from_definitions(definitions: dict[str, set[str]]) -> tuple[FamilyQuery
         if any(name.lower() != metrics[Quantity.REQUESTS].lower() for name, _ in found):
             present[family] = found  # a family without token metrics is of no use
     names_only = _legacy_request_metric_for_names(present)
-    queries = [FamilyQuery(family, tuple(name for name, _ in metrics), _split_of(metrics))
-               for family, metrics in present.items()]
+    queries = [
+        FamilyQuery(family, tuple(name for name, _ in metrics), _split_of(metrics))
+        for family, metrics in present.items()
+    ]
     if names_only is not None:
-        queries.append(FamilyQuery(Family.AZURE_OPENAI, (names_only[0],), _split_of([names_only]),
-                                   model_names_only=True))
+        queries.append(
+            FamilyQuery(Family.AZURE_OPENAI, (names_only[0],), _split_of([names_only]), model_names_only=True)
+        )
     return tuple(queries)
 
 
@@ -160,8 +164,9 @@ def read_definitions(session: AzureSession, account: Account) -> dict[str, set[s
         return {
             d.name.value: {dim.value for dim in (d.dimensions or ()) if dim.value}
             for d in client.metric_definitions.list(account.resource_id, metricnamespace=NAMESPACE)
-            if d.name and d.name.value and (d.name.value.lower() in METRIC_FAMILY
-                                            or d.name.value.lower() in UTILIZATION_FAMILY)
+            if d.name
+            and d.name.value
+            and (d.name.value.lower() in METRIC_FAMILY or d.name.value.lower() in UTILIZATION_FAMILY)
         }
 
 

@@ -69,9 +69,12 @@ class MetricQuery:
         return f"{self.aggregation.split(',')[0]} desc"
 
     def filter(self) -> str | None:
-        clauses = [f"{dim} eq {quote_filter_value(self.deployment)}"
-                   if dim == "ModelDeploymentName" and self.deployment is not None else f"{dim} eq '*'"
-                   for dim in self.split]
+        clauses = [
+            f"{dim} eq {quote_filter_value(self.deployment)}"
+            if dim == "ModelDeploymentName" and self.deployment is not None
+            else f"{dim} eq '*'"
+            for dim in self.split
+        ]
         return " and ".join(clauses) or None
 
 
@@ -186,12 +189,23 @@ def parse_metric(resource_id: str | None, metric: dict[str, Any], answered: Answ
     series = []
     for ts in metric.get("timeseries") or ():
         data = ts.get("data") or ()
-        series.append(Series({md["name"]["value"].lower(): md["value"] for md in ts.get("metadatavalues") or ()},
-                             [p["timeStamp"] for p in data], [p.get("total") for p in data],
-                             [p.get("average") for p in data], [p.get("maximum") for p in data]))
-    return MetricResult(resource_id or resource_id_of(metric["id"]), metric["name"]["value"],
-                        metric.get("errorCode") or "Success", metric.get("errorMessage"), series,
-                        answered or Answered(None, None, None))
+        series.append(
+            Series(
+                {md["name"]["value"].lower(): md["value"] for md in ts.get("metadatavalues") or ()},
+                [p["timeStamp"] for p in data],
+                [p.get("total") for p in data],
+                [p.get("average") for p in data],
+                [p.get("maximum") for p in data],
+            )
+        )
+    return MetricResult(
+        resource_id or resource_id_of(metric["id"]),
+        metric["name"]["value"],
+        metric.get("errorCode") or "Success",
+        metric.get("errorMessage"),
+        series,
+        answered or Answered(None, None, None),
+    )
 
 
 def parse_batch_answer(body: dict[str, Any]) -> list[MetricResult]:
@@ -203,6 +217,7 @@ def parse_batch_answer(body: dict[str, Any]) -> list[MetricResult]:
 
 
 # ---- answers checked against the request --------------------------------------------------------------------
+
 
 class _Asked:
     """A window's bucket starts, as datetimes and as Azure writes them, computed once per window."""
@@ -226,8 +241,9 @@ class _Asked:
         if start == window.start and end == window.end and all(s.timestamps == self.stamps for s in result.series):
             return self.all
         last = self.buckets[-1] if self.buckets else None
-        present = {b for b in self.buckets
-                   if b >= start and (b + self.step <= end or (b == last and end == window.end))}
+        present = {
+            b for b in self.buckets if b >= start and (b + self.step <= end or (b == last and end == window.end))
+        }
         for s in result.series:
             present &= {stamp for stamp in (_moment(t) for t in s.timestamps) if stamp is not None}
         return present
@@ -312,10 +328,18 @@ def cover_window(ask: Callable[[TimeWindow], list[MetricResult]], window: TimeWi
             pending[:0] = missing(asked)
         else:
             pending[:0] = _halves(asked)  # nothing new: a smaller window may be answered in full
-    out = [MetricResult(c.first.resource_id, c.first.metric, "Success", None, list(c.series.values()),
-                        Answered(window.start, window.end, window.interval),
-                        tuple(_runs(whole.all - c.have, whole.step, window.interval, window.end)))
-           for c in coverage.values()]
+    out = [
+        MetricResult(
+            c.first.resource_id,
+            c.first.metric,
+            "Success",
+            None,
+            list(c.series.values()),
+            Answered(window.start, window.end, window.interval),
+            tuple(_runs(whole.all - c.have, whole.step, window.interval, window.end)),
+        )
+        for c in coverage.values()
+    ]
     out.extend(r for key, r in errors.items() if key not in coverage)
     return out
 
@@ -353,13 +377,15 @@ class MetricsReader:
             self.calls[kind] += 1
 
     # ---- batch ---------------------------------------------------------------------------------------------
-    def batch(self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str],
-              window: TimeWindow) -> list[MetricResult]:
+    def batch(
+        self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str], window: TimeWindow
+    ) -> list[MetricResult]:
         """getBatch over `window`, asked again for whatever the answers leave out (see `cover_window`)."""
         return cover_window(lambda w: self._batch_window(subscription, region, query, resource_ids, w), window)
 
-    def _batch_window(self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str],
-                      window: TimeWindow) -> list[MetricResult]:
+    def _batch_window(
+        self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str], window: TimeWindow
+    ) -> list[MetricResult]:
         """A getBatch call, repeated while its answer is partial. A refusal is asked once more with a fresh
         token, then raised (BatchRefused). Persistent per-metric errors are returned (the caller reports
         them); resources or metrics still missing raise ExtractionError."""
@@ -372,16 +398,20 @@ class MetricsReader:
                 results = self._batch_once(subscription, region, query, resource_ids, window, fresh)
             except ServiceResponseError as exc:  # the connection dropped mid-answer
                 if attempt >= PARTIAL_ATTEMPTS:
-                    raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
-                                          f"failed {attempt} times: {one_line(str(exc))}") from exc
+                    raise ExtractionError(
+                        f"batch metrics query for subscription {subscription}, region {region} "
+                        f"failed {attempt} times: {one_line(str(exc))}"
+                    ) from exc
                 time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
                 continue
             except AzureError as exc:
                 if not _is_malformed(exc):
                     raise
                 if attempt >= PARTIAL_ATTEMPTS:
-                    raise ExtractionError(f"batch metrics query for subscription {subscription}, region {region} "
-                                          f"failed {attempt} times: {exc.problem.cause}") from None
+                    raise ExtractionError(
+                        f"batch metrics query for subscription {subscription}, region {region} "
+                        f"failed {attempt} times: {exc.problem.cause}"
+                    ) from None
                 time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)  # a mangled answer: ask again
                 continue
             except BatchRefused:
@@ -398,23 +428,39 @@ class MetricsReader:
                 time.sleep(PARTIAL_BACKOFF_SECONDS * attempt)
                 continue
             if missing:
-                raise ExtractionError(f"batch metrics answer for subscription {subscription}, region {region} "
-                                      f"still lacks {len(missing)} (resource, metric) pair(s) after {attempt} tries, "
-                                      f"e.g. {sorted(missing)[0]}")
+                raise ExtractionError(
+                    f"batch metrics answer for subscription {subscription}, region {region} "
+                    f"still lacks {len(missing)} (resource, metric) pair(s) after {attempt} tries, "
+                    f"e.g. {sorted(missing)[0]}"
+                )
             return results
 
-    def _batch_once(self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str],
-                    window: TimeWindow, fresh: bool = False) -> list[MetricResult]:
+    def _batch_once(
+        self,
+        subscription: str,
+        region: str,
+        query: MetricQuery,
+        resource_ids: list[str],
+        window: TimeWindow,
+        fresh: bool = False,
+    ) -> list[MetricResult]:
         params = {
-            "api-version": BATCH_API_VERSION, "metricnamespace": NAMESPACE, "metricnames": ",".join(query.metric_names),
-            "starttime": format_utc(window.start), "endtime": format_utc(window.end), "interval": window.interval,
-            "aggregation": query.aggregation.lower(), "top": str(query.top), "orderby": query.order_by.lower(),
+            "api-version": BATCH_API_VERSION,
+            "metricnamespace": NAMESPACE,
+            "metricnames": ",".join(query.metric_names),
+            "starttime": format_utc(window.start),
+            "endtime": format_utc(window.end),
+            "interval": window.interval,
+            "aggregation": query.aggregation.lower(),
+            "top": str(query.top),
+            "orderby": query.order_by.lower(),
         }
         filter_ = query.filter()
         if filter_:
             params["filter"] = filter_
-        request = HttpRequest("POST", f"/subscriptions/{subscription}/metrics:getBatch", params=params,
-                              json={"resourceids": resource_ids})
+        request = HttpRequest(
+            "POST", f"/subscriptions/{subscription}/metrics:getBatch", params=params, json={"resourceids": resource_ids}
+        )
         self._count("batch")
         endpoint = self.session.endpoints.metrics_template.format(region=region)
         with azure_errors(keep=(ServiceResponseError,), endpoint=endpoint):  # a dropped answer is asked again
@@ -425,8 +471,12 @@ class MetricsReader:
                 raise BatchRefused(response.status_code, wire_error_code(text), one_line(text, 300))
             response.raise_for_status()
             text = response.text()
-        return read_answer(f"metrics batch API (getBatch, subscription {subscription}, region {region})",
-                           response.status_code, text, parse_batch_answer)
+        return read_answer(
+            f"metrics batch API (getBatch, subscription {subscription}, region {region})",
+            response.status_code,
+            text,
+            parse_batch_answer,
+        )
 
     # ---- per resource --------------------------------------------------------------------------------------
     def per_resource(self, account: Account, query: MetricQuery, window: TimeWindow) -> list[MetricResult]:
@@ -452,16 +502,25 @@ class MetricsReader:
         self._count("per_resource")
         with azure_errors(endpoint=self.session.endpoints.arm):
             answer: Any = self.session.monitor(account.subscription_id).metrics.list(
-                account.resource_id, timespan=window.timespan, interval=window.interval,
-                metricnames=",".join(query.metric_names), aggregation=query.aggregation, top=query.top,
+                account.resource_id,
+                timespan=window.timespan,
+                interval=window.interval,
+                metricnames=",".join(query.metric_names),
+                aggregation=query.aggregation,
+                top=query.top,
                 orderby=query.order_by,
-                filter=query.filter(), metricnamespace=NAMESPACE,
-                cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response)
+                filter=query.filter(),
+                metricnamespace=NAMESPACE,
+                cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response,
+            )
 
         def parse(body: Any) -> list[MetricResult]:
             answered = answered_timespan(body.get("timespan"), body.get("interval"))
             return [parse_metric(account.resource_id, metric, answered) for metric in body.get("value") or ()]
 
-        return read_answer(f"per-resource metrics API (GET {account.resource_id}/providers/Microsoft.Insights/"
-                           "metrics)", answer.status_code, answer.text(), parse)
-
+        return read_answer(
+            f"per-resource metrics API (GET {account.resource_id}/providers/Microsoft.Insights/metrics)",
+            answer.status_code,
+            answer.text(),
+            parse,
+        )

@@ -48,6 +48,7 @@ MAX_PAGES = 10_000
 
 class RetailPriceItem(TypedDict, total=False):
     """One raw item of `Items`, as the API sends it (camelCase JSON); RetailPrice.from_item validates it."""
+
     currencyCode: str
     tierMinimumUnits: float
     retailPrice: float
@@ -74,6 +75,7 @@ class RetailPriceItem(TypedDict, total=False):
 
 class RetailPricesPage(TypedDict, total=False):
     """One page of the API: the envelope around `Items` (`NextPageLink` null on the last page)."""
+
     BillingCurrency: str
     CustomerEntityId: str
     CustomerEntityType: str
@@ -97,6 +99,7 @@ class RetailPricesError(Exception):
 @dataclass(frozen=True)
 class RetailPrice:
     """One item of the Retail Prices API, field for field (snake_case)."""
+
     currency_code: str
     tier_minimum_units: float
     retail_price: float
@@ -179,10 +182,20 @@ class RetailPricesClient:
     backoff from `retry_backoff_factor` seconds up to `retry_backoff_max`.
     """
 
-    def __init__(self, endpoint: str | None = None, *, cloud: str = "AzureCloud", connection_verify: bool | str = True,
-                 api_version: str | None = API_VERSION, currency: str = "USD", retry_total: int = 6,
-                 retry_backoff_factor: float = 0.8, retry_backoff_max: float = 60.0, timeout: float = 60.0,
-                 max_pages: int = MAX_PAGES):
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        cloud: str = "AzureCloud",
+        connection_verify: bool | str = True,
+        api_version: str | None = API_VERSION,
+        currency: str = "USD",
+        retry_total: int = 6,
+        retry_backoff_factor: float = 0.8,
+        retry_backoff_max: float = 60.0,
+        timeout: float = 60.0,
+        max_pages: int = MAX_PAGES,
+    ):
         if endpoint is None:
             if cloud not in RETAIL_PRICES_ENDPOINTS:
                 raise ValueError(f"unknown cloud {cloud!r}; use one of {sorted(RETAIL_PRICES_ENDPOINTS)}")
@@ -200,13 +213,16 @@ class RetailPricesClient:
         policies = [
             HeadersPolicy({"Accept": "application/json"}),
             UserAgentPolicy(base_user_agent=USER_AGENT),
-            RetryPolicy(retry_total=retry_total, retry_backoff_factor=retry_backoff_factor,
-                        retry_backoff_max=retry_backoff_max),
+            RetryPolicy(
+                retry_total=retry_total, retry_backoff_factor=retry_backoff_factor, retry_backoff_max=retry_backoff_max
+            ),
         ]
-        transport = RequestsTransport(connection_verify=connection_verify, connection_timeout=timeout,
-                                      read_timeout=timeout)
+        transport = RequestsTransport(
+            connection_verify=connection_verify, connection_timeout=timeout, read_timeout=timeout
+        )
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
-            base_url=self.endpoint, policies=policies, transport=transport)
+            base_url=self.endpoint, policies=policies, transport=transport
+        )
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -278,8 +294,9 @@ class RetailPricesClient:
         for item in self.iter_items(odata_filter):
             yield RetailPrice.from_item(item)
 
-    def model_prices(self, regions: Iterable[str] | None = None, *,
-                     price_type: str = "Consumption") -> list[RetailPrice]:
+    def model_prices(
+        self, regions: Iterable[str] | None = None, *, price_type: str = "Consumption"
+    ) -> list[RetailPrice]:
         """Azure OpenAI / Foundry Models prices (token and provisioned meters) in the given regions (all
         regions when None), one query per region, kept when serviceName is either spelling."""
         wanted = sorted({r.lower() for r in regions}) if regions is not None else [None]
@@ -288,7 +305,13 @@ class RetailPricesClient:
             for price in self.iter_prices(models_filter(region, price_type)):
                 if price.service_id != MODELS_SERVICE_ID or price.service_name not in MODELS_SERVICE_NAMES:
                     continue
-                key = (price.meter_id, price.arm_region_name, price.effective_start_date, price.tier_minimum_units,
-                       price.type, price.reservation_term)
+                key = (
+                    price.meter_id,
+                    price.arm_region_name,
+                    price.effective_start_date,
+                    price.tier_minimum_units,
+                    price.type,
+                    price.reservation_term,
+                )
                 out.setdefault(key, price)
         return sorted(out.values(), key=lambda p: (p.arm_region_name, p.meter_name, p.effective_start_date))

@@ -42,8 +42,13 @@ class RetrySettings:
         return {"connection_timeout": self.connection_timeout, "read_timeout": self.read_timeout}
 
     def client_kwargs(self) -> dict[str, Any]:
-        return {"retry_total": self.total, "retry_backoff_factor": self.backoff_factor,
-                "retry_backoff_max": self.backoff_max, "retry_on_status_codes": [529], **self.transport_kwargs()}
+        return {
+            "retry_total": self.total,
+            "retry_backoff_factor": self.backoff_factor,
+            "retry_backoff_max": self.backoff_max,
+            "retry_on_status_codes": [529],
+            **self.transport_kwargs(),
+        }
 
     def with_timeout(self, seconds: float | None) -> RetrySettings:
         """The same retries with both timeouts at `seconds` (None: unchanged)."""
@@ -51,8 +56,9 @@ class RetrySettings:
 
 
 # connect and doctor answer a person waiting at a terminal: fewer, shorter retries and timeouts.
-INTERACTIVE_RETRY = RetrySettings(total=2, backoff_factor=0.3, backoff_max=5, token_attempts=2, connection_timeout=10,
-                                  read_timeout=30)
+INTERACTIVE_RETRY = RetrySettings(
+    total=2, backoff_factor=0.3, backoff_max=5, token_attempts=2, connection_timeout=10, read_timeout=30
+)
 # Token failures worth asking again: the endpoint erred or answered garbage; a refused credential is final.
 TRANSIENT_TOKEN_CODES = frozenset({ProblemCode.AZURE_ERROR, ProblemCode.MALFORMED_ANSWER, ProblemCode.THROTTLED})
 
@@ -60,8 +66,14 @@ TRANSIENT_TOKEN_CODES = frozenset({ProblemCode.AZURE_ERROR, ProblemCode.MALFORME
 class AzureSession:
     """One service principal against one cloud: a credential plus cached SDK clients."""
 
-    def __init__(self, tenant_id: str, client_id: str, client_secret: str, endpoints: CloudEndpoints,
-                 retry: RetrySettings | None = None):
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        endpoints: CloudEndpoints,
+        retry: RetrySettings | None = None,
+    ):
         self.tenant_id = tenant_id
         self.client_id = client_id
         self.endpoints = endpoints
@@ -77,10 +89,16 @@ class AzureSession:
         self._lock = threading.Lock()
 
     def _new_credential(self) -> ClientSecretCredential:
-        return ClientSecretCredential(self.tenant_id, self.client_id, self._secret,
-                                      authority=self.endpoints.authority,
-                                      disable_instance_discovery=self.endpoints.custom, retry_total=self.retry.total,
-                                      **self._common, **self.retry.transport_kwargs())
+        return ClientSecretCredential(
+            self.tenant_id,
+            self.client_id,
+            self._secret,
+            authority=self.endpoints.authority,
+            disable_instance_discovery=self.endpoints.custom,
+            retry_total=self.retry.total,
+            **self._common,
+            **self.retry.transport_kwargs(),
+        )
 
     def _cached(self, key: tuple[str, ...], factory: Callable[[], _Client]) -> _Client:
         with self._lock:
@@ -90,33 +108,55 @@ class AzureSession:
             return client
 
     def _arm_kwargs(self) -> dict[str, Any]:
-        return {"base_url": self.endpoints.arm, "credential_scopes": [self.endpoints.arm_audience + "/.default"],
-                **self._common, **self.retry.client_kwargs()}
+        return {
+            "base_url": self.endpoints.arm,
+            "credential_scopes": [self.endpoints.arm_audience + "/.default"],
+            **self._common,
+            **self.retry.client_kwargs(),
+        }
 
     def subscriptions(self) -> SubscriptionClient:
         return self._cached(("subscriptions",), lambda: SubscriptionClient(self.credential, **self._arm_kwargs()))
 
     def cognitive(self, subscription_id: str) -> CognitiveServicesManagementClient:
-        return self._cached(("cognitive", subscription_id), lambda: CognitiveServicesManagementClient(
-            self.credential, subscription_id, api_version=COGNITIVE_API_VERSION, **self._arm_kwargs()))
+        return self._cached(
+            ("cognitive", subscription_id),
+            lambda: CognitiveServicesManagementClient(
+                self.credential, subscription_id, api_version=COGNITIVE_API_VERSION, **self._arm_kwargs()
+            ),
+        )
 
     def monitor(self, subscription_id: str) -> MonitorManagementClient:
-        return self._cached(("monitor", subscription_id), lambda: MonitorManagementClient(
-            self.credential, subscription_id, **self._arm_kwargs()))
+        return self._cached(
+            ("monitor", subscription_id),
+            lambda: MonitorManagementClient(self.credential, subscription_id, **self._arm_kwargs()),
+        )
 
     def metrics(self, region: str) -> MetricsClient:
         endpoint = self.endpoints.metrics_template.format(region=region)
-        return self._cached(("metrics", region), lambda: MetricsClient(
-            endpoint, self.credential, audience=self.endpoints.metrics_audience,
-            **self._common, **self.retry.client_kwargs()))
+        return self._cached(
+            ("metrics", region),
+            lambda: MetricsClient(
+                endpoint,
+                self.credential,
+                audience=self.endpoints.metrics_audience,
+                **self._common,
+                **self.retry.client_kwargs(),
+            ),
+        )
 
     def renew_metrics(self, region: str) -> MetricsClient:
         """Replaces the region's batch client with one that asks Entra ID for a new token: a new credential (its
         MSAL cache is empty) behind a new client (its bearer policy holds no token), so a refused call is asked
         again with a token never sent before, and later calls keep the new token."""
         credential = self._new_credential()
-        client = MetricsClient(self.endpoints.metrics_template.format(region=region), credential,
-                               audience=self.endpoints.metrics_audience, **self._common, **self.retry.client_kwargs())
+        client = MetricsClient(
+            self.endpoints.metrics_template.format(region=region),
+            credential,
+            audience=self.endpoints.metrics_audience,
+            **self._common,
+            **self.retry.client_kwargs(),
+        )
         with self._lock:
             # The old client stays open until the session closes: other threads may be using it.
             self._retired.append(self._clients.get(("metrics", region)))

@@ -18,9 +18,13 @@ from . import connect, cost, disconnect, doctor, status, sync
 from .output import EXIT_FAILURE, EXIT_USAGE, Output
 from .project import CliState
 
-app = typer.Typer(name="doow-azure", no_args_is_help=True, add_completion=False,
-                  help="Connect Azure scopes and sync Azure OpenAI usage into DuckDB.",
-                  pretty_exceptions_enable=False)  # a pretty traceback could print a secret held in a local
+app = typer.Typer(
+    name="doow-azure",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Connect Azure scopes and sync Azure OpenAI usage into DuckDB.",
+    pretty_exceptions_enable=False,
+)  # a pretty traceback could print a secret held in a local
 
 
 def _frozen_clock(value: str | None) -> datetime | None:
@@ -35,10 +39,15 @@ def _frozen_clock(value: str | None) -> datetime | None:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    frozen_clock: Annotated[str | None, typer.Option(
-        "--frozen-clock", metavar="ISO_TIME",
-        help="Freeze the pipeline's clock at this UTC time (replays of past days, tests). Default: "
-             "settings.frozen_clock, else the real clock.")] = None,
+    frozen_clock: Annotated[
+        str | None,
+        typer.Option(
+            "--frozen-clock",
+            metavar="ISO_TIME",
+            help="Freeze the pipeline's clock at this UTC time (replays of past days, tests). Default: "
+            "settings.frozen_clock, else the real clock.",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = CliState(frozen_clock=_frozen_clock(frozen_clock))
 
@@ -65,6 +74,8 @@ def main() -> None:
         if verbose:
             raise
         secrets = [value for key, value in os.environ.items() if key.startswith("DOOW_SECRET_")]
-        Output(secrets).error(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:400]} (rerun with --verbose "
-                       "for the trace, and report it)")
+        Output(secrets).error(
+            f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:400]} (rerun with --verbose "
+            "for the trace, and report it)"
+        )
         sys.exit(EXIT_FAILURE)

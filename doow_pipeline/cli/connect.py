@@ -31,8 +31,14 @@ from .output import EXIT_FAILURE, EXIT_OK, Output, configure_logging, new_table,
 from .project import clock
 from .sync import usage_summary
 
-STEP_TITLES = {"token": "Token", "scope": "Scope", "accounts": "Accounts", "metrics": "Metrics", "batch": "Batch API",
-               "coverage": "Coverage"}
+STEP_TITLES = {
+    "token": "Token",
+    "scope": "Scope",
+    "accounts": "Accounts",
+    "metrics": "Metrics",
+    "batch": "Batch API",
+    "coverage": "Coverage",
+}
 
 
 def _step_line(output: Output, step: StepResult) -> None:
@@ -46,12 +52,18 @@ def _step_line(output: Output, step: StepResult) -> None:
 
 
 def _accounts_table(accounts: list[Account], subscriptions: dict[str, Subscription]) -> Table:
-    table = new_table("name", "kind", "region", "subscription", "resource group",
-                       title="Azure OpenAI accounts in scope")
+    table = new_table(
+        "name", "kind", "region", "subscription", "resource group", title="Azure OpenAI accounts in scope"
+    )
     for account in accounts:
         sub = subscriptions.get(account.subscription_id)
-        table.add_row(account.name, account.kind, account.location, sub.display_name if sub else
-                      account.subscription_id, account.resource_group)
+        table.add_row(
+            account.name,
+            account.kind,
+            account.location,
+            sub.display_name if sub else account.subscription_id,
+            account.resource_group,
+        )
     return table
 
 
@@ -65,16 +77,22 @@ def _read_endpoints(output: Output, value: str) -> dict[str, str]:
         raw = json.loads(text)
         return Endpoints.model_validate(raw).model_dump(exclude_none=True)
     except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-        raise output.usage_error(f"--endpoints-json: not an endpoints object (authority, arm, metrics, ca_cert) "
-                           f"or a file holding one: {exc}") from None
+        raise output.usage_error(
+            f"--endpoints-json: not an endpoints object (authority, arm, metrics, ca_cert) or a file holding one: {exc}"
+        ) from None
 
 
 def _read_secret(output: Output, from_stdin: bool) -> str:
     if from_stdin:
         secret = sys.stdin.read().rstrip("\r\n")
     else:
-        secret = typer.prompt("Client secret (the secret's Value, input hidden)", hide_input=True, default="",
-                              show_default=False, err=True)
+        secret = typer.prompt(
+            "Client secret (the secret's Value, input hidden)",
+            hide_input=True,
+            default="",
+            show_default=False,
+            err=True,
+        )
     if not secret.strip():
         raise output.usage_error("the client secret is empty; paste the secret's Value (not its Secret ID)")
     return secret
@@ -84,8 +102,15 @@ def _new_settings(now: datetime) -> dict[str, object]:
     return {"warehouse": "data/doow.duckdb", "start_date": oldest_syncable_day(now)}
 
 
-def _save(output: Output, config_file: Path, env_file: Path, connection: Connection, secret: str,
-          new_settings: dict[str, object], new_endpoints: dict[str, str] | None) -> None:
+def _save(
+    output: Output,
+    config_file: Path,
+    env_file: Path,
+    connection: Connection,
+    secret: str,
+    new_settings: dict[str, object],
+    new_endpoints: dict[str, str] | None,
+) -> None:
     """Writes the verified connection under the edit lock, from the files as they are now: another connect or
     a disconnect may have changed them while Azure was being asked."""
     name, env_name = connection.name, connection.client_secret_env
@@ -96,28 +121,38 @@ def _save(output: Output, config_file: Path, env_file: Path, connection: Connect
             try:
                 current = load_config(config_file, check_secrets=False)
             except ConfigError as exc:
-                raise output.usage_error(f"{exc}\nThe file changed while the connection was verified; nothing was "
-                                         "saved. Fix the file, then connect again.") from None
+                raise output.usage_error(
+                    f"{exc}\nThe file changed while the connection was verified; nothing was "
+                    "saved. Fix the file, then connect again."
+                ) from None
             if any(c.name == name for c in current.connections):
-                raise output.usage_error(f"a connection named {name!r} was saved to {config_file} while this one was "
-                                         "being verified (another `doow-azure connect`); nothing was saved. Run "
-                                         f"`doow-azure disconnect {name}` first or choose another name.")
+                raise output.usage_error(
+                    f"a connection named {name!r} was saved to {config_file} while this one was "
+                    "being verified (another `doow-azure connect`); nothing was saved. Run "
+                    f"`doow-azure disconnect {name}` first or choose another name."
+                )
             if any(c.client_secret_env == env_name for c in current.connections):
-                raise output.usage_error(f"{env_name} is now used by another connection in {config_file}; nothing "
-                                         "was saved")
+                raise output.usage_error(
+                    f"{env_name} is now used by another connection in {config_file}; nothing was saved"
+                )
         try:
-            yaml_new = files.yaml_with_connection(yaml_old.decode("utf-8") if yaml_old is not None else None,
-                                                  connection, new_settings, new_endpoints)
-            env_new = files.env_with_secret(env_old.decode("utf-8") if env_old is not None else None, env_name,
-                                            secret)
+            yaml_new = files.yaml_with_connection(
+                yaml_old.decode("utf-8") if yaml_old is not None else None, connection, new_settings, new_endpoints
+            )
+            env_new = files.env_with_secret(env_old.decode("utf-8") if env_old is not None else None, env_name, secret)
         except (ConnectionFileError, UnicodeDecodeError) as exc:
             raise output.usage_error(output.scrub(str(exc))) from None
-        files.apply([files.PlannedWrite(env_file, env_new.encode("utf-8"), env_old, files.ENV_FILE_MODE),
-                     files.PlannedWrite(config_file, yaml_new.encode("utf-8"), yaml_old)])
+        files.apply(
+            [
+                files.PlannedWrite(env_file, env_new.encode("utf-8"), env_old, files.ENV_FILE_MODE),
+                files.PlannedWrite(config_file, yaml_new.encode("utf-8"), yaml_old),
+            ]
+        )
 
 
-def _run_initial_sync(ctx: typer.Context, output: Output, config_file: Path, connection: Connection, secret: str,
-                      days: int) -> bool:
+def _run_initial_sync(
+    ctx: typer.Context, output: Output, config_file: Path, connection: Connection, secret: str, days: int
+) -> bool:
     from ..defs.runs import RunReport, sync_range  # Dagster loads only when a sync is asked for
 
     config = load_config(config_file, check_secrets=False)
@@ -127,16 +162,25 @@ def _run_initial_sync(ctx: typer.Context, output: Output, config_file: Path, con
     last = clock(ctx, config).today() - timedelta(days=1)
     first = max(last - timedelta(days=days - 1), config.settings.start_date)
     if first > last:
-        output.line(f"Initial sync skipped: settings.start_date {config.settings.start_date} is after {last}.",
-                    "yellow")
+        output.line(
+            f"Initial sync skipped: settings.start_date {config.settings.start_date} is after {last}.", "yellow"
+        )
         return True
     output.line(f"Initial sync of {connection.name}: {first} .. {last} (UTC)")
     jobs = 2  # the connection's fetch run, then the DuckDB writer
     dagster_log = io.StringIO()  # Dagster's console log: shown only when a run fails
     if output.tty:
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
-                            console=output.out, transient=False, redirect_stderr=False, redirect_stdout=False)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(),
+            console=output.out,
+            transient=False,
+            redirect_stderr=False,
+            redirect_stdout=False,
+        )
         with progress, contextlib.redirect_stderr(dagster_log):
             task = progress.add_task("initial sync", total=jobs)
 
@@ -150,12 +194,15 @@ def _run_initial_sync(ctx: typer.Context, output: Output, config_file: Path, con
 
             reports = sync_range(config, first, last, [connection.name], on_progress=advance)
     else:
+
         def plain(job: str, report: RunReport | None) -> None:
             if report is None:
                 output.line(f"… {job}: running")
             else:
-                output.line(f"{'✓' if report.success else '✗'} {job}: "
-                            f"{'ok' if report.success else 'FAILED: ' + str(report.failure)}")
+                output.line(
+                    f"{'✓' if report.success else '✗'} {job}: "
+                    f"{'ok' if report.success else 'FAILED: ' + str(report.failure)}"
+                )
 
         with contextlib.redirect_stderr(dagster_log):
             reports = sync_range(config, first, last, [connection.name], on_progress=plain)
@@ -190,22 +237,42 @@ CONNECT_EPILOG = """Examples (T, C, S: tenant, client and subscription ids):
 
 def connect(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Connection name: lower-case letters, digits and underscores "
-                                             "(part of Dagster asset keys).")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Connection name: lower-case letters, digits and underscores (part of Dagster asset keys)."
+        ),
+    ],
     tenant_id: Annotated[str, typer.Option("--tenant-id", help="Directory (tenant) ID of the app registration.")],
     client_id: Annotated[str, typer.Option("--client-id", help="Application (client) ID of the service principal.")],
-    scope: Annotated[str, typer.Option("--scope", help="/subscriptions/<id>, /subscriptions/<id>/resourceGroups/"
-                                                       "<rg>, an account's ARM id, or a bare account name.")],
-    cloud: Annotated[str, typer.Option("--cloud", help="AzureCloud, AzureUSGovernment or AzureChinaCloud.")]
-    = "AzureCloud",
-    initial_sync_days: Annotated[int | None, typer.Option(
-        "--initial-sync-days", min=1, max=93, help="After saving, sync the last N complete UTC days.")] = None,
-    client_secret_stdin: Annotated[bool, typer.Option(
-        "--client-secret-stdin", help="Read the client secret from stdin instead of a hidden prompt.")] = False,
-    endpoints_json: Annotated[str | None, typer.Option(
-        "--endpoints-json", metavar="PATH_OR_JSON",
-        help="Explicit endpoints (the Azure emulator's ready line or its endpoints.json); written to "
-             "settings.endpoints only when the file has none.")] = None,
+    scope: Annotated[
+        str,
+        typer.Option(
+            "--scope",
+            help="/subscriptions/<id>, /subscriptions/<id>/resourceGroups/"
+            "<rg>, an account's ARM id, or a bare account name.",
+        ),
+    ],
+    cloud: Annotated[
+        str, typer.Option("--cloud", help="AzureCloud, AzureUSGovernment or AzureChinaCloud.")
+    ] = "AzureCloud",
+    initial_sync_days: Annotated[
+        int | None,
+        typer.Option("--initial-sync-days", min=1, max=93, help="After saving, sync the last N complete UTC days."),
+    ] = None,
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option("--client-secret-stdin", help="Read the client secret from stdin instead of a hidden prompt."),
+    ] = False,
+    endpoints_json: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoints-json",
+            metavar="PATH_OR_JSON",
+            help="Explicit endpoints (the Azure emulator's ready line or its endpoints.json); written to "
+            "settings.endpoints only when the file has none.",
+        ),
+    ] = None,
 ) -> None:
     """Verify a service principal and scope against Azure, then save the connection.
 
@@ -216,11 +283,18 @@ def connect(
     config_file = config_path()
     env_name = secret_env_name(name)
     try:
-        connection = Connection(name=name, tenant_id=tenant_id.strip(), client_id=client_id.strip(),
-                                client_secret_env=env_name, scope=scope, cloud=cloud)
+        connection = Connection(
+            name=name,
+            tenant_id=tenant_id.strip(),
+            client_id=client_id.strip(),
+            client_secret_env=env_name,
+            scope=scope,
+            cloud=cloud,
+        )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
         raise output.usage_error(problems) from None
 
     # Everything that could be wrong with the files is found before asking Azure anything.
@@ -232,8 +306,10 @@ def connect(
         except ConfigError as exc:
             raise output.usage_error(f"{exc}\nFix the file before adding a connection.") from None
         if any(c.name == name for c in existing.connections):
-            raise output.usage_error(f"a connection named {name!r} already exists in {config_file}; run "
-                               f"`doow-azure disconnect {name}` first or choose another name")
+            raise output.usage_error(
+                f"a connection named {name!r} already exists in {config_file}; run "
+                f"`doow-azure disconnect {name}` first or choose another name"
+            )
         if any(c.client_secret_env == env_name for c in existing.connections):
             raise output.usage_error(f"{env_name} is already used by another connection in {config_file}")
     endpoints = existing.settings.endpoints if existing else None
@@ -242,19 +318,25 @@ def connect(
         new_endpoints = _read_endpoints(output, endpoints_json)
         endpoints = Endpoints.model_validate(new_endpoints)
     elif endpoints is not None and endpoints_json:
-        output.line(f"note: {config_file} already has settings.endpoints; --endpoints-json is ignored", "yellow",
-                    stderr=True)
+        output.line(
+            f"note: {config_file} already has settings.endpoints; --endpoints-json is ignored", "yellow", stderr=True
+        )
     if endpoints is not None and endpoints.ca_cert and not Path(endpoints.ca_cert).is_file():
-        raise output.usage_error(f"settings.endpoints.ca_cert {endpoints.ca_cert} does not exist; paste the "
-                           "emulator's current ready line")
+        raise output.usage_error(
+            f"settings.endpoints.ca_cert {endpoints.ca_cert} does not exist; paste the emulator's current ready line"
+        )
     env_file = config_file.resolve().parent / ".env"
     env_old = files.read_bytes(env_file)
 
     secret = _read_secret(output, client_secret_stdin)
     output.add_secret(secret)
     try:
-        yaml_new = files.yaml_with_connection(yaml_old.decode("utf-8") if yaml_old is not None else None, connection,
-                                              _new_settings(clock(ctx).now()), new_endpoints)
+        yaml_new = files.yaml_with_connection(
+            yaml_old.decode("utf-8") if yaml_old is not None else None,
+            connection,
+            _new_settings(clock(ctx).now()),
+            new_endpoints,
+        )
         env_new = files.env_with_secret(env_old.decode("utf-8") if env_old is not None else None, env_name, secret)
     except (ConnectionFileError, UnicodeDecodeError) as exc:
         raise output.usage_error(output.scrub(str(exc))) from None
@@ -295,13 +377,21 @@ def connect(
 
     _save(output, config_file, env_file, connection, secret, _new_settings(clock(ctx).now()), new_endpoints)
     paths = set(result.paths.values())
-    path_text = ("batch API" if paths == {"batch"} else "per-resource API" if paths == {"per_resource"}
-                 else "batch API where allowed, else per-resource API")
-    output.line(f"Saved connection {name} to {config_file} (secret in {env_file} as {env_name}; metrics via "
-                f"{path_text}).", "bold green")
+    path_text = (
+        "batch API"
+        if paths == {"batch"}
+        else "per-resource API"
+        if paths == {"per_resource"}
+        else "batch API where allowed, else per-resource API"
+    )
+    output.line(
+        f"Saved connection {name} to {config_file} (secret in {env_file} as {env_name}; metrics via {path_text}).",
+        "bold green",
+    )
     if result.warnings:
-        output.line(f"{len(result.warnings)} warning(s) above; run `doow-azure doctor {name}` after the first sync.",
-                    "yellow")
+        output.line(
+            f"{len(result.warnings)} warning(s) above; run `doow-azure doctor {name}` after the first sync.", "yellow"
+        )
     if initial_sync_days:
         try:
             ok = _run_initial_sync(ctx, output, config_file, connection, secret, initial_sync_days)
@@ -309,9 +399,9 @@ def connect(
             output.error(f"initial sync failed: {type(exc).__name__}: {output.scrub(str(exc))[:500]}")
             ok = False
         if not ok:
-            output.line(f"The connection is saved; fix the cause, then run `doow-azure sync` or "
-                        f"`doow-azure doctor {name}`.", stderr=True)
+            output.line(
+                f"The connection is saved; fix the cause, then run `doow-azure sync` or `doow-azure doctor {name}`.",
+                stderr=True,
+            )
             raise typer.Exit(EXIT_FAILURE)
     raise typer.Exit(EXIT_OK)
-
-

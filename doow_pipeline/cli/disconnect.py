@@ -16,7 +16,6 @@ from . import files
 from .output import EXIT_FAILURE, EXIT_OK, Output
 from .project import connection_or_exit, load_project
 
-
 DISCONNECT_EPILOG = """Examples:
 
   doow-azure disconnect dev
@@ -28,8 +27,9 @@ DISCONNECT_EPILOG = """Examples:
 def disconnect(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The connection to remove.")],
-    purge_data: Annotated[bool, typer.Option(
-        "--purge-data", help="Also delete its rows from the warehouse and its landing files.")] = False,
+    purge_data: Annotated[
+        bool, typer.Option("--purge-data", help="Also delete its rows from the warehouse and its landing files.")
+    ] = False,
 ) -> None:
     """Remove a connection: its secret from .env and its entry from connections.yaml, at once.
 
@@ -57,8 +57,9 @@ def disconnect(
             raise output.usage_error(str(exc)) from None
         writes = [files.PlannedWrite(config_file, yaml_new.encode("utf-8"), yaml_old)]
         if env_old is not None:
-            writes.insert(0, files.PlannedWrite(env_file, (env_new or "").encode("utf-8"), env_old,
-                                                files.ENV_FILE_MODE))
+            writes.insert(
+                0, files.PlannedWrite(env_file, (env_new or "").encode("utf-8"), env_old, files.ENV_FILE_MODE)
+            )
         files.apply(writes)
     if not shared:
         os.environ.pop(connection.client_secret_env, None)  # gone for anything this process still runs
@@ -81,28 +82,38 @@ def disconnect(
             Landing(config.landing_dir).purge(name)
             output.line(f"Deleted its landing files under {config.landing_dir}.")
         except (WarehouseError, duckdb.Error, OSError) as exc:
-            output.error(f"the connection is removed, but purging its data failed: {type(exc).__name__}: {exc}. "
-                         f"Delete its rows later with: DELETE FROM azure_openai.<table> WHERE connection = '{name}' "
-                         "(tables usage_daily, metric_points, accounts, sync_events, connections, usage_cost_daily) "
-                         "and its files "
-                         f"under {config.landing_dir}/*/connection={name}")
+            output.error(
+                f"the connection is removed, but purging its data failed: {type(exc).__name__}: {exc}. "
+                f"Delete its rows later with: DELETE FROM azure_openai.<table> WHERE connection = '{name}' "
+                "(tables usage_daily, metric_points, accounts, sync_events, connections, usage_cost_daily) "
+                "and its files "
+                f"under {config.landing_dir}/*/connection={name}"
+            )
             exit_code = EXIT_FAILURE
     else:
-        output.line("Its rows stay in the warehouse (use --purge-data to delete them); days synced again later are "
-                    "rebuilt without this connection.")
+        output.line(
+            "Its rows stay in the warehouse (use --purge-data to delete them); days synced again later are "
+            "rebuilt without this connection."
+        )
 
     same_app = [c.name for c in remaining if c.client_id == connection.client_id]
     output.line("")
     output.line("Left to do in Azure (doow-azure never writes to Azure):", "bold")
-    output.line(f"  1. Remove the Monitoring Reader role assignment of application {connection.client_id} on "
-                f"{connection.scope} (Access control (IAM) > Role assignments), e.g.\n"
-                f"     az role assignment delete --assignee {connection.client_id} --role \"Monitoring Reader\" "
-                f"--scope {connection.scope}")
+    output.line(
+        f"  1. Remove the Monitoring Reader role assignment of application {connection.client_id} on "
+        f"{connection.scope} (Access control (IAM) > Role assignments), e.g.\n"
+        f'     az role assignment delete --assignee {connection.client_id} --role "Monitoring Reader" '
+        f"--scope {connection.scope}"
+    )
     if same_app:
-        output.line(f"  2. Keep the app registration and its secret: connection(s) {', '.join(same_app)} still use "
-                    f"application {connection.client_id}.")
+        output.line(
+            f"  2. Keep the app registration and its secret: connection(s) {', '.join(same_app)} still use "
+            f"application {connection.client_id}."
+        )
     else:
-        output.line(f"  2. Delete the client secret (App registrations > {connection.client_id} > Certificates & "
-                    f"secrets), or the app registration itself if nothing else uses it:\n"
-                    f"     az ad app delete --id {connection.client_id}")
+        output.line(
+            f"  2. Delete the client secret (App registrations > {connection.client_id} > Certificates & "
+            f"secrets), or the app registration itself if nothing else uses it:\n"
+            f"     az ad app delete --id {connection.client_id}"
+        )
     raise typer.Exit(exit_code)

@@ -66,8 +66,11 @@ def doctor(
     output.line(f"state: {state}; last successful sync: {when(facts.get('last_successful_sync'))}")
     if state == "never synced":
         last = clock(ctx, config).today() - timedelta(days=1)
-        output.line(f"Not synced yet: run `doow-azure sync --from {last - timedelta(days=6)} --to {last} "
-                    f"--connection {name}`, then the doctor again to compare Azure with the warehouse.", "yellow")
+        output.line(
+            f"Not synced yet: run `doow-azure sync --from {last - timedelta(days=6)} --to {last} "
+            f"--connection {name}`, then the doctor again to compare Azure with the warehouse.",
+            "yellow",
+        )
     if report.ok:
         output.line("No findings.", "bold green")
         raise typer.Exit(EXIT_OK)
@@ -79,5 +82,3 @@ def doctor(
         if finding.detail:
             output.line(f"  [{i}] {finding.detail[:600]}", "dim")
     raise typer.Exit(EXIT_FAILURE)
-
-

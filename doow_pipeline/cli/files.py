@@ -38,6 +38,7 @@ ENV_FILE_MODE = 0o600
 
 # ---- atomic writes ------------------------------------------------------------------------------------------
 
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -147,6 +148,7 @@ def apply(writes: list[PlannedWrite]) -> None:
 
 # ---- .env -----------------------------------------------------------------------------------------------------
 
+
 def _quote(value: str) -> str:
     """A single-quoted dotenv value: literal except for backslash escapes of backslash and quote."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -178,8 +180,10 @@ def env_with_secret(text: str | None, name: str, secret: str) -> str:
         new += line
     parsed = dotenv_values(stream=io.StringIO(new))
     if parsed.get(name) != secret:
-        raise ConnectionFileError(f"the client secret cannot be stored in .env unchanged (it would be read back "
-                                  f"differently by dotenv); {name} was not written")
+        raise ConnectionFileError(
+            f"the client secret cannot be stored in .env unchanged (it would be read back "
+            f"differently by dotenv); {name} was not written"
+        )
     return new
 
 
@@ -189,6 +193,7 @@ def env_without(text: str | None, name: str) -> str:
 
 
 # ---- connections.yaml ---------------------------------------------------------------------------------------------
+
 
 def _yaml_scalar(value) -> str:
     if isinstance(value, str):
@@ -213,7 +218,7 @@ def _block(mapping: dict, indent: int) -> str:
 def _list_item(mapping: dict, indent: int) -> str:
     """`mapping` as one block-sequence item whose dash is at `indent`."""
     body = _block(mapping, indent + 2)
-    return " " * indent + "- " + body[indent + 2:]
+    return " " * indent + "- " + body[indent + 2 :]
 
 
 def _load(text: str) -> dict:
@@ -288,16 +293,25 @@ def _verified(candidate: str, expected: dict) -> str:
 
 
 def _connection_dict(connection: Connection) -> dict[str, str]:
-    return {"name": connection.name, "tenant_id": connection.tenant_id, "client_id": connection.client_id,
-            "client_secret_env": connection.client_secret_env, "scope": connection.scope, "cloud": connection.cloud}
+    return {
+        "name": connection.name,
+        "tenant_id": connection.tenant_id,
+        "client_id": connection.client_id,
+        "client_secret_env": connection.client_secret_env,
+        "scope": connection.scope,
+        "cloud": connection.cloud,
+    }
 
 
-NEW_FILE_HEADER = ("# doow-pipeline connections (written by `doow-azure connect`). No secrets here: each connection\n"
-                   "# names the environment variable holding its client secret, kept in .env (mode 0600).\n")
+NEW_FILE_HEADER = (
+    "# doow-pipeline connections (written by `doow-azure connect`). No secrets here: each connection\n"
+    "# names the environment variable holding its client secret, kept in .env (mode 0600).\n"
+)
 
 
-def yaml_with_connection(text: str | None, connection, new_settings: dict | None = None,
-                         endpoints: dict | None = None) -> str:
+def yaml_with_connection(
+    text: str | None, connection, new_settings: dict | None = None, endpoints: dict | None = None
+) -> str:
     """connections.yaml text with `connection` appended. A new file gets `new_settings` as its settings
     block; `endpoints` is written to settings.endpoints only when the file has none yet."""
     entry = _connection_dict(connection)
@@ -332,11 +346,18 @@ def yaml_with_connection(text: str | None, connection, new_settings: dict | None
         end = _line_end(new, _node_end(seq.value[-1]))
         edits.append((end, end, _list_item(entry, indent), 0))
     elif key_node is not None and isinstance(seq, yaml.SequenceNode) and not seq.value:
-        edits.append((key_node.start_mark.index, _line_end(new, _node_end(seq)),
-                      "connections:\n" + _list_item(entry, 2), 0))
+        edits.append(
+            (key_node.start_mark.index, _line_end(new, _node_end(seq)), "connections:\n" + _list_item(entry, 2), 0)
+        )
     elif key_node is not None and isinstance(seq, yaml.ScalarNode) and seq.value in ("", "~", "null", "Null", "NULL"):
-        edits.append((key_node.start_mark.index, _line_end(new, key_node.end_mark.index + 1),
-                      "connections:\n" + _list_item(entry, 2), 0))
+        edits.append(
+            (
+                key_node.start_mark.index,
+                _line_end(new, key_node.end_mark.index + 1),
+                "connections:\n" + _list_item(entry, 2),
+                0,
+            )
+        )
     elif key_node is None:
         edits.append((0, 0, "connections:\n" + _list_item(entry, 2), 0))
     else:
@@ -350,8 +371,9 @@ def yaml_with_connection(text: str | None, connection, new_settings: dict | None
             end = _line_end(new, _node_end(settings_node))
             edits.append((end, end, "".join(" " * indent + line + "\n" for line in block.splitlines()), 1))
         elif settings_key is None:
-            edits.append((len(new), len(new), "settings:\n" + "".join("  " + line + "\n"
-                                                                      for line in block.splitlines()), 1))
+            edits.append(
+                (len(new), len(new), "settings:\n" + "".join("  " + line + "\n" for line in block.splitlines()), 1)
+            )
         else:
             return _dump(expected)
     # Applied from the end backwards; at one position the settings edit goes first, so it ends up after the
@@ -374,8 +396,9 @@ def yaml_without_connection(text: str, name: str) -> str:
     key_node, seq = _key(root, "connections")
     if not isinstance(seq, yaml.SequenceNode) or seq.flow_style:
         return _dump(expected)
-    index = next(i for i, item in enumerate(seq.value)
-                 if isinstance(item, yaml.MappingNode) and _mapping_name(item) == name)
+    index = next(
+        i for i, item in enumerate(seq.value) if isinstance(item, yaml.MappingNode) and _mapping_name(item) == name
+    )
     if len(seq.value) == 1:
         start = key_node.start_mark.index
         end = _line_end(new, _node_end(seq))
@@ -395,4 +418,3 @@ def _mapping_name(node) -> str | None:
         if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode):
             return value.value
     return None
-

@@ -45,8 +45,14 @@ class Output:
     @staticmethod
     def _console(stream: IO[str], stderr: bool) -> Console:
         tty = hasattr(stream, "isatty") and stream.isatty()
-        return Console(stderr=stderr, highlight=False, width=None if tty else 200,
-                       no_color=not tty, force_terminal=None if tty else False, soft_wrap=not tty)
+        return Console(
+            stderr=stderr,
+            highlight=False,
+            width=None if tty else 200,
+            no_color=not tty,
+            force_terminal=None if tty else False,
+            soft_wrap=not tty,
+        )
 
     def scrub(self, text: object) -> str:
         return scrub_text(str(text), self.secrets)
@@ -112,6 +118,7 @@ def usage_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 # ---- logging ---------------------------------------------------------------------------------------------------
+
 
 class SecretScrubber(logging.Filter):
     """Replaces the configured secrets in every record's message (SDK warnings included)."""

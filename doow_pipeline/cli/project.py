@@ -35,8 +35,9 @@ def clock(ctx: typer.Context, config: ProjectConfig | None = None) -> Clock:
     return Clock(frozen)
 
 
-def load_project(ctx: typer.Context, output: Output, *, check_secrets: bool = False,
-                 export_secrets: bool = False) -> ProjectConfig:
+def load_project(
+    ctx: typer.Context, output: Output, *, check_secrets: bool = False, export_secrets: bool = False
+) -> ProjectConfig:
     try:
         config = load_config(check_secrets=check_secrets)
     except ConfigError as exc:
@@ -77,5 +78,9 @@ def warn_if_env_readable(output: Output, config: ProjectConfig) -> None:
     except OSError:
         return
     if mode & 0o077:
-        output.line(f"warning: {env_file} (the client secrets) is readable by others (mode {mode & 0o777:o}); run "
-                    f"`chmod 600 {env_file}`", "yellow", stderr=True)
+        output.line(
+            f"warning: {env_file} (the client secrets) is readable by others (mode {mode & 0o777:o}); run "
+            f"`chmod 600 {env_file}`",
+            "yellow",
+            stderr=True,
+        )

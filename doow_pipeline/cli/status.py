@@ -23,12 +23,26 @@ STATUS_DAYS = 7
 
 def _status_rows(config: ProjectConfig, names: list[str], first: date, last: date) -> dict[str, dict[str, Any]]:
     """Per connection: status view row, usage groups and per-day trend (read-only)."""
-    result = {name: {"connection": name, "state": "never synced", "cause": None, "next_action": None,
-                     "last_successful_sync": None, "last_error": None,
-                     "last_error_time": None, "accounts_covered": 0, "accounts_in_scope": 0, "usage_rows_all": 0,
-                     "usage": [], "totals": {"rows": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
-                                             "requests": 0}, "trend": [], "activity": [], "cost": None}
-              for name in names}
+    result = {
+        name: {
+            "connection": name,
+            "state": "never synced",
+            "cause": None,
+            "next_action": None,
+            "last_successful_sync": None,
+            "last_error": None,
+            "last_error_time": None,
+            "accounts_covered": 0,
+            "accounts_in_scope": 0,
+            "usage_rows_all": 0,
+            "usage": [],
+            "totals": {"rows": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "requests": 0},
+            "trend": [],
+            "activity": [],
+            "cost": None,
+        }
+        for name in names
+    }
     days = days_between(first, last)
     if not config.warehouse_path.exists():
         for item in result.values():
@@ -39,9 +53,21 @@ def _status_rows(config: ProjectConfig, names: list[str], first: date, last: dat
         if "connection_status" in tables:
             for connection, row in queries.connection_status(con, names).items():
                 item = result[connection]
-                item.update({key: row[key] for key in ("state", "cause", "next_action", "last_successful_sync",
-                                                       "last_error", "last_error_time", "accounts_covered",
-                                                       "accounts_in_scope")})
+                item.update(
+                    {
+                        key: row[key]
+                        for key in (
+                            "state",
+                            "cause",
+                            "next_action",
+                            "last_successful_sync",
+                            "last_error",
+                            "last_error_time",
+                            "accounts_covered",
+                            "accounts_in_scope",
+                        )
+                    }
+                )
                 item["usage_rows_all"] = row["usage_rows"]
         if "usage_daily" in tables:
             for row in queries.usage_groups(con, names, first, last):
@@ -79,8 +105,9 @@ STATUS_EPILOG = """Examples:
 def status(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Only this connection. Default: all.")] = None,
-    days: Annotated[int, typer.Option("--days", min=1, max=400, help="Usage window: the last N complete UTC days.")]
-    = STATUS_DAYS,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=400, help="Usage window: the last N complete UTC days.")
+    ] = STATUS_DAYS,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show each connection's health and recent usage, read from the warehouse (read-only).
@@ -103,15 +130,24 @@ def status(
     try:
         rows = _status_rows(config, names, first, last)
     except (WarehouseError, duckdb.Error) as exc:  # a locked or damaged warehouse: say so, no traceback
-        output.error(f"cannot read the warehouse {config.warehouse_path}: {type(exc).__name__}: {exc}. If the file "
-                     "is damaged, move it aside and re-sync (the landing zone keeps the raw data).")
+        output.error(
+            f"cannot read the warehouse {config.warehouse_path}: {type(exc).__name__}: {exc}. If the file "
+            "is damaged, move it aside and re-sync (the landing zone keeps the raw data)."
+        )
         raise typer.Exit(EXIT_FAILURE) from None
     failing = [n for n, r in rows.items() if r["state"] == "failing"]
     if as_json:
-        output.json({"as_of": now.isoformat(), "from": str(first), "to": str(last),
-                     "warehouse": str(config.warehouse_path),
-                     "connections": [{**rows[n], "scope": config.connection(n).scope,
-                                      "cloud": config.connection(n).cloud} for n in names]})
+        output.json(
+            {
+                "as_of": now.isoformat(),
+                "from": str(first),
+                "to": str(last),
+                "warehouse": str(config.warehouse_path),
+                "connections": [
+                    {**rows[n], "scope": config.connection(n).scope, "cloud": config.connection(n).cloud} for n in names
+                ],
+            }
+        )
         raise typer.Exit(EXIT_FAILURE if failing else EXIT_OK)
     if not names:
         output.line(f"No connections in {config.path}; add one with `doow-azure connect`.")
@@ -127,48 +163,96 @@ def status(
         header.append(f"  {connection.scope}")
         output.out.print(header, soft_wrap=True)
         last_sync = row["last_successful_sync"]
-        output.line(f"  last successful sync: {when(last_sync)}; accounts readable: "
-                    f"{row['accounts_covered']} of {row['accounts_in_scope']}")
+        output.line(
+            f"  last successful sync: {when(last_sync)}; accounts readable: "
+            f"{row['accounts_covered']} of {row['accounts_in_scope']}"
+        )
         if row.get("cause") and row["state"] != "never synced":
-            output.line(f"  {row['state']}: {row['cause']} Next action: {row['next_action']}",
-                        "red" if row["state"] == "failing" else "yellow")
+            output.line(
+                f"  {row['state']}: {row['cause']} Next action: {row['next_action']}",
+                "red" if row["state"] == "failing" else "yellow",
+            )
         if row["last_error"]:
             output.line(f"  last error ({when(row['last_error_time'])}): {row['last_error']}", "red")
         totals = row["totals"]
         trend = [d["total_tokens"] for d in row["trend"]]
-        output.line(f"  {first} .. {last}: {totals['rows']:,} usage rows, {totals['total_tokens']:,} tokens "
-                    f"(input {totals['input_tokens']:,}, output {totals['output_tokens']:,}), "
-                    f"{totals['requests']:,} requests")
+        output.line(
+            f"  {first} .. {last}: {totals['rows']:,} usage rows, {totals['total_tokens']:,} tokens "
+            f"(input {totals['input_tokens']:,}, output {totals['output_tokens']:,}), "
+            f"{totals['requests']:,} requests"
+        )
         output.line("  " + cost_line(row["cost"]))
-        output.line(f"  tokens per day  {sparkline(trend)}  ({first:%m-%d} .. {last:%m-%d}; max "
-                    f"{num(max((t for t in trend if t is not None), default=0))})")
+        output.line(
+            f"  tokens per day  {sparkline(trend)}  ({first:%m-%d} .. {last:%m-%d}; max "
+            f"{num(max((t for t in trend if t is not None), default=0))})"
+        )
         if row["usage"]:
-            table = new_table("subscription", "resource", "region", "usage region", "deployment", "model", "rows",
-                               "input", "output", "total", "requests",
-                               right=("rows", "input", "output", "total", "requests"))
+            table = new_table(
+                "subscription",
+                "resource",
+                "region",
+                "usage region",
+                "deployment",
+                "model",
+                "rows",
+                "input",
+                "output",
+                "total",
+                "requests",
+                right=("rows", "input", "output", "total", "requests"),
+            )
             for u in row["usage"]:
-                table.add_row(u["subscription_id"] or "", u["resource_name"] or "", u["resource_region"] or "",
-                              u["metric_region"] or "-", u["deployment"] or "-", u["model_name"] or "-",
-                              num(u["rows"]), num(u["input_tokens"]), num(u["output_tokens"]),
-                              num(u["total_tokens"]), num(u["requests"]))
+                table.add_row(
+                    u["subscription_id"] or "",
+                    u["resource_name"] or "",
+                    u["resource_region"] or "",
+                    u["metric_region"] or "-",
+                    u["deployment"] or "-",
+                    u["model_name"] or "-",
+                    num(u["rows"]),
+                    num(u["input_tokens"]),
+                    num(u["output_tokens"]),
+                    num(u["total_tokens"]),
+                    num(u["requests"]),
+                )
             output.table(table)
         if row["activity"]:
             # Throttled share counts calls: a client retrying a 429 counts again. PTU: the hourly Maximum,
             # since averages hide saturation.
-            table = new_table("resource", "deployment", "requests", "throttled (429)", "worst day", "downgraded",
-                              "PTU peak", "hours >= 90%", "hours at 100%",
-                              right=("requests", "throttled (429)", "worst day", "downgraded", "PTU peak",
-                                     "hours >= 90%", "hours at 100%"))
+            table = new_table(
+                "resource",
+                "deployment",
+                "requests",
+                "throttled (429)",
+                "worst day",
+                "downgraded",
+                "PTU peak",
+                "hours >= 90%",
+                "hours at 100%",
+                right=(
+                    "requests",
+                    "throttled (429)",
+                    "worst day",
+                    "downgraded",
+                    "PTU peak",
+                    "hours >= 90%",
+                    "hours at 100%",
+                ),
+            )
             for a in row["activity"]:
-                table.add_row(a["resource_name"] or "", a["deployment"] or "-", num(a["requests"]),
-                              _share(a["throttled_share"]), _share(a["worst_day_throttled_share"]),
-                              num(a["downgraded_priority_requests"]),
-                              "-" if a["ptu_max_utilization"] is None else f"{a['ptu_max_utilization']:.0f}%",
-                              num(a["ptu_hours_at_or_above_90"]), num(a["ptu_hours_at_100"]))
+                table.add_row(
+                    a["resource_name"] or "",
+                    a["deployment"] or "-",
+                    num(a["requests"]),
+                    _share(a["throttled_share"]),
+                    _share(a["worst_day_throttled_share"]),
+                    num(a["downgraded_priority_requests"]),
+                    "-" if a["ptu_max_utilization"] is None else f"{a['ptu_max_utilization']:.0f}%",
+                    num(a["ptu_hours_at_or_above_90"]),
+                    num(a["ptu_hours_at_100"]),
+                )
             output.line("  throttling, downgraded priority requests and PTU utilisation (hourly maximum):")
             output.table(table)
         if not row["usage"] and row["state"] == "never synced":
             output.line(f"  no usage yet: run `doow-azure sync --from {first} --to {last} --connection {n}`")
     raise typer.Exit(EXIT_FAILURE if failing else EXIT_OK)
-
-

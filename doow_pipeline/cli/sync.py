@@ -26,8 +26,10 @@ def retention_note(now: datetime, first_day: date, last_day: date) -> str | None
     last_skipped = min(last_day, oldest - timedelta(days=1))
     count = (last_skipped - first_day).days + 1
     synced = f"syncing {oldest} .. {last_day}" if last_day >= oldest else "nothing left to sync"
-    return (f"{count} day(s) from {first_day} to {last_skipped} are older than Azure Monitor's {RETENTION_DAYS}-day "
-            f"metric retention and cannot be synced; {synced}.")
+    return (
+        f"{count} day(s) from {first_day} to {last_skipped} are older than Azure Monitor's {RETENTION_DAYS}-day "
+        f"metric retention and cannot be synced; {synced}."
+    )
 
 
 def usage_summary(config: ProjectConfig, first_day: date, last_day: date) -> list[dict[str, Any]]:
@@ -42,8 +44,9 @@ def sync(
     ctx: typer.Context,
     from_: Annotated[str, typer.Option("--from", help="First UTC day (YYYY-MM-DD), inclusive.")],
     to: Annotated[str, typer.Option("--to", help="Last UTC day (YYYY-MM-DD), inclusive.")],
-    connection: Annotated[list[str] | None, typer.Option(
-        "--connection", "-c", help="Only this connection (repeatable). Default: all.")] = None,
+    connection: Annotated[
+        list[str] | None, typer.Option("--connection", "-c", help="Only this connection (repeatable). Default: all.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Dagster's debug log.")] = False,
 ) -> None:
@@ -63,8 +66,10 @@ def sync(
     if first_day > last_day:
         raise output.usage_error(f"--from {first_day} is after --to {last_day}")
     if first_day < config.settings.start_date:
-        raise output.usage_error(f"--from {first_day} is before settings.start_date {config.settings.start_date} in "
-                                 f"{config.path}; move start_date earlier or sync later days")
+        raise output.usage_error(
+            f"--from {first_day} is before settings.start_date {config.settings.start_date} in "
+            f"{config.path}; move start_date earlier or sync later days"
+        )
     if last_day > today:
         raise output.usage_error(f"--to {last_day} is in the future (today is {today} UTC)")
     if not config.connections:
@@ -88,8 +93,9 @@ def sync(
         output.line(f"note: {skipped}", "yellow", stderr=True)
     # Without --verbose, a failed step is reported in one line (below) with its cause and fix: Dagster's own
     # console log would add the full Dagster and MSAL stack traces.
-    reports = sync_range(config, first_day, last_day, connection, on_progress=progress,
-                         log_level="DEBUG" if verbose else "CRITICAL")
+    reports = sync_range(
+        config, first_day, last_day, connection, on_progress=progress, log_level="DEBUG" if verbose else "CRITICAL"
+    )
     try:
         summary = usage_summary(config, first_day, last_day)
     except (WarehouseError, duckdb.Error) as exc:
@@ -97,16 +103,32 @@ def sync(
         summary = []
     failed = [r for r in reports if not r.success]
     if as_json:
-        output.json({"from": str(first_day), "to": str(last_day), "ok": not failed,
-                     "runs": [{"job": r.job, "success": r.success, "failure": r.failure,
-                               "failed_checks": [{"check": c.name, "severity": c.severity,
-                                                  "description": c.description} for c in r.failed_checks]}
-                              for r in reports],
-                     "usage": summary, "skipped_days": skipped})
+        output.json(
+            {
+                "from": str(first_day),
+                "to": str(last_day),
+                "ok": not failed,
+                "runs": [
+                    {
+                        "job": r.job,
+                        "success": r.success,
+                        "failure": r.failure,
+                        "failed_checks": [
+                            {"check": c.name, "severity": c.severity, "description": c.description}
+                            for c in r.failed_checks
+                        ],
+                    }
+                    for r in reports
+                ],
+                "usage": summary,
+                "skipped_days": skipped,
+            }
+        )
     else:
         output.table(usage_table(summary, f"Azure OpenAI usage {first_day} .. {last_day} (UTC)"))
         if failed:
-            output.line(f"{len(failed)} run(s) failed: " + "; ".join(f"{r.job}: {r.failure}" for r in failed),
-                        stderr=True)
+            output.line(
+                f"{len(failed)} run(s) failed: " + "; ".join(f"{r.job}: {r.failure}" for r in failed), stderr=True
+            )
     sys.stdout.flush()
     raise typer.Exit(EXIT_FAILURE if failed else EXIT_OK)

@@ -8,12 +8,12 @@ replays of a past day, the tests and the benchmarks freeze it to the Azure emula
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 
 def as_utc(moment: datetime) -> datetime:
     """`moment` in UTC; a naive datetime is taken to be UTC already."""
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def format_utc(moment: datetime) -> str:
@@ -28,7 +28,7 @@ def parse_utc(text: str) -> datetime:
 
 def day_start(day: date) -> datetime:
     """00:00Z of a UTC day: where daily buckets must start (Azure aligns buckets to the query start)."""
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 def days_between(first: date, last: date) -> list[date]:
@@ -43,7 +43,7 @@ class Clock:
     frozen_at: datetime | None = None
 
     def now(self) -> datetime:
-        return as_utc(self.frozen_at) if self.frozen_at is not None else datetime.now(timezone.utc)
+        return as_utc(self.frozen_at) if self.frozen_at is not None else datetime.now(UTC)
 
     def today(self) -> date:
         return self.now().date()

@@ -31,21 +31,34 @@ class Quantity(StrEnum):
 
 
 FAMILY_METRICS: dict[Family, dict[Quantity, str]] = {
-    Family.MODELS: {Quantity.INPUT_TOKENS: "InputTokens", Quantity.OUTPUT_TOKENS: "OutputTokens",
-                    Quantity.TOTAL_TOKENS: "TotalTokens", Quantity.REQUESTS: "ModelRequests"},
-    Family.AZURE_OPENAI: {Quantity.INPUT_TOKENS: "ProcessedPromptTokens", Quantity.OUTPUT_TOKENS: "GeneratedTokens",
-                          Quantity.TOTAL_TOKENS: "TokenTransaction", Quantity.REQUESTS: "AzureOpenAIRequests"},
+    Family.MODELS: {
+        Quantity.INPUT_TOKENS: "InputTokens",
+        Quantity.OUTPUT_TOKENS: "OutputTokens",
+        Quantity.TOTAL_TOKENS: "TotalTokens",
+        Quantity.REQUESTS: "ModelRequests",
+    },
+    Family.AZURE_OPENAI: {
+        Quantity.INPUT_TOKENS: "ProcessedPromptTokens",
+        Quantity.OUTPUT_TOKENS: "GeneratedTokens",
+        Quantity.TOTAL_TOKENS: "TokenTransaction",
+        Quantity.REQUESTS: "AzureOpenAIRequests",
+    },
 }
 # Metric names as Azure spells them, any casing accepted: lower-cased name -> family / quantity.
 METRIC_FAMILY = {metric.lower(): family for family, metrics in FAMILY_METRICS.items() for metric in metrics.values()}
-METRIC_QUANTITY = {metric.lower(): quantity for metrics in FAMILY_METRICS.values()
-                   for quantity, metric in metrics.items()}
+METRIC_QUANTITY = {
+    metric.lower(): quantity for metrics in FAMILY_METRICS.values() for quantity, metric in metrics.items()
+}
 TOKEN_QUANTITIES = (Quantity.INPUT_TOKENS, Quantity.OUTPUT_TOKENS, Quantity.TOTAL_TOKENS)
 
 # Dimensions the usage grain needs, in the order they appear in filters, and their point columns.
 SPLIT_DIMENSIONS = ("ModelDeploymentName", "ModelName", "ModelVersion", "Region")
-DIMENSION_COLUMNS = {"modeldeploymentname": "deployment", "modelname": "model_name",
-                     "modelversion": "model_version", "region": "metric_region"}
+DIMENSION_COLUMNS = {
+    "modeldeploymentname": "deployment",
+    "modelname": "model_name",
+    "modelversion": "model_version",
+    "region": "metric_region",
+}
 
 POINT_SCHEMA: dict[str, pl.DataType] = {
     "resource_id": pl.String(),
@@ -73,19 +86,28 @@ def oldest_syncable_day(now: datetime) -> date:
 # ---- deployment activity beyond tokens (issue 13) ----------------------------------------------------------------
 # Request metrics split further by these dimensions (both request metrics define them).
 ACTIVITY_DIMENSIONS = ("StatusCode", "IsSpillover", "ServiceTierRequest", "ServiceTierResponse")
-ACTIVITY_COLUMNS = {"statuscode": "status_code", "isspillover": "is_spillover",
-                    "servicetierrequest": "tier_request", "servicetierresponse": "tier_response"}
+ACTIVITY_COLUMNS = {
+    "statuscode": "status_code",
+    "isspillover": "is_spillover",
+    "servicetierrequest": "tier_request",
+    "servicetierresponse": "tier_response",
+}
 # Provisioned (PTU) utilisation, percent, Average/Maximum only; per family like the token metrics.
-UTILIZATION_METRICS: dict[Family, str] = {Family.MODELS: "ProvisionedUtilization",
-                                          Family.AZURE_OPENAI: "AzureOpenAIProvisionedManagedUtilizationV2"}
+UTILIZATION_METRICS: dict[Family, str] = {
+    Family.MODELS: "ProvisionedUtilization",
+    Family.AZURE_OPENAI: "AzureOpenAIProvisionedManagedUtilizationV2",
+}
 UTILIZATION_FAMILY = {metric.lower(): family for family, metric in UTILIZATION_METRICS.items()}
 
 REQUEST_POINT_SCHEMA: dict[str, pl.DataType] = {
     **{k: v for k, v in POINT_SCHEMA.items() if k not in ("timestamp", "total")},
     **{column: pl.String() for column in ACTIVITY_COLUMNS.values()},
-    "timestamp": pl.Datetime("us", "UTC"), "total": pl.Float64(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "total": pl.Float64(),
 }
 UTILIZATION_POINT_SCHEMA: dict[str, pl.DataType] = {
     **{k: v for k, v in POINT_SCHEMA.items() if k not in ("timestamp", "total")},
-    "timestamp": pl.Datetime("us", "UTC"), "average": pl.Float64(), "maximum": pl.Float64(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "average": pl.Float64(),
+    "maximum": pl.Float64(),
 }

@@ -48,9 +48,17 @@ class ProblemCode(StrEnum):
 
 
 # Problems that mean the credential or its role is unusable for the whole connection.
-CREDENTIAL_CODES = frozenset({ProblemCode.WRONG_SECRET, ProblemCode.EXPIRED_SECRET, ProblemCode.UNKNOWN_APP,
-                              ProblemCode.UNKNOWN_TENANT, ProblemCode.WRONG_TENANT, ProblemCode.TOKEN_REFUSED,
-                              ProblemCode.SECRET_MISSING})
+CREDENTIAL_CODES = frozenset(
+    {
+        ProblemCode.WRONG_SECRET,
+        ProblemCode.EXPIRED_SECRET,
+        ProblemCode.UNKNOWN_APP,
+        ProblemCode.UNKNOWN_TENANT,
+        ProblemCode.WRONG_TENANT,
+        ProblemCode.TOKEN_REFUSED,
+        ProblemCode.SECRET_MISSING,
+    }
+)
 # Problems that make one account unreadable while the others may be fine.
 UNREADABLE_CODES = frozenset({ProblemCode.MISSING_ROLE, ProblemCode.NOT_FOUND})
 
@@ -69,11 +77,14 @@ class Problem:
         return Problem(self.code, self.cause, self.fix, detail)
 
 
-ROLE_FIX = ("Assign the built-in role Monitoring Reader to the service principal on the subscription, resource "
-            "group or account (Azure portal: Access control (IAM) > Add role assignment)")
+ROLE_FIX = (
+    "Assign the built-in role Monitoring Reader to the service principal on the subscription, resource "
+    "group or account (Azure portal: Access control (IAM) > Add role assignment)"
+)
 
 
 # ---- the troubleshooting table ---------------------------------------------------------------------------------
+
 
 class Symptom(StrEnum):
     NO_USAGE = "no_usage"
@@ -91,18 +102,28 @@ class Troubleshooting:
 
 TROUBLESHOOTING: dict[Symptom, Troubleshooting] = {
     Symptom.NO_USAGE: Troubleshooting(
-        1, "No deployment usage appears", "The principal cannot read the account or Azure Monitor data",
-        "Confirm the role assignment on the resource, subscription and monitoring scope"),
+        1,
+        "No deployment usage appears",
+        "The principal cannot read the account or Azure Monitor data",
+        "Confirm the role assignment on the resource, subscription and monitoring scope",
+    ),
     Symptom.ONE_RESOURCE: Troubleshooting(
-        2, "Only one resource appears", "The role assignment covers only one account",
-        "Add each resource, or assign Monitoring Reader at resource-group or subscription scope"),
+        2,
+        "Only one resource appears",
+        "The role assignment covers only one account",
+        "Add each resource, or assign Monitoring Reader at resource-group or subscription scope",
+    ),
     Symptom.EMPTY_SYNC: Troubleshooting(
-        3, "Credentials validate but sync is empty", "Usage is in another subscription, resource or region",
-        "Confirm the scope, subscription and region before reconnecting"),
+        3,
+        "Credentials validate but sync is empty",
+        "Usage is in another subscription, resource or region",
+        "Confirm the scope, subscription and region before reconnecting",
+    ),
 }
 
 
 # ---- exceptions ------------------------------------------------------------------------------------------------
+
 
 class DoowError(Exception):
     """Base of every error the product raises on purpose: its message names the problem and the fix."""

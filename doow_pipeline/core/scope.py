@@ -14,8 +14,10 @@ ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{1,62}")
 # ARM names of resource groups: letters, digits, underscores, hyphens, periods and parentheses, not ending in a period.
 RESOURCE_GROUP = re.compile(r"[-\w._()]{0,89}[-\w_()]", re.ASCII)
 AZURE_OPENAI_KINDS = ("openai", "aiservices")
-SCOPE_HELP = ("use /subscriptions/<guid>, /subscriptions/<guid>/resourceGroups/<name>, an account's full ARM id "
-              "(…/providers/Microsoft.CognitiveServices/accounts/<name>) or a bare account name")
+SCOPE_HELP = (
+    "use /subscriptions/<guid>, /subscriptions/<guid>/resourceGroups/<name>, an account's full ARM id "
+    "(…/providers/Microsoft.CognitiveServices/accounts/<name>) or a bare account name"
+)
 
 
 class ScopeKind(StrEnum):
@@ -46,8 +48,10 @@ class Scope:
         if self.kind is ScopeKind.RESOURCE_GROUP:
             return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
         if self.kind is ScopeKind.ACCOUNT_ID:
-            return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                    f"/providers/Microsoft.CognitiveServices/accounts/{self.account_name}")
+            return (
+                f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+                f"/providers/Microsoft.CognitiveServices/accounts/{self.account_name}"
+            )
         return None
 
     def covers(self, resource_id: str) -> bool:
@@ -59,11 +63,18 @@ class Scope:
 
 
 _SCOPE_PATTERNS = (
-    (ScopeKind.ACCOUNT_ID, re.compile(
-        r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.CognitiveServices"
-        r"/accounts/(?P<name>[^/]+)", re.IGNORECASE)),
-    (ScopeKind.RESOURCE_GROUP, re.compile(r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)",
-                                          re.IGNORECASE)),
+    (
+        ScopeKind.ACCOUNT_ID,
+        re.compile(
+            r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.CognitiveServices"
+            r"/accounts/(?P<name>[^/]+)",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        ScopeKind.RESOURCE_GROUP,
+        re.compile(r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)", re.IGNORECASE),
+    ),
     (ScopeKind.SUBSCRIPTION, re.compile(r"/subscriptions/(?P<sub>[^/]+)", re.IGNORECASE)),
 )
 
@@ -134,13 +145,25 @@ class Account:
     tags: tuple[Tag, ...] = ()
 
     @classmethod
-    def from_arm_id(cls, resource_id: str, name: str, kind: str | None, location: str | None,
-                    tags: Mapping[str, str | None] | None = None) -> Account:
+    def from_arm_id(
+        cls,
+        resource_id: str,
+        name: str,
+        kind: str | None,
+        location: str | None,
+        tags: Mapping[str, str | None] | None = None,
+    ) -> Account:
         # /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}
         parts = resource_id.split("/")
-        return cls(resource_id=resource_id, name=name, kind=kind or "",
-                   location=(location or "").lower().replace(" ", ""),
-                   subscription_id=parts[2].lower(), resource_group=parts[4], tags=tags_from(tags))
+        return cls(
+            resource_id=resource_id,
+            name=name,
+            kind=kind or "",
+            location=(location or "").lower().replace(" ", ""),
+            subscription_id=parts[2].lower(),
+            resource_group=parts[4],
+            tags=tags_from(tags),
+        )
 
     @property
     def tag_map(self) -> dict[str, str]:

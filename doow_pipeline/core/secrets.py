@@ -25,8 +25,7 @@ _installed = False
 def _spellings(secret: str) -> set[str]:
     """A secret as an endpoint may echo it: raw, form-encoded (the token request's body), URL-quoted, and
     escaped inside a JSON string."""
-    spellings = {secret, urllib.parse.quote_plus(secret), urllib.parse.quote(secret, safe=""),
-                 json.dumps(secret)[1:-1]}
+    spellings = {secret, urllib.parse.quote_plus(secret), urllib.parse.quote(secret, safe=""), json.dumps(secret)[1:-1]}
     return {s for s in spellings if len(s) >= 4}
 
 

@@ -20,8 +20,7 @@ _SEVERITY = {Severity.ERROR: dg.AssetCheckSeverity.ERROR, Severity.WARN: dg.Asse
 
 def daily_partitions(config: ProjectConfig) -> dg.DailyPartitionsDefinition:
     # end_offset=1 adds today's (partial) partition, so the schedule can refresh the current day.
-    return dg.DailyPartitionsDefinition(start_date=config.settings.start_date.isoformat(), end_offset=1,
-                                        timezone="UTC")
+    return dg.DailyPartitionsDefinition(start_date=config.settings.start_date.isoformat(), end_offset=1, timezone="UTC")
 
 
 def partition_days(context: dg.AssetExecutionContext) -> list[date]:
@@ -38,9 +37,14 @@ def _metadata_value(value: Any) -> Any:
 
 
 def check_result(outcome: CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(asset_key=key, check_name=outcome.name, passed=outcome.passed,
-                               severity=_SEVERITY[outcome.severity], description=outcome.description,
-                               metadata={k: _metadata_value(v) for k, v in outcome.metadata.items()})
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=_SEVERITY[outcome.severity],
+        description=outcome.description,
+        metadata={k: _metadata_value(v) for k, v in outcome.metadata.items()},
+    )
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]] | list[tuple[Any, ...]]) -> str:

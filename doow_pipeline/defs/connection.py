@@ -37,25 +37,28 @@ def fetch_job_name(connection_name: str) -> str:
 def fetch_retry_policy(config: ProjectConfig) -> dg.RetryPolicy:
     """Step retries for fetches whose SDK retries ran out (Azure outages, long throttling)."""
     settings = config.settings
-    return dg.RetryPolicy(max_retries=settings.step_retries, delay=settings.step_retry_delay_seconds,
-                          backoff=dg.Backoff.EXPONENTIAL)
+    return dg.RetryPolicy(
+        max_retries=settings.step_retries, delay=settings.step_retry_delay_seconds, backoff=dg.Backoff.EXPONENTIAL
+    )
 
 
 def _events_table(outcome: SyncOutcome) -> str:
     events = outcome.events
     if not events:
         return "none"
-    return markdown_table(["level", "code", "resource", "message"],
-                          [[e.level, e.code, (e.resource_id or "").rsplit("/", 1)[-1], e.message[:160]]
-                           for e in events[:20]])
+    return markdown_table(
+        ["level", "code", "resource", "message"],
+        [[e.level, e.code, (e.resource_id or "").rsplit("/", 1)[-1], e.message[:160]] for e in events[:20]],
+    )
 
 
 def _run_metadata(outcome: SyncOutcome) -> dict[str, Any]:
     """What holds for the whole run (every partition of the range shows it)."""
     extraction = outcome.extraction
     metadata: dict[str, Any] = {
-        "connection_state": "failing" if not outcome.ok else ("degraded" if outcome.unreadable or
-                                                              outcome.metric_errors else "healthy"),
+        "connection_state": "failing"
+        if not outcome.ok
+        else ("degraded" if outcome.unreadable or outcome.metric_errors else "healthy"),
         "accounts_in_scope": len(outcome.accounts),
         "accounts_readable": len(outcome.readable_accounts),
         "events": dg.MetadataValue.md(_events_table(outcome)),
@@ -74,8 +77,11 @@ def _day_metadata(outcome: SyncOutcome, day: date, tokens: dict[date, int]) -> d
     """One partition's own numbers: the points landed for that day and their TotalTokens sum."""
     key = day.isoformat()
     if key in outcome.rows_per_day:
-        return {"landed": True, "dagster/row_count": outcome.rows_per_day[key],
-                "total_token_points_sum": tokens.get(day, 0)}
+        return {
+            "landed": True,
+            "dagster/row_count": outcome.rows_per_day[key],
+            "total_token_points_sum": tokens.get(day, 0),
+        }
     if outcome.extraction is not None and day in outcome.extraction.skipped_days:
         why = "beyond Azure Monitor's retention; nothing landed"
     elif outcome.problem is not None:
@@ -85,8 +91,9 @@ def _day_metadata(outcome: SyncOutcome, day: date, tokens: dict[date, int]) -> d
     return {"landed": False, "not_landed_because": why}
 
 
-def connection_defs(connection: Connection, config: ProjectConfig,
-                    partitions: dg.PartitionsDefinition) -> dg.Definitions:
+def connection_defs(
+    connection: Connection, config: ProjectConfig, partitions: dg.PartitionsDefinition
+) -> dg.Definitions:
     """The connection's resource, raw asset (with its checks) and fetch job, as one Definitions."""
     key = metric_points_key(connection.name)
     resource_key = f"azure_{connection.name}"  # made and used only here
@@ -95,19 +102,21 @@ def connection_defs(connection: Connection, config: ProjectConfig,
     # A multi_asset only for `can_subset`: it makes the check outputs optional, so a failing connection emits its
     # failed credentials check without inventing results for the checks that could not run.
     @dg.multi_asset(
-        specs=[dg.AssetSpec(
-            key,
-            description=f"Raw daily Azure OpenAI token and request metric points of connection '{connection.name}' "
-                        f"({connection.scope}), landed as Parquet (one file per day; the view "
-                        "azure_openai.metric_points reads them). A range backfill fetches the whole range in one "
-                        "run.",
-            partitions_def=partitions,
-            group_name=GROUP,
-            owners=OWNERS,
-            kinds={"azure", "parquet"},
-            tags={"connection": connection.name},
-            metadata={"connection": connection.name, "scope": connection.scope, "cloud": connection.cloud},
-        )],
+        specs=[
+            dg.AssetSpec(
+                key,
+                description=f"Raw daily Azure OpenAI token and request metric points of connection '{connection.name}' "
+                f"({connection.scope}), landed as Parquet (one file per day; the view "
+                "azure_openai.metric_points reads them). A range backfill fetches the whole range in one "
+                "run.",
+                partitions_def=partitions,
+                group_name=GROUP,
+                owners=OWNERS,
+                kinds={"azure", "parquet"},
+                tags={"connection": connection.name},
+                metadata={"connection": connection.name, "scope": connection.scope, "cloud": connection.cloud},
+            )
+        ],
         name=f"{connection.name}_metric_points",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -125,19 +134,33 @@ def connection_defs(connection: Connection, config: ProjectConfig,
         last_attempt = context.retry_number >= max_retries
         context.log.info(f"fetching connection {connection.name} for {days[0]}..{days[-1]} ({len(days)} day(s))")
         with azure.session() as session:
-            outcome = fetch_connection(session, azure.connection(), sync_settings.settings(),
-                                       Landing(warehouse.landing_path), days[0], days[-1], sync_settings.clock.now(),
-                                       log=context.log, record_extraction_failure=last_attempt)
+            outcome = fetch_connection(
+                session,
+                azure.connection(),
+                sync_settings.settings(),
+                Landing(warehouse.landing_path),
+                days[0],
+                days[-1],
+                sync_settings.clock.now(),
+                log=context.log,
+                record_extraction_failure=last_attempt,
+            )
         tokens = outcome.total_tokens_per_day()
         for day in days:
             context.add_asset_metadata(_day_metadata(outcome, day, tokens), partition_key=day.isoformat())
         yield dg.MaterializeResult(asset_key=key, metadata=_run_metadata(outcome))
         selected = context.selected_asset_check_keys
-        yield from (check_result(c, key) for c in connection_checks(outcome)
-                    if dg.AssetCheckKey(key, c.name) in selected)
+        yield from (
+            check_result(c, key) for c in connection_checks(outcome) if dg.AssetCheckKey(key, c.name) in selected
+        )
 
-    job = dg.define_asset_job(fetch_job_name(connection.name), selection=dg.AssetSelection.assets(metric_points),
-                              description=f"Fetch connection '{connection.name}' into the landing zone.")
+    job = dg.define_asset_job(
+        fetch_job_name(connection.name),
+        selection=dg.AssetSelection.assets(metric_points),
+        description=f"Fetch connection '{connection.name}' into the landing zone.",
+    )
     return dg.Definitions(
-        assets=dg.with_source_code_references([metric_points]), jobs=[job],
-        resources={resource_key: AzureConnectionResource.for_connection(connection, config.settings.endpoints)})
+        assets=dg.with_source_code_references([metric_points]),
+        jobs=[job],
+        resources={resource_key: AzureConnectionResource.for_connection(connection, config.settings.endpoints)},
+    )

@@ -35,13 +35,26 @@ class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg
     def for_connection(cls, connection: Connection, endpoints: Endpoints | None) -> AzureConnectionResource:
         # the Retail Prices endpoint is no connection's: the cost settings carry it
         explicit = endpoints.model_dump(exclude={"prices"}) if endpoints else {}
-        return cls(name=connection.name, tenant_id=connection.tenant_id, client_id=connection.client_id,
-                   client_secret=dg.EnvVar(connection.client_secret_env), client_secret_env=connection.client_secret_env,
-                   scope=connection.scope, cloud=connection.cloud, **explicit)
+        return cls(
+            name=connection.name,
+            tenant_id=connection.tenant_id,
+            client_id=connection.client_id,
+            client_secret=dg.EnvVar(connection.client_secret_env),
+            client_secret_env=connection.client_secret_env,
+            scope=connection.scope,
+            cloud=connection.cloud,
+            **explicit,
+        )
 
     def connection(self) -> Connection:
-        return Connection(name=self.name, tenant_id=self.tenant_id, client_id=self.client_id,
-                          client_secret_env=self.client_secret_env, scope=self.scope, cloud=self.cloud)
+        return Connection(
+            name=self.name,
+            tenant_id=self.tenant_id,
+            client_id=self.client_id,
+            client_secret_env=self.client_secret_env,
+            scope=self.scope,
+            cloud=self.cloud,
+        )
 
     def endpoints(self) -> Endpoints | None:
         if self.authority and self.arm and self.metrics:
@@ -77,12 +90,17 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SyncSettingsResource:
-        return cls(top=settings.top, concurrency=settings.concurrency, settle_hours=settings.settle_hours,
-                   frozen_clock=settings.frozen_clock.isoformat() if settings.frozen_clock else None)
+        return cls(
+            top=settings.top,
+            concurrency=settings.concurrency,
+            settle_hours=settings.settle_hours,
+            frozen_clock=settings.frozen_clock.isoformat() if settings.frozen_clock else None,
+        )
 
     def settings(self) -> Settings:
-        return Settings(top=self.top, concurrency=self.concurrency, settle_hours=self.settle_hours,
-                        frozen_clock=self.frozen_clock)
+        return Settings(
+            top=self.top, concurrency=self.concurrency, settle_hours=self.settle_hours, frozen_clock=self.frozen_clock
+        )
 
     @property
     def clock(self) -> Clock:

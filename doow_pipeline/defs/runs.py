@@ -29,8 +29,8 @@ from dagster._core.remote_origin import CodeLocationOrigin, RemoteJobOrigin, Rem
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from ..config import ProjectConfig
-from ..core.problems import DoowError
 from ..core.checks import CREDENTIALS
+from ..core.problems import DoowError
 from .connection import fetch_job_name
 from .jobs import COST_JOB, WRITE_JOB
 from .project import build_definitions
@@ -98,12 +98,14 @@ def job_origin(job_name: str) -> RemoteJobOrigin:
     return RemoteRepositoryOrigin(code_location_origin(), SINGLETON_REPOSITORY_NAME).get_job_origin(job_name)
 
 
-def execute_with_origin(job: dg.JobDefinition, dagster_instance: dg.DagsterInstance, tags: dict[str, str],
-                        run_config: dict[str, Any]) -> tuple[bool, list[dg.DagsterEvent]]:
+def execute_with_origin(
+    job: dg.JobDefinition, dagster_instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict[str, Any]
+) -> tuple[bool, list[dg.DagsterEvent]]:
     """Runs `job` in this process like `execute_in_process`, with the run attached to the code location."""
     in_process = job.as_ephemeral_job(resource_defs={}, input_values={})
-    run = dagster_instance.create_run_for_job(job_def=in_process, run_config=run_config,
-                                              tags={**job.run_tags, **tags}, remote_job_origin=job_origin(job.name))
+    run = dagster_instance.create_run_for_job(
+        job_def=in_process, run_config=run_config, tags={**job.run_tags, **tags}, remote_job_origin=job_origin(job.name)
+    )
     execute_run(InMemoryJob(in_process), run, dagster_instance, raise_on_error=False)
     records = dagster_instance.all_logs(run.run_id)
     events = [r.dagster_event for r in records if r.dagster_event is not None]
@@ -118,28 +120,46 @@ def _report(job: str, success: bool, events: list[dg.DagsterEvent]) -> RunReport
     for event in events:
         data = event.event_specific_data
         if isinstance(data, dg.AssetCheckEvaluation):
-            report.checks.append(CheckReport(f"{data.asset_key.to_user_string()}:{data.check_name}", data.passed,
-                                             data.severity.value, data.description or ""))
+            report.checks.append(
+                CheckReport(
+                    f"{data.asset_key.to_user_string()}:{data.check_name}",
+                    data.passed,
+                    data.severity.value,
+                    data.description or "",
+                )
+            )
             if data.check_name == CREDENTIALS.name and not data.passed and report.failure is None:
                 report.success = False
                 report.failure = data.description or "the connection's credentials check failed"
         elif event.is_step_failure and report.failure is None:
             data = event.step_failure_data
             user = data.user_failure_data
-            report.failure = (user.description if user and user.description
-                              else _failure_text(data.error) if data.error else "the step failed")
+            report.failure = (
+                user.description
+                if user and user.description
+                else _failure_text(data.error)
+                if data.error
+                else "the step failed"
+            )
     return report
 
 
-def sync_range(config: ProjectConfig, first_day: date, last_day: date, connections: list[str] | None = None,
-               on_progress: Callable[[str, RunReport | None], None] | None = None,
-               log_level: str = "WARNING") -> list[RunReport]:
+def sync_range(
+    config: ProjectConfig,
+    first_day: date,
+    last_day: date,
+    connections: list[str] | None = None,
+    on_progress: Callable[[str, RunReport | None], None] | None = None,
+    log_level: str = "WARNING",
+) -> list[RunReport]:
     """Runs the fetch job of each connection, then the writer; Dagster's console log at `log_level`
     (events are recorded in the instance whatever the level)."""
     definitions = build_definitions(config)
     names = connections or [c.name for c in config.connections]
-    tags = {"dagster/asset_partition_range_start": first_day.isoformat(),
-            "dagster/asset_partition_range_end": last_day.isoformat()}
+    tags = {
+        "dagster/asset_partition_range_start": first_day.isoformat(),
+        "dagster/asset_partition_range_end": last_day.isoformat(),
+    }
     reports = []
     with instance() as dagster_instance:
         for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB, COST_JOB]:
@@ -147,7 +167,8 @@ def sync_range(config: ProjectConfig, first_day: date, last_day: date, connectio
                 on_progress(job_name, None)
             job = definitions.resolve_job_def(job_name)
             success, events = execute_with_origin(
-                job, dagster_instance, tags, {"loggers": {"console": {"config": {"log_level": log_level}}}})
+                job, dagster_instance, tags, {"loggers": {"console": {"config": {"log_level": log_level}}}}
+            )
             reports.append(_report(job_name, success, events))
             if on_progress:
                 on_progress(job_name, reports[-1])

@@ -14,9 +14,14 @@ def trailing_range(resync_days: int, now: datetime) -> tuple[str, str]:
 
 
 def build_schedule(job: dg.UnresolvedAssetJobDefinition, resync_days: int) -> dg.ScheduleDefinition:
-    @dg.schedule(name="daily_azure_openai_sync", job=job, cron_schedule="30 3 * * *", execution_timezone="UTC",
-                 default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description=f"Daily at 03:30 UTC: re-syncs the trailing {resync_days} days and today, in one run.")
+    @dg.schedule(
+        name="daily_azure_openai_sync",
+        job=job,
+        cron_schedule="30 3 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Daily at 03:30 UTC: re-syncs the trailing {resync_days} days and today, in one run.",
+    )
     def daily_sync(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         start, end = trailing_range(resync_days, context.scheduled_execution_time)
         return dg.RunRequest(

@@ -69,8 +69,13 @@ class DoctorReport:
         self.checks.append(Check(name, status, summary, finding))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"connection": self.connection, "ok": self.ok, "findings": [asdict(f) for f in self.findings],
-                "checks": [asdict(c) for c in self.checks], "facts": self.facts}
+        return {
+            "connection": self.connection,
+            "ok": self.ok,
+            "findings": [asdict(f) for f in self.findings],
+            "checks": [asdict(c) for c in self.checks],
+            "facts": self.facts,
+        }
 
 
 def _row(row: Troubleshooting, code: str, detail: str, cause: str | None = None) -> Finding:
@@ -82,6 +87,7 @@ def _from_problem(code: str, symptom: str, problem: Problem) -> Finding:
 
 
 # ---- Azure ------------------------------------------------------------------------------------------------------
+
 
 def _failure(step: StepResult | None, verification: Verification) -> Problem:
     """Why a step failed: a failed step carries its problem; a step that never ran was stopped by the
@@ -96,10 +102,14 @@ def _azure_checks(report: DoctorReport, verification: Verification) -> None:
     token = steps.get(Step.TOKEN)
     if token is None or not token.ok:
         problem = _failure(token, verification)
-        summary = ("Azure could not be reached" if problem.code is ProblemCode.UNREACHABLE
-                   else "the credential was refused")
-        report.add("credentials", summary,
-                   _from_problem(f"credentials_{problem.code}", "Syncs fail before any data is read", problem))
+        summary = (
+            "Azure could not be reached" if problem.code is ProblemCode.UNREACHABLE else "the credential was refused"
+        )
+        report.add(
+            "credentials",
+            summary,
+            _from_problem(f"credentials_{problem.code}", "Syncs fail before any data is read", problem),
+        )
         return
     report.add("credentials", token.detail)
 
@@ -107,12 +117,14 @@ def _azure_checks(report: DoctorReport, verification: Verification) -> None:
     if scope is None or not scope.ok:
         problem = _failure(scope, verification)
         if problem.code is ProblemCode.MISSING_ROLE:
-            finding = _row(NO_USAGE, "scope_not_readable", problem.detail,
-                           f"{NO_USAGE.cause}: {problem.cause}")
+            finding = _row(NO_USAGE, "scope_not_readable", problem.detail, f"{NO_USAGE.cause}: {problem.cause}")
         elif problem.code is ProblemCode.NOT_FOUND:
-            finding = _row(EMPTY_SYNC, "scope_not_found", problem.detail,
-                           f"{EMPTY_SYNC.cause}: the scope {verification.connection.scope} does not exist "
-                           f"({problem.cause})")
+            finding = _row(
+                EMPTY_SYNC,
+                "scope_not_found",
+                problem.detail,
+                f"{EMPTY_SYNC.cause}: the scope {verification.connection.scope} does not exist ({problem.cause})",
+            )
         else:
             finding = _from_problem(f"scope_{problem.code}", "The connection's scope cannot be read", problem)
         report.add("tenant_and_subscription", "the scope's subscription is not usable by this credential", finding)
@@ -123,42 +135,63 @@ def _azure_checks(report: DoctorReport, verification: Verification) -> None:
     if accounts is None or not accounts.ok:
         problem = _failure(accounts, verification)
         if problem.code is ProblemCode.NO_ACCOUNTS:
-            finding = _row(EMPTY_SYNC, "no_accounts", problem.detail,
-                           f"{EMPTY_SYNC.cause}: {problem.cause}")
+            finding = _row(EMPTY_SYNC, "no_accounts", problem.detail, f"{EMPTY_SYNC.cause}: {problem.cause}")
         elif problem.code is ProblemCode.MISSING_ROLE:
             finding = _row(NO_USAGE, "scope_not_readable", problem.detail, f"{NO_USAGE.cause}: {problem.cause}")
         else:
             finding = _from_problem(f"accounts_{problem.code}", "Accounts cannot be listed", problem)
         report.add("accounts_in_scope", "no Azure OpenAI account could be discovered", finding)
         return
-    report.add("accounts_in_scope", accounts.detail + ": " + ", ".join(
-        f"{a.name} ({a.kind}, {a.location})" for a in verification.accounts))
+    report.add(
+        "accounts_in_scope",
+        accounts.detail + ": " + ", ".join(f"{a.name} ({a.kind}, {a.location})" for a in verification.accounts),
+    )
 
     unreadable = verification.unreadable
-    failed = [s for s in verification.steps if s.name == Step.METRICS and not s.ok
-              and s.subject not in {a.name for a in unreadable}]
+    failed = [
+        s
+        for s in verification.steps
+        if s.name == Step.METRICS and not s.ok and s.subject not in {a.name for a in unreadable}
+    ]
     if unreadable:
         names = ", ".join(a.name for a in unreadable)
-        report.add("accounts_readable", f"{len(unreadable)} of {len(verification.accounts)} account(s) refuse their "
-                   "metrics", _row(NO_USAGE, "accounts_unreadable",
-                                   f"Azure Monitor answered AuthorizationFailed for: {names}",
-                                   f"{NO_USAGE.cause}: {names}"))
+        report.add(
+            "accounts_readable",
+            f"{len(unreadable)} of {len(verification.accounts)} account(s) refuse their metrics",
+            _row(
+                NO_USAGE,
+                "accounts_unreadable",
+                f"Azure Monitor answered AuthorizationFailed for: {names}",
+                f"{NO_USAGE.cause}: {names}",
+            ),
+        )
     elif failed:
         problem = _failure(failed[0], verification)
-        report.add("accounts_readable", "metrics queries failed",
-                   _from_problem("metrics_failed", "Metrics cannot be read", problem))
+        report.add(
+            "accounts_readable",
+            "metrics queries failed",
+            _from_problem("metrics_failed", "Metrics cannot be read", problem),
+        )
     else:
         report.add("accounts_readable", f"all {len(verification.accounts)} account(s) are readable")
 
     coverage = steps.get(Step.COVERAGE)
     coverage_problem = coverage.problem if coverage is not None else None
     if coverage_problem is not None and coverage_problem.code is ProblemCode.ROLE_ON_ONE_ACCOUNT:
-        report.add("role_scope", "the role assignment is narrower than the scope",
-                   _row(ONE_RESOURCE, "role_on_one_account", coverage_problem.cause))
+        report.add(
+            "role_scope",
+            "the role assignment is narrower than the scope",
+            _row(ONE_RESOURCE, "role_on_one_account", coverage_problem.cause),
+        )
     else:
         paths = verification.paths
-        text = ", ".join(f"{sub}: {'batch API' if path == 'batch' else 'per-resource API'}"
-                         for sub, path in sorted(paths.items())) or "no readable account to probe"
+        text = (
+            ", ".join(
+                f"{sub}: {'batch API' if path == 'batch' else 'per-resource API'}"
+                for sub, path in sorted(paths.items())
+            )
+            or "no readable account to probe"
+        )
         report.add("role_scope", f"metrics API per subscription: {text}")
     report.facts["metrics_api"] = dict(verification.paths)
 
@@ -171,18 +204,26 @@ def _azure_checks(report: DoctorReport, verification: Verification) -> None:
         report.facts["azure_tokens_last_days"] = total
         if total == 0:
             names = ", ".join(c.account.name for c in readable)
-            report.add("recent_usage_in_azure", f"no token usage in Azure for {window}",
-                       _row(EMPTY_SYNC, "empty_sync",
-                            f"{len(readable)} readable account(s) ({names}) report no token usage for {window}.",
-                            f"{EMPTY_SYNC.cause}, or the accounts have no traffic"))
+            report.add(
+                "recent_usage_in_azure",
+                f"no token usage in Azure for {window}",
+                _row(
+                    EMPTY_SYNC,
+                    "empty_sync",
+                    f"{len(readable)} readable account(s) ({names}) report no token usage for {window}.",
+                    f"{EMPTY_SYNC.cause}, or the accounts have no traffic",
+                ),
+            )
         else:
             report.add("recent_usage_in_azure", f"{total:,} tokens in Azure for {window}")
 
 
 # ---- warehouse --------------------------------------------------------------------------------------------------
 
-def _usage_check(report: DoctorReport, con: duckdb.DuckDBPyConnection, verification: Verification,
-                 connection: str) -> None:
+
+def _usage_check(
+    report: DoctorReport, con: duckdb.DuckDBPyConnection, verification: Verification, connection: str
+) -> None:
     """Azure's recent usage (per day, deployment, region, model) must be in usage_daily for the synced days."""
     checks = [verification.checks[a.resource_id] for a in verification.readable]
     if not checks or not verification.probe_days:
@@ -191,8 +232,9 @@ def _usage_check(report: DoctorReport, con: duckdb.DuckDBPyConnection, verificat
     days = verification.probe_days
     comparable = queries.synced_account_days(con, rids, days)
     if not comparable:
-        report.add("usage_in_warehouse", f"skipped: no day of {days[0]}..{days[-1]} was synced after it ended",
-                   skipped=True)
+        report.add(
+            "usage_in_warehouse", f"skipped: no day of {days[0]}..{days[-1]} was synced after it ended", skipped=True
+        )
         return
     rows = queries.usage_keys(con, rids, days)
     have_deployments = {(r.resource_id, r.usage_date, r.deployment) for r in rows}
@@ -220,32 +262,49 @@ def _usage_check(report: DoctorReport, con: duckdb.DuckDBPyConnection, verificat
     if other_connections:
         report.facts["usage_counted_under"] = other_connections
     if not (missing_deployments or missing_regions or missing_models):
-        report.add("usage_in_warehouse", f"every deployment, region and model Azure reports for "
-                   f"{len({d for _, d in comparable})} synced day(s) is in the warehouse "
-                   f"({len(expected_deployments)} deployment-days, {len({r for _, r in expected_regions})} "
-                   f"region(s), {len({m for _, m in expected_models})} model(s))")
+        report.add(
+            "usage_in_warehouse",
+            f"every deployment, region and model Azure reports for "
+            f"{len({d for _, d in comparable})} synced day(s) is in the warehouse "
+            f"({len(expected_deployments)} deployment-days, {len({r for _, r in expected_regions})} "
+            f"region(s), {len({m for _, m in expected_models})} model(s))",
+        )
         return
     parts = []
     if missing_deployments:
-        parts.append("deployments " + ", ".join(f"{names[rid]}/{dep or '(none)'} on {day}"
-                                                for rid, day, dep in missing_deployments[:6])
-                     + (f" and {len(missing_deployments) - 6} more" if len(missing_deployments) > 6 else ""))
+        parts.append(
+            "deployments "
+            + ", ".join(f"{names[rid]}/{dep or '(none)'} on {day}" for rid, day, dep in missing_deployments[:6])
+            + (f" and {len(missing_deployments) - 6} more" if len(missing_deployments) > 6 else "")
+        )
     if missing_regions:
-        parts.append("regions " + ", ".join(f"{names[rid]}/{region or '(not reported)'}"
-                                            for rid, region in missing_regions[:6]))
+        parts.append(
+            "regions " + ", ".join(f"{names[rid]}/{region or '(not reported)'}" for rid, region in missing_regions[:6])
+        )
     if missing_models:
         parts.append("models " + ", ".join(f"{names[rid]}/{model}" for rid, model in missing_models[:6]))
     first = min(k[1] for k in missing_deployments) if missing_deployments else days[0]
     last = max(k[1] for k in missing_deployments) if missing_deployments else days[-1]
-    report.add("usage_in_warehouse", "recent usage reported by Azure is missing from the warehouse", Finding(
-        "usage_missing", "Recent usage is missing for some deployments, regions or models",
-        "Those days were synced before Azure Monitor had the data (provider delay), or a sync failed part-way",
-        f"Re-sync the days: doow-azure sync --from {first} --to {last} --connection {connection}",
-        "Missing: " + "; ".join(parts)))
+    report.add(
+        "usage_in_warehouse",
+        "recent usage reported by Azure is missing from the warehouse",
+        Finding(
+            "usage_missing",
+            "Recent usage is missing for some deployments, regions or models",
+            "Those days were synced before Azure Monitor had the data (provider delay), or a sync failed part-way",
+            f"Re-sync the days: doow-azure sync --from {first} --to {last} --connection {connection}",
+            "Missing: " + "; ".join(parts),
+        ),
+    )
 
 
-def _delay_check(report: DoctorReport, con: duckdb.DuckDBPyConnection, verification: Verification | None,
-                 connection: str, now: datetime) -> None:
+def _delay_check(
+    report: DoctorReport,
+    con: duckdb.DuckDBPyConnection,
+    verification: Verification | None,
+    connection: str,
+    now: datetime,
+) -> None:
     latest = queries.latest_point(con, connection)
     if latest is None:
         report.add("provider_delay", "skipped: no data point of this connection in the warehouse", skipped=True)
@@ -259,39 +318,50 @@ def _delay_check(report: DoctorReport, con: duckdb.DuckDBPyConnection, verificat
     if verification is not None:
         days = [key.day for c in verification.checks.values() for key, tokens in c.usage.items() if tokens > 0]
         azure_latest = max(days) if days else None
-    summary = (f"latest data point: the day {latest.date()} (its bucket ended {age_hours:.0f} h ago)"
-               + (f"; Azure's latest day with usage: {azure_latest}" if azure_latest else ""))
+    summary = f"latest data point: the day {latest.date()} (its bucket ended {age_hours:.0f} h ago)" + (
+        f"; Azure's latest day with usage: {azure_latest}" if azure_latest else ""
+    )
     if azure_latest is not None and latest.date() < azure_latest - timedelta(days=1):
-        report.add("provider_delay", summary, Finding(
-            "stale_data", f"Usage stops at {latest.date()}",
-            "The daily sync has not run since, or it fails (Azure has usage up to "
-            f"{azure_latest})",
-            f"Check the daily schedule in Dagster, or run: doow-azure sync --from {latest.date() + timedelta(days=1)} "
-            f"--to {azure_latest} --connection {connection}"))
+        report.add(
+            "provider_delay",
+            summary,
+            Finding(
+                "stale_data",
+                f"Usage stops at {latest.date()}",
+                f"The daily sync has not run since, or it fails (Azure has usage up to {azure_latest})",
+                f"Check the daily schedule in Dagster, or run: doow-azure sync --from {latest.date() + timedelta(days=1)} "
+                f"--to {azure_latest} --connection {connection}",
+            ),
+        )
     else:
         report.add("provider_delay", summary)
 
 
-def _events_check(report: DoctorReport, con: duckdb.DuckDBPyConnection, facts: dict[str, Any],
-                  connection: str) -> None:
+def _events_check(report: DoctorReport, con: duckdb.DuckDBPyConnection, facts: dict[str, Any], connection: str) -> None:
     since = facts.get("last_successful_sync")
     rows = queries.errors_since(con, connection, since)
     report.facts["warn_events"] = queries.warning_counts(con, connection)
     if not rows:
-        report.add("sync_errors", "no error recorded since the last successful sync"
-                   + (f" ({since})" if since else ""))
+        report.add("sync_errors", "no error recorded since the last successful sync" + (f" ({since})" if since else ""))
         return
     last = rows[0]
     cause, _, fix = last.message.partition(" Fix: ")
-    report.add("sync_errors", f"{len(rows)} error(s) recorded since the last successful sync", Finding(
-        f"sync_error_{last.code}", f"Syncs fail (last error {last.time:%Y-%m-%d %H:%M} UTC, partition "
-        f"{last.partition})", cause,
-        fix or "Run `doow-azure doctor` checks above, fix the cause, then re-sync the failed days",
-        "; ".join(f"{e.time:%Y-%m-%d %H:%M} {e.code}: {e.message[:160]}" for e in rows)))
+    report.add(
+        "sync_errors",
+        f"{len(rows)} error(s) recorded since the last successful sync",
+        Finding(
+            f"sync_error_{last.code}",
+            f"Syncs fail (last error {last.time:%Y-%m-%d %H:%M} UTC, partition {last.partition})",
+            cause,
+            fix or "Run `doow-azure doctor` checks above, fix the cause, then re-sync the failed days",
+            "; ".join(f"{e.time:%Y-%m-%d %H:%M} {e.code}: {e.message[:160]}" for e in rows),
+        ),
+    )
 
 
-def _warehouse_checks(report: DoctorReport, warehouse: Path, verification: Verification | None,
-                      connection: Connection, now: datetime) -> None:
+def _warehouse_checks(
+    report: DoctorReport, warehouse: Path, verification: Verification | None, connection: Connection, now: datetime
+) -> None:
     if not Path(warehouse).exists():
         report.facts["state"] = "never synced"
         report.add("warehouse", f"skipped: no warehouse at {warehouse} yet (never synced)", skipped=True)
@@ -310,23 +380,45 @@ def _warehouse_checks(report: DoctorReport, warehouse: Path, verification: Verif
         _events_check(report, con, facts, connection.name)
 
 
-def run_doctor(config: ProjectConfig, connection: Connection, secret: str | None, *, now: datetime | None = None,
-               on_step: Callable[[StepResult], None] | None = None) -> DoctorReport:
+def run_doctor(
+    config: ProjectConfig,
+    connection: Connection,
+    secret: str | None,
+    *,
+    now: datetime | None = None,
+    on_step: Callable[[StepResult], None] | None = None,
+) -> DoctorReport:
     """Runs every check; `on_step(StepResult)` sees the Azure verification steps as they complete."""
     now = now or config.settings.clock.now()
     report = DoctorReport(connection.name)
-    report.facts.update({"scope": connection.scope, "tenant_id": connection.tenant_id,
-                         "client_id": connection.client_id, "cloud": connection.cloud})
+    report.facts.update(
+        {
+            "scope": connection.scope,
+            "tenant_id": connection.tenant_id,
+            "client_id": connection.client_id,
+            "cloud": connection.cloud,
+        }
+    )
     verification = None
     if not secret:
-        report.add("credentials", f"no secret in {connection.client_secret_env}", Finding(
-            "secret_missing", "Syncs fail before any data is read",
-            f"The environment variable {connection.client_secret_env} is unset and not in {config.env_file}",
-            "Reconnect with `doow-azure disconnect " + connection.name + "` then `doow-azure connect " + connection.name
-            + " ...`, or put the secret in .env"))
+        report.add(
+            "credentials",
+            f"no secret in {connection.client_secret_env}",
+            Finding(
+                "secret_missing",
+                "Syncs fail before any data is read",
+                f"The environment variable {connection.client_secret_env} is unset and not in {config.env_file}",
+                "Reconnect with `doow-azure disconnect "
+                + connection.name
+                + "` then `doow-azure connect "
+                + connection.name
+                + " ...`, or put the secret in .env",
+            ),
+        )
     else:
-        verifier = ConnectionVerifier(connection, secret, config.settings.endpoints, now=now, probe_days=PROBE_DAYS,
-                                      split=True)
+        verifier = ConnectionVerifier(
+            connection, secret, config.settings.endpoints, now=now, probe_days=PROBE_DAYS, split=True
+        )
         for step in verifier.run():
             if on_step:
                 on_step(step)

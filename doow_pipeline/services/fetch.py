@@ -87,8 +87,9 @@ class SyncOutcome:
 
     @property
     def truncated(self) -> list[str]:
-        return ((self.extraction.truncated if self.extraction else [])
-                + (self.activity.truncated if self.activity else []))
+        return (self.extraction.truncated if self.extraction else []) + (
+            self.activity.truncated if self.activity else []
+        )
 
     @property
     def total_tokens(self) -> int:
@@ -132,13 +133,25 @@ def _plan_accounts(session: AzureSession, outcome: SyncOutcome, concurrency: int
     plans = []
     for account, plan in zip(outcome.accounts, results, strict=True):
         if isinstance(plan, Problem):
-            outcome.events.append(SyncEvent(Level.WARN, ProblemCode.ACCOUNT_UNREADABLE,
-                                            f"cannot read metric definitions: {plan}", account.resource_id))
+            outcome.events.append(
+                SyncEvent(
+                    Level.WARN,
+                    ProblemCode.ACCOUNT_UNREADABLE,
+                    f"cannot read metric definitions: {plan}",
+                    account.resource_id,
+                )
+            )
             outcome.definitions_unreadable[account.resource_id] = plan.detail
             continue
         if not plan.queries:
-            outcome.events.append(SyncEvent(Level.WARN, ProblemCode.NO_TOKEN_METRICS, "the account defines no Azure "
-                                            "OpenAI or Models token metrics", account.resource_id))
+            outcome.events.append(
+                SyncEvent(
+                    Level.WARN,
+                    ProblemCode.NO_TOKEN_METRICS,
+                    "the account defines no Azure OpenAI or Models token metrics",
+                    account.resource_id,
+                )
+            )
         plans.append(plan)
     return plans
 
@@ -147,14 +160,25 @@ def _extraction_problem(exc: ExtractionError) -> Problem:
     cause = exc.__cause__
     if isinstance(cause, AzureError):
         return cause.problem.with_detail(str(exc))
-    return Problem(ProblemCode.EXTRACTION_FAILED, f"{exc}.", "Re-sync these days later; if it persists, check the "
-                   "Azure status page and `doow-azure doctor <connection>`.")
+    return Problem(
+        ProblemCode.EXTRACTION_FAILED,
+        f"{exc}.",
+        "Re-sync these days later; if it persists, check the Azure status page and `doow-azure doctor <connection>`.",
+    )
 
 
-def fetch_connection(session: AzureSession, connection: Connection, settings: Settings, landing: Landing,
-                     first_day: date, last_day: date, now: datetime,
-                     log: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
-                     on_phase: PhaseHook | None = None, record_extraction_failure: bool = False) -> SyncOutcome:
+def fetch_connection(
+    session: AzureSession,
+    connection: Connection,
+    settings: Settings,
+    landing: Landing,
+    first_day: date,
+    last_day: date,
+    now: datetime,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
+    on_phase: PhaseHook | None = None,
+    record_extraction_failure: bool = False,
+) -> SyncOutcome:
     """Token, discovery, definitions, extraction, then the landed days and the run's events.
 
     A metrics query that still fails after the SDK's retries raises `ExtractionError` (so the caller may retry
@@ -178,8 +202,16 @@ def fetch_connection(session: AzureSession, connection: Connection, settings: Se
     log.info(f"definitions: {len(outcome.plans)} account(s) planned, {len(outcome.definitions_unreadable)} unreadable")
     with phase(on_phase, "extraction"):
         try:
-            extraction = extract_usage(MetricsReader(session), outcome.plans, first_day, last_day, now=now,
-                                       top=settings.top, concurrency=settings.concurrency, log=log.info)
+            extraction = extract_usage(
+                MetricsReader(session),
+                outcome.plans,
+                first_day,
+                last_day,
+                now=now,
+                top=settings.top,
+                concurrency=settings.concurrency,
+                log=log.info,
+            )
         except ExtractionError as exc:
             if not record_extraction_failure:
                 raise
@@ -195,21 +227,33 @@ def fetch_connection(session: AzureSession, connection: Connection, settings: Se
             log.warning(f"{event.code}: {event.message}" + (f" ({event.resource_id})" if event.resource_id else ""))
     if outcome.role_missing_everywhere:
         outcome.problem = Problem(
-            ProblemCode.MISSING_ROLE, f"The service principal cannot read Azure Monitor data of any of the "
-            f"{len(outcome.accounts)} account(s) in scope.", ROLE_FIX)
+            ProblemCode.MISSING_ROLE,
+            f"The service principal cannot read Azure Monitor data of any of the "
+            f"{len(outcome.accounts)} account(s) in scope.",
+            ROLE_FIX,
+        )
         outcome.events.append(SyncEvent(Level.ERROR, ProblemCode.MISSING_ROLE, str(outcome.problem)))
         log.error(f"connection {connection.name}: {outcome.problem}")
         _land_events(landing, outcome)
         return outcome
     with phase(on_phase, "activity"):
         readable = [p for p in outcome.plans if p.account.resource_id not in extraction.unreadable]
-        outcome.activity = extract_activity(MetricsReader(session), readable, first_day, last_day, now=now,
-                                            paths=extraction.paths, top=settings.top,
-                                            concurrency=settings.concurrency)
+        outcome.activity = extract_activity(
+            MetricsReader(session),
+            readable,
+            first_day,
+            last_day,
+            now=now,
+            paths=extraction.paths,
+            top=settings.top,
+            concurrency=settings.concurrency,
+        )
         outcome.events.extend(outcome.activity.events)
-        log.info(f"activity: {sum(outcome.activity.calls.values())} extra metrics call(s) "
-                 f"({dict(outcome.activity.calls)}), {outcome.activity.requests.height:,} request and "
-                 f"{outcome.activity.utilization.height:,} utilisation point(s)")
+        log.info(
+            f"activity: {sum(outcome.activity.calls.values())} extra metrics call(s) "
+            f"({dict(outcome.activity.calls)}), {outcome.activity.requests.height:,} request and "
+            f"{outcome.activity.utilization.height:,} utilisation point(s)"
+        )
     with phase(on_phase, "landing"):
         _land_days(landing, outcome, connection, settings)
         _land_events(landing, outcome)
@@ -220,43 +264,61 @@ def fetch_connection(session: AzureSession, connection: Connection, settings: Se
 def _account_rows(outcome: SyncOutcome, tenant_id: str) -> list[dict[str, object]]:
     paths = outcome.extraction.paths if outcome.extraction else {}
     families = {p.account.resource_id: ",".join(q.family for q in p.queries) for p in outcome.plans}
-    return [{
-        "tenant_id": tenant_id, "subscription_id": a.subscription_id, "resource_group": a.resource_group,
-        "resource_name": a.name, "resource_id": a.resource_id, "resource_kind": a.kind, "resource_region": a.location,
-        "readable": a.resource_id not in outcome.unreadable,
-        "metrics_api": paths.get(a.subscription_id), "metric_families": families.get(a.resource_id),
-        "tags": a.tag_map,
-    } for a in outcome.accounts]
+    return [
+        {
+            "tenant_id": tenant_id,
+            "subscription_id": a.subscription_id,
+            "resource_group": a.resource_group,
+            "resource_name": a.name,
+            "resource_id": a.resource_id,
+            "resource_kind": a.kind,
+            "resource_region": a.location,
+            "readable": a.resource_id not in outcome.unreadable,
+            "metrics_api": paths.get(a.subscription_id),
+            "metric_families": families.get(a.resource_id),
+            "tags": a.tag_map,
+        }
+        for a in outcome.accounts
+    ]
 
 
 def _land_days(landing: Landing, outcome: SyncOutcome, connection: Connection, settings: Settings) -> None:
     extraction = outcome.extraction
     assert extraction is not None
     by_day = extraction.points.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
-        "_day", as_dict=True, include_key=False)
+        "_day", as_dict=True, include_key=False
+    )
     empty = extraction.points.clear()
     accounts = _account_rows(outcome, connection.tenant_id)
     for day in extraction.synced_days:
         day_points = by_day.get((day,), empty)
-        manifest = DayManifest(connection=connection.name, day=day.isoformat(), synced_at=outcome.synced_at.isoformat(),
-                               is_final=is_final(day, outcome.synced_at, settings.settle_hours), accounts=accounts)
+        manifest = DayManifest(
+            connection=connection.name,
+            day=day.isoformat(),
+            synced_at=outcome.synced_at.isoformat(),
+            is_final=is_final(day, outcome.synced_at, settings.settle_hours),
+            accounts=accounts,
+        )
         # Activity files first: a day's manifest (written last) marks its files complete.
         if outcome.activity is not None:
             for kind, frame in (("requests", outcome.activity.requests), ("utilization", outcome.activity.utilization)):
-                landing.write_activity(kind, connection.name, day,
-                                       frame.filter(pl.col("timestamp").dt.date() == day))
+                landing.write_activity(kind, connection.name, day, frame.filter(pl.col("timestamp").dt.date() == day))
         landing.write_day(manifest, day_points)
         outcome.rows_per_day[day.isoformat()] = day_points.height
 
 
 def _land_events(landing: Landing, outcome: SyncOutcome) -> None:
-    partition = (outcome.first_day.isoformat() if outcome.first_day == outcome.last_day
-                 else f"{outcome.first_day}..{outcome.last_day}")
+    partition = (
+        outcome.first_day.isoformat()
+        if outcome.first_day == outcome.last_day
+        else f"{outcome.first_day}..{outcome.last_day}"
+    )
     run_key = f"{outcome.synced_at.strftime('%Y%m%dT%H%M%S%f')}_{outcome.first_day}_{outcome.last_day}"
     landing.write_events(outcome.connection, run_key, partition, outcome.synced_at, outcome.events)
 
 
 # ---- judging the sync: the connection's checks ------------------------------------------------------------------
+
 
 def _short(resource_id: str) -> str:
     return resource_id.rsplit("/", 1)[-1]
@@ -265,8 +327,11 @@ def _short(resource_id: str) -> str:
 def _credentials_check(outcome: SyncOutcome) -> CheckOutcome:
     if outcome.problem is not None:
         return CheckOutcome(CREDENTIALS, False, str(outcome.problem), {"code": str(outcome.problem.code)})
-    return CheckOutcome(CREDENTIALS, True, f"Token acquired; {len(outcome.readable_accounts)} of "
-                        f"{len(outcome.accounts)} account(s) readable.")
+    return CheckOutcome(
+        CREDENTIALS,
+        True,
+        f"Token acquired; {len(outcome.readable_accounts)} of {len(outcome.accounts)} account(s) readable.",
+    )
 
 
 def _readable_check(outcome: SyncOutcome) -> CheckOutcome:
@@ -274,48 +339,79 @@ def _readable_check(outcome: SyncOutcome) -> CheckOutcome:
     parts = []
     if unreadable:
         row = TROUBLESHOOTING[Symptom.NO_USAGE]
-        parts.append(f"{len(unreadable)} of {len(outcome.accounts)} account(s) refused their metrics: "
-                     + ", ".join(sorted(_short(r) for r in unreadable))
-                     + f". Likely cause: {row.cause}. Next action: assign Monitoring Reader on each account, or on "
-                     "its resource group or subscription.")
+        parts.append(
+            f"{len(unreadable)} of {len(outcome.accounts)} account(s) refused their metrics: "
+            + ", ".join(sorted(_short(r) for r in unreadable))
+            + f". Likely cause: {row.cause}. Next action: assign Monitoring Reader on each account, or on "
+            "its resource group or subscription."
+        )
     if metric_errors:
-        parts.append(f"{len(metric_errors)} account(s) kept answering per-metric errors, so some usage is missing: "
-                     + "; ".join(f"{_short(r)} ({m})" for r, m in sorted(metric_errors.items())[:5])
-                     + ". Next action: re-sync these days later; if it persists, check the Azure status page.")
-    return CheckOutcome(ACCOUNTS_READABLE, not unreadable and not metric_errors,
-                        " ".join(parts) or "All accounts in scope are readable.",
-                        {"unreadable_accounts": sorted(unreadable), "metric_errors": metric_errors,
-                         "accounts_in_scope": len(outcome.accounts),
-                         "accounts_readable": len(outcome.readable_accounts)})
+        parts.append(
+            f"{len(metric_errors)} account(s) kept answering per-metric errors, so some usage is missing: "
+            + "; ".join(f"{_short(r)} ({m})" for r, m in sorted(metric_errors.items())[:5])
+            + ". Next action: re-sync these days later; if it persists, check the Azure status page."
+        )
+    return CheckOutcome(
+        ACCOUNTS_READABLE,
+        not unreadable and not metric_errors,
+        " ".join(parts) or "All accounts in scope are readable.",
+        {
+            "unreadable_accounts": sorted(unreadable),
+            "metric_errors": metric_errors,
+            "accounts_in_scope": len(outcome.accounts),
+            "accounts_readable": len(outcome.readable_accounts),
+        },
+    )
 
 
 def _not_empty_check(outcome: SyncOutcome) -> CheckOutcome:
     row = TROUBLESHOOTING[Symptom.EMPTY_SYNC]
     metadata = {"metric_points": outcome.points}
     if not outcome.accounts:
-        return CheckOutcome(SYNC_NOT_EMPTY, False, "No Azure OpenAI accounts (kind OpenAI or AIServices) in scope "
-                            f"{outcome.connection!r}. Likely cause: {row.cause.lower()}. Next action: "
-                            f"{row.action.lower()}.", metadata)
+        return CheckOutcome(
+            SYNC_NOT_EMPTY,
+            False,
+            "No Azure OpenAI accounts (kind OpenAI or AIServices) in scope "
+            f"{outcome.connection!r}. Likely cause: {row.cause.lower()}. Next action: "
+            f"{row.action.lower()}.",
+            metadata,
+        )
     if not outcome.readable_accounts:
-        return CheckOutcome(SYNC_NOT_EMPTY, False, "No account in scope is readable; see the credentials check.",
-                            metadata)
+        return CheckOutcome(
+            SYNC_NOT_EMPTY, False, "No account in scope is readable; see the credentials check.", metadata
+        )
     if outcome.points == 0 and outcome.extraction and outcome.extraction.synced_days:
         names = ", ".join(a.name for a in outcome.readable_accounts[:10])
-        return CheckOutcome(SYNC_NOT_EMPTY, False, (
-            f"{len(outcome.readable_accounts)} readable account(s) ({names}) returned no token usage for "
-            f"{outcome.first_day}..{outcome.last_day}. Likely causes: no traffic in this range; "
-            f"{row.cause.lower()}; or Azure Monitor's provider delay for the latest hours. Next action: "
-            f"{row.action.lower()}, and re-sync recent days later."), metadata)
-    return CheckOutcome(SYNC_NOT_EMPTY, True, f"{outcome.points} metric points from {len(outcome.readable_accounts)} "
-                        "readable account(s).", metadata)
+        return CheckOutcome(
+            SYNC_NOT_EMPTY,
+            False,
+            (
+                f"{len(outcome.readable_accounts)} readable account(s) ({names}) returned no token usage for "
+                f"{outcome.first_day}..{outcome.last_day}. Likely causes: no traffic in this range; "
+                f"{row.cause.lower()}; or Azure Monitor's provider delay for the latest hours. Next action: "
+                f"{row.action.lower()}, and re-sync recent days later."
+            ),
+            metadata,
+        )
+    return CheckOutcome(
+        SYNC_NOT_EMPTY,
+        True,
+        f"{outcome.points} metric points from {len(outcome.readable_accounts)} readable account(s).",
+        metadata,
+    )
 
 
 def _truncation_check(outcome: SyncOutcome) -> CheckOutcome:
     truncated = outcome.truncated
-    return CheckOutcome(NO_SERIES_TRUNCATED, not truncated,
-                        "No split result reached `top`, or narrowing resolved it." if not truncated else
-                        f"{len(truncated)} result(s) still reach top after narrowing: {', '.join(truncated[:5])}. "
-                        "Raise settings.top.", {"truncated": truncated})
+    return CheckOutcome(
+        NO_SERIES_TRUNCATED,
+        not truncated,
+        "No split result reached `top`, or narrowing resolved it."
+        if not truncated
+        else f"{len(truncated)} result(s) still reach top after narrowing: {', '.join(truncated[:5])}. "
+        "Raise settings.top.",
+        {"truncated": truncated},
+    )
 
 
 def connection_checks(outcome: SyncOutcome) -> list[CheckOutcome]:

@@ -26,6 +26,7 @@ from ..azure.discovery import Subscription, discover_accounts, list_subscription
 from ..azure.metric_definitions import FamilyQuery, plan_from_definitions, read_definitions
 from ..azure.metrics_api import BatchRefused, MetricQuery, MetricsReader, TimeWindow
 from ..azure.session import INTERACTIVE_RETRY, AzureSession
+from ..config import Connection, Endpoints
 from ..core.clock import REAL_CLOCK, day_start, parse_utc
 from ..core.metrics import reported
 from ..core.problems import (
@@ -39,16 +40,18 @@ from ..core.problems import (
     Symptom,
 )
 from ..core.scope import Account, Scope, ScopeKind
-from ..config import Connection, Endpoints
 from .sessions import open_session
 
 PROBE_TOP = 1000
 
 # The troubleshooting table's rows, with what connect adds for its two cases.
-NO_ACCOUNTS_FIX = (f"{TROUBLESHOOTING[Symptom.EMPTY_SYNC].action}: the accounts may be in another subscription or "
-                   "resource group, or the principal's Monitoring Reader assignment does not cover them.")
-ONE_ACCOUNT_FIX = (f"{TROUBLESHOOTING[Symptom.ONE_RESOURCE].action}; or connect only this account (--scope with its "
-                   "ARM id).")
+NO_ACCOUNTS_FIX = (
+    f"{TROUBLESHOOTING[Symptom.EMPTY_SYNC].action}: the accounts may be in another subscription or "
+    "resource group, or the principal's Monitoring Reader assignment does not cover them."
+)
+ONE_ACCOUNT_FIX = (
+    f"{TROUBLESHOOTING[Symptom.ONE_RESOURCE].action}; or connect only this account (--scope with its ARM id)."
+)
 
 
 class Step:
@@ -136,24 +139,36 @@ def scrub(text: str, secret: str) -> str:
 def _scrub_problem(problem: Problem | None, secret: str) -> Problem | None:
     if problem is None:
         return None
-    return Problem(problem.code, scrub(problem.cause, secret), scrub(problem.fix, secret), scrub(problem.detail, secret))
+    return Problem(
+        problem.code, scrub(problem.cause, secret), scrub(problem.fix, secret), scrub(problem.detail, secret)
+    )
 
 
 def no_accounts_problem(scope: str) -> Problem:
-    return Problem(ProblemCode.NO_ACCOUNTS, f"No Azure OpenAI accounts (kind OpenAI or AIServices) are in scope "
-                   f"{scope} or visible to this principal.", NO_ACCOUNTS_FIX)
+    return Problem(
+        ProblemCode.NO_ACCOUNTS,
+        f"No Azure OpenAI accounts (kind OpenAI or AIServices) are in scope {scope} or visible to this principal.",
+        NO_ACCOUNTS_FIX,
+    )
 
 
 def role_on_one_account_problem(account: Account, subscription: str) -> Problem:
-    return Problem(ProblemCode.ROLE_ON_ONE_ACCOUNT,
-                   f"Only one account ({account.name}) is visible in subscription {subscription}, and the principal "
-                   "has no Monitoring Reader at subscription scope: the role assignment covers only that account, "
-                   "so every other account of the subscription would be missed.", ONE_ACCOUNT_FIX)
+    return Problem(
+        ProblemCode.ROLE_ON_ONE_ACCOUNT,
+        f"Only one account ({account.name}) is visible in subscription {subscription}, and the principal "
+        "has no Monitoring Reader at subscription scope: the role assignment covers only that account, "
+        "so every other account of the subscription would be missed.",
+        ONE_ACCOUNT_FIX,
+    )
 
 
 def all_unreadable_problem(count: int) -> Problem:
-    return Problem(ProblemCode.MISSING_ROLE, f"The service principal cannot read the Azure Monitor data of any of the "
-                   f"{count} account(s) in scope (AuthorizationFailed).", ROLE_FIX)
+    return Problem(
+        ProblemCode.MISSING_ROLE,
+        f"The service principal cannot read the Azure Monitor data of any of the "
+        f"{count} account(s) in scope (AuthorizationFailed).",
+        ROLE_FIX,
+    )
 
 
 def probe_window(now: datetime, days: int) -> tuple[TimeWindow, list[date]]:
@@ -166,9 +181,17 @@ def probe_window(now: datetime, days: int) -> tuple[TimeWindow, list[date]]:
 class ConnectionVerifier:
     """Runs the verification steps for one connection; iterate `run()` for progress, then read `result`."""
 
-    def __init__(self, connection: Connection, secret: str, endpoints: Endpoints | None = None, *,
-                 now: datetime | None = None, probe_days: int = 1, split: bool = False,
-                 on_start: Callable[[str, str | None], None] | None = None):
+    def __init__(
+        self,
+        connection: Connection,
+        secret: str,
+        endpoints: Endpoints | None = None,
+        *,
+        now: datetime | None = None,
+        probe_days: int = 1,
+        split: bool = False,
+        on_start: Callable[[str, str | None], None] | None = None,
+    ):
         self.connection = connection
         self.secret = secret
         self.endpoints = endpoints
@@ -210,8 +233,13 @@ class ConnectionVerifier:
         except AzureError as exc:
             yield self._fail(Step.TOKEN, exc.problem)
             return
-        yield self._emit(StepResult(Step.TOKEN, True, f"token acquired from tenant {self.connection.tenant_id} for "
-                                    f"app {self.connection.client_id}"))
+        yield self._emit(
+            StepResult(
+                Step.TOKEN,
+                True,
+                f"token acquired from tenant {self.connection.tenant_id} for app {self.connection.client_id}",
+            )
+        )
 
         self._started(Step.SCOPE)
         try:
@@ -233,8 +261,14 @@ class ConnectionVerifier:
         if not accounts:
             yield self._fail(Step.ACCOUNTS, no_accounts_problem(self.connection.scope))
             return
-        yield self._emit(StepResult(Step.ACCOUNTS, True, f"{len(accounts)} Azure OpenAI account(s) discovered",
-                                    data={"accounts": [a.__dict__ for a in accounts]}))
+        yield self._emit(
+            StepResult(
+                Step.ACCOUNTS,
+                True,
+                f"{len(accounts)} Azure OpenAI account(s) discovered",
+                data={"accounts": [a.__dict__ for a in accounts]},
+            )
+        )
 
         window, days = probe_window(self.now, self.probe_days)
         self.result.probe_days = days
@@ -257,21 +291,35 @@ class ConnectionVerifier:
     def _scope_step(self, session: AzureSession, scope: Scope) -> Iterator[StepResult]:
         visible = self.result.subscriptions
         if scope.kind is ScopeKind.ACCOUNT_NAME:
-            yield self._emit(StepResult(Step.SCOPE, True, f"{len(visible)} subscription(s) visible; the account name "
-                                        "is resolved among them"))
+            yield self._emit(
+                StepResult(
+                    Step.SCOPE, True, f"{len(visible)} subscription(s) visible; the account name is resolved among them"
+                )
+            )
             return
         assert scope.subscription_id is not None
         sub = visible.get(scope.subscription_id)
         if sub is not None:
             if sub.tenant_id and sub.tenant_id != self.connection.tenant_id.lower():
-                yield self._fail(Step.SCOPE, Problem(
-                    ProblemCode.WRONG_TENANT, f"Subscription {sub.subscription_id} belongs to tenant {sub.tenant_id}, "
-                    f"not to the connection's tenant {self.connection.tenant_id}.",
-                    "Use the subscription's Directory (tenant) ID and a service principal registered there."))
+                yield self._fail(
+                    Step.SCOPE,
+                    Problem(
+                        ProblemCode.WRONG_TENANT,
+                        f"Subscription {sub.subscription_id} belongs to tenant {sub.tenant_id}, "
+                        f"not to the connection's tenant {self.connection.tenant_id}.",
+                        "Use the subscription's Directory (tenant) ID and a service principal registered there.",
+                    ),
+                )
                 return
-            yield self._emit(StepResult(Step.SCOPE, True, f"subscription {sub.display_name} ({sub.subscription_id}) "
-                                        f"is visible in tenant {sub.tenant_id or self.connection.tenant_id}",
-                                        subject=sub.subscription_id))
+            yield self._emit(
+                StepResult(
+                    Step.SCOPE,
+                    True,
+                    f"subscription {sub.display_name} ({sub.subscription_id}) "
+                    f"is visible in tenant {sub.tenant_id or self.connection.tenant_id}",
+                    subject=sub.subscription_id,
+                )
+            )
             return
         # Not listed: ask the scope itself, so Azure says why (no role, not found, other tenant).
         try:
@@ -279,16 +327,27 @@ class ConnectionVerifier:
         except AzureError as exc:
             problem = exc.problem
             if problem.code is ProblemCode.MISSING_ROLE:
-                problem = Problem(ProblemCode.MISSING_ROLE, f"The service principal holds no role in subscription "
-                                  f"{scope.subscription_id}: it is not visible to it (AuthorizationFailed).",
-                                  ROLE_FIX, problem.detail)
+                problem = Problem(
+                    ProblemCode.MISSING_ROLE,
+                    f"The service principal holds no role in subscription "
+                    f"{scope.subscription_id}: it is not visible to it (AuthorizationFailed).",
+                    ROLE_FIX,
+                    problem.detail,
+                )
             yield self._fail(Step.SCOPE, problem)
             return
-        yield self._emit(StepResult(Step.SCOPE, True, f"subscription {scope.subscription_id} is not listed for the "
-                                    "principal, but the scope is readable", subject=scope.subscription_id))
+        yield self._emit(
+            StepResult(
+                Step.SCOPE,
+                True,
+                f"subscription {scope.subscription_id} is not listed for the principal, but the scope is readable",
+                subject=scope.subscription_id,
+            )
+        )
 
-    def _account_step(self, session: AzureSession, reader: MetricsReader, account: Account,
-                      window: TimeWindow) -> StepResult:
+    def _account_step(
+        self, session: AzureSession, reader: MetricsReader, account: Account, window: TimeWindow
+    ) -> StepResult:
         check = AccountCheck(account, readable=False)
         self.result.checks[account.resource_id] = check
         try:
@@ -300,8 +359,9 @@ class ConnectionVerifier:
             token_queries = [q for q in check.queries if not q.model_names_only]
             for query in token_queries if self.split else token_queries[:1]:
                 split = query.split_dimensions if self.split else ()
-                results = reader.per_resource(account, MetricQuery((query.total_metric,), split, None, PROBE_TOP),
-                                              window)
+                results = reader.per_resource(
+                    account, MetricQuery((query.total_metric,), split, None, PROBE_TOP), window
+                )
                 family_tokens = 0.0
                 for result in results:
                     if not result.ok:
@@ -312,9 +372,14 @@ class ConnectionVerifier:
                             if not total:
                                 continue
                             family_tokens += total
-                            key = UsageKey(parse_utc(stamp).date(), query.family,
-                                           reported(dims.get("modeldeploymentname")), reported(dims.get("modelname")),
-                                           reported(dims.get("modelversion")), reported(dims.get("region")))
+                            key = UsageKey(
+                                parse_utc(stamp).date(),
+                                query.family,
+                                reported(dims.get("modeldeploymentname")),
+                                reported(dims.get("modelname")),
+                                reported(dims.get("modelversion")),
+                                reported(dims.get("region")),
+                            )
                             check.usage[key] = check.usage.get(key, 0.0) + total
                 # Families are alternatives, never added: keep the larger total (the pipeline's family choice).
                 check.tokens = max(check.tokens or 0, int(family_tokens))
@@ -323,42 +388,77 @@ class ConnectionVerifier:
             check.readable = problem.code not in UNREADABLE_CODES | {ProblemCode.TOKEN_REFUSED}
             check.problem = problem
             verdict = "metrics query failed" if check.readable else "metrics not readable"
-            return StepResult(Step.METRICS, False, f"{account.name}: {verdict}: {problem.cause}", problem,
-                              subject=account.name)
+            return StepResult(
+                Step.METRICS, False, f"{account.name}: {verdict}: {problem.cause}", problem, subject=account.name
+            )
         if not check.queries:
-            return StepResult(Step.METRICS, True, f"{account.name}: readable, but it defines no Azure OpenAI or Models "
-                              "token metrics", subject=account.name)
+            return StepResult(
+                Step.METRICS,
+                True,
+                f"{account.name}: readable, but it defines no Azure OpenAI or Models token metrics",
+                subject=account.name,
+            )
         span = "the last complete day" if self.probe_days == 1 else f"the last {self.probe_days} complete days"
-        return StepResult(Step.METRICS, True, f"{account.name}: readable ({', '.join(check.families)}); "
-                          f"{check.tokens:,} tokens in {span}", subject=account.name,
-                          data={"tokens": check.tokens, "families": list(check.families)})
+        return StepResult(
+            Step.METRICS,
+            True,
+            f"{account.name}: readable ({', '.join(check.families)}); {check.tokens:,} tokens in {span}",
+            subject=account.name,
+            data={"tokens": check.tokens, "families": list(check.families)},
+        )
 
-    def _batch_step(self, reader: MetricsReader, subscription: str, check: AccountCheck,
-                    window: TimeWindow) -> StepResult:
+    def _batch_step(
+        self, reader: MetricsReader, subscription: str, check: AccountCheck, window: TimeWindow
+    ) -> StepResult:
         """The batch API probe, with the extraction's rule (MetricsReader.batch): refused also with a fresh
         token means the per-resource API will be used."""
         query = check.queries[0]
         name = self.result.subscriptions.get(subscription)
         label = f"{name.display_name} ({subscription})" if name else subscription
         try:
-            reader.batch(subscription, check.account.location, MetricQuery((query.total_metric,), top=PROBE_TOP),
-                         [check.account.resource_id], window)
+            reader.batch(
+                subscription,
+                check.account.location,
+                MetricQuery((query.total_metric,), top=PROBE_TOP),
+                [check.account.resource_id],
+                window,
+            )
         except BatchRefused as refused:  # refused also with a fresh token: what the sync will do too
             self.result.paths[subscription] = "per_resource"
-            return StepResult(Step.BATCH, True, f"subscription {label}: batch API refused, also with a fresh token "
-                              f"(HTTP {refused.status}, Azure's code {refused.code or '(none)'}: {refused.message}); "
-                              "the per-resource API will be used by the sync (slower, more calls). The batch API needs "
-                              "Monitoring Reader at subscription scope and the Microsoft.Insights resource provider "
-                              "registered", subject=subscription,
-                              data={"path": "per_resource", "status": refused.status, "code": refused.code})
+            return StepResult(
+                Step.BATCH,
+                True,
+                f"subscription {label}: batch API refused, also with a fresh token "
+                f"(HTTP {refused.status}, Azure's code {refused.code or '(none)'}: {refused.message}); "
+                "the per-resource API will be used by the sync (slower, more calls). The batch API needs "
+                "Monitoring Reader at subscription scope and the Microsoft.Insights resource provider "
+                "registered",
+                subject=subscription,
+                data={"path": "per_resource", "status": refused.status, "code": refused.code},
+            )
         except (AzureError, ExtractionError) as exc:
-            problem = exc.problem if isinstance(exc, AzureError) else Problem(
-                ProblemCode.EXTRACTION_FAILED, str(exc), "Retry later; if it persists, check the Azure status page.")
-            return StepResult(Step.BATCH, False, f"subscription {label}: batch API probe failed: {problem.cause}",
-                              problem, subject=subscription)
+            problem = (
+                exc.problem
+                if isinstance(exc, AzureError)
+                else Problem(
+                    ProblemCode.EXTRACTION_FAILED, str(exc), "Retry later; if it persists, check the Azure status page."
+                )
+            )
+            return StepResult(
+                Step.BATCH,
+                False,
+                f"subscription {label}: batch API probe failed: {problem.cause}",
+                problem,
+                subject=subscription,
+            )
         self.result.paths[subscription] = "batch"
-        return StepResult(Step.BATCH, True, f"subscription {label}: batch API allowed (Monitoring Reader at "
-                          "subscription scope)", subject=subscription, data={"path": "batch"})
+        return StepResult(
+            Step.BATCH,
+            True,
+            f"subscription {label}: batch API allowed (Monitoring Reader at subscription scope)",
+            subject=subscription,
+            data={"path": "batch"},
+        )
 
     def _coverage(self, scope: Scope) -> StepResult:
         result = self.result
@@ -366,8 +466,12 @@ class ConnectionVerifier:
         if not readable and unreadable:
             problem = all_unreadable_problem(len(unreadable))
             return StepResult(Step.COVERAGE, False, problem.cause, problem, blocking=True)
-        if (scope.kind is ScopeKind.SUBSCRIPTION and len(result.accounts) == 1 and readable
-                and result.paths.get(scope.subscription_id or "") == "per_resource"):
+        if (
+            scope.kind is ScopeKind.SUBSCRIPTION
+            and len(result.accounts) == 1
+            and readable
+            and result.paths.get(scope.subscription_id or "") == "per_resource"
+        ):
             sub = result.subscriptions.get(scope.subscription_id or "")
             label = f"{sub.display_name} ({scope.subscription_id})" if sub else str(scope.subscription_id)
             problem = role_on_one_account_problem(readable[0], label)
@@ -375,14 +479,21 @@ class ConnectionVerifier:
         notes = []
         if unreadable:
             names = ", ".join(a.name for a in unreadable)
-            notes.append(f"{len(unreadable)} of {len(result.accounts)} account(s) cannot be read ({names}); their "
-                         "usage will be missing")
+            notes.append(
+                f"{len(unreadable)} of {len(result.accounts)} account(s) cannot be read ({names}); their "
+                "usage will be missing"
+            )
         if scope.kind is ScopeKind.SUBSCRIPTION and result.paths.get(scope.subscription_id or "") == "per_resource":
-            notes.append("the principal has no Monitoring Reader at subscription scope: only the accounts its role "
-                         "assignments cover are listed and synced")
+            notes.append(
+                "the principal has no Monitoring Reader at subscription scope: only the accounts its role "
+                "assignments cover are listed and synced"
+            )
         if notes:
             text = "; ".join(notes)
-            problem = Problem(ProblemCode.PARTIAL_COVERAGE, text[0].upper() + text[1:] + ".",
-                              ONE_ACCOUNT_FIX if not unreadable else ROLE_FIX)
+            problem = Problem(
+                ProblemCode.PARTIAL_COVERAGE,
+                text[0].upper() + text[1:] + ".",
+                ONE_ACCOUNT_FIX if not unreadable else ROLE_FIX,
+            )
             return StepResult(Step.COVERAGE, True, problem.cause, problem)
         return StepResult(Step.COVERAGE, True, f"all {len(readable)} account(s) in scope are readable")

@@ -81,20 +81,65 @@ MODEL_SERVICE_NAMES = ("Cognitive Services", "Foundry Models")
 # Azure deployment SKU names -> (scope, batch, provisioned): core/deployments.py (settings validate against it)
 _TYPE_BY_LOWER = {k.lower(): k for k in DEPLOYMENT_TYPES}
 
-SCOPE_TOKENS = {"glbl": "global", "global": "global", "gl": "global", "glb": "global",
-                "datazone": "datazone", "dzone": "datazone", "dz": "datazone", "dzn": "datazone",
-                "regnl": "regional", "regional": "regional", "regn": "regional", "rgnl": "regional", "reg": "regional"}
-DIRECTION_TOKENS = {"inp": "input", "inpt": "input", "input": "input", "in": "input",
-                    "outp": "output", "outpt": "output", "output": "output", "opt": "output", "out": "output"}
+SCOPE_TOKENS = {
+    "glbl": "global",
+    "global": "global",
+    "gl": "global",
+    "glb": "global",
+    "datazone": "datazone",
+    "dzone": "datazone",
+    "dz": "datazone",
+    "dzn": "datazone",
+    "regnl": "regional",
+    "regional": "regional",
+    "regn": "regional",
+    "rgnl": "regional",
+    "reg": "regional",
+}
+DIRECTION_TOKENS = {
+    "inp": "input",
+    "inpt": "input",
+    "input": "input",
+    "in": "input",
+    "outp": "output",
+    "outpt": "output",
+    "output": "output",
+    "opt": "output",
+    "out": "output",
+}
 CACHED_TOKENS = {"cached", "cchd", "cd", "cache"}
 NEUTRAL_TOKENS = {"std", "standard"}
-VARIANT_TOKENS = {"ft", "finetune", "finetuned", "trng", "training", "hstng", "hosting", "rft", "grader", "rt", "rtime",
-                  "aud", "audio", "img", "image", "txt", "tts", "wr", "flex", "pp", "priority", "longco", "shortco",
-                  "loco", "shco"}
+VARIANT_TOKENS = {
+    "ft",
+    "finetune",
+    "finetuned",
+    "trng",
+    "training",
+    "hstng",
+    "hosting",
+    "rft",
+    "grader",
+    "rt",
+    "rtime",
+    "aud",
+    "audio",
+    "img",
+    "image",
+    "txt",
+    "tts",
+    "wr",
+    "flex",
+    "pp",
+    "priority",
+    "longco",
+    "shortco",
+    "loco",
+    "shco",
+}
 # model part of a usage row -> further model parts its meters use
 MODEL_ALIASES: dict[str, tuple[str, ...]] = {
-    "gpt 5": ("gpt 5 rsng",),                       # "GPT 5 Rsng ..." is gpt-5 (the reasoning model)
-    "text embedding ada 002": ("embedding ada",),   # "embedding-ada-glbl Tokens"
+    "gpt 5": ("gpt 5 rsng",),  # "GPT 5 Rsng ..." is gpt-5 (the reasoning model)
+    "text embedding ada 002": ("embedding ada",),  # "embedding-ada-glbl Tokens"
 }
 _MMDD = re.compile(r"(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
 _CONTEXT = re.compile(r"\d+k")
@@ -102,10 +147,19 @@ _DATE_VERSION = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 UNITS = {"1k": 1_000, "1m": 1_000_000}
 
 PRICE_COLUMNS: dict[str, pl.DataType] = {
-    "meter_id": pl.String(), "meter_name": pl.String(), "product_name": pl.String(), "sku_name": pl.String(),
-    "service_name": pl.String(), "arm_region_name": pl.String(), "unit_of_measure": pl.String(),
-    "retail_price": pl.Float64(), "currency_code": pl.String(), "type": pl.String(), "tier_minimum_units": pl.Float64(),
-    "effective_start_date": pl.Datetime("us", "UTC"), "effective_end_date": pl.Datetime("us", "UTC"),
+    "meter_id": pl.String(),
+    "meter_name": pl.String(),
+    "product_name": pl.String(),
+    "sku_name": pl.String(),
+    "service_name": pl.String(),
+    "arm_region_name": pl.String(),
+    "unit_of_measure": pl.String(),
+    "retail_price": pl.Float64(),
+    "currency_code": pl.String(),
+    "type": pl.String(),
+    "tier_minimum_units": pl.Float64(),
+    "effective_start_date": pl.Datetime("us", "UTC"),
+    "effective_end_date": pl.Datetime("us", "UTC"),
 }
 
 
@@ -119,6 +173,7 @@ class DeploymentTypes:
     A deployment listed in `provisioned` (or overridden with a *ProvisionedManaged type) is billed per
     PTU-hour.
     """
+
     default: str = "GlobalStandard"
     overrides: Mapping[str, str] = field(default_factory=dict)
     provisioned: frozenset[str] = frozenset()
@@ -213,14 +268,15 @@ def model_variants(model_name: str | None) -> list[tuple[str, str | None, str | 
         return []
     key = " ".join(tokens)
     variants: list[tuple[str, str | None, str | None]] = [
-        (model, None, context) for model in (key, *MODEL_ALIASES.get(key, ()))]
+        (model, None, context) for model in (key, *MODEL_ALIASES.get(key, ()))
+    ]
     if len(tokens) > 1:
         variants.append((" ".join(tokens[1:]), tokens[0], context))
     return variants
 
 
 def version_mmdd(model_version: str | None) -> str | None:
-    """"2024-08-06" -> "0806"; an MMDD stays; anything else ("1", "7") has no MMDD."""
+    """ "2024-08-06" -> "0806"; an MMDD stays; anything else ("1", "7") has no MMDD."""
     if not model_version:
         return None
     text = str(model_version).strip()
@@ -243,17 +299,37 @@ def prices_frame(prices: Iterable[DataclassInstance | Mapping[str, object]]) -> 
 def token_meters(prices: pl.DataFrame, currency: str = "USD") -> pl.DataFrame:
     """Token meters of the prices frame with their parsed keys (rule 1 and 2)."""
     base = prices.filter(
-        (pl.col("type") == "Consumption") & (pl.col("tier_minimum_units").fill_null(0.0) == 0.0)
-        & pl.col("service_name").is_in(MODEL_SERVICE_NAMES) & (pl.col("currency_code") == currency)
+        (pl.col("type") == "Consumption")
+        & (pl.col("tier_minimum_units").fill_null(0.0) == 0.0)
+        & pl.col("service_name").is_in(MODEL_SERVICE_NAMES)
+        & (pl.col("currency_code") == currency)
         & pl.col("unit_of_measure").str.to_lowercase().is_in(list(UNITS))
     )
     names = base.select("meter_name").unique()
     parsed = [(n, parse_meter_name(n)) for n in names["meter_name"].to_list()]
     keys = pl.DataFrame(
-        [{"meter_name": n, "m_model": k.model, "m_version": k.version, "m_context": k.context, "m_scope": k.scope,
-          "m_direction": k.direction, "m_batch": k.batch} for n, k in parsed if k is not None],
-        schema={"meter_name": pl.String, "m_model": pl.String, "m_version": pl.String, "m_context": pl.String,
-                "m_scope": pl.String, "m_direction": pl.String, "m_batch": pl.Boolean},
+        [
+            {
+                "meter_name": n,
+                "m_model": k.model,
+                "m_version": k.version,
+                "m_context": k.context,
+                "m_scope": k.scope,
+                "m_direction": k.direction,
+                "m_batch": k.batch,
+            }
+            for n, k in parsed
+            if k is not None
+        ],
+        schema={
+            "meter_name": pl.String,
+            "m_model": pl.String,
+            "m_version": pl.String,
+            "m_context": pl.String,
+            "m_scope": pl.String,
+            "m_direction": pl.String,
+            "m_batch": pl.Boolean,
+        },
     )
     return base.join(keys, on="meter_name", how="inner").with_columns(
         m_region=pl.col("arm_region_name").str.to_lowercase(),
@@ -265,9 +341,17 @@ def token_meters(prices: pl.DataFrame, currency: str = "USD") -> pl.DataFrame:
 
 
 # ---- matching ------------------------------------------------------------------------------------------------
-_KEY_SCHEMA = {"_row": pl.UInt32, "usage_date": pl.Date, "u_region": pl.String, "u_scope": pl.String,
-               "u_batch": pl.Boolean, "u_version": pl.String, "u_model": pl.String, "u_vendor": pl.String,
-               "u_context": pl.String}
+_KEY_SCHEMA = {
+    "_row": pl.UInt32,
+    "usage_date": pl.Date,
+    "u_region": pl.String,
+    "u_scope": pl.String,
+    "u_batch": pl.Boolean,
+    "u_version": pl.String,
+    "u_model": pl.String,
+    "u_vendor": pl.String,
+    "u_context": pl.String,
+}
 
 
 def _candidates(keys: pl.DataFrame, meters: pl.DataFrame, directions: tuple[str, ...]) -> pl.DataFrame:
@@ -285,13 +369,22 @@ def _candidates(keys: pl.DataFrame, meters: pl.DataFrame, directions: tuple[str,
         & (pl.col("m_end").is_null() | (pl.col("usage_date") <= pl.col("m_end")))
     )
     return (
-        joined
-        .with_columns(_versioned=pl.col("m_version").is_not_null().any().over(["_row", "m_direction"]))
+        joined.with_columns(_versioned=pl.col("m_version").is_not_null().any().over(["_row", "m_direction"]))
         .filter(pl.col("m_version").is_not_null() | ~pl.col("_versioned"))
         .sort("m_start", descending=True)
         .unique(subset=["_row", "m_direction", "meter_id"], keep="first", maintain_order=True)
-        .select("_row", "m_direction", "meter_id", "meter_name", "product_name", "retail_price", "unit_of_measure",
-                "tokens_per_unit", "currency_code", "m_start")
+        .select(
+            "_row",
+            "m_direction",
+            "meter_id",
+            "meter_name",
+            "product_name",
+            "retail_price",
+            "unit_of_measure",
+            "tokens_per_unit",
+            "currency_code",
+            "m_start",
+        )
     )
 
 
@@ -305,35 +398,55 @@ def _usage_keys(usage: pl.DataFrame, types: DeploymentTypes) -> pl.DataFrame:
     pairs = frame.select("_account", "deployment").unique()
     resolved = [(a, d, *types.resolve(a, d)) for a, d in pairs.iter_rows()]
     settings = pl.DataFrame(
-        [{"_account": a, "deployment": d, "deployment_type": t, "deployment_type_source": s,
-          "u_scope": DEPLOYMENT_TYPES[t][0], "u_batch": DEPLOYMENT_TYPES[t][1], "_provisioned": DEPLOYMENT_TYPES[t][2]}
-         for a, d, t, s in resolved],
-        schema={"_account": pl.String, "deployment": pl.String, "deployment_type": pl.String,
-                "deployment_type_source": pl.String, "u_scope": pl.String, "u_batch": pl.Boolean,
-                "_provisioned": pl.Boolean},
+        [
+            {
+                "_account": a,
+                "deployment": d,
+                "deployment_type": t,
+                "deployment_type_source": s,
+                "u_scope": DEPLOYMENT_TYPES[t][0],
+                "u_batch": DEPLOYMENT_TYPES[t][1],
+                "_provisioned": DEPLOYMENT_TYPES[t][2],
+            }
+            for a, d, t, s in resolved
+        ],
+        schema={
+            "_account": pl.String,
+            "deployment": pl.String,
+            "deployment_type": pl.String,
+            "deployment_type_source": pl.String,
+            "u_scope": pl.String,
+            "u_batch": pl.Boolean,
+            "_provisioned": pl.Boolean,
+        },
     )
     versions = frame.select("model_version").unique()
     versions = versions.with_columns(
-        u_version=pl.Series([version_mmdd(v) for v in versions["model_version"].to_list()], dtype=pl.String))
-    return (frame.join(settings, on=["_account", "deployment"], how="left", nulls_equal=True)
-            .join(versions, on="model_version", how="left", nulls_equal=True)
-            .with_columns(u_region=pl.col("resource_region").str.to_lowercase()))
+        u_version=pl.Series([version_mmdd(v) for v in versions["model_version"].to_list()], dtype=pl.String)
+    )
+    return (
+        frame.join(settings, on=["_account", "deployment"], how="left", nulls_equal=True)
+        .join(versions, on="model_version", how="left", nulls_equal=True)
+        .with_columns(u_region=pl.col("resource_region").str.to_lowercase())
+    )
 
 
 def _explode_models(frame: pl.DataFrame) -> pl.DataFrame:
     names = frame.select("model_name").unique()["model_name"].to_list()
     variants = pl.DataFrame(
-        [{"model_name": n, "u_model": k, "u_vendor": v, "u_context": c}
-         for n in names for k, v, c in model_variants(n)],
+        [
+            {"model_name": n, "u_model": k, "u_vendor": v, "u_context": c}
+            for n in names
+            for k, v, c in model_variants(n)
+        ],
         schema={"model_name": pl.String, "u_model": pl.String, "u_vendor": pl.String, "u_context": pl.String},
     )
-    return (frame.filter(~pl.col("_provisioned"))
-            .join(variants, on="model_name", how="inner")
-            .select(list(_KEY_SCHEMA)))
+    return frame.filter(~pl.col("_provisioned")).join(variants, on="model_name", how="inner").select(list(_KEY_SCHEMA))
 
 
-def price_usage(usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentTypes | None = None,
-                currency: str = "USD") -> pl.DataFrame:
+def price_usage(
+    usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentTypes | None = None, currency: str = "USD"
+) -> pl.DataFrame:
     """Usage rows (usage_daily columns: usage_date, resource_id, resource_region, deployment, model_name,
     model_version, input_tokens, output_tokens, ...) with their meters, list prices, estimated cost and
     cost_status. `prices` is a prices_frame (any history of stored prices)."""
@@ -344,9 +457,12 @@ def price_usage(usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentType
     summary = cand.group_by("_row", "m_direction").agg(
         n=pl.col("meter_id").n_unique(),
         names=pl.col("meter_name").sort().str.join(" | "),
-        meter_id=pl.col("meter_id").first(), meter_name=pl.col("meter_name").first(),
-        unit_price=pl.col("retail_price").first(), unit_of_measure=pl.col("unit_of_measure").first(),
-        tokens_per_unit=pl.col("tokens_per_unit").first(), currency=pl.col("currency_code").first(),
+        meter_id=pl.col("meter_id").first(),
+        meter_name=pl.col("meter_name").first(),
+        unit_price=pl.col("retail_price").first(),
+        unit_of_measure=pl.col("unit_of_measure").first(),
+        tokens_per_unit=pl.col("tokens_per_unit").first(),
+        currency=pl.col("currency_code").first(),
     )
     out = keyed
     for direction in ("input", "output"):
@@ -358,11 +474,17 @@ def price_usage(usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentType
     needs_out = pl.col("output_tokens").fill_null(0) > 0
     missing = pl.col("model_name").is_null() | (n_in == 0) | (needs_out & (n_out == 0))
     ambiguous = (n_in > 1) | (needs_out & (n_out > 1))
-    status = (pl.when(pl.col("_provisioned")).then(pl.lit(BILLED_AS_CAPACITY))
-              .when(missing).then(pl.lit(NO_METER))
-              .when(ambiguous).then(pl.lit(AMBIGUOUS))
-              .when(pl.col("deployment_type_source") == "default").then(pl.lit(ASSUMED_DEPLOYMENT_TYPE))
-              .otherwise(pl.lit(PRICED)))
+    status = (
+        pl.when(pl.col("_provisioned"))
+        .then(pl.lit(BILLED_AS_CAPACITY))
+        .when(missing)
+        .then(pl.lit(NO_METER))
+        .when(ambiguous)
+        .then(pl.lit(AMBIGUOUS))
+        .when(pl.col("deployment_type_source") == "default")
+        .then(pl.lit(ASSUMED_DEPLOYMENT_TYPE))
+        .otherwise(pl.lit(PRICED))
+    )
     out = out.with_columns(cost_status=status)
     costed = pl.col("cost_status").is_in(COSTED_STATUSES)
     out_known = costed & (n_out == 1)
@@ -377,13 +499,24 @@ def price_usage(usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentType
         .when(pl.col("model_name").is_null())
         .then(pl.lit("the metrics name no model for this deployment"))
         .when(pl.col("cost_status") == NO_METER)
-        .then(pl.format("no {} meter for {} version {} ({}) in {} on {}",
-                        pl.when(n_in == 0).then(pl.lit("input")).otherwise(pl.lit("output")), pl.col("model_name"),
-                        pl.col("model_version").fill_null("?"), pl.col("deployment_type"), pl.col("resource_region"),
-                        pl.col("usage_date")))
+        .then(
+            pl.format(
+                "no {} meter for {} version {} ({}) in {} on {}",
+                pl.when(n_in == 0).then(pl.lit("input")).otherwise(pl.lit("output")),
+                pl.col("model_name"),
+                pl.col("model_version").fill_null("?"),
+                pl.col("deployment_type"),
+                pl.col("resource_region"),
+                pl.col("usage_date"),
+            )
+        )
         .when(pl.col("cost_status") == AMBIGUOUS)
-        .then(pl.format("several meters match: {}",
-                        pl.when(n_in > 1).then(pl.col("input_names")).otherwise(pl.col("output_names"))))
+        .then(
+            pl.format(
+                "several meters match: {}",
+                pl.when(n_in > 1).then(pl.col("input_names")).otherwise(pl.col("output_names")),
+            )
+        )
         .when(pl.col("cost_status") == ASSUMED_DEPLOYMENT_TYPE)
         .then(pl.format("deployment type {} assumed (settings default)", pl.col("deployment_type")))
     )
@@ -395,22 +528,42 @@ def price_usage(usage: pl.DataFrame, prices: pl.DataFrame, types: DeploymentType
     keep_in = n_in == 1
     keep_out = n_out == 1
     out = out.with_columns(
-        *[pl.when(keep_in).then(pl.col(f"input_{c}")).alias(f"input_{c}")
-          for c in ("meter_id", "meter_name", "unit_price", "unit_of_measure")],
-        *[pl.when(keep_out).then(pl.col(f"output_{c}")).alias(f"output_{c}")
-          for c in ("meter_id", "meter_name", "unit_price", "unit_of_measure")],
-        currency=pl.when(costed).then(pl.coalesce("input_currency", "output_currency", pl.lit(currency)))
+        *[
+            pl.when(keep_in).then(pl.col(f"input_{c}")).alias(f"input_{c}")
+            for c in ("meter_id", "meter_name", "unit_price", "unit_of_measure")
+        ],
+        *[
+            pl.when(keep_out).then(pl.col(f"output_{c}")).alias(f"output_{c}")
+            for c in ("meter_id", "meter_name", "unit_price", "unit_of_measure")
+        ],
+        currency=pl.when(costed)
+        .then(pl.coalesce("input_currency", "output_currency", pl.lit(currency)))
         .otherwise(pl.lit(currency)),
     ).with_columns(estimated_cost=pl.col("input_cost") + pl.col("output_cost"))
-    added = ["deployment_type", "deployment_type_source", "input_meter_id", "input_meter_name", "input_unit_price",
-             "input_unit_of_measure", "output_meter_id", "output_meter_name", "output_unit_price",
-             "output_unit_of_measure", "currency", "input_cost", "output_cost", "estimated_cost", "cost_status",
-             "cost_detail"]
+    added = [
+        "deployment_type",
+        "deployment_type_source",
+        "input_meter_id",
+        "input_meter_name",
+        "input_unit_price",
+        "input_unit_of_measure",
+        "output_meter_id",
+        "output_meter_name",
+        "output_unit_price",
+        "output_unit_of_measure",
+        "currency",
+        "input_cost",
+        "output_cost",
+        "estimated_cost",
+        "cost_status",
+        "cost_detail",
+    ]
     return out.sort("_row").select(*usage.columns, *added)
 
 
 class MeterMatch(TypedDict):
     """One meter find_meters returns: the newest record in force on the day."""
+
     meter_id: str | None
     meter_name: str
     product_name: str | None
@@ -421,8 +574,17 @@ class MeterMatch(TypedDict):
     m_start: date  # effectiveStartDate (UTC day)
 
 
-def find_meters(prices: pl.DataFrame, *, model_name: str, model_version: str | None, deployment_type: str,
-                direction: str, region: str, day: date | datetime, currency: str = "USD") -> list[MeterMatch]:
+def find_meters(
+    prices: pl.DataFrame,
+    *,
+    model_name: str,
+    model_version: str | None,
+    deployment_type: str,
+    direction: str,
+    region: str,
+    day: date | datetime,
+    currency: str = "USD",
+) -> list[MeterMatch]:
     """The meters rule 4 matches for one lookup (direction: input, output or cached_input), newest record of
     each: [] = no meter, one = priced, several = ambiguous. A provisioned type has no token meter."""
     kind = _TYPE_BY_LOWER.get(deployment_type.lower())
@@ -433,9 +595,20 @@ def find_meters(prices: pl.DataFrame, *, model_name: str, model_version: str | N
         return []
     day = day.date() if isinstance(day, datetime) else day
     keys = pl.DataFrame(
-        [{"_row": 0, "usage_date": day, "u_region": region.lower(), "u_scope": scope, "u_batch": batch,
-          "u_version": version_mmdd(model_version), "u_model": m, "u_vendor": v, "u_context": c}
-         for m, v, c in model_variants(model_name)],
+        [
+            {
+                "_row": 0,
+                "usage_date": day,
+                "u_region": region.lower(),
+                "u_scope": scope,
+                "u_batch": batch,
+                "u_version": version_mmdd(model_version),
+                "u_model": m,
+                "u_vendor": v,
+                "u_context": c,
+            }
+            for m, v, c in model_variants(model_name)
+        ],
         schema=_KEY_SCHEMA,
     )
     found = _candidates(keys, token_meters(prices, currency), (direction,))

@@ -20,15 +20,19 @@ def no_space(exc: BaseException) -> bool:
 
 
 def _no_space_error(path: Path, exc: BaseException, doing: str) -> WarehouseError:
-    return WarehouseError(f"No space left on device: free space in {path.parent.resolve()} ({doing} {path} failed: "
-                          f"{' '.join(str(exc).split())[:200]}); the previous data is intact, so rerun the sync "
-                          "once there is room.")
+    return WarehouseError(
+        f"No space left on device: free space in {path.parent.resolve()} ({doing} {path} failed: "
+        f"{' '.join(str(exc).split())[:200]}); the previous data is intact, so rerun the sync "
+        "once there is room."
+    )
 
 
 def _invalid_file_error(path: Path, exc: BaseException) -> WarehouseError:
-    return WarehouseError(f"{path} is not a readable DuckDB warehouse ({' '.join(str(exc).split())[:200]}). Fix: "
-                          f"move it away (for example to {path.name}.broken), then re-sync the days you need: the "
-                          "raw points are kept in the landing files beside it.")
+    return WarehouseError(
+        f"{path} is not a readable DuckDB warehouse ({' '.join(str(exc).split())[:200]}). Fix: "
+        f"move it away (for example to {path.name}.broken), then re-sync the days you need: the "
+        "raw points are kept in the landing files beside it."
+    )
 
 
 def _remove_new_file(path: Path) -> None:
@@ -66,8 +70,9 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False,
-            wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path, *, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Opens the warehouse (creating the schema when writing), waiting with backoff while another process
     holds its lock; raises WarehouseError when the wait runs out."""
     path = Path(path)
@@ -88,9 +93,11 @@ def connect(path: Path, *, read_only: bool = False,
                     raise _no_space_error(path, exc, "creating" if creating else "opening") from exc
                 raise _invalid_file_error(path, exc) from exc
             if time.monotonic() > deadline:
-                raise WarehouseError(f"the warehouse {path} is held by another process (waited {wait_seconds:.0f} s): "
-                                     f"{' '.join(str(exc).split())[:300]}. Close other sessions that opened it "
-                                     "(DuckDB allows one writer process), then retry.") from exc
+                raise WarehouseError(
+                    f"the warehouse {path} is held by another process (waited {wait_seconds:.0f} s): "
+                    f"{' '.join(str(exc).split())[:300]}. Close other sessions that opened it "
+                    "(DuckDB allows one writer process), then retry."
+                ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:

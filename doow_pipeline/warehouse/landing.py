@@ -73,8 +73,10 @@ class Landing:
 
     def write_activity(self, kind: str, connection: str, day: date | str, frame: pl.DataFrame) -> None:
         ordered = frame.sort(frame.columns, nulls_last=True)
-        _atomic_write(self.activity_path(kind, connection, day),
-                      lambda tmp: ordered.write_parquet(tmp, compression="zstd", statistics=True))
+        _atomic_write(
+            self.activity_path(kind, connection, day),
+            lambda tmp: ordered.write_parquet(tmp, compression="zstd", statistics=True),
+        )
 
     def events_dir(self, connection: str) -> Path:
         return self.root / "events" / f"connection={connection}"
@@ -82,24 +84,42 @@ class Landing:
     def write_day(self, manifest: DayManifest, points: pl.DataFrame) -> None:
         # Sorted so a day's file is the same bytes whatever order the extraction threads finished in.
         day_points = points.select(list(POINT_SCHEMA)).sort(list(POINT_SCHEMA), nulls_last=True)
-        _atomic_write(self.points_path(manifest.connection, manifest.day),
-                      lambda tmp: day_points.write_parquet(tmp, compression="zstd", statistics=True))
+        _atomic_write(
+            self.points_path(manifest.connection, manifest.day),
+            lambda tmp: day_points.write_parquet(tmp, compression="zstd", statistics=True),
+        )
         # A re-sync heals a day whose points file the writer set aside as corrupt.
         self.points_path(manifest.connection, manifest.day).with_name("points.parquet.corrupt").unlink(missing_ok=True)
         manifest.rows = day_points.height
         payload = json.dumps(asdict(manifest), sort_keys=True, indent=1)
-        _atomic_write(self.manifest_path(manifest.connection, manifest.day),
-                      lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
+        _atomic_write(
+            self.manifest_path(manifest.connection, manifest.day),
+            lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"),
+        )
 
-    def write_events(self, connection: str, run_key: str, partition: str, time: datetime,
-                     events: list[SyncEvent]) -> None:
+    def write_events(
+        self, connection: str, run_key: str, partition: str, time: datetime, events: list[SyncEvent]
+    ) -> None:
         if not events:
             return
-        payload = json.dumps([{"time": time.isoformat(), "connection": connection, "partition": partition,
-                               "level": str(e.level), "code": str(e.code), "message": e.message, "resource": e.resource_id}
-                              for e in events], indent=1)
-        _atomic_write(self.events_dir(connection) / f"{run_key}.json",
-                      lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
+        payload = json.dumps(
+            [
+                {
+                    "time": time.isoformat(),
+                    "connection": connection,
+                    "partition": partition,
+                    "level": str(e.level),
+                    "code": str(e.code),
+                    "message": e.message,
+                    "resource": e.resource_id,
+                }
+                for e in events
+            ],
+            indent=1,
+        )
+        _atomic_write(
+            self.events_dir(connection) / f"{run_key}.json", lambda tmp: Path(tmp).write_text(payload, encoding="utf-8")
+        )
 
     def manifest(self, connection: str, day: date | str) -> DayManifest | None:
         path = self.manifest_path(connection, day)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..usage.focus import SCHEMA as FOCUS_SCHEMA
 from ..core.problems import TROUBLESHOOTING, ProblemCode, Symptom
+from ..usage.focus import SCHEMA as FOCUS_SCHEMA
 
 SCHEMA = "azure_openai"
 
 # What connection_status says for the states that have no error message of their own; the troubleshooting
 # rows are core/problems.py's, so the view, `doctor` and the checks give the same advice.
 UNREADABLE = TROUBLESHOOTING[Symptom.NO_USAGE]
-UNREADABLE_ACTION = (f"{TROUBLESHOOTING[Symptom.ONE_RESOURCE].action}; then re-sync the affected days "
-                     "(`doow-azure doctor <connection>` lists them).")
-METRIC_ERRORS_CAUSE = ("Azure kept answering errors for some metrics in the latest sync, so some usage is missing.")
+UNREADABLE_ACTION = (
+    f"{TROUBLESHOOTING[Symptom.ONE_RESOURCE].action}; then re-sync the affected days "
+    "(`doow-azure doctor <connection>` lists them)."
+)
+METRIC_ERRORS_CAUSE = "Azure kept answering errors for some metrics in the latest sync, so some usage is missing."
 METRIC_ERRORS_ACTION = "Re-sync these days later; if it persists, check the Azure status page."
 NEVER_SYNCED_CAUSE = "No sync has landed data for this connection yet."
-NEVER_SYNCED_ACTION = "Run `doow-azure sync --from DAY --to DAY --connection <connection>`, or materialise its " \
-                      "metric_points partitions in Dagster."
+NEVER_SYNCED_ACTION = (
+    "Run `doow-azure sync --from DAY --to DAY --connection <connection>`, or materialise its "
+    "metric_points partitions in Dagster."
+)
 DOCTOR = "Run `doow-azure doctor <connection>`."
 
 
@@ -145,7 +149,7 @@ ACCOUNTS_DESCRIPTIONS = {
 CONNECTION_STATUS_DESCRIPTIONS = {
     "connection": "Configured connection.",
     "state": "healthy, degraded (some accounts unreadable or persistent metric errors), failing (credentials, "
-             "role, scope or endpoint) or never synced.",
+    "role, scope or endpoint) or never synced.",
     "cause": "Why the connection is not healthy.",
     "next_action": "What to do about it.",
     "last_successful_sync": "When the connection last landed data (UTC).",
@@ -315,9 +319,11 @@ ORDER BY connection;
 """
 
 
-METRIC_POINTS_COLUMNS = ('connection VARCHAR, usage_date DATE, resource_id VARCHAR, family VARCHAR, metric VARCHAR, '
-                         'deployment VARCHAR, model_name VARCHAR, model_version VARCHAR, metric_region VARCHAR, '
-                         '"timestamp" TIMESTAMPTZ, total DOUBLE')
+METRIC_POINTS_COLUMNS = (
+    "connection VARCHAR, usage_date DATE, resource_id VARCHAR, family VARCHAR, metric VARCHAR, "
+    "deployment VARCHAR, model_name VARCHAR, model_version VARCHAR, metric_region VARCHAR, "
+    '"timestamp" TIMESTAMPTZ, total DOUBLE'
+)
 
 
 def glob_escape(path: str) -> str:
@@ -330,8 +336,10 @@ def metric_points_view_sql(landing_dir: str, has_files: bool) -> str:
     stored once, and the writer never copies millions of rows. Paths are absolute: keep the landing folder
     beside the DuckDB file. With no file landed yet, the view is empty with the same columns."""
     if not has_files:
-        columns = ", ".join(f"NULL::{kind} AS {name}" for name, kind in
-                            (c.strip().rsplit(" ", 1) for c in METRIC_POINTS_COLUMNS.split(", ")))
+        columns = ", ".join(
+            f"NULL::{kind} AS {name}"
+            for name, kind in (c.strip().rsplit(" ", 1) for c in METRIC_POINTS_COLUMNS.split(", "))
+        )
         return f"CREATE OR REPLACE VIEW {SCHEMA}.metric_points AS SELECT {columns} WHERE false"
     pattern = (glob_escape(landing_dir) + "/points/connection=*/day=*/points.parquet").replace("'", "''")
     return f"""
@@ -372,12 +380,21 @@ RETAIL_PRICES_COLUMNS = (
     ("last_seen_at", "TIMESTAMP NOT NULL"),
 )
 # One stored record per price answer: the API answers today's prices only, so past days keep theirs.
-RETAIL_PRICES_KEY = ("meter_id", "arm_region_name", "currency_code", "type", "tier_minimum_units",
-                     "effective_start_date")
+RETAIL_PRICES_KEY = (
+    "meter_id",
+    "arm_region_name",
+    "currency_code",
+    "type",
+    "tier_minimum_units",
+    "effective_start_date",
+)
 
 USAGE_COST_EXTRA_COLUMNS = (
-    ("deployment_type", "VARCHAR", ("deployment type used for matching (settings.deployment_types; Azure "
-                                    "Monitor does not report it)")),
+    (
+        "deployment_type",
+        "VARCHAR",
+        ("deployment type used for matching (settings.deployment_types; Azure Monitor does not report it)"),
+    ),
     ("deployment_type_source", "VARCHAR", "override, provisioned or default (the settings' default: assumed)"),
     ("input_meter_id", "VARCHAR", "Retail Prices meterId of input tokens"),
     ("input_meter_name", "VARCHAR", "Retail Prices meterName of input tokens"),
@@ -390,14 +407,21 @@ USAGE_COST_EXTRA_COLUMNS = (
     ("currency", "VARCHAR", "currency of the list prices (settings.currency)"),
     ("input_cost", "DOUBLE", "ESTIMATE at public list price of the input tokens; NULL when unknown, never 0"),
     ("output_cost", "DOUBLE", "ESTIMATE at public list price of the output tokens; NULL when unknown, never 0"),
-    ("estimated_cost", "DOUBLE", ("ESTIMATE at public list price (input + output): not the invoice (no "
-                                  "discounts, reservations, savings plans, taxes or credits); NULL when unknown")),
+    (
+        "estimated_cost",
+        "DOUBLE",
+        (
+            "ESTIMATE at public list price (input + output): not the invoice (no "
+            "discounts, reservations, savings plans, taxes or credits); NULL when unknown"
+        ),
+    ),
     ("cost_status", "VARCHAR NOT NULL", "priced, assumed_deployment_type, no_meter, ambiguous or billed_as_capacity"),
     ("cost_detail", "VARCHAR", "why a row is not priced, or which assumption priced it"),
     ("priced_at", "TIMESTAMP NOT NULL", "when the estimate was computed (UTC)"),
 )
-USAGE_COST_COLUMNS = tuple((n, k) for n, k in USAGE_DAILY_COLUMNS) + tuple((n, k) for n, k, _ in
-                                                                          USAGE_COST_EXTRA_COLUMNS)
+USAGE_COST_COLUMNS = tuple((n, k) for n, k in USAGE_DAILY_COLUMNS) + tuple(
+    (n, k) for n, k, _ in USAGE_COST_EXTRA_COLUMNS
+)
 
 COST_DDL = f"""
 ALTER TABLE {SCHEMA}.accounts ADD COLUMN IF NOT EXISTS tags MAP(VARCHAR, VARCHAR);
@@ -446,22 +470,30 @@ def _quote(text: str) -> str:
 
 COST_COMMENTS = [
     f"COMMENT ON TABLE {SCHEMA}.retail_prices IS "
-    + _quote("Public Azure Retail Prices (list prices) of Azure OpenAI / Foundry Models meters, every answer kept "
-             "with its effective dates, so past days keep the price in force then."),
-    f"COMMENT ON TABLE {SCHEMA}.price_fetches IS " + _quote("Each read of the Retail Prices API: when, where, "
-                                                            "how many items, new records, error."),
+    + _quote(
+        "Public Azure Retail Prices (list prices) of Azure OpenAI / Foundry Models meters, every answer kept "
+        "with its effective dates, so past days keep the price in force then."
+    ),
+    f"COMMENT ON TABLE {SCHEMA}.price_fetches IS "
+    + _quote("Each read of the Retail Prices API: when, where, how many items, new records, error."),
     f"COMMENT ON TABLE {SCHEMA}.usage_cost_daily IS "
-    + _quote("ESTIMATE at public list price of usage_daily rows: the matched meters, unit prices and a status per "
-             "row. Not the invoice: no discounts, reservations, savings plans, taxes or credits. Unknown cost is "
-             "NULL, never 0."),
+    + _quote(
+        "ESTIMATE at public list price of usage_daily rows: the matched meters, unit prices and a status per "
+        "row. Not the invoice: no discounts, reservations, savings plans, taxes or credits. Unknown cost is "
+        "NULL, never 0."
+    ),
     f"COMMENT ON TABLE {SCHEMA}.focus_cost_daily IS "
-    + _quote("FOCUS-aligned, not conformant: ListUnitPrice and ListCost are the public list price estimate "
-             "(x_CostBasis RetailListPriceEstimate); BilledCost and EffectiveCost stay empty (they come from Cost "
-             "Management, which is never read)."),
-    f"COMMENT ON COLUMN {SCHEMA}.accounts.tags IS " + _quote("ARM tags of the account, as the accounts list "
-                                                             "returned them"),
-    *(f"COMMENT ON COLUMN {SCHEMA}.usage_cost_daily.{name} IS {_quote(text)}" for name, _k, text in
-      USAGE_COST_EXTRA_COLUMNS),
+    + _quote(
+        "FOCUS-aligned, not conformant: ListUnitPrice and ListCost are the public list price estimate "
+        "(x_CostBasis RetailListPriceEstimate); BilledCost and EffectiveCost stay empty (they come from Cost "
+        "Management, which is never read)."
+    ),
+    f"COMMENT ON COLUMN {SCHEMA}.accounts.tags IS "
+    + _quote("ARM tags of the account, as the accounts list returned them"),
+    *(
+        f"COMMENT ON COLUMN {SCHEMA}.usage_cost_daily.{name} IS {_quote(text)}"
+        for name, _k, text in USAGE_COST_EXTRA_COLUMNS
+    ),
 ]
 
 
@@ -469,6 +501,7 @@ def account_owners_view_sql(owner_tag: str, cost_centre_tag: str) -> str:
     """`account_owners`: accounts with the tags that settings say mean owner and cost centre as columns, at the
     grain of `accounts` (usage_date, connection, resource_id), so it joins usage_daily on those three columns.
     Tag names compare case-insensitively, as in ARM."""
+
     def tag(name: str) -> str:
         return f"list_filter(map_entries(tags), lambda e: lower(e.key) = {_quote(name.lower())})[1].value"
 
@@ -477,7 +510,11 @@ CREATE OR REPLACE VIEW {SCHEMA}.account_owners AS
 SELECT usage_date, connection, resource_id, resource_name, subscription_id, resource_group,
        {tag(owner_tag)} AS owner, {tag(cost_centre_tag)} AS cost_centre, tags
 FROM {SCHEMA}.accounts;
-COMMENT ON VIEW {SCHEMA}.account_owners IS {_quote(f"Accounts with their owner (tag {owner_tag!r}) and cost "
-                                                  f"centre (tag {cost_centre_tag!r}); join usage_daily or "
-                                                  "usage_cost_daily on (usage_date, connection, resource_id).")};
+COMMENT ON VIEW {SCHEMA}.account_owners IS {
+        _quote(
+            f"Accounts with their owner (tag {owner_tag!r}) and cost "
+            f"centre (tag {cost_centre_tag!r}); join usage_daily or "
+            "usage_cost_daily on (usage_date, connection, resource_id)."
+        )
+    };
 """

@@ -88,9 +88,16 @@ class WriteSummary:
     @property
     def totals_per_day(self) -> dict[str, dict[str, int]]:
         """Day -> rows and token sums, for days with usage."""
-        return {str(d): {"usage_rows": u.usage_rows, "input_tokens": u.input_tokens,
-                         "output_tokens": u.output_tokens, "total_tokens": u.total_tokens}
-                for d, u in self.per_day.items() if u.usage_rows}
+        return {
+            str(d): {
+                "usage_rows": u.usage_rows,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "total_tokens": u.total_tokens,
+            }
+            for d, u in self.per_day.items()
+            if u.usage_rows
+        }
 
 
 def _activity_per_day(requests: pl.DataFrame, utilization: pl.DataFrame) -> dict[str, dict[str, float]]:
@@ -98,21 +105,32 @@ def _activity_per_day(requests: pl.DataFrame, utilization: pl.DataFrame) -> dict
     daily = requests.group_by("usage_date").agg(
         pl.col("requests").sum().alias("requests"),
         pl.col("requests").filter(pl.col("status_code") == "429").sum().alias("throttled_requests"),
-        pl.col("requests").filter((pl.col("tier_request").str.to_lowercase() == "priority")
-                                  & (pl.col("tier_response").fill_null("").str.to_lowercase() != "priority"))
-        .sum().alias("downgraded_priority_requests"))
+        pl.col("requests")
+        .filter(
+            (pl.col("tier_request").str.to_lowercase() == "priority")
+            & (pl.col("tier_response").fill_null("").str.to_lowercase() != "priority")
+        )
+        .sum()
+        .alias("downgraded_priority_requests"),
+    )
     for row in daily.iter_rows(named=True):
         per_day[str(row["usage_date"])] = {
-            "requests": row["requests"], "throttled_requests": row["throttled_requests"],
+            "requests": row["requests"],
+            "throttled_requests": row["throttled_requests"],
             "throttled_share": round(row["throttled_requests"] / row["requests"], 6) if row["requests"] else 0.0,
-            "downgraded_priority_requests": row["downgraded_priority_requests"]}
+            "downgraded_priority_requests": row["downgraded_priority_requests"],
+        }
     peaks = utilization.group_by("usage_date").agg(
         pl.col("max_utilization").max().alias("ptu_max_utilization"),
-        pl.col("hour").filter(pl.col("max_utilization") >= 90).n_unique().alias("ptu_hours_at_or_above_90"))
+        pl.col("hour").filter(pl.col("max_utilization") >= 90).n_unique().alias("ptu_hours_at_or_above_90"),
+    )
     for row in peaks.iter_rows(named=True):
         per_day.setdefault(str(row["usage_date"]), {}).update(
-            {"ptu_max_utilization": row["ptu_max_utilization"],
-             "ptu_hours_at_or_above_90": row["ptu_hours_at_or_above_90"]})
+            {
+                "ptu_max_utilization": row["ptu_max_utilization"],
+                "ptu_hours_at_or_above_90": row["ptu_hours_at_or_above_90"],
+            }
+        )
     return dict(sorted(per_day.items()))
 
 
@@ -128,9 +146,12 @@ class CorruptFile:
     @property
     def message(self) -> str:
         what = f"connection {self.connection}, day {self.day}" if self.day else f"connection {self.connection}"
-        fix = (f"re-sync that day (doow-azure sync --from {self.day} --to {self.day} -c {self.connection}), which "
-               "rewrites it; the day keeps its previous rows until then" if self.day else
-               "delete this file (it only holds that run's events)")
+        fix = (
+            f"re-sync that day (doow-azure sync --from {self.day} --to {self.day} -c {self.connection}), which "
+            "rewrites it; the day keeps its previous rows until then"
+            if self.day
+            else "delete this file (it only holds that run's events)"
+        )
         return f"corrupt landing file {self.path} ({what}): {self.reason}. Fix: {fix}."
 
 
@@ -158,8 +179,9 @@ def _set_aside(path: Path) -> str:
     return f"; moved aside to {aside}"
 
 
-def _landed_days(landing: Landing, connections: list[str], days: list[date],
-                 corrupt: list[CorruptFile]) -> Iterator[tuple[str, date, DayManifest]]:
+def _landed_days(
+    landing: Landing, connections: list[str], days: list[date], corrupt: list[CorruptFile]
+) -> Iterator[tuple[str, date, DayManifest]]:
     for connection in connections:
         for day in days:
             try:
@@ -180,10 +202,19 @@ def _landed_days(landing: Landing, connections: list[str], days: list[date],
 
 
 TAG_ENTRIES = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))  # DuckDB: map_from_entries
-_ACCOUNT_SCHEMA: dict[str, Any] = {"tenant_id": pl.String, "subscription_id": pl.String, "resource_group": pl.String,
-                                   "resource_name": pl.String, "resource_id": pl.String, "resource_kind": pl.String,
-                                   "resource_region": pl.String, "readable": pl.Boolean, "metrics_api": pl.String,
-                                   "metric_families": pl.String, "tags": TAG_ENTRIES}
+_ACCOUNT_SCHEMA: dict[str, Any] = {
+    "tenant_id": pl.String,
+    "subscription_id": pl.String,
+    "resource_group": pl.String,
+    "resource_name": pl.String,
+    "resource_id": pl.String,
+    "resource_kind": pl.String,
+    "resource_region": pl.String,
+    "readable": pl.Boolean,
+    "metrics_api": pl.String,
+    "metric_families": pl.String,
+    "tags": TAG_ENTRIES,
+}
 
 
 def _account_record(account: dict[str, Any]) -> dict[str, Any]:
@@ -196,27 +227,51 @@ def _accounts_frame(landed) -> pl.DataFrame:
     """The account inventory of every landed (connection, day), one frame per manifest."""
     frames = [
         pl.DataFrame([_account_record(a) for a in manifest.accounts], schema=_ACCOUNT_SCHEMA).with_columns(
-            pl.lit(day).alias("usage_date"), pl.lit(connection).alias("connection"),
-            pl.lit(datetime.fromisoformat(manifest.synced_at).replace(tzinfo=None)).cast(pl.Datetime("us"))
-            .alias("synced_at"))
-        for connection, day, manifest in landed if manifest.accounts
+            pl.lit(day).alias("usage_date"),
+            pl.lit(connection).alias("connection"),
+            pl.lit(datetime.fromisoformat(manifest.synced_at).replace(tzinfo=None))
+            .cast(pl.Datetime("us"))
+            .alias("synced_at"),
+        )
+        for connection, day, manifest in landed
+        if manifest.accounts
     ]
     schema = {"usage_date": pl.Date, "connection": pl.String, **_ACCOUNT_SCHEMA, "synced_at": pl.Datetime("us")}
     return pl.concat(frames).select(list(schema)) if frames else pl.DataFrame(schema=schema)
 
 
 def _sync_state_frame(landed) -> pl.DataFrame:
-    rows = [{"connection": c, "usage_date": d, "is_final": m.is_final,
-             "synced_at": datetime.fromisoformat(m.synced_at).replace(tzinfo=None),
-             "accounts_in_scope": len(m.accounts), "raw_points": m.rows} for c, d, m in landed]
-    schema = {"connection": pl.String, "usage_date": pl.Date, "is_final": pl.Boolean, "synced_at": pl.Datetime("us"),
-              "accounts_in_scope": pl.Int64, "raw_points": pl.Int64}
+    rows = [
+        {
+            "connection": c,
+            "usage_date": d,
+            "is_final": m.is_final,
+            "synced_at": datetime.fromisoformat(m.synced_at).replace(tzinfo=None),
+            "accounts_in_scope": len(m.accounts),
+            "raw_points": m.rows,
+        }
+        for c, d, m in landed
+    ]
+    schema = {
+        "connection": pl.String,
+        "usage_date": pl.Date,
+        "is_final": pl.Boolean,
+        "synced_at": pl.Datetime("us"),
+        "accounts_in_scope": pl.Int64,
+        "raw_points": pl.Int64,
+    }
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
 _EVENT_SCHEMA: dict[str, pl.DataType] = {
-    "time": pl.Datetime("us"), "connection": pl.String(), "partition": pl.String(), "level": pl.String(),
-    "code": pl.String(), "message": pl.String(), "resource": pl.String()}
+    "time": pl.Datetime("us"),
+    "connection": pl.String(),
+    "partition": pl.String(),
+    "level": pl.String(),
+    "code": pl.String(),
+    "message": pl.String(),
+    "resource": pl.String(),
+}
 CORRUPT_LANDING_FILE = "corrupt_landing_file"
 
 
@@ -226,8 +281,9 @@ def _read_events(path: Path) -> pl.DataFrame:
     if missing:
         raise ValueError(f"columns {', '.join(missing)} are missing")
     frame = frame.with_columns(pl.col("resource").cast(pl.String))
-    return frame.with_columns(pl.col("time").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
-                              .cast(pl.Datetime("us"))).select(list(_EVENT_SCHEMA))
+    return frame.with_columns(
+        pl.col("time").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None).cast(pl.Datetime("us"))
+    ).select(list(_EVENT_SCHEMA))
 
 
 def _events_frame(landing: Landing, connections: list[str], corrupt: list[CorruptFile]) -> pl.DataFrame:
@@ -250,9 +306,17 @@ def _corrupt_events(corrupt: list[CorruptFile]) -> pl.DataFrame:
             stamp = datetime.fromtimestamp(item.path.stat().st_mtime, UTC).replace(tzinfo=None)
         except OSError:
             stamp = datetime(1970, 1, 1)
-        rows.append({"time": stamp, "connection": item.connection,
-                     "partition": str(item.day) if item.day else item.path.stem, "level": "ERROR",
-                     "code": CORRUPT_LANDING_FILE, "message": item.message, "resource": None})
+        rows.append(
+            {
+                "time": stamp,
+                "connection": item.connection,
+                "partition": str(item.day) if item.day else item.path.stem,
+                "level": "ERROR",
+                "code": CORRUPT_LANDING_FILE,
+                "message": item.message,
+                "resource": None,
+            }
+        )
     return pl.DataFrame(rows, schema=_EVENT_SCHEMA)
 
 
@@ -262,13 +326,16 @@ def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
     for connection, day, _manifest in landed:
         by_connection.setdefault(connection, []).append(str(landing.points_path(connection, day)))
     # glob=False: a warehouse folder named like `wh[1]` is a path, not a pattern.
-    frames = [pl.scan_parquet(files, glob=False).with_columns(pl.lit(connection).alias("connection"))
-              for connection, files in by_connection.items()]
+    frames = [
+        pl.scan_parquet(files, glob=False).with_columns(pl.lit(connection).alias("connection"))
+        for connection, files in by_connection.items()
+    ]
     return pl.concat(frames) if frames else pl.LazyFrame(schema={"connection": pl.String, **POINT_SCHEMA})
 
 
-def build_usage(con, points: pl.LazyFrame, connections: list[str], accounts: pl.DataFrame,
-                sync_state: pl.DataFrame) -> pl.DataFrame:
+def build_usage(
+    con, points: pl.LazyFrame, connections: list[str], accounts: pl.DataFrame, sync_state: pl.DataFrame
+) -> pl.DataFrame:
     """Usage rows from raw points, enriched with account metadata; model names known from every models-family
     point and legacy request-metric point in DuckDB, so a day's rows do not depend on which range was rebuilt
     with it."""
@@ -276,14 +343,25 @@ def build_usage(con, points: pl.LazyFrame, connections: list[str], accounts: pl.
         f"SELECT DISTINCT resource_id, family, metric, deployment, model_name, model_version "
         f"FROM {SCHEMA}.metric_points WHERE (family = 'models' OR lower(metric) = '{LEGACY_REQUEST_METRIC}') "
         "AND model_name IS NOT NULL AND connection IN (SELECT unnest($connections))",
-        {"connections": connections}).pl()
+        {"connections": connections},
+    ).pl()
     usage = roll_up_daily(points, model_names(known_names))
-    meta = accounts.select("usage_date", "connection", "resource_id", "tenant_id", "subscription_id",
-                           "resource_group", "resource_name", "resource_kind", "resource_region").unique(
-        ["usage_date", "connection", "resource_id"])
-    usage = (usage.join(meta, on=["usage_date", "connection", "resource_id"], how="left")
-             .join(sync_state.select("usage_date", "connection", "is_final", "synced_at"),
-                   on=["usage_date", "connection"], how="left"))
+    meta = accounts.select(
+        "usage_date",
+        "connection",
+        "resource_id",
+        "tenant_id",
+        "subscription_id",
+        "resource_group",
+        "resource_name",
+        "resource_kind",
+        "resource_region",
+    ).unique(["usage_date", "connection", "resource_id"])
+    usage = usage.join(meta, on=["usage_date", "connection", "resource_id"], how="left").join(
+        sync_state.select("usage_date", "connection", "is_final", "synced_at"),
+        on=["usage_date", "connection"],
+        how="left",
+    )
     # Day order keeps DuckDB's per-block min/max useful for date filters.
     return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort("usage_date")
 
@@ -299,27 +377,37 @@ def _landed_activity(landed, landing: Landing, kind: str, schema: dict[str, pl.D
     return pl.concat([empty, *[f.select(empty.columns) for f in frames]], how="vertical_relaxed")
 
 
-def build_activity(landed, landing: Landing, usage: pl.DataFrame, accounts: pl.DataFrame,
-                   sync_state: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def build_activity(
+    landed, landing: Landing, usage: pl.DataFrame, accounts: pl.DataFrame, sync_state: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """requests_daily and ptu_utilization_hourly rows for the landed days, enriched like usage."""
     names = accounts.select("usage_date", "connection", "resource_id", "resource_name").unique(
-        ["usage_date", "connection", "resource_id"])
+        ["usage_date", "connection", "resource_id"]
+    )
     state = sync_state.select("usage_date", "connection", "is_final", "synced_at")
     requests = roll_up_requests(_landed_activity(landed, landing, "requests", REQUEST_POINT_SCHEMA), usage)
-    utilization = roll_up_utilization(_landed_activity(landed, landing, "utilization", UTILIZATION_POINT_SCHEMA),
-                                      usage)
-    requests = (requests.join(names, on=["usage_date", "connection", "resource_id"], how="left")
-                .join(state, on=["usage_date", "connection"], how="left")
-                .select([name for name, _ in REQUESTS_DAILY_COLUMNS]).sort("usage_date"))
-    utilization = (utilization.join(names, on=["usage_date", "connection", "resource_id"], how="left")
-                   .join(state, on=["usage_date", "connection"], how="left")
-                   .select([name for name, _ in PTU_UTILIZATION_HOURLY_COLUMNS]).sort("hour"))
+    utilization = roll_up_utilization(_landed_activity(landed, landing, "utilization", UTILIZATION_POINT_SCHEMA), usage)
+    requests = (
+        requests.join(names, on=["usage_date", "connection", "resource_id"], how="left")
+        .join(state, on=["usage_date", "connection"], how="left")
+        .select([name for name, _ in REQUESTS_DAILY_COLUMNS])
+        .sort("usage_date")
+    )
+    utilization = (
+        utilization.join(names, on=["usage_date", "connection", "resource_id"], how="left")
+        .join(state, on=["usage_date", "connection"], how="left")
+        .select([name for name, _ in PTU_UTILIZATION_HOURLY_COLUMNS])
+        .sort("hour")
+    )
     return requests, utilization
 
 
 def _create_metric_points_view(con, landing: Landing) -> None:
-    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
-                       "table_name = 'metric_points'", {"schema": SCHEMA}).fetchone()
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
+        "table_name = 'metric_points'",
+        {"schema": SCHEMA},
+    ).fetchone()
     if kind and kind[0] == "BASE TABLE":  # warehouses from before metric_points became a view
         con.execute(f"DROP TABLE {SCHEMA}.metric_points")
     has_files = any((landing.root / "points").glob("connection=*/day=*/points.parquet"))
@@ -329,26 +417,39 @@ def _create_metric_points_view(con, landing: Landing) -> None:
 def _landing_check(corrupt: list[CorruptFile]) -> CheckOutcome:
     if not corrupt:
         return CheckOutcome(LANDING_FILES_READABLE, True, "Every landing file of the range could be read.")
-    return CheckOutcome(LANDING_FILES_READABLE, False, f"{len(corrupt)} corrupt landing file(s) skipped: "
-                        + " ".join(c.message for c in corrupt[:3]) + (" ..." if len(corrupt) > 3 else ""),
-                        {"files": [str(c.path) for c in corrupt]})
+    return CheckOutcome(
+        LANDING_FILES_READABLE,
+        False,
+        f"{len(corrupt)} corrupt landing file(s) skipped: "
+        + " ".join(c.message for c in corrupt[:3])
+        + (" ..." if len(corrupt) > 3 else ""),
+        {"files": [str(c.path) for c in corrupt]},
+    )
 
 
 def _kept_days_frame(corrupt: list[CorruptFile]) -> pl.DataFrame:
     """(connection, day) pairs whose landing files are corrupt: their rows stay as they were."""
     pairs = sorted({(c.connection, c.day) for c in corrupt if c.day is not None})
-    return pl.DataFrame([{"connection": c, "usage_date": d} for c, d in pairs],
-                        schema={"connection": pl.String, "usage_date": pl.Date})
+    return pl.DataFrame(
+        [{"connection": c, "usage_date": d} for c, d in pairs], schema={"connection": pl.String, "usage_date": pl.Date}
+    )
 
 
 def _replace_landed_rows(con, table: str) -> None:
-    con.execute(f"DELETE FROM {SCHEMA}.{table} USING landed_days "
-                f"WHERE {table}.connection = landed_days.connection AND {table}.usage_date = landed_days.usage_date")
+    con.execute(
+        f"DELETE FROM {SCHEMA}.{table} USING landed_days "
+        f"WHERE {table}.connection = landed_days.connection AND {table}.usage_date = landed_days.usage_date"
+    )
 
 
-def write_partitions(warehouse: Path, landing_root: Path, connections: list[ConnectionRecord],
-                     days: list[date], on_phase: PhaseHook | None = None,
-                     anomalies: AnomalyThresholds | None = None) -> WriteSummary:
+def write_partitions(
+    warehouse: Path,
+    landing_root: Path,
+    connections: list[ConnectionRecord],
+    days: list[date],
+    on_phase: PhaseHook | None = None,
+    anomalies: AnomalyThresholds | None = None,
+) -> WriteSummary:
     """Loads the landed `days` of every configured connection and rebuilds their usage, in one transaction.
 
     `days` is a contiguous range (a partition range); `connections` are the configured connections;
@@ -382,36 +483,56 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             con.execute(f"INSERT INTO {SCHEMA}.syncs BY NAME SELECT * FROM landed_days")
             _replace_landed_rows(con, "accounts")
             con.register("new_accounts", accounts)
-            con.execute(f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * REPLACE (map_from_entries(tags) AS tags) "
-                        "FROM new_accounts")
+            con.execute(
+                f"INSERT INTO {SCHEMA}.accounts BY NAME SELECT * REPLACE (map_from_entries(tags) AS tags) "
+                "FROM new_accounts"
+            )
             # Usage is built from the landed (connection, day) files only, so the accounts and sync state
             # just loaded from the same manifests are all the metadata it needs.
             with phase(on_phase, "build_usage"):
                 usage = build_usage(con, _landed_points(landed, landing), names, accounts, sync_state)
             with phase(on_phase, "insert_usage"):
                 # The days of a corrupt landing file keep their previous rows until that day is re-synced.
-                con.execute(f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last AND NOT "
-                            "EXISTS (SELECT 1 FROM kept_days k WHERE k.connection = usage_daily.connection AND "
-                            "k.usage_date = usage_daily.usage_date)", in_range)
+                con.execute(
+                    f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last AND NOT "
+                    "EXISTS (SELECT 1 FROM kept_days k WHERE k.connection = usage_daily.connection AND "
+                    "k.usage_date = usage_daily.usage_date)",
+                    in_range,
+                )
                 con.register("new_usage", usage)
                 con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
             with phase(on_phase, "insert_activity"):
                 requests, utilization = build_activity(landed, landing, usage, accounts, sync_state)
                 for table, frame in (("requests_daily", requests), ("ptu_utilization_hourly", utilization)):
-                    con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE usage_date BETWEEN $first AND $last AND NOT "
-                                f"EXISTS (SELECT 1 FROM kept_days k WHERE k.connection = {table}.connection AND "
-                                f"k.usage_date = {table}.usage_date)", in_range)
+                    con.execute(
+                        f"DELETE FROM {SCHEMA}.{table} WHERE usage_date BETWEEN $first AND $last AND NOT "
+                        f"EXISTS (SELECT 1 FROM kept_days k WHERE k.connection = {table}.connection AND "
+                        f"k.usage_date = {table}.usage_date)",
+                        in_range,
+                    )
                     con.register(f"new_{table}", frame)
                     con.execute(f"INSERT INTO {SCHEMA}.{table} BY NAME SELECT * FROM new_{table}")
             con.register("new_events", events)
-            con.execute(f"INSERT INTO {SCHEMA}.sync_events SELECT * FROM new_events EXCEPT "
-                        f"SELECT * FROM {SCHEMA}.sync_events")
-            con.register("configured", pl.DataFrame([c.__dict__ for c in connections], schema={
-                "name": pl.String, "tenant_id": pl.String, "client_id": pl.String, "scope": pl.String,
-                "cloud": pl.String}))
+            con.execute(
+                f"INSERT INTO {SCHEMA}.sync_events SELECT * FROM new_events EXCEPT SELECT * FROM {SCHEMA}.sync_events"
+            )
+            con.register(
+                "configured",
+                pl.DataFrame(
+                    [c.__dict__ for c in connections],
+                    schema={
+                        "name": pl.String,
+                        "tenant_id": pl.String,
+                        "client_id": pl.String,
+                        "scope": pl.String,
+                        "cloud": pl.String,
+                    },
+                ),
+            )
             con.execute(f"DELETE FROM {SCHEMA}.connections")
-            con.execute(f"INSERT INTO {SCHEMA}.connections SELECT name, tenant_id, client_id, scope, cloud "
-                        "FROM configured")
+            con.execute(
+                f"INSERT INTO {SCHEMA}.connections SELECT name, tenant_id, client_id, scope, cloud FROM configured"
+            )
             landed_by_day = _connections_by_day(landed)
             missing = {d: [n for n in names if n not in landed_by_day.get(d, set())] for d in days}
             with phase(on_phase, "usage_checks"):
@@ -425,9 +546,22 @@ def write_partitions(warehouse: Path, landing_root: Path, connections: list[Conn
             raise
     summary.usage_rows = usage.height
     summary.activity_per_day = _activity_per_day(requests, utilization)
-    summary.preview = usage.sort("total_tokens", descending=True).head(10).select(
-        "usage_date", "resource_name", "deployment", "model_name", "model_version", "metric_region", "input_tokens",
-        "output_tokens", "requests", "metric_family")
+    summary.preview = (
+        usage.sort("total_tokens", descending=True)
+        .head(10)
+        .select(
+            "usage_date",
+            "resource_name",
+            "deployment",
+            "model_name",
+            "model_version",
+            "metric_region",
+            "input_tokens",
+            "output_tokens",
+            "requests",
+            "metric_family",
+        )
+    )
     summary.raw_points = sum(m.rows for _, _, m in landed)
     summary.accounts = accounts.height
     summary.per_day = _per_day_usage(usage, days, landed_by_day, missing)
@@ -442,31 +576,50 @@ def _connections_by_day(landed: list[tuple[str, date, DayManifest]]) -> dict[dat
     return by_day
 
 
-_SUMS = [pl.len().alias("usage_rows"), pl.col("input_tokens").sum(), pl.col("output_tokens").sum(),
-         pl.col("total_tokens").sum(), pl.col("requests").sum()]
+_SUMS = [
+    pl.len().alias("usage_rows"),
+    pl.col("input_tokens").sum(),
+    pl.col("output_tokens").sum(),
+    pl.col("total_tokens").sum(),
+    pl.col("requests").sum(),
+]
 
 
-def _per_day_usage(usage: pl.DataFrame, days: list[date], landed_by_day: dict[date, set[str]],
-                   missing: dict[date, list[str]]) -> dict[date, DayUsage]:
+def _per_day_usage(
+    usage: pl.DataFrame, days: list[date], landed_by_day: dict[date, set[str]], missing: dict[date, list[str]]
+) -> dict[date, DayUsage]:
     """Each day's own totals, and its tokens by model and by connection (largest first)."""
     totals = {row.pop("usage_date"): row for row in usage.group_by("usage_date").agg(_SUMS).iter_rows(named=True)}
     by_model: dict[date, list[dict[str, object]]] = {}
-    for row in (usage.group_by("usage_date", "model_name", "model_version").agg(_SUMS[1:])
-                .sort(["usage_date", "total_tokens"], descending=[False, True]).iter_rows(named=True)):
+    for row in (
+        usage.group_by("usage_date", "model_name", "model_version")
+        .agg(_SUMS[1:])
+        .sort(["usage_date", "total_tokens"], descending=[False, True])
+        .iter_rows(named=True)
+    ):
         by_model.setdefault(row.pop("usage_date"), []).append(row)
     by_connection: dict[date, list[dict[str, object]]] = {}
-    for row in (usage.group_by("usage_date", "connection").agg(_SUMS)
-                .sort(["usage_date", "total_tokens"], descending=[False, True]).iter_rows(named=True)):
+    for row in (
+        usage.group_by("usage_date", "connection")
+        .agg(_SUMS)
+        .sort(["usage_date", "total_tokens"], descending=[False, True])
+        .iter_rows(named=True)
+    ):
         by_connection.setdefault(row.pop("usage_date"), []).append(row)
     result = {}
     for day in days:
         t = totals.get(day, {})
         result[day] = DayUsage(
-            usage_rows=int(t.get("usage_rows") or 0), input_tokens=int(t.get("input_tokens") or 0),
-            output_tokens=int(t.get("output_tokens") or 0), total_tokens=int(t.get("total_tokens") or 0),
-            requests=int(t.get("requests") or 0), by_model=by_model.get(day, []),
-            by_connection=by_connection.get(day, []), connections_landed=sorted(landed_by_day.get(day, set())),
-            connections_missing=missing.get(day, []))
+            usage_rows=int(t.get("usage_rows") or 0),
+            input_tokens=int(t.get("input_tokens") or 0),
+            output_tokens=int(t.get("output_tokens") or 0),
+            total_tokens=int(t.get("total_tokens") or 0),
+            requests=int(t.get("requests") or 0),
+            by_model=by_model.get(day, []),
+            by_connection=by_connection.get(day, []),
+            connections_landed=sorted(landed_by_day.get(day, set())),
+            connections_missing=missing.get(day, []),
+        )
     return result
 
 
@@ -490,13 +643,20 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
         con.execute("BEGIN TRANSACTION")
         try:
             counts.update(delete_connection_cost(con, connection))
-            for table in ("usage_daily", "requests_daily", "ptu_utilization_hourly", "accounts", "syncs",
-                          "sync_events", "connections"):
-                counts[table] = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?",
-                                            [connection]).fetchone()[0]
+            for table in (
+                "usage_daily",
+                "requests_daily",
+                "ptu_utilization_hourly",
+                "accounts",
+                "syncs",
+                "sync_events",
+                "connections",
+            ):
+                counts[table] = con.execute(
+                    f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]
+                ).fetchone()[0]
             commit(con, warehouse)
         except BaseException:
             rollback(con)
             raise
     return counts
-

@@ -33,28 +33,51 @@ def load_validator(app_violations: list):
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.endswith("spec_validation"):
             return None
-        app_violations.append({"seq": 0, "kind": "startup", "status": 0, "method": "", "path": "",
-                               "problems": [f"spec_validation import failed: {exc!r}"]})
+        app_violations.append(
+            {
+                "seq": 0,
+                "kind": "startup",
+                "status": 0,
+                "method": "",
+                "path": "",
+                "problems": [f"spec_validation import failed: {exc!r}"],
+            }
+        )
         return None
     except Exception as exc:  # the module exists but is broken: make every test notice
-        app_violations.append({"seq": 0, "kind": "startup", "status": 0, "method": "", "path": "",
-                               "problems": [f"spec_validation import failed: {exc!r}"]})
+        app_violations.append(
+            {
+                "seq": 0,
+                "kind": "startup",
+                "status": 0,
+                "method": "",
+                "path": "",
+                "problems": [f"spec_validation import failed: {exc!r}"],
+            }
+        )
         return None
     return validate_response
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m doow_pipeline_tests.azure_emulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m doow_pipeline_tests.azure_emulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--scenario", required=True, help="scenario YAML file")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--state-dir", help="where ca.pem, server.pem and endpoints.json go (default: a temp dir)")
-    parser.add_argument("--no-spec-validation", action="store_true",
-                        help="do not validate responses with spec_validation.py (benchmarks)")
+    parser.add_argument(
+        "--no-spec-validation",
+        action="store_true",
+        help="do not validate responses with spec_validation.py (benchmarks)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("AZURE_EMULATOR_LOG", "WARNING"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s azure-emulator %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s azure-emulator %(levelname)s %(message)s"
+    )
 
     scenario_path = Path(args.scenario).resolve()
     try:
@@ -74,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     port = server.server_address[1]
     base = f"https://127.0.0.1:{port}"
     app.base_url = base
-    endpoints = {"authority": base, "arm": base, "metrics": base + "/{region}", "prices": base,
-                 "ca_cert": str(ca_path)}
+    endpoints = {"authority": base, "arm": base, "metrics": base + "/{region}", "prices": base, "ca_cert": str(ca_path)}
     (state_dir / "endpoints.json").write_text(json.dumps(endpoints) + "\n", encoding="utf-8")
 
     stopping = threading.Event()

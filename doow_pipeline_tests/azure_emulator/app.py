@@ -18,24 +18,66 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, unquote
 
 from . import arm
-from .auth import (ARM_AUDIENCES, METRICS_AUDIENCES, AuthError, TokenError, TokenService, check_bearer,
-                   object_id, openid_configuration, unknown_tenant)
+from .auth import (
+    ARM_AUDIENCES,
+    METRICS_AUDIENCES,
+    AuthError,
+    TokenError,
+    TokenService,
+    check_bearer,
+    object_id,
+    openid_configuration,
+    unknown_tenant,
+)
 from .faults import FaultRegistry, FaultSpecError
-from .metrics import (NAMESPACE_LOWER, JsonDoc, MetricsEngine, account_metrics, MetricsRequest, effective_filter, make_window,
-                      resolve_metrics, resolve_namespace_metrics, trimmed_start)
-from .query import (QueryError, parse_aggregations, parse_batch_times, parse_bool, parse_filter, parse_interval,
-                    parse_metric_names, parse_orderby, parse_timespan, parse_top)
+from .metrics import (
+    NAMESPACE_LOWER,
+    JsonDoc,
+    MetricsEngine,
+    MetricsRequest,
+    account_metrics,
+    effective_filter,
+    make_window,
+    resolve_metrics,
+    resolve_namespace_metrics,
+    trimmed_start,
+)
 from .prices import PricesConfig, RetailPricesAPI
+from .query import (
+    QueryError,
+    parse_aggregations,
+    parse_batch_times,
+    parse_bool,
+    parse_filter,
+    parse_interval,
+    parse_metric_names,
+    parse_orderby,
+    parse_timespan,
+    parse_top,
+)
 from .quirks import Quirks
-from .rbac import (authorization_failed, can_read_arm, can_read_monitoring, covers, has_subscription_reader,
-                   touches_subscription)
+from .rbac import (
+    authorization_failed,
+    can_read_arm,
+    can_read_monitoring,
+    covers,
+    has_subscription_reader,
+    touches_subscription,
+)
 from .scenario import ACCOUNT_TYPE, Principal, Scenario
 from .throttle import Throttler
 from .timeutil import format_timespan_dotnet, format_ts_ms, parse_datetime, utc_now
 
-VALIDATED_KINDS = {"subscriptions": "subscriptions", "accounts": "accounts_list", "account": "account",
-                   "definitions": "metric_definitions", "metrics": "metrics", "batch": "batch",
-                   "namespaces": "metric_namespaces", "deployments": "deployments_list"}
+VALIDATED_KINDS = {
+    "subscriptions": "subscriptions",
+    "accounts": "accounts_list",
+    "account": "account",
+    "definitions": "metric_definitions",
+    "metrics": "metrics",
+    "batch": "batch",
+    "namespaces": "metric_namespaces",
+    "deployments": "deployments_list",
+}
 # metricNamespaces api-versions in the specs (2017-12-01-preview; 2024-02-01 has GetMetricNamespaces.json too).
 METRIC_NAMESPACES_API_VERSIONS = ("2017-12-01-preview", "2024-02-01")
 REDACTED = "***REDACTED***"
@@ -81,6 +123,7 @@ class Response:
 @dataclass
 class Context:
     """What the log records about a request, filled in while it is handled."""
+
     kind: str = "unknown"
     principal: str | None = None
     tenant: str | None = None
@@ -117,14 +160,21 @@ FAULT_TEXTS = {
     404: ("NotFound", "The requested resource was not found."),
     408: ("RequestTimeout", "The request timed out."),
     409: ("Conflict", "The request conflicts with the current state of the resource."),
-    429: ("TooManyRequests", "The request is being throttled as the limit has been reached for operation type - "
-                             "'Read'. For more information, see - https://aka.ms/msdn-throttling"),
+    429: (
+        "TooManyRequests",
+        "The request is being throttled as the limit has been reached for operation type - "
+        "'Read'. For more information, see - https://aka.ms/msdn-throttling",
+    ),
     500: ("InternalServerError", "Detected Internal Error."),
-    502: ("BadGateway", "The gateway did not receive a response from 'Microsoft.Insights' within the specified "
-                        "time period."),
+    502: (
+        "BadGateway",
+        "The gateway did not receive a response from 'Microsoft.Insights' within the specified time period.",
+    ),
     503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
-    504: ("GatewayTimeout", "The gateway did not receive a response from 'Microsoft.Insights' within the specified "
-                            "time period."),
+    504: (
+        "GatewayTimeout",
+        "The gateway did not receive a response from 'Microsoft.Insights' within the specified time period.",
+    ),
     529: ("TooManyRequests", "The metrics backend is throttling requests. Please retry with exponential backoff."),
 }
 
@@ -181,21 +231,26 @@ class EmulatorApp:
         status = fault.status
         headers = {}
         if fault.retry_after is not None:
-            headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer()
-                                         else fault.retry_after)
+            headers["Retry-After"] = str(
+                int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after
+            )
         if fault.body_text is not None:
             body = fault.body_text.encode("utf-8")
         elif fault.body is not None:
             body = fault.body
         elif ctx.kind in ("token", "openid"):
-            body = {"error": "temporarily_unavailable" if status >= 500 else "invalid_request",
-                    "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
-                    "error_codes": [90033]}
+            body = {
+                "error": "temporarily_unavailable" if status >= 500 else "invalid_request",
+                "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
+                "error_codes": [90033],
+            }
         else:
             code, message = FAULT_TEXTS.get(status, ("Error", f"Injected failure with status {status}."))
             body = arm.error(code, message)
         if status == 401 and ctx.kind not in ("token", "openid"):
-            headers["WWW-Authenticate"] = self._www_authenticate(ctx.tenant or "common", "The access token has expired.")
+            headers["WWW-Authenticate"] = self._www_authenticate(
+                ctx.tenant or "common", "The access token has expired."
+            )
         if status >= 400 and ctx.kind not in ("token", "openid"):
             headers["x-ms-error-code"] = _json_error_code(body) or "Error"
         validate = "error" if status >= 400 and ctx.kind not in ("token", "openid") and isinstance(body, dict) else None
@@ -217,8 +272,9 @@ class EmulatorApp:
                 return lambda: self.instance_discovery(req)
             if low == ["api", "retail", "prices"]:  # the public Retail Prices API (prices.py), anonymous
                 ctx.kind = "prices"
-                return lambda: Response(*self.prices.answer(req.params, req.pairs, self.base_url_for(req), req.path,
-                                                            req.client, self.now()))
+                return lambda: Response(
+                    *self.prices.answer(req.params, req.pairs, self.base_url_for(req), req.path, req.client, self.now())
+                )
             if n == 2 and low == ["metadata", "endpoints"]:
                 ctx.kind = "metadata"
                 return lambda: self.cloud_metadata(req)
@@ -227,7 +283,8 @@ class EmulatorApp:
                 ctx.kind = "token"
                 return lambda: self.token(req, seg[0], ctx)
             if (n == 4 and low[1] == "subscriptions" and low[3] == "metrics:getbatch") or (
-                    n == 3 and low[0] == "subscriptions" and low[2] == "metrics:getbatch"):
+                n == 3 and low[0] == "subscriptions" and low[2] == "metrics:getbatch"
+            ):
                 ctx.resource_count = _count_resource_ids(req.body)
             if n == 4 and low[1] == "subscriptions" and low[3] == "metrics:getbatch":
                 ctx.kind, ctx.region = "batch", low[0]
@@ -275,10 +332,14 @@ class EmulatorApp:
                     ctx.kind = "deployments"
                     return lambda: self.deployments(req, ctx, sub, rg, name, seg[9] if n == 10 else None)
             # {resourceId}/providers/Microsoft.Insights/{metrics|metricDefinitions|metricNamespaces} on any resource
-            if n >= 11 and low[-3:-1] == ["providers", "microsoft.insights"] and low[-1] in (
-                    "metrics", "metricdefinitions", "metricnamespaces"):
-                ctx.kind = {"metrics": "metrics", "metricdefinitions": "definitions",
-                            "metricnamespaces": "namespaces"}[low[-1]]
+            if (
+                n >= 11
+                and low[-3:-1] == ["providers", "microsoft.insights"]
+                and low[-1] in ("metrics", "metricdefinitions", "metricnamespaces")
+            ):
+                ctx.kind = {"metrics": "metrics", "metricdefinitions": "definitions", "metricnamespaces": "namespaces"}[
+                    low[-1]
+                ]
                 resource_path = "/" + "/".join(seg[:-3])
                 return lambda: self.monitor_read(req, ctx, sub, rg, resource_path)
         return lambda: self.not_served(req, ctx)
@@ -294,8 +355,10 @@ class EmulatorApp:
     # ---- helpers --------------------------------------------------------------------------------------------
     def _www_authenticate(self, tenant: str, description: str) -> str:
         description = description.replace('"', "'")
-        return (f'Bearer authorization_uri="{self.base_url}/{tenant}", error="invalid_token", '
-                f'error_description="{description}"')
+        return (
+            f'Bearer authorization_uri="{self.base_url}/{tenant}", error="invalid_token", '
+            f'error_description="{description}"'
+        )
 
     base_url = "https://127.0.0.1"
 
@@ -303,16 +366,23 @@ class EmulatorApp:
         try:
             claims = check_bearer(self.tokens, req.headers.get("authorization"), audiences, self.now())
         except AuthError as exc:
-            headers = {"WWW-Authenticate": self._www_authenticate(exc.tenant or "common", exc.message),
-                       "x-ms-failure-cause": "gateway"}
+            headers = {
+                "WWW-Authenticate": self._www_authenticate(exc.tenant or "common", exc.message),
+                "x-ms-failure-cause": "gateway",
+            }
             raise Reply(Response(401, arm.error(exc.code, exc.message), headers, validate_kind="error"))
         ctx.tenant = claims.tenant_id
         ctx.principal = claims.client_id
         principal = self.scenario.principals.get(claims.client_id.lower())
         if principal is None:
-            raise Reply(Response(401, arm.error("InvalidAuthenticationToken", "The access token is invalid."),
-                                 {"WWW-Authenticate": self._www_authenticate(claims.tenant_id, "invalid token")},
-                                 validate_kind="error"))
+            raise Reply(
+                Response(
+                    401,
+                    arm.error("InvalidAuthenticationToken", "The access token is invalid."),
+                    {"WWW-Authenticate": self._www_authenticate(claims.tenant_id, "invalid token")},
+                    validate_kind="error",
+                )
+            )
         return claims, principal
 
     def _err(self, status: int, body: dict, headers: dict | None = None) -> Reply:
@@ -325,22 +395,38 @@ class EmulatorApp:
     def _rp_error(self, exc: QueryError) -> Reply:
         """A 400 from the metrics RP on the per-resource ARM API: flat (default) or wrapped."""
         if self.quirks.arm_rp_errors == "wrapped":
-            body = {"error": {"additionalInfo": [{"type": "string", "info": f"TraceId={uuid.uuid4().hex}"}],
-                              "code": exc.code, "message": exc.message}}
+            body = {
+                "error": {
+                    "additionalInfo": [{"type": "string", "info": f"TraceId={uuid.uuid4().hex}"}],
+                    "code": exc.code,
+                    "message": exc.message,
+                }
+            }
         else:
             body = {"code": exc.code, "message": exc.message}
         return self._err(exc.status, body)
 
-    def _arm_gate(self, req: Request, ctx: Context, claims, principal: Principal, sub_id: str | None,
-                  allowed_versions: tuple[str, ...] | None = None, type_name: str = "") -> None:
+    def _arm_gate(
+        self,
+        req: Request,
+        ctx: Context,
+        claims,
+        principal: Principal,
+        sub_id: str | None,
+        allowed_versions: tuple[str, ...] | None = None,
+        type_name: str = "",
+    ) -> None:
         """Subscription existence and tenant, api-version, ARM read throttling."""
         if sub_id is not None:
             sub = self.scenario.subscriptions.get(sub_id.lower())
             if sub is None:
                 raise self._err(404, arm.subscription_not_found(sub_id))
             if sub.tenant_id.lower() != (claims.tenant_id or "").lower():
-                raise self._err(401, arm.wrong_tenant(claims.tenant_id, sub.tenant_id),
-                                {"WWW-Authenticate": self._www_authenticate(sub.tenant_id, "wrong issuer")})
+                raise self._err(
+                    401,
+                    arm.wrong_tenant(claims.tenant_id, sub.tenant_id),
+                    {"WWW-Authenticate": self._www_authenticate(sub.tenant_id, "wrong issuer")},
+                )
         version = req.param("api-version")
         if not version:
             raise self._err(400, arm.missing_api_version())
@@ -353,8 +439,7 @@ class EmulatorApp:
         scope_kind, scope_id = ("subscription", sub_id) if sub_id else ("tenant", claims.tenant_id)
         allowed, headers, retry = self.throttler.arm_read(scope_kind, scope_id, principal.client_id)
         ctx.headers.update(headers)
-        ctx.headers["x-ms-routing-request-id"] = (f"WESTEUROPE:{utc_now().strftime('%Y%m%dT%H%M%SZ')}:"
-                                                  f"{uuid.uuid4()}")
+        ctx.headers["x-ms-routing-request-id"] = f"WESTEUROPE:{utc_now().strftime('%Y%m%dT%H%M%SZ')}:{uuid.uuid4()}"
         if not allowed:
             raise self._err(429, arm.too_many_requests(), {"Retry-After": str(retry)})
 
@@ -378,19 +463,25 @@ class EmulatorApp:
         if tenant.lower() not in self.scenario.tenants_by_id and tenant.lower() not in ("common", "organizations"):
             err = unknown_tenant(tenant, self.now())
             return Response(err.status, err.body, {"Cache-Control": "no-store, no-cache"})
-        return Response(200, openid_configuration(self.base_url_for(req), tenant),
-                        {"Cache-Control": "max-age=86400, private", "Access-Control-Allow-Origin": "*"})
+        return Response(
+            200,
+            openid_configuration(self.base_url_for(req), tenant),
+            {"Cache-Control": "max-age=86400, private", "Access-Control-Allow-Origin": "*"},
+        )
 
     def instance_discovery(self, req: Request) -> Response:
         host = req.base_url.split("://", 1)[-1]
         endpoint = req.param("authorization_endpoint") or ""
         match = re.search(r"https://[^/]+/([^/]+)/", endpoint)
         tenant = match.group(1) if match else "common"
-        return Response(200, {
-            "tenant_discovery_endpoint": f"{self.base_url_for(req)}/{tenant}/v2.0/.well-known/openid-configuration",
-            "api-version": "1.1",
-            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-        })
+        return Response(
+            200,
+            {
+                "tenant_discovery_endpoint": f"{self.base_url_for(req)}/{tenant}/v2.0/.well-known/openid-configuration",
+                "api-version": "1.1",
+                "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+            },
+        )
 
     def cloud_metadata(self, req: Request) -> Response:
         """`GET {arm}/metadata/endpoints`: what `az cloud register --endpoint-resource-manager` reads
@@ -399,22 +490,32 @@ class EmulatorApp:
         base = self.base_url_for(req)
         cloud = {
             "portal": base,
-            "authentication": {"loginEndpoint": base, "audiences": ["https://management.core.windows.net/",
-                                                                  "https://management.azure.com/"],
-                               "tenant": "common", "identityProvider": "AAD"},
+            "authentication": {
+                "loginEndpoint": base,
+                "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+                "tenant": "common",
+                "identityProvider": "AAD",
+            },
             "media": "https://rest.media.azure.net",
             "graphAudience": "https://graph.windows.net/",
             "graph": "https://graph.windows.net/",
             "name": "AzureEmulator",
-            "suffixes": {"azureDataLakeStoreFileSystem": "azuredatalakestore.net", "acrLoginServer": "azurecr.io",
-                         "sqlServerHostname": "database.windows.net",
-                         "azureDataLakeAnalyticsCatalogAndJob": "azuredatalakeanalytics.net",
-                         "keyVaultDns": "vault.azure.net", "storage": "core.windows.net",
-                         "azureFrontDoorEndpointSuffix": "azurefd.net", "storageSyncEndpointSuffix": "afs.azure.net",
-                         "mhsmDns": "managedhsm.azure.net", "mysqlServerEndpoint": "mysql.database.azure.com",
-                         "postgresqlServerEndpoint": "postgres.database.azure.com",
-                         "mariadbServerEndpoint": "mariadb.database.azure.com",
-                         "synapseAnalytics": "dev.azuresynapse.net", "attestationEndpoint": "attest.azure.net"},
+            "suffixes": {
+                "azureDataLakeStoreFileSystem": "azuredatalakestore.net",
+                "acrLoginServer": "azurecr.io",
+                "sqlServerHostname": "database.windows.net",
+                "azureDataLakeAnalyticsCatalogAndJob": "azuredatalakeanalytics.net",
+                "keyVaultDns": "vault.azure.net",
+                "storage": "core.windows.net",
+                "azureFrontDoorEndpointSuffix": "azurefd.net",
+                "storageSyncEndpointSuffix": "afs.azure.net",
+                "mhsmDns": "managedhsm.azure.net",
+                "mysqlServerEndpoint": "mysql.database.azure.com",
+                "postgresqlServerEndpoint": "postgres.database.azure.com",
+                "mariadbServerEndpoint": "mariadb.database.azure.com",
+                "synapseAnalytics": "dev.azuresynapse.net",
+                "attestationEndpoint": "attest.azure.net",
+            },
             "batch": "https://batch.core.windows.net/",
             "resourceManager": base + "/",
             "activeDirectoryDataLake": "https://datalake.azure.net/",
@@ -443,8 +544,11 @@ class EmulatorApp:
             form["scope"] = form["resource"].rstrip("/") + "/.default"
         ctx.principal = form.get("client_id") or None
         ctx.tenant = tenant
-        headers = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache",
-                   "x-ms-ests-server": "2.1.19000.3 - WEULR1 ProdSlices"}
+        headers = {
+            "Cache-Control": "no-store, no-cache",
+            "Pragma": "no-cache",
+            "x-ms-ests-server": "2.1.19000.3 - WEULR1 ProdSlices",
+        }
         try:
             body, principal = self.tokens.issue(tenant, form, self.now())
         except TokenError as exc:
@@ -472,10 +576,14 @@ class EmulatorApp:
         sub = self.scenario.subscriptions[sub_id.lower()]
         if rg_name is None:
             if not touches_subscription(principal, sub_id):
-                raise self._forbid(principal, "Microsoft.Resources/subscriptions/resourceGroups/read",
-                                   f"/subscriptions/{sub_id}")
-            groups = [rg for rg in sub.resource_groups if self._touches(principal, f"/subscriptions/{sub.id}"
-                                                                                   f"/resourceGroups/{rg.name}")]
+                raise self._forbid(
+                    principal, "Microsoft.Resources/subscriptions/resourceGroups/read", f"/subscriptions/{sub_id}"
+                )
+            groups = [
+                rg
+                for rg in sub.resource_groups
+                if self._touches(principal, f"/subscriptions/{sub.id}/resourceGroups/{rg.name}")
+            ]
             return Response(200, {"value": [arm.resource_group_json(sub, rg) for rg in groups]})
         scope = f"/subscriptions/{sub_id}/resourceGroups/{rg_name}"
         if not self._touches(principal, scope):
@@ -514,7 +622,7 @@ class EmulatorApp:
         visible = [a for a in accounts if can_read_arm(principal, a.id)]
         offset = self._skip_offset(req)
         size = max(1, self.scenario.accounts_page_size)
-        page = visible[offset:offset + size]
+        page = visible[offset : offset + size]
         body: dict = {"value": [arm.account_json(a) for a in page]}
         if offset + size < len(visible):
             body["nextLink"] = self._next_link(req, offset + size)
@@ -532,8 +640,7 @@ class EmulatorApp:
     def _next_link(self, req: Request, offset: int) -> str:
         """An absolute nextLink that keeps the api-version and carries a $skipToken (format unconfirmed)."""
         next_token = urlsafe_b64encode(json.dumps({"o": offset}).encode()).rstrip(b"=").decode()
-        return (f"{self.base_url_for(req)}{req.path}?api-version={req.param('api-version')}"
-                f"&$skipToken={next_token}")
+        return f"{self.base_url_for(req)}{req.path}?api-version={req.param('api-version')}&$skipToken={next_token}"
 
     def _account_or_404(self, sub_id: str, rg_name: str, name: str):
         rg = self._find_rg(sub_id, rg_name)
@@ -553,8 +660,9 @@ class EmulatorApp:
         account = self._account_or_404(sub_id, rg_name, name)
         return Response(200, arm.account_json(account), validate_kind="account")
 
-    def deployments(self, req: Request, ctx: Context, sub_id: str, rg_name: str, name: str,
-                    deployment: str | None) -> Response:
+    def deployments(
+        self, req: Request, ctx: Context, sub_id: str, rg_name: str, name: str, deployment: str | None
+    ) -> Response:
         claims, principal = self._auth(req, ctx, ARM_AUDIENCES)
         self._arm_gate(req, ctx, claims, principal, sub_id)
         resource_path = "/" + "/".join(req.segments[:8])
@@ -566,14 +674,18 @@ class EmulatorApp:
         if deployment is None:
             offset = self._skip_offset(req)
             size = self.scenario.deployments_page_size or max(1, len(active))
-            body: dict = {"value": [arm.deployment_json(account, d, today) for d in active[offset:offset + size]]}
+            body: dict = {"value": [arm.deployment_json(account, d, today) for d in active[offset : offset + size]]}
             if offset + size < len(active):
                 body["nextLink"] = self._next_link(req, offset + size)
             return Response(200, body, validate_kind="deployments_list")
         found = next((d for d in active if d.name.lower() == deployment.lower()), None)
         if found is None:
-            raise self._err(404, arm.resource_not_found("Microsoft.CognitiveServices/accounts/deployments",
-                                                        f"{name}/{deployment}", rg_name))
+            raise self._err(
+                404,
+                arm.resource_not_found(
+                    "Microsoft.CognitiveServices/accounts/deployments", f"{name}/{deployment}", rg_name
+                ),
+            )
         return Response(200, arm.deployment_json(account, found, today))
 
     # ---- ARM: metric definitions and metrics -----------------------------------------------------------------
@@ -588,10 +700,18 @@ class EmulatorApp:
             allowed, remaining, retry = self.throttler.definitions(sub_id, principal.client_id)
             ctx.headers["x-ms-ratelimit-remaining-subscription-resource-requests"] = str(remaining)
             if not allowed:
-                raise self._err(429, arm.definitions_throttled(self.scenario.throttle.definitions_per_5min, retry),
-                                {"Retry-After": str(retry)})
-        action = ("microsoft.insights/metricDefinitions/read" if definitions else
-                  "microsoft.insights/metricNamespaces/read" if namespaces else "microsoft.insights/metrics/read")
+                raise self._err(
+                    429,
+                    arm.definitions_throttled(self.scenario.throttle.definitions_per_5min, retry),
+                    {"Retry-After": str(retry)},
+                )
+        action = (
+            "microsoft.insights/metricDefinitions/read"
+            if definitions
+            else "microsoft.insights/metricNamespaces/read"
+            if namespaces
+            else "microsoft.insights/metrics/read"
+        )
         if not can_read_monitoring(principal, resource_path):
             raise self._forbid(principal, action, f"{resource_path}/providers/microsoft.insights")
         segs = resource_path.strip("/").split("/")
@@ -610,8 +730,9 @@ class EmulatorApp:
                 return Response(200, {"value": []}, validate_kind="metric_definitions")
             # `namespace` echoes the metricnamespace parameter as sent, else the resource type (Azure CLI
             # recording test_monitor_metrics_scenario; spec examples GetMetricDefinitions*.json).
-            return Response(200, arm.metric_definitions_json(account, namespace or ACCOUNT_TYPE),
-                            validate_kind="metric_definitions")
+            return Response(
+                200, arm.metric_definitions_json(account, namespace or ACCOUNT_TYPE), validate_kind="metric_definitions"
+            )
         try:
             return self._arm_metrics(req, account)
         except QueryError as exc:
@@ -620,8 +741,10 @@ class EmulatorApp:
     def _arm_metrics(self, req: Request, account) -> Response:
         namespace = req.param("metricnamespace")
         if namespace and namespace.lower() != NAMESPACE_LOWER:
-            raise QueryError(f"Metric namespace: {namespace} is not supported for resource type: "
-                             "Microsoft.CognitiveServices/accounts")
+            raise QueryError(
+                f"Metric namespace: {namespace} is not supported for resource type: "
+                "Microsoft.CognitiveServices/accounts"
+            )
         now = self.now()
         timespan = req.param("timespan")
         if timespan and "%" in timespan:
@@ -643,9 +766,19 @@ class EmulatorApp:
         if result_type not in ("data", "metadata"):
             raise QueryError(f"Invalid resultType: {req.param('resultType')}, supported ones are: Data,Metadata")
         rollup = frozenset(d.strip().lower() for d in (req.param("rollupby") or "").split(",") if d.strip())
-        request = MetricsRequest(names, start, end, grain, aggregations, flt, top, desc,
-                                 metadata_only=result_type == "metadata", validate_dimensions=validate,
-                                 rollupby=rollup)
+        request = MetricsRequest(
+            names,
+            start,
+            end,
+            grain,
+            aggregations,
+            flt,
+            top,
+            desc,
+            metadata_only=result_type == "metadata",
+            validate_dimensions=validate,
+            rollupby=rollup,
+        )
         filters = effective_filter(specs, flt, validate)
         request.start = trimmed_start(request, self.quirks)
         window = make_window(request, now, self.scenario)
@@ -655,57 +788,96 @@ class EmulatorApp:
         version = req.param("api-version")
         out_namespace = (namespace or ACCOUNT_TYPE) if version == "2018-01-01" else NAMESPACE_LOWER
         if request.metadata_only:
-            body = {"timespan": window.timespan, "value": values, "namespace": out_namespace,
-                    "resourceregion": account.location}
+            body = {
+                "timespan": window.timespan,
+                "value": values,
+                "namespace": out_namespace,
+                "resourceregion": account.location,
+            }
         else:
-            body = {"cost": _cost(window, values), "timespan": window.timespan, "interval": window.interval,
-                    "value": values, "namespace": out_namespace, "resourceregion": account.location}
+            body = {
+                "cost": _cost(window, values),
+                "timespan": window.timespan,
+                "interval": window.interval,
+                "value": values,
+                "namespace": out_namespace,
+                "resourceregion": account.location,
+            }
         return Response(200, JsonDoc(body), validate_kind="metrics")
 
     # ---- batch -------------------------------------------------------------------------------------------------
     def _batch_error(self, status: int, code: str, message: str, headers: dict | None = None) -> Reply:
-        body = {"error": {"additionalInfo": [{"type": "string", "info": f"TraceId={uuid.uuid4().hex}"}],
-                          "code": code, "message": message}}
+        body = {
+            "error": {
+                "additionalInfo": [{"type": "string", "info": f"TraceId={uuid.uuid4().hex}"}],
+                "code": code,
+                "message": message,
+            }
+        }
         return self._err(status, body, headers)
 
     def batch(self, req: Request, ctx: Context, sub_id: str, region: str | None) -> Response:
         claims, principal = self._auth(req, ctx, METRICS_AUDIENCES)
         version = req.param("api-version")
         if not version:
-            raise self._batch_error(400, "MissingApiVersionParameter",
-                                    "The api-version query parameter (?api-version=) is required for all requests.")
+            raise self._batch_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
         if version not in self.quirks.batch_api_versions:
-            raise self._batch_error(400, "BadRequest", f"The api-version '{version}' is not supported. Supported "
-                                    f"api-versions: {', '.join(self.quirks.batch_api_versions)}.")
+            raise self._batch_error(
+                400,
+                "BadRequest",
+                f"The api-version '{version}' is not supported. Supported "
+                f"api-versions: {', '.join(self.quirks.batch_api_versions)}.",
+            )
         if region is None:
-            raise self._batch_error(400, "BadRequest", "The regional endpoint could not be determined: use "
-                                    "https://{region}.metrics.monitor.azure.com (here: a /{region} path prefix).")
+            raise self._batch_error(
+                400,
+                "BadRequest",
+                "The regional endpoint could not be determined: use "
+                "https://{region}.metrics.monitor.azure.com (here: a /{region} path prefix).",
+            )
         if not has_subscription_reader(principal, sub_id):
             raise self._batch_error(
-                401, "Unauthorized",
+                401,
+                "Unauthorized",
                 f"The client '{principal.client_id}' with object id '{object_id(principal.client_id)}' does not have "
                 f"authorization to perform action 'Microsoft.Insights/Metrics/Read' over scope "
                 f"'/subscriptions/{sub_id}' or the scope is invalid. The metrics batch API requires the role at "
                 "subscription scope.",
-                {"WWW-Authenticate": self._www_authenticate(claims.tenant_id, "insufficient scope")})
+                {"WWW-Authenticate": self._www_authenticate(claims.tenant_id, "insufficient scope")},
+            )
         allowed, remaining, retry = self.throttler.batch(sub_id, principal.client_id)
         if not allowed:
-            raise self._batch_error(529, "TooManyRequests", "The server is throttling the metrics batch requests of "
-                                    f"this client. Please retry after {retry} seconds.", {"Retry-After": str(retry)})
+            raise self._batch_error(
+                529,
+                "TooManyRequests",
+                "The server is throttling the metrics batch requests of "
+                f"this client. Please retry after {retry} seconds.",
+                {"Retry-After": str(retry)},
+            )
         try:
             body = json.loads(req.body.decode("utf-8") or "null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise self._batch_error(400, "BadRequest", f"The request body is not valid JSON: {exc}.")
         if not isinstance(body, dict) or "resourceids" not in body or not isinstance(body["resourceids"], list):
-            raise self._batch_error(400, "BadRequest", "The request body must be a JSON object with the property "
-                                    "'resourceids' (a list of resource ids).")
+            raise self._batch_error(
+                400,
+                "BadRequest",
+                "The request body must be a JSON object with the property 'resourceids' (a list of resource ids).",
+            )
         ids = body["resourceids"]
         ctx.resource_count = len(ids)
         if not ids:
             raise self._batch_error(400, "BadRequest", "The list of resource ids must not be empty.")
         if len(ids) > 50:
-            raise self._batch_error(400, "BadRequest", f"Maximum list of resource ids supported is 50. Number of "
-                                    f"resource ids in the request: {len(ids)}.")
+            raise self._batch_error(
+                400,
+                "BadRequest",
+                f"Maximum list of resource ids supported is 50. Number of resource ids in the request: {len(ids)}.",
+            )
         namespace = req.param("metricnamespace")
         if not namespace:
             raise self._batch_error(400, "BadRequest", "The metricnamespace query parameter is required.")
@@ -723,19 +895,31 @@ class EmulatorApp:
             if len(parts) < 8 or parts[0].lower() != "subscriptions" or parts[4].lower() != "providers":
                 raise self._batch_error(400, "BadRequest", f"Invalid resource id: {rid}.")
             if parts[1].lower() != sub_id.lower():
-                raise self._batch_error(400, "BadRequest", f"Resource id '{rid}' does not belong to subscription "
-                                        f"'{sub_id}' of the request: all resources of a batch must be in the same "
-                                        "subscription.")
+                raise self._batch_error(
+                    400,
+                    "BadRequest",
+                    f"Resource id '{rid}' does not belong to subscription "
+                    f"'{sub_id}' of the request: all resources of a batch must be in the same "
+                    "subscription.",
+                )
             rtype = f"{parts[5]}/{parts[6]}"
             if rtype.lower() != namespace.lower():
-                raise self._batch_error(400, "BadRequest", f"Resource id '{rid}' is of type '{rtype}', which does not "
-                                        f"match the metric namespace '{namespace}': all resources of a batch must be "
-                                        "of the same resource type.")
+                raise self._batch_error(
+                    400,
+                    "BadRequest",
+                    f"Resource id '{rid}' is of type '{rtype}', which does not "
+                    f"match the metric namespace '{namespace}': all resources of a batch must be "
+                    "of the same resource type.",
+                )
             account = self.scenario.account(rid)
             if account is not None and account.location.lower() != region.lower():
-                raise self._batch_error(400, "BadRequest", f"Resource id '{rid}' is in region '{account.location}', "
-                                        f"which does not match the endpoint region '{region}': all resources of a "
-                                        "batch must be in the region of the endpoint.")
+                raise self._batch_error(
+                    400,
+                    "BadRequest",
+                    f"Resource id '{rid}' is in region '{account.location}', "
+                    f"which does not match the endpoint region '{region}': all resources of a "
+                    "batch must be in the region of the endpoint.",
+                )
             if account is None and self.quirks.batch_unknown_resource == "error":
                 raise self._batch_error(400, "BadRequest", f"Resource id '{rid}' was not found.")
             accounts.append((rid, account))
@@ -753,8 +937,10 @@ class EmulatorApp:
         if timespan:
             mode = self.quirks.batch_timespan
             if mode == "reject" or (mode == "by_version" and version >= "2024-02-01"):
-                raise QueryError(f"Detected invalid time range parameters for API version {version}. Please use "
-                                 "only starttime and endtime to specify a time range.")
+                raise QueryError(
+                    f"Detected invalid time range parameters for API version {version}. Please use "
+                    "only starttime and endtime to specify a time range."
+                )
             start, end = parse_timespan(timespan, now)
         else:
             start, end = parse_batch_times(req.param("starttime"), req.param("endtime"), now)
@@ -770,11 +956,14 @@ class EmulatorApp:
         retention_end = now - timedelta(days=self.scenario.retention_days)
         if end < retention_end:
             # Text of the 400 in the spec example MetricBatchExample.json (2024-02-01 and 2023-10-01).
-            raise QueryError(f"Query endTime: {end.strftime('%m/%d/%Y %H:%M:%S')} is out of the Max metrics "
-                             f"retention period: {format_timespan_dotnet(timedelta(days=self.scenario.retention_days))}"
-                             f", traceId: {{{uuid.uuid4()}}}")
-        request = MetricsRequest(names, start, end, grain, aggregations, flt, top, desc,
-                                 validate_dimensions=validate, rollupby=rollup)
+            raise QueryError(
+                f"Query endTime: {end.strftime('%m/%d/%Y %H:%M:%S')} is out of the Max metrics "
+                f"retention period: {format_timespan_dotnet(timedelta(days=self.scenario.retention_days))}"
+                f", traceId: {{{uuid.uuid4()}}}"
+            )
+        request = MetricsRequest(
+            names, start, end, grain, aggregations, flt, top, desc, validate_dimensions=validate, rollupby=rollup
+        )
         filters = effective_filter(specs, flt, validate)
         if self.quirks.trim_batch:
             request.start = start = trimmed_start(request, self.quirks)
@@ -783,24 +972,38 @@ class EmulatorApp:
             if account is not None:
                 resolve_metrics(account, names)
         mode = self.quirks.batch_namespace_echo
-        out_namespace = (namespace if mode == "as_requested" or (mode == "by_version" and version == "2023-10-01")
-                         else NAMESPACE_LOWER)
+        out_namespace = (
+            namespace
+            if mode == "as_requested" or (mode == "by_version" and version == "2023-10-01")
+            else NAMESPACE_LOWER
+        )
         values = []
         for rid, account in accounts:
             if account is None:
-                metric_values = [{
-                    "id": f"{rid}/providers/Microsoft.Insights/metrics/{spec.name}",
-                    "type": "Microsoft.Insights/metrics",
-                    "name": {"value": spec.name, "localizedValue": spec.display_name},
-                    "displayDescription": spec.description, "unit": "Count", "timeseries": [], "errorCode": "Success",
-                } for spec in specs]
+                metric_values = [
+                    {
+                        "id": f"{rid}/providers/Microsoft.Insights/metrics/{spec.name}",
+                        "type": "Microsoft.Insights/metrics",
+                        "name": {"value": spec.name, "localizedValue": spec.display_name},
+                        "displayDescription": spec.description,
+                        "unit": "Count",
+                        "timeseries": [],
+                        "errorCode": "Success",
+                    }
+                    for spec in specs
+                ]
                 location = region
             else:
                 metric_values = self.engine.resource_results(account, specs, request, filters, window)
                 location = account.location
             item = {
-                "starttime": format_ts_ms(start), "endtime": format_ts_ms(end), "interval": window.interval,
-                "value": metric_values, "namespace": out_namespace, "resourceregion": location, "resourceid": rid,
+                "starttime": format_ts_ms(start),
+                "endtime": format_ts_ms(end),
+                "interval": window.interval,
+                "value": metric_values,
+                "namespace": out_namespace,
+                "resourceregion": location,
+                "resourceid": rid,
             }
             if version == "2023-10-01":  # the Learn migration sample (2023-10-01) carries a per-item cost
                 item = {"cost": _cost(window, metric_values), **item}
@@ -813,8 +1016,12 @@ class EmulatorApp:
             claims, principal = self._auth(req, ctx, ARM_AUDIENCES + METRICS_AUDIENCES)
             action, scope = _write_action(req)
             raise self._forbid(principal, action, scope)
-        raise self._err(403, arm.error("AuthorizationFailed", f"The emulated Azure refuses {req.method} {req.path}: "
-                                       "the pipeline is read-only."))
+        raise self._err(
+            403,
+            arm.error(
+                "AuthorizationFailed", f"The emulated Azure refuses {req.method} {req.path}: the pipeline is read-only."
+            ),
+        )
 
     def not_served(self, req: Request, ctx: Context) -> Response:
         ctx.kind = "unknown"
@@ -822,8 +1029,11 @@ class EmulatorApp:
 
     def not_allowed(self, req: Request, ctx: Context) -> Response:
         ctx.kind = "unknown"
-        raise self._err(405, arm.error("MethodNotAllowed", f"The requested resource does not support http method "
-                                       f"'{req.method}'."), {"Allow": "GET, HEAD, POST, PUT, PATCH, DELETE"})
+        raise self._err(
+            405,
+            arm.error("MethodNotAllowed", f"The requested resource does not support http method '{req.method}'."),
+            {"Allow": "GET, HEAD, POST, PUT, PATCH, DELETE"},
+        )
 
     def base_url_for(self, req: Request) -> str:
         return req.base_url or self.base_url
@@ -895,9 +1105,16 @@ class EmulatorApp:
                 problems = [f"validator raised {type(exc).__name__}: {exc}"]
             if problems:
                 with self.lock:
-                    self.violations.append({"seq": entry["seq"], "kind": kind, "status": response.status,
-                                            "method": entry["method"], "path": entry["path"],
-                                            "problems": problems[:20]})
+                    self.violations.append(
+                        {
+                            "seq": entry["seq"],
+                            "kind": kind,
+                            "status": response.status,
+                            "method": entry["method"],
+                            "path": entry["path"],
+                            "problems": problems[:20],
+                        }
+                    )
         finally:
             with self.validation_cv:
                 self.pending_validations -= 1
@@ -921,10 +1138,18 @@ class EmulatorApp:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return Response(400, {"error": f"invalid JSON body: {exc}"})
         if name == "health" and method == "GET":
-            return Response(200, {"status": "ok", "uptime_s": round(time.monotonic() - self.started, 3),
-                                  "requests": len(self.log), "now": self.now().isoformat(),
-                                  "frozen": self.frozen_now is not None, "scenario": self.scenario.source,
-                                  "spec_validation": self.validator is not None})
+            return Response(
+                200,
+                {
+                    "status": "ok",
+                    "uptime_s": round(time.monotonic() - self.started, 3),
+                    "requests": len(self.log),
+                    "now": self.now().isoformat(),
+                    "frozen": self.frozen_now is not None,
+                    "scenario": self.scenario.source,
+                    "spec_validation": self.validator is not None,
+                },
+            )
         if name == "requests":
             if method == "GET":
                 with self.lock:
@@ -1027,7 +1252,7 @@ def _write_action(req: Request) -> tuple[str, str]:
     providers = [i for i, s in enumerate(low) if s == "providers"]
     if providers and providers[-1] + 1 < len(seg):
         i = providers[-1]
-        namespace, rest, prefix = seg[i + 1], seg[i + 2:], seg[:i + 2]
+        namespace, rest, prefix = seg[i + 1], seg[i + 2 :], seg[: i + 2]
     else:
         namespace, rest, prefix = "Microsoft.Resources", seg, []
     types = rest[0::2]

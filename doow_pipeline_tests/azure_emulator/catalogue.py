@@ -20,8 +20,17 @@ FAMILIES = (AZURE_OPENAI, MODELS)
 _LEGACY_TOKEN_DIMS = ("ApiName", "ModelDeploymentName", "FeatureName", "UsageChannel", "Region", "ModelVersion")
 _MODELS_TOKEN_DIMS = ("ApiName", "Region", "ModelDeploymentName", "ModelName", "ModelVersion")
 _REQUEST_DIMS = (
-    "ApiName", "OperationName", "Region", "StreamType", "ModelDeploymentName", "ModelName", "ModelVersion",
-    "StatusCode", "IsSpillover", "ServiceTierRequest", "ServiceTierResponse",
+    "ApiName",
+    "OperationName",
+    "Region",
+    "StreamType",
+    "ModelDeploymentName",
+    "ModelName",
+    "ModelVersion",
+    "StatusCode",
+    "IsSpillover",
+    "ServiceTierRequest",
+    "ServiceTierResponse",
 )
 
 
@@ -43,28 +52,78 @@ class MetricSpec:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("ProcessedPromptTokens", AZURE_OPENAI, "input_tokens", "Processed Prompt Tokens",
-               "Number of prompt tokens processed (input) on an OpenAI model.", "Azure OpenAI - Usage",
-               _LEGACY_TOKEN_DIMS),
-    MetricSpec("GeneratedTokens", AZURE_OPENAI, "output_tokens", "Generated Completion Tokens",
-               "Number of generated tokens (output) from an OpenAI model.", "Azure OpenAI - Usage",
-               _LEGACY_TOKEN_DIMS),
-    MetricSpec("TokenTransaction", AZURE_OPENAI, "total_tokens", "Processed Inference Tokens",
-               "Number of inference tokens processed on an OpenAI model (prompt plus generated).",
-               "Azure OpenAI - Usage", _LEGACY_TOKEN_DIMS),
-    MetricSpec("AzureOpenAIRequests", AZURE_OPENAI, "requests", "Azure OpenAI Requests",
-               "Number of calls made to the Azure OpenAI API over a period of time.",
-               "Azure OpenAI - HTTP Requests", _REQUEST_DIMS),
-    MetricSpec("InputTokens", MODELS, "input_tokens", "Input Tokens",
-               "Number of prompt tokens processed (input) on a model.", "Models - Usage", _MODELS_TOKEN_DIMS),
-    MetricSpec("OutputTokens", MODELS, "output_tokens", "Output Tokens",
-               "Number of tokens generated (output) from a model.", "Models - Usage", _MODELS_TOKEN_DIMS),
-    MetricSpec("TotalTokens", MODELS, "total_tokens", "Total Tokens",
-               "Number of inference tokens processed on a model (input plus output).", "Models - Usage",
-               _MODELS_TOKEN_DIMS),
-    MetricSpec("ModelRequests", MODELS, "requests", "Model Requests",
-               "Number of calls made to the model API over a period of time.", "Models - HTTP Requests",
-               _REQUEST_DIMS),
+    MetricSpec(
+        "ProcessedPromptTokens",
+        AZURE_OPENAI,
+        "input_tokens",
+        "Processed Prompt Tokens",
+        "Number of prompt tokens processed (input) on an OpenAI model.",
+        "Azure OpenAI - Usage",
+        _LEGACY_TOKEN_DIMS,
+    ),
+    MetricSpec(
+        "GeneratedTokens",
+        AZURE_OPENAI,
+        "output_tokens",
+        "Generated Completion Tokens",
+        "Number of generated tokens (output) from an OpenAI model.",
+        "Azure OpenAI - Usage",
+        _LEGACY_TOKEN_DIMS,
+    ),
+    MetricSpec(
+        "TokenTransaction",
+        AZURE_OPENAI,
+        "total_tokens",
+        "Processed Inference Tokens",
+        "Number of inference tokens processed on an OpenAI model (prompt plus generated).",
+        "Azure OpenAI - Usage",
+        _LEGACY_TOKEN_DIMS,
+    ),
+    MetricSpec(
+        "AzureOpenAIRequests",
+        AZURE_OPENAI,
+        "requests",
+        "Azure OpenAI Requests",
+        "Number of calls made to the Azure OpenAI API over a period of time.",
+        "Azure OpenAI - HTTP Requests",
+        _REQUEST_DIMS,
+    ),
+    MetricSpec(
+        "InputTokens",
+        MODELS,
+        "input_tokens",
+        "Input Tokens",
+        "Number of prompt tokens processed (input) on a model.",
+        "Models - Usage",
+        _MODELS_TOKEN_DIMS,
+    ),
+    MetricSpec(
+        "OutputTokens",
+        MODELS,
+        "output_tokens",
+        "Output Tokens",
+        "Number of tokens generated (output) from a model.",
+        "Models - Usage",
+        _MODELS_TOKEN_DIMS,
+    ),
+    MetricSpec(
+        "TotalTokens",
+        MODELS,
+        "total_tokens",
+        "Total Tokens",
+        "Number of inference tokens processed on a model (input plus output).",
+        "Models - Usage",
+        _MODELS_TOKEN_DIMS,
+    ),
+    MetricSpec(
+        "ModelRequests",
+        MODELS,
+        "requests",
+        "Model Requests",
+        "Number of calls made to the model API over a period of time.",
+        "Models - HTTP Requests",
+        _REQUEST_DIMS,
+    ),
 )
 
 # Provisioned (PTU) utilisation: percentages, Minimum/Maximum/Average (supported-metrics table). Defined only by
@@ -72,15 +131,28 @@ METRICS: tuple[MetricSpec, ...] = (
 _PTU_V2_DIMS = ("Region", "StreamType", "ModelDeploymentName", "ModelName", "ModelVersion")
 _PTU_MODELS_DIMS = ("Region", "ModelDeploymentName", "ModelName", "ModelVersion")
 PTU_METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("AzureOpenAIProvisionedManagedUtilizationV2", AZURE_OPENAI, "utilization",
-               "Provisioned-managed Utilization V2",
-               "Utilization % for a provisioned-managed deployment, calculated as (PTUs consumed / PTUs deployed) "
-               "x 100.",
-               "Azure OpenAI - Usage", _PTU_V2_DIMS, "Percent", ("Average", "Maximum", "Minimum")),
-    MetricSpec("ProvisionedUtilization", MODELS, "utilization", "Provisioned Utilization",
-               "Utilization % for a provisioned-managed deployment, calculated as (PTUs consumed / PTUs deployed) "
-               "x 100.",
-               "Models - Usage", _PTU_MODELS_DIMS, "Percent", ("Average", "Maximum", "Minimum")),
+    MetricSpec(
+        "AzureOpenAIProvisionedManagedUtilizationV2",
+        AZURE_OPENAI,
+        "utilization",
+        "Provisioned-managed Utilization V2",
+        "Utilization % for a provisioned-managed deployment, calculated as (PTUs consumed / PTUs deployed) x 100.",
+        "Azure OpenAI - Usage",
+        _PTU_V2_DIMS,
+        "Percent",
+        ("Average", "Maximum", "Minimum"),
+    ),
+    MetricSpec(
+        "ProvisionedUtilization",
+        MODELS,
+        "utilization",
+        "Provisioned Utilization",
+        "Utilization % for a provisioned-managed deployment, calculated as (PTUs consumed / PTUs deployed) x 100.",
+        "Models - Usage",
+        _PTU_MODELS_DIMS,
+        "Percent",
+        ("Average", "Maximum", "Minimum"),
+    ),
 )
 
 METRICS_BY_NAME = {m.name: m for m in METRICS}

@@ -20,8 +20,17 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-ARM_KINDS = {"subscriptions", "subscription", "resource_groups", "accounts", "account", "deployments", "definitions",
-             "metrics", "write"}
+ARM_KINDS = {
+    "subscriptions",
+    "subscription",
+    "resource_groups",
+    "accounts",
+    "account",
+    "deployments",
+    "definitions",
+    "metrics",
+    "write",
+}
 KINDS = ARM_KINDS | {"token", "openid", "batch", "unknown"}
 
 
@@ -53,12 +62,10 @@ class Fault:
             return False
         if self.regex is None:
             return self.match == "*" or kind == self.match or (self.match == "arm" and kind in ARM_KINDS)
-        return self.regex.search(path) is not None or (
-            bool(query) and self.regex.search(f"{path}?{query}") is not None)
+        return self.regex.search(path) is not None or (bool(query) and self.regex.search(f"{path}?{query}") is not None)
 
     def describe(self) -> dict:
-        out = {"index": self.index, "match": self.match, "action": self.action, "seen": self.seen,
-               "fired": self.fired}
+        out = {"index": self.index, "match": self.match, "action": self.action, "seen": self.seen, "fired": self.fired}
         for key in ("status", "delay", "probability", "times", "retry_after", "method"):
             value = getattr(self, key)
             if value not in (None, 0.0) or (key == "delay" and self.action == "delay"):
@@ -88,7 +95,7 @@ def parse_fault(raw: dict, index: int, seed: int) -> Fault:
     elif isinstance(action, int):
         fault.status = action
     else:
-        raise FaultSpecError(f"fault {index}: 'action' must be {{\"status\": N}}, \"reset\" or {{\"delay\": S}}")
+        raise FaultSpecError(f'fault {index}: \'action\' must be {{"status": N}}, "reset" or {{"delay": S}}')
     if "probability" in raw and raw["probability"] is not None:
         fault.probability = float(raw["probability"])
     if "nth" in raw and raw["nth"] is not None:

@@ -59,32 +59,48 @@ class Emulator:
 
     def credential(self, tenant_id: str, client_id: str, client_secret: str, **kwargs):
         from azure.identity import ClientSecretCredential
-        return ClientSecretCredential(tenant_id, client_id, client_secret, authority=self.authority,
-                                      disable_instance_discovery=True, connection_verify=self.ca_cert, **kwargs)
+
+        return ClientSecretCredential(
+            tenant_id,
+            client_id,
+            client_secret,
+            authority=self.authority,
+            disable_instance_discovery=True,
+            connection_verify=self.ca_cert,
+            **kwargs,
+        )
 
     def arm_kwargs(self, **kwargs) -> dict:
         """Keyword arguments for azure-mgmt-* clients pointed at this emulator."""
-        return {"base_url": self.arm, "credential_scopes": ["https://management.azure.com/.default"],
-                "connection_verify": self.ca_cert, **kwargs}
+        return {
+            "base_url": self.arm,
+            "credential_scopes": ["https://management.azure.com/.default"],
+            "connection_verify": self.ca_cert,
+            **kwargs,
+        }
 
     def monitor_client(self, credential, subscription_id: str, **kwargs):
         from azure.mgmt.monitor import MonitorManagementClient
+
         return MonitorManagementClient(credential, subscription_id, **self.arm_kwargs(**kwargs))
 
     def cognitive_client(self, credential, subscription_id: str, **kwargs):
         from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+
         return CognitiveServicesManagementClient(credential, subscription_id, **self.arm_kwargs(**kwargs))
 
     def metrics_client(self, credential, region: str, **kwargs):
         from azure.monitor.querymetrics import MetricsClient
+
         return MetricsClient(self.metrics_endpoint(region), credential, connection_verify=self.ca_cert, **kwargs)
 
     # ---- control API ---------------------------------------------------------------------------------------------
     def control(self, method: str, name: str, payload=None, query: str = ""):
         data = None if payload is None else json.dumps(payload).encode()
         url = f"{self.authority}/_emulator/{name}" + (f"?{query}" if query else "")
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"} if data else {}
+        )
         try:
             with urllib.request.urlopen(request, context=self._ssl, timeout=60) as response:
                 return json.loads(response.read() or b"null")
@@ -149,9 +165,16 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def run_emulator(scenario: str | Path | dict, *, state_dir: str | Path | None = None, port: int | None = None,
-                 spec_validation: bool = True, check_violations: bool = True, startup_timeout: float = 30.0,
-                 extra_args: list[str] | None = None):
+def run_emulator(
+    scenario: str | Path | dict,
+    *,
+    state_dir: str | Path | None = None,
+    port: int | None = None,
+    spec_validation: bool = True,
+    check_violations: bool = True,
+    startup_timeout: float = 30.0,
+    extra_args: list[str] | None = None,
+):
     """Runs the emulator CLI in a subprocess for a scenario file or dict; yields an Emulator."""
     state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="azure-emulator-"))
     state.mkdir(parents=True, exist_ok=True)
@@ -162,8 +185,15 @@ def run_emulator(scenario: str | Path | dict, *, state_dir: str | Path | None = 
     else:
         path = Path(scenario).resolve()
         model = load_scenario(path)
-    cmd = [sys.executable, "-m", "doow_pipeline_tests.azure_emulator", "--scenario", str(path),
-           "--state-dir", str(state)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "doow_pipeline_tests.azure_emulator",
+        "--scenario",
+        str(path),
+        "--state-dir",
+        str(state),
+    ]
     if port:
         cmd += ["--port", str(port)]
     if not spec_validation:
@@ -173,14 +203,16 @@ def run_emulator(scenario: str | Path | dict, *, state_dir: str | Path | None = 
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     stderr_path = state / "emulator.stderr.log"
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, cwd=str(PROJECT_ROOT), env=env,
-                                   text=True)
+        process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=stderr, cwd=str(PROJECT_ROOT), env=env, text=True
+        )
     try:
         line = _read_ready_line(process, startup_timeout)
         if not line:
             _stop(process)
-            raise EmulatorError(f"emulator did not start (exit {process.poll()}): "
-                                f"{stderr_path.read_text(errors='replace')[-4000:]}")
+            raise EmulatorError(
+                f"emulator did not start (exit {process.poll()}): {stderr_path.read_text(errors='replace')[-4000:]}"
+            )
         emulator = Emulator(json.loads(line), model, process, state)
     except BaseException:
         _stop(process)
@@ -200,8 +232,11 @@ def run_emulator(scenario: str | Path | dict, *, state_dir: str | Path | None = 
                 violations = [{"problems": [f"could not read violations: {exc}"]}]
         _stop(process)
         if violations and not failed:
-            lines = [f"{v.get('method', '')} {v.get('path', '')} -> {v.get('status')} ({v.get('kind')}): "
-                     f"{'; '.join(v.get('problems', []))}" for v in violations[:20]]
+            lines = [
+                f"{v.get('method', '')} {v.get('path', '')} -> {v.get('status')} ({v.get('kind')}): "
+                f"{'; '.join(v.get('problems', []))}"
+                for v in violations[:20]
+            ]
             raise AssertionError("the emulator sent responses that violate the Azure specs:\n" + "\n".join(lines))
 
 

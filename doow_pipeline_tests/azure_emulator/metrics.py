@@ -48,6 +48,7 @@ class MetricsRequest:
 @dataclass
 class Window:
     """Bucket layout of a query plus the visible part of it, in minutes since the epoch."""
+
     b0: int
     grain: int
     n: int
@@ -88,7 +89,8 @@ def _resolve(names: list[str], available, known=None) -> list[MetricSpec]:
         if spec is None:
             raise QueryError(
                 "Failed to find metric configuration for provider: Microsoft.CognitiveServices, resource Type: "
-                f"accounts, metric: {name}, Valid metrics: {','.join(m.name for m in available)}")
+                f"accounts, metric: {name}, Valid metrics: {','.join(m.name for m in available)}"
+            )
         if spec not in specs:
             specs.append(spec)
     return specs
@@ -115,8 +117,10 @@ def effective_filter(specs: list[MetricSpec], query_filter: Filter | None, valid
         unknown = [c.dimension for c in query_filter.constraints.values() if c.dimension.lower() not in supported]
         if unknown and validate:
             requested = ",".join(c.dimension.lower() for c in query_filter.constraints.values())
-            raise QueryError(f"Metric: {spec.name} does not support requested dimension combination: {requested}, "
-                             f"supported ones are: {','.join(spec.dimensions)}{trace_suffix()}")
+            raise QueryError(
+                f"Metric: {spec.name} does not support requested dimension combination: {requested}, "
+                f"supported ones are: {','.join(spec.dimensions)}{trace_suffix()}"
+            )
         kept = {k: c for k, c in query_filter.constraints.items() if k in supported}
         out[spec.name] = Filter(kept) if kept else None
     return out
@@ -128,6 +132,7 @@ def trimmed_start(request: MetricsRequest, quirks: Quirks) -> datetime:
     start, end = request.start, request.end
     if quirks.trim_max_span is not None:
         from .timeutil import parse_duration
+
         span = parse_duration(quirks.trim_max_span)
         if span is not None and end - start > span:
             start = end - span
@@ -161,13 +166,24 @@ def make_window(request: MetricsRequest, now: datetime, scenario: Scenario) -> W
         bounds[-1] = clamp(min(b0 + n * grain, end_m))
     timestamps = [format_ts(from_minutes(b0 + i * grain)) for i in range(n)]
     span_minutes = max(0, end_m - b0)
-    return Window(b0, grain, n, qlo, qhi, timestamps, bounds, interval,
-                  f"{format_ts(request.start)}/{format_ts(request.end)}", max(0, span_minutes - 1))
+    return Window(
+        b0,
+        grain,
+        n,
+        qlo,
+        qhi,
+        timestamps,
+        bounds,
+        interval,
+        f"{format_ts(request.start)}/{format_ts(request.end)}",
+        max(0, span_minutes - 1),
+    )
 
 
 class _DeploymentDays:
     """Per-day usage components (input, output, requests) and model version of one deployment over the
     visible days of a query; `distinct` lists the versions seen, in order (as usage.metric_atoms does)."""
+
     __slots__ = ("components", "versions", "distinct")
 
     def __init__(self, seed: int, account: Account, deployment: Deployment, d0: int, ndays: int):
@@ -227,8 +243,9 @@ def _day_totals(days: _DeploymentDays, version: str, quantity: str) -> list:
     are windowed as input + output (as usage.atom_amount does), everything else as itself."""
     if len(days.distinct) == 1:  # inactive days are already zero
         return [days.components[i] for i in _QUANTITY_INDEX[quantity]]
-    return [[u if v == version else 0 for u, v in zip(days.components[i], days.versions)]
-            for i in _QUANTITY_INDEX[quantity]]
+    return [
+        [u if v == version else 0 for u, v in zip(days.components[i], days.versions)] for i in _QUANTITY_INDEX[quantity]
+    ]
 
 
 def _bucket_positions(d0: int, bounds: list[int]) -> list[tuple[int, int]]:
@@ -263,13 +280,25 @@ class MetricsEngine:
                 return err
         return None
 
-    def resource_values(self, account: Account, specs: list[MetricSpec], request: MetricsRequest,
-                        filters: dict[str, Filter | None], window: Window) -> list[dict]:
+    def resource_values(
+        self,
+        account: Account,
+        specs: list[MetricSpec],
+        request: MetricsRequest,
+        filters: dict[str, Filter | None],
+        window: Window,
+    ) -> list[dict]:
         """The `value` array (one Metric object per requested metric) for one resource, as dicts."""
         return [r.to_dict() for r in self.resource_results(account, specs, request, filters, window)]
 
-    def resource_results(self, account: Account, specs: list[MetricSpec], request: MetricsRequest,
-                         filters: dict[str, Filter | None], window: Window) -> list["MetricResult"]:
+    def resource_results(
+        self,
+        account: Account,
+        specs: list[MetricSpec],
+        request: MetricsRequest,
+        filters: dict[str, Filter | None],
+        window: Window,
+    ) -> list[MetricResult]:
         """One MetricResult per requested metric for one resource (rendered as dicts or JSON text)."""
         seed = self.scenario.seed
         qlo, qhi = window.qlo, window.qhi
@@ -296,8 +325,9 @@ class MetricsEngine:
             if unsupported and self.quirks.unsupported_aggregation == "error":
                 agg = unsupported[0]
                 item.error_code = "InvalidSamplingType"
-                item.error_message = (f"Sampling type is not found. Metric:{spec.name}, "
-                                      f"SamplingType:Nullable{agg.capitalize()}.")
+                item.error_message = (
+                    f"Sampling type is not found. Metric:{spec.name}, SamplingType:Nullable{agg.capitalize()}."
+                )
                 out.append(item)
                 continue
             flt = filters.get(spec.name)
@@ -317,16 +347,19 @@ class MetricsEngine:
                         days = day_cache[dep.name] = self.days_cache.get(seed, account, dep, d0, ndays)
                     mixed = spec.quantity == "requests" and dep.requests_mix is not None
                     for version, request_class in (
-                            [(v, c) for v in days.distinct for c in _usage.MIX_CLASSES] if mixed
-                            else [(v, None) for v in days.distinct]):
-                        atom = _usage.Atom(dep, version, _usage._dimension_values(spec, dep, version, request_class),
-                                           request_class)
-                        if flt is not None and not all(
-                                c.matches(atom.value_of(k)) for k, c in flt.constraints.items()):
+                        [(v, c) for v in days.distinct for c in _usage.MIX_CLASSES]
+                        if mixed
+                        else [(v, None) for v in days.distinct]
+                    ):
+                        atom = _usage.Atom(
+                            dep, version, _usage._dimension_values(spec, dep, version, request_class), request_class
+                        )
+                        if flt is not None and not all(c.matches(atom.value_of(k)) for k, c in flt.constraints.items()):
                             continue
                         if request_class is not None:
-                            components = [t for t in [self._class_days(account, dep, days, d0, version,
-                                                                       request_class)] if any(t)]
+                            components = [
+                                t for t in [self._class_days(account, dep, days, d0, version, request_class)] if any(t)
+                            ]
                         else:
                             components = [t for t in _day_totals(days, version, spec.quantity) if any(t)]
                         if not components:
@@ -348,19 +381,27 @@ class MetricsEngine:
             else:
                 series.sort(key=lambda s: (s[2], s[0]))
             if flt is not None:
-                series = series[:request.top]
+                series = series[: request.top]
             if self.quirks.max_datapoints is not None and len(series) * window.n > self.quirks.max_datapoints:
-                raise QueryError(f"The query would return {len(series) * window.n} data points, more than the "
-                                 f"allowed {self.quirks.max_datapoints}. Reduce the timespan or use a larger "
-                                 f"interval{trace_suffix()}")
+                raise QueryError(
+                    f"The query would return {len(series) * window.n} data points, more than the "
+                    f"allowed {self.quirks.max_datapoints}. Reduce the timespan or use a larger "
+                    f"interval{trace_suffix()}"
+                )
             item.dimensions = split_lower
             item.series = [(key, values) for key, values, _total in series]
             out.append(item)
         return out
 
-
-    def _class_days(self, account: Account, deployment: Deployment, days: _DeploymentDays, d0: int, version: str,
-                    request_class: _usage.RequestClass) -> list[int]:
+    def _class_days(
+        self,
+        account: Account,
+        deployment: Deployment,
+        days: _DeploymentDays,
+        d0: int,
+        version: str,
+        request_class: _usage.RequestClass,
+    ) -> list[int]:
         """Per-day requests of one class (0 on days of another version)."""
         seed = self.scenario.seed
         out = []
@@ -372,8 +413,9 @@ class MetricsEngine:
             out.append(dict(_usage.request_classes(seed, account, deployment, day)).get(request_class, 0))
         return out
 
-    def _utilization_result(self, account: Account, spec: MetricSpec, request: MetricsRequest,
-                            flt: Filter | None, window: Window) -> "PercentResult":
+    def _utilization_result(
+        self, account: Account, spec: MetricSpec, request: MetricsRequest, flt: Filter | None, window: Window
+    ) -> PercentResult:
         """A utilisation metric: each minute reports its hour's average and maximum (usage.hourly_utilization),
         so a bucket's Average is the minute-weighted mean over the visible minutes and its Maximum the largest."""
         wanted = [a for a in (request.aggregations or ["average"])]
@@ -381,8 +423,9 @@ class MetricsEngine:
         unsupported = [a for a in wanted if a not in ("average", "maximum", "minimum")]
         if unsupported and self.quirks.unsupported_aggregation == "error":
             item.error_code = "InvalidSamplingType"
-            item.error_message = (f"Sampling type is not found. Metric:{spec.name}, "
-                                  f"SamplingType:Nullable{unsupported[0].capitalize()}.")
+            item.error_message = (
+                f"Sampling type is not found. Metric:{spec.name}, SamplingType:Nullable{unsupported[0].capitalize()}."
+            )
             return item
         split = [c.dimension for k, c in flt.constraints.items() if k not in request.rollupby] if flt else []
         split_lower = [d.lower() for d in split]
@@ -411,13 +454,20 @@ class MetricsEngine:
                     acc = groups.setdefault(key, [[] for _ in range(window.n)])
                     for i, bucket in enumerate(buckets):
                         acc[i].extend(bucket)
-        series = [(key, [_percent_point(bucket) for bucket in buckets]) for key, buckets in groups.items()
-                  if any(buckets)]
+        series = [
+            (key, [_percent_point(bucket) for bucket in buckets]) for key, buckets in groups.items() if any(buckets)
+        ]
         first = wanted[0] if wanted else "average"
-        series.sort(key=lambda s: (-sum(p.get(first, 0.0) for p in s[1] if p) if request.order_desc
-                                   else sum(p.get(first, 0.0) for p in s[1] if p), s[0]))
+        series.sort(
+            key=lambda s: (
+                -sum(p.get(first, 0.0) for p in s[1] if p)
+                if request.order_desc
+                else sum(p.get(first, 0.0) for p in s[1] if p),
+                s[0],
+            )
+        )
         if flt is not None:
-            series = series[:request.top]
+            series = series[: request.top]
         item.dimensions = split_lower
         item.series = series
         return item
@@ -427,8 +477,11 @@ def _percent_point(bucket: list[tuple[int, float, float]]) -> dict[str, float] |
     minutes = sum(m for m, _a, _x in bucket)
     if not minutes:
         return None
-    return {"average": sum(m * a for m, a, _x in bucket) / minutes, "maximum": max(x for _m, _a, x in bucket),
-            "minimum": min(a for _m, a, _x in bucket)}
+    return {
+        "average": sum(m * a for m, a, _x in bucket) / minutes,
+        "maximum": max(x for _m, _a, x in bucket),
+        "minimum": min(a for _m, a, _x in bucket),
+    }
 
 
 class PercentResult:
@@ -456,14 +509,18 @@ class PercentResult:
         series = self.series[:3] + self.series[-2:] if sample and len(self.series) > 5 else self.series
         timeseries = []
         for key, points in series:
-            element: dict = {"metadatavalues": [{"name": {"value": d, "localizedValue": d}, "value": v}
-                                                for d, v in zip(self.dimensions, key)]}
+            element: dict = {
+                "metadatavalues": [
+                    {"name": {"value": d, "localizedValue": d}, "value": v} for d, v in zip(self.dimensions, key)
+                ]
+            }
             if not self.metadata_only:
                 pairs = list(zip(self.window.timestamps, points))
                 if sample and len(pairs) > 6:
                     pairs = pairs[:3] + pairs[-3:]
-                element["data"] = [{"timeStamp": ts, **({a: p[a] for a in self.wanted if a in p} if p else {})}
-                                   for ts, p in pairs]
+                element["data"] = [
+                    {"timeStamp": ts, **({a: p[a] for a in self.wanted if a in p} if p else {})} for ts, p in pairs
+                ]
             timeseries.append(element)
         item["timeseries"] = timeseries
         item["errorCode"] = self.error_code
@@ -477,17 +534,29 @@ class PercentResult:
 
 def _number(v: int) -> str:
     """json.dumps(float(v)) for an int, without the float round trip when it is exact."""
-    return f"{v}.0" if -10**15 < v < 10**15 else json.dumps(float(v))
+    return f"{v}.0" if -(10**15) < v < 10**15 else json.dumps(float(v))
 
 
 class MetricResult:
     """One metric of one resource: rendered either as a dict (tests, validation) or straight to JSON text
     (the server: a 50-resource, 90-day batch answer is ~10 MB, too slow through dicts and json.dumps)."""
-    __slots__ = ("resource_id", "spec", "window", "metadata_only", "want_total", "fill_zero", "error_code",
-                 "error_message", "dimensions", "series")
 
-    def __init__(self, resource_id: str, spec: MetricSpec, window: Window, metadata_only: bool, want_total: bool,
-                 fill_zero: bool):
+    __slots__ = (
+        "resource_id",
+        "spec",
+        "window",
+        "metadata_only",
+        "want_total",
+        "fill_zero",
+        "error_code",
+        "error_message",
+        "dimensions",
+        "series",
+    )
+
+    def __init__(
+        self, resource_id: str, spec: MetricSpec, window: Window, metadata_only: bool, want_total: bool, fill_zero: bool
+    ):
         self.resource_id = resource_id
         self.spec = spec
         self.window = window
@@ -529,8 +598,9 @@ class MetricResult:
                 elif self.fill_zero:
                     element["data"] = [{"timeStamp": ts, "total": float(v)} for ts, v in pairs]
                 else:
-                    element["data"] = [{"timeStamp": ts, "total": float(v)} if v else {"timeStamp": ts}
-                                       for ts, v in pairs]
+                    element["data"] = [
+                        {"timeStamp": ts, "total": float(v)} if v else {"timeStamp": ts} for ts, v in pairs
+                    ]
             timeseries.append(element)
         item["timeseries"] = timeseries
         item["errorCode"] = self.error_code
@@ -552,8 +622,9 @@ class MetricResult:
             elif self.fill_zero:
                 data = ",".join([f + _number(v) + "}" for f, v in zip(window.json_total, values)])
             else:
-                data = ",".join([f + _number(v) + "}" if v else e
-                                 for f, e, v in zip(window.json_total, window.json_empty, values)])
+                data = ",".join(
+                    [f + _number(v) + "}" if v else e for f, e, v in zip(window.json_total, window.json_empty, values)]
+                )
             parts.append(f'{{"metadatavalues":{meta},"data":[{data}]}}')
         tail = ',"errorCode":' + json.dumps(self.error_code, ensure_ascii=False)
         if self.error_message is not None:

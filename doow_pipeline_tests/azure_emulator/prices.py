@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
@@ -44,10 +44,21 @@ FIXTURE = Path(__file__).with_name("prices.yaml")
 API_VERSIONS = ("2021-10-01-preview", "2023-01-01-preview")
 CASE_SENSITIVE_FROM = "2023-01-01-preview"
 FILTER_FIELDS = {
-    "armregionname": "armRegionName", "location": "location", "meterid": "meterId", "metername": "meterName",
-    "productid": "productId", "skuid": "skuId", "productname": "productName", "skuname": "skuName",
-    "servicename": "serviceName", "serviceid": "serviceId", "servicefamily": "serviceFamily",
-    "pricetype": "type", "type": "type", "armskuname": "armSkuName", "unitofmeasure": "unitOfMeasure",
+    "armregionname": "armRegionName",
+    "location": "location",
+    "meterid": "meterId",
+    "metername": "meterName",
+    "productid": "productId",
+    "skuid": "skuId",
+    "productname": "productName",
+    "skuname": "skuName",
+    "servicename": "serviceName",
+    "serviceid": "serviceId",
+    "servicefamily": "serviceFamily",
+    "pricetype": "type",
+    "type": "type",
+    "armskuname": "armSkuName",
+    "unitofmeasure": "unitOfMeasure",
     "isprimarymeterregion": "isPrimaryMeterRegion",
 }
 _NS = uuid.UUID("0b8c6f0e-3d55-4b7a-9f5e-6a1f1a2b9c01")
@@ -88,25 +99,31 @@ def _item(raw: dict, doc: dict) -> dict:
         "effectiveStartDate": raw["start"],
     }
     if raw.get("reservationTerm"):
-        item = {"currencyCode": "USD", "tierMinimumUnits": 0.0, "reservationTerm": raw["reservationTerm"],
-                **{k: v for k, v in item.items() if k not in ("currencyCode", "tierMinimumUnits")}}
+        item = {
+            "currencyCode": "USD",
+            "tierMinimumUnits": 0.0,
+            "reservationTerm": raw["reservationTerm"],
+            **{k: v for k, v in item.items() if k not in ("currencyCode", "tierMinimumUnits")},
+        }
     if raw.get("end"):
         item["effectiveEndDate"] = raw["end"]
-    item.update({
-        "meterId": meter_id,
-        "meterName": meter,
-        "productId": product_id,
-        "skuId": f"{product_id}/{_sku_code(product + '|' + sku)}",
-        "productName": product,
-        "skuName": sku,
-        "serviceName": raw["service"],
-        "serviceId": raw.get("serviceId") or doc["service_id"],
-        "serviceFamily": raw.get("serviceFamily") or doc["service_family"],
-        "unitOfMeasure": raw["unit"],
-        "type": raw.get("type", "Consumption"),
-        "isPrimaryMeterRegion": bool(raw.get("isPrimaryMeterRegion", True)),
-        "armSkuName": raw.get("armSkuName") or sku,
-    })
+    item.update(
+        {
+            "meterId": meter_id,
+            "meterName": meter,
+            "productId": product_id,
+            "skuId": f"{product_id}/{_sku_code(product + '|' + sku)}",
+            "productName": product,
+            "skuName": sku,
+            "serviceName": raw["service"],
+            "serviceId": raw.get("serviceId") or doc["service_id"],
+            "serviceFamily": raw.get("serviceFamily") or doc["service_family"],
+            "unitOfMeasure": raw["unit"],
+            "type": raw.get("type", "Consumption"),
+            "isPrimaryMeterRegion": bool(raw.get("isPrimaryMeterRegion", True)),
+            "armSkuName": raw.get("armSkuName") or sku,
+        }
+    )
     return item
 
 
@@ -133,7 +150,7 @@ def _convert(item: dict, currency: str, rate: float) -> dict:
 
 
 def _parse_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def in_force(item: dict, now: datetime) -> bool:
@@ -259,7 +276,7 @@ class PricesConfig:
     serve: str = "current"  # current | all
 
     @classmethod
-    def for_scenario(cls, source: str | None) -> "PricesConfig":
+    def for_scenario(cls, source: str | None) -> PricesConfig:
         """The scenario's optional `prices:` block (the scenario loader ignores keys it does not know)."""
         raw = {}
         if source and Path(source).is_file():
@@ -288,8 +305,9 @@ class RetailPricesAPI:
     config: PricesConfig
     throttler: object = None  # the app's Throttler (sliding windows, reset with the rest)
 
-    def answer(self, params: dict[str, str], pairs: list[tuple[str, str]], base_url: str, path: str,
-               client: str, now: datetime) -> tuple[int, dict, dict]:
+    def answer(
+        self, params: dict[str, str], pairs: list[tuple[str, str]], base_url: str, path: str, client: str, now: datetime
+    ) -> tuple[int, dict, dict]:
         """(status, body, headers) for GET /api/retail/prices with lower-cased `params`."""
         try:
             return 200, self._page(params, pairs, base_url, path, client, now), {}
@@ -301,12 +319,19 @@ class RetailPricesAPI:
         if limit is not None and self.throttler is not None:
             allowed, _remaining, retry = self.throttler._window(("prices", client), limit, 60.0)
             if not allowed:
-                raise PricesError(429, "TooManyRequests", f"Rate limit is exceeded. Try again in {retry} seconds.",
-                                  {"Retry-After": str(retry)})
+                raise PricesError(
+                    429,
+                    "TooManyRequests",
+                    f"Rate limit is exceeded. Try again in {retry} seconds.",
+                    {"Retry-After": str(retry)},
+                )
         version = params.get("api-version")
         if version is not None and version not in API_VERSIONS:
-            raise PricesError(400, "InvalidApiVersion", f"The api-version '{version}' is invalid. Supported versions: "
-                              f"{', '.join(API_VERSIONS)} (or none).")
+            raise PricesError(
+                400,
+                "InvalidApiVersion",
+                f"The api-version '{version}' is invalid. Supported versions: {', '.join(API_VERSIONS)} (or none).",
+            )
         currency = (params.get("currencycode") or "USD").strip().strip("'\"").upper()
         items, rates = _load(str(Path(self.config.fixture).resolve()))
         if currency not in rates:
@@ -319,15 +344,25 @@ class RetailPricesAPI:
             raise PricesError(400, "InvalidSkip", "$skip must not be negative.")
         pred = parse_price_filter(params.get("$filter"), case_sensitive=version == CASE_SENSITIVE_FROM)
         primary_only = version is not None and (params.get("meterregion") or "").strip("'\"").lower() == "primary"
-        selected = [i for i in items
-                    if (self.config.serve == "all" or in_force(i, now)) and pred(i)
-                    and (not primary_only or i["isPrimaryMeterRegion"])]
+        selected = [
+            i
+            for i in items
+            if (self.config.serve == "all" or in_force(i, now))
+            and pred(i)
+            and (not primary_only or i["isPrimaryMeterRegion"])
+        ]
         size = self.config.page_size
-        page = [_convert(i, currency, rates[currency]) for i in selected[skip:skip + size]]
+        page = [_convert(i, currency, rates[currency]) for i in selected[skip : skip + size]]
         next_link = None
         if skip + size < len(selected):
             query = "&".join(f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in pairs if k.lower() != "$skip")
             query = (query + "&" if query else "") + f"$skip={skip + size}"
             next_link = f"{base_url}{path}?{query}"
-        return {"BillingCurrency": currency, "CustomerEntityId": "Default", "CustomerEntityType": "Retail",
-                "Items": page, "NextPageLink": next_link, "Count": len(page)}
+        return {
+            "BillingCurrency": currency,
+            "CustomerEntityId": "Default",
+            "CustomerEntityType": "Retail",
+            "Items": page,
+            "NextPageLink": next_link,
+            "Count": len(page),
+        }

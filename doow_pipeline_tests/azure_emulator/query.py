@@ -14,13 +14,28 @@ from datetime import datetime, timedelta
 from .timeutil import format_timespan_dotnet, parse_datetime, parse_duration
 
 SUPPORTED_GRAINS = (
-    timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=30),
-    timedelta(hours=1), timedelta(hours=6), timedelta(hours=12), timedelta(days=1),
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(days=1),
 )
 MAX_METRIC_NAMES = 20
 MAX_TOP = 2147483647
-AGGREGATIONS = {"average": "average", "avg": "average", "minimum": "minimum", "min": "minimum",
-                "maximum": "maximum", "max": "maximum", "total": "total", "sum": "total", "count": "count"}
+AGGREGATIONS = {
+    "average": "average",
+    "avg": "average",
+    "minimum": "minimum",
+    "min": "minimum",
+    "maximum": "maximum",
+    "max": "maximum",
+    "total": "total",
+    "sum": "total",
+    "count": "count",
+}
 
 
 class QueryError(Exception):
@@ -37,9 +52,12 @@ def trace_suffix() -> str:
 
 # ---- time ------------------------------------------------------------------------------------------------
 
+
 def _invalid_timespan(raw: str) -> QueryError:
-    return QueryError(f"Detected invalid time interval input: {raw}, supported Iso 8601 time interval format: "
-                      "(Datetime/Datetime, Datetime/Duration, Duration/Datetime, Duration)")
+    return QueryError(
+        f"Detected invalid time interval input: {raw}, supported Iso 8601 time interval format: "
+        "(Datetime/Datetime, Datetime/Duration, Duration/Datetime, Duration)"
+    )
 
 
 def parse_timespan(raw: str | None, now: datetime) -> tuple[datetime, datetime]:
@@ -85,8 +103,9 @@ def parse_batch_times(starttime: str | None, endtime: str | None, now: datetime)
         if end is None:
             raise QueryError(f"Detected invalid endtime input: {endtime}, expected format: yyyy-MM-ddTHH:mm:ss.fffZ")
     if end <= start:
-        raise QueryError(f"Detected invalid time range: starttime {starttime} must be earlier than endtime "
-                         f"{endtime or 'now'}.")
+        raise QueryError(
+            f"Detected invalid time range: starttime {starttime} must be earlier than endtime {endtime or 'now'}."
+        )
     return start, end
 
 
@@ -113,6 +132,7 @@ def parse_interval(raw: str | None, auto_adjust: bool) -> timedelta | None:
 
 # ---- simple parameters -----------------------------------------------------------------------------------
 
+
 def parse_metric_names(raw: str | None) -> list[str]:
     if raw is None or raw.strip() == "":
         raise QueryError("Metric names must be specified (metricnames).")
@@ -135,8 +155,10 @@ def parse_aggregations(raw: str | None) -> list[str] | None:
         if key == "none":
             continue
         if key not in AGGREGATIONS:
-            raise QueryError(f"Invalid aggregation type: {item.strip()}, supported ones are: "
-                             "None,Average,Count,Minimum,Maximum,Total")
+            raise QueryError(
+                f"Invalid aggregation type: {item.strip()}, supported ones are: "
+                "None,Average,Count,Minimum,Maximum,Total"
+            )
         if AGGREGATIONS[key] not in out:
             out.append(AGGREGATIONS[key])
     return out or None
@@ -179,6 +201,7 @@ def parse_bool(raw: str | None, default: bool) -> bool:
 
 # ---- $filter ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Condition:
     dimension: str  # as written (decoded)
@@ -193,6 +216,7 @@ class Condition:
 @dataclass
 class DimensionConstraint:
     """The OR-group(s) on one dimension; several AND-ed groups on the same dimension intersect."""
+
     dimension: str
     groups: list[list[Condition]] = field(default_factory=list)
 

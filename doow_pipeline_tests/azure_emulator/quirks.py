@@ -57,7 +57,7 @@ class Quirks:
     empty_split_dimensions: dict | None = None
 
     @classmethod
-    def from_raw(cls, raw: dict | None) -> "Quirks":
+    def from_raw(cls, raw: dict | None) -> Quirks:
         raw = dict(raw or {})
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
@@ -70,6 +70,7 @@ class Quirks:
             raise ValueError("quirks.batch_namespace_echo: one of lower, by_version, as_requested")
         if raw.get("trim_max_span") is not None:
             from .timeutil import parse_duration
+
             if parse_duration(str(raw["trim_max_span"])) is None:
                 raise ValueError(f"quirks.trim_max_span: {raw['trim_max_span']!r} is not an ISO 8601 duration")
         return cls(**raw)

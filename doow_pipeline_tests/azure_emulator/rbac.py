@@ -44,9 +44,13 @@ def has_subscription_reader(principal: Principal, subscription_id: str) -> bool:
 
 
 def authorization_failed(principal: Principal, object_id: str, action: str, scope: str) -> dict:
-    return {"error": {
-        "code": "AuthorizationFailed",
-        "message": (f"The client '{principal.client_id}' with object id '{object_id}' does not have authorization to "
-                    f"perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently "
-                    "granted, please refresh your credentials."),
-    }}
+    return {
+        "error": {
+            "code": "AuthorizationFailed",
+            "message": (
+                f"The client '{principal.client_id}' with object id '{object_id}' does not have authorization to "
+                f"perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently "
+                "granted, please refresh your credentials."
+            ),
+        }
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -21,8 +21,20 @@ ACCOUNT_TYPE = "Microsoft.CognitiveServices/accounts"
 
 # Model-name prefixes of OpenAI models: their usage is reported in both metric families.
 OPENAI_MODEL_PREFIXES = (
-    "gpt-", "gpt4", "o1", "o3", "o4", "text-embedding", "dall-e", "whisper", "tts", "davinci", "babbage",
-    "codex", "computer-use", "sora",
+    "gpt-",
+    "gpt4",
+    "o1",
+    "o3",
+    "o4",
+    "text-embedding",
+    "dall-e",
+    "whisper",
+    "tts",
+    "davinci",
+    "babbage",
+    "codex",
+    "computer-use",
+    "sora",
 )
 
 
@@ -34,14 +46,14 @@ def _parse_datetime(value, field_name: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError as exc:
         raise ScenarioError(f"{field_name}: {value!r} is not an ISO 8601 timestamp") from exc
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _parse_date(value, field_name: str) -> date | None:
@@ -68,6 +80,7 @@ class RequestsMix:
     IsSpillover, ServiceTierRequest and ServiceTierResponse. Shares are of the day's requests (throttled,
     server_errors) or of its successful requests (spillover, priority), and of priority requests
     (downgraded: served at the Default tier). `bursts` raise the throttled share on given days."""
+
     throttled: float = 0.0
     server_errors: float = 0.0
     spillover: float = 0.0
@@ -83,6 +96,7 @@ class RequestsMix:
 class Provisioned:
     """Opt-in (deployment key `provisioned: {utilization: P}`): a provisioned (PTU) deployment whose
     utilisation metrics report an hourly series around P percent at the busiest hour, capped at 100."""
+
     utilization: float
 
 
@@ -149,8 +163,10 @@ class Account:
 
     @cached_property
     def id(self) -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/providers/{ACCOUNT_TYPE}/{self.name}")
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{ACCOUNT_TYPE}/{self.name}"
+        )
 
     def families_for(self, deployment: Deployment) -> tuple[str, ...]:
         """Families in which a deployment's usage appears: OpenAI models in both, others only in models."""
@@ -207,6 +223,7 @@ class Throttle:
 @dataclass(frozen=True)
 class MetricError:
     """A per-metric error returned inside a 200 (errorCode/errorMessage) for one account."""
+
     account: str  # account name or id
     metric: str
     code: str
@@ -254,7 +271,7 @@ class Scenario:
         return self.accounts_by_id.get(account_id.rstrip("/").lower())
 
     def current_time(self) -> datetime:
-        return self.now or datetime.now(timezone.utc)
+        return self.now or datetime.now(UTC)
 
 
 def _req(mapping: dict, key: str, where: str):
@@ -264,8 +281,9 @@ def _req(mapping: dict, key: str, where: str):
 
 
 def _means(daily: dict) -> DailyMeans:
-    return DailyMeans(int(daily.get("input_tokens", 0)), int(daily.get("output_tokens", 0)),
-                      int(daily.get("requests", 0)))
+    return DailyMeans(
+        int(daily.get("input_tokens", 0)), int(daily.get("output_tokens", 0)), int(daily.get("requests", 0))
+    )
 
 
 def _on_keys(items) -> list[dict]:
@@ -287,10 +305,19 @@ def _requests_mix(raw: dict | None, where: str) -> RequestsMix | None:
     unknown = set(raw) - {"throttled", "server_errors", "spillover", "priority", "downgraded", "bursts"}
     if unknown:
         raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}")
-    bursts = tuple(sorted((_parse_date(_req(b, "on", f"{where}.bursts"), f"{where}.bursts.on"),
-                           _share(b, "throttled", f"{where}.bursts")) for b in _on_keys(raw.get("bursts"))))
-    mix = RequestsMix(*(_share(raw, k, where) for k in ("throttled", "server_errors", "spillover", "priority",
-                                                        "downgraded")), bursts=bursts)
+    bursts = tuple(
+        sorted(
+            (
+                _parse_date(_req(b, "on", f"{where}.bursts"), f"{where}.bursts.on"),
+                _share(b, "throttled", f"{where}.bursts"),
+            )
+            for b in _on_keys(raw.get("bursts"))
+        )
+    )
+    mix = RequestsMix(
+        *(_share(raw, k, where) for k in ("throttled", "server_errors", "spillover", "priority", "downgraded")),
+        bursts=bursts,
+    )
     if max([mix.throttled, *(share for _, share in bursts)]) + mix.server_errors > 1.0:
         raise ScenarioError(f"{where}: throttled + server_errors exceed 1 on some day")
     return mix
@@ -310,8 +337,10 @@ def _deployment(raw: dict, where: str) -> Deployment:
     active = raw.get("active") or {}
     upgrade_maps = _on_keys(raw.get("upgrades"))
     upgrades = tuple(
-        sorted((_parse_date(_req(u, "on", f"{where}.upgrades"), f"{where}.upgrades.on"), str(_req(u, "version", where)))
-               for u in upgrade_maps)
+        sorted(
+            (_parse_date(_req(u, "on", f"{where}.upgrades"), f"{where}.upgrades.on"), str(_req(u, "version", where)))
+            for u in upgrade_maps
+        )
     )
     return Deployment(
         name=str(_req(raw, "name", where)),
@@ -320,9 +349,18 @@ def _deployment(raw: dict, where: str) -> Deployment:
         region=None if raw.get("region") is None else str(raw["region"]),
         daily=_means(daily),
         upgrades=upgrades,
-        changes=tuple(sorted(((_parse_date(_req(c, "on", f"{where}.changes"), f"{where}.changes.on"),
-                               _means(_req(c, "daily", f"{where}.changes"))) for c in _on_keys(raw.get("changes"))),
-                             key=lambda change: change[0])),
+        changes=tuple(
+            sorted(
+                (
+                    (
+                        _parse_date(_req(c, "on", f"{where}.changes"), f"{where}.changes.on"),
+                        _means(_req(c, "daily", f"{where}.changes")),
+                    )
+                    for c in _on_keys(raw.get("changes"))
+                ),
+                key=lambda change: change[0],
+            )
+        ),
         active_from=_parse_date(active.get("from"), f"{where}.active.from"),
         active_to=_parse_date(active.get("to"), f"{where}.active.to"),
         publisher=raw.get("publisher"),
@@ -346,7 +384,9 @@ def _account(raw: dict, sub_id: str, rg: str, tenant_id: str, where: str) -> Acc
         kind=kind,
         location=str(_req(raw, "location", where)).lower(),
         families=families,
-        deployments=tuple(_deployment(d, f"{where}.deployments[{i}]") for i, d in enumerate(raw.get("deployments") or ())),
+        deployments=tuple(
+            _deployment(d, f"{where}.deployments[{i}]") for i, d in enumerate(raw.get("deployments") or ())
+        ),
         subscription_id=sub_id,
         resource_group=rg,
         tenant_id=tenant_id,
@@ -377,18 +417,28 @@ def _tenant(raw: dict, index: int) -> Tenant:
         for gi, g in enumerate(s.get("resource_groups") or ()):
             gwhere = f"{swhere}.resource_groups[{gi}]"
             rg_name = str(_req(g, "name", gwhere))
-            accounts = tuple(_account(a, sub_id, rg_name, tenant_id, f"{gwhere}.accounts[{ai}]")
-                             for ai, a in enumerate(g.get("accounts") or ()))
-            groups.append(ResourceGroup(rg_name, str(g.get("location", accounts[0].location if accounts else "eastus")),
-                                        accounts))
+            accounts = tuple(
+                _account(a, sub_id, rg_name, tenant_id, f"{gwhere}.accounts[{ai}]")
+                for ai, a in enumerate(g.get("accounts") or ())
+            )
+            groups.append(
+                ResourceGroup(rg_name, str(g.get("location", accounts[0].location if accounts else "eastus")), accounts)
+            )
         subscriptions.append(Subscription(sub_id, str(s.get("name", sub_id)), tenant_id, tuple(groups)))
     return Tenant(tenant_id, principals, tuple(subscriptions))
 
 
 SCALE_MODELS = (
-    ("gpt-4o", "2024-11-20"), ("gpt-4o-mini", "2024-07-18"), ("gpt-4.1", "2025-04-14"), ("o3-mini", "2025-01-31"),
-    ("text-embedding-3-large", "1"), ("gpt-4.1-mini", "2025-04-14"), ("Phi-4", "7"), ("DeepSeek-R1", "1"),
-    ("gpt-5", "2025-08-07"), ("Mistral-Large-2411", "2"),
+    ("gpt-4o", "2024-11-20"),
+    ("gpt-4o-mini", "2024-07-18"),
+    ("gpt-4.1", "2025-04-14"),
+    ("o3-mini", "2025-01-31"),
+    ("text-embedding-3-large", "1"),
+    ("gpt-4.1-mini", "2025-04-14"),
+    ("Phi-4", "7"),
+    ("DeepSeek-R1", "1"),
+    ("gpt-5", "2025-08-07"),
+    ("Mistral-Large-2411", "2"),
 )
 
 
@@ -411,18 +461,32 @@ def _scale_tenant(raw: dict, seed: int, existing: tuple[Tenant, ...]) -> tuple[T
             deployments = []
             for di in range(per_account):
                 model, version = SCALE_MODELS[(ai + di) % len(SCALE_MODELS)]
-                deployments.append(Deployment(
-                    name=f"{model.lower()}-{di}", model=model, version=version, region=region,
-                    daily=DailyMeans(200_000 + 10_000 * di, 50_000 + 1_000 * di, 800 + 10 * di),
-                    active_from=active_from,
-                ))
-            accounts.append(Account(
-                name=f"scale-{si}-{ai:04d}", kind="OpenAI" if ai % 2 == 0 else "AIServices", location=region,
-                families=("azure_openai", "models"), deployments=tuple(deployments), subscription_id=sub_id,
-                resource_group=f"rg-scale-{ai % 5}", tenant_id=tenant_id,
-            ))
+                deployments.append(
+                    Deployment(
+                        name=f"{model.lower()}-{di}",
+                        model=model,
+                        version=version,
+                        region=region,
+                        daily=DailyMeans(200_000 + 10_000 * di, 50_000 + 1_000 * di, 800 + 10 * di),
+                        active_from=active_from,
+                    )
+                )
+            accounts.append(
+                Account(
+                    name=f"scale-{si}-{ai:04d}",
+                    kind="OpenAI" if ai % 2 == 0 else "AIServices",
+                    location=region,
+                    families=("azure_openai", "models"),
+                    deployments=tuple(deployments),
+                    subscription_id=sub_id,
+                    resource_group=f"rg-scale-{ai % 5}",
+                    tenant_id=tenant_id,
+                )
+            )
         groups = tuple(
-            ResourceGroup(f"rg-scale-{g}", regions[0], tuple(a for a in accounts if a.resource_group == f"rg-scale-{g}"))
+            ResourceGroup(
+                f"rg-scale-{g}", regions[0], tuple(a for a in accounts if a.resource_group == f"rg-scale-{g}")
+            )
             for g in range(5)
         )
         subscriptions.append(Subscription(sub_id, f"Scale {si}", tenant_id, groups))
@@ -433,8 +497,11 @@ def _scale_tenant(raw: dict, seed: int, existing: tuple[Tenant, ...]) -> tuple[T
         if tenant.id.lower() != tenant_id.lower():
             continue
         principals = tuple(
-            Principal(p.client_id, p.secret, p.tenant_id, p.secret_expires, p.monitoring_reader + sub_scopes, p.list_only)
-            if p.client_id.lower() == client_id.lower() else p
+            Principal(
+                p.client_id, p.secret, p.tenant_id, p.secret_expires, p.monitoring_reader + sub_scopes, p.list_only
+            )
+            if p.client_id.lower() == client_id.lower()
+            else p
             for p in tenant.principals
         )
         if not any(p.client_id.lower() == client_id.lower() for p in principals):
@@ -459,9 +526,12 @@ def scenario_from_dict(raw: dict, source: str | None = None) -> Scenario:
     if unknown:
         raise ScenarioError(f"throttle: unknown keys {sorted(unknown)}")
     errors = tuple(
-        MetricError(str(_req(e, "account", "metric_errors")), str(_req(e, "metric", "metric_errors")),
-                    str(e.get("code", "InvalidSamplingType")),
-                    str(e.get("message", f"Sampling type is not found. Metric:{e.get('metric')}")))
+        MetricError(
+            str(_req(e, "account", "metric_errors")),
+            str(_req(e, "metric", "metric_errors")),
+            str(e.get("code", "InvalidSamplingType")),
+            str(e.get("message", f"Sampling type is not found. Metric:{e.get('metric')}")),
+        )
         for e in raw.get("metric_errors") or ()
     )
     return Scenario(

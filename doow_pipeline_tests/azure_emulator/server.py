@@ -105,8 +105,10 @@ class Handler(BaseHTTPRequestHandler):
             response = app.handle(req, ctx)
         except Exception as exc:  # an emulator bug: answer like Azure's 500 and keep the traceback visible
             traceback.print_exc(file=sys.stderr)
-            response = Response(500, {"error": {"code": "InternalServerError",
-                                                "message": f"Emulator failure: {type(exc).__name__}: {exc}"}})
+            response = Response(
+                500,
+                {"error": {"code": "InternalServerError", "message": f"Emulator failure: {type(exc).__name__}: {exc}"}},
+            )
         payload = b"" if response.reset else self.serialize(response)
         duration_ms = (time.perf_counter() - started) * 1000
         entry = app.record(req, ctx, response, duration_ms)  # before answering: the log is complete on return

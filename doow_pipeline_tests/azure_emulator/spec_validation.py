@@ -50,7 +50,8 @@ _RELAXED_REQUIRED = {
 # ("TraceId=…", "ExceptionType=…"): the official MetricBatchExample*.json error bodies do so.
 _RELAXED_PROPERTIES = {
     def_key(f"common-types/resource-management/{v}/types.json", "#/definitions/ErrorAdditionalInfo"): {
-        "info": {"type": ["object", "string"]}}
+        "info": {"type": ["object", "string"]}
+    }
     for v in ("v1", "v2", "v3")
 }
 
@@ -88,7 +89,8 @@ def load_schema(name: str) -> dict:
             schema = json.load(fh)
     except (OSError, ValueError) as exc:
         raise SchemasNotFoundError(
-            f"committed schema {path} cannot be read ({exc}); regenerate it: {REGENERATE}") from exc
+            f"committed schema {path} cannot be read ({exc}); regenerate it: {REGENERATE}"
+        ) from exc
     defs = schema.get("$defs", {})
     for key, names in _RELAXED_REQUIRED.items():
         if key in defs and "required" in defs[key]:
@@ -119,7 +121,7 @@ def _error_schema(errors: str) -> dict:
 _COMPILE_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(kind: str, success: bool) -> jsonschema.protocols.Validator:
     with _COMPILE_LOCK:  # the emulator validates from several threads; compile each schema once
         return _compile(kind, success)

@@ -89,9 +89,11 @@ class Throttler:
             return False, 0, retry
 
     def definitions(self, subscription_id: str, principal: str) -> tuple[bool, int, int]:
-        return self._window(("definitions", subscription_id.lower(), principal.lower()),
-                            self.budgets.definitions_per_5min, 300.0)
+        return self._window(
+            ("definitions", subscription_id.lower(), principal.lower()), self.budgets.definitions_per_5min, 300.0
+        )
 
     def batch(self, subscription_id: str, principal: str) -> tuple[bool, int, int]:
-        return self._window(("batch", subscription_id.lower(), principal.lower()),
-                            self.budgets.batch_calls_per_min, 60.0)
+        return self._window(
+            ("batch", subscription_id.lower(), principal.lower()), self.budgets.batch_calls_per_min, 60.0
+        )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 from .catalogue import CONSTANT_DIMENSION_VALUES, METRICS, MetricSpec
@@ -46,10 +46,11 @@ def daily_totals(seed: int, account_id: str, deployment: str, day: date) -> tupl
 
     Returned as factors in thousandths of the mean, so the cache is independent of the means.
     """
-    digest = hashlib.blake2b(f"{seed}|{account_id.lower()}|{deployment}|{day.isoformat()}".encode(),
-                             digest_size=12).digest()
+    digest = hashlib.blake2b(
+        f"{seed}|{account_id.lower()}|{deployment}|{day.isoformat()}".encode(), digest_size=12
+    ).digest()
     # Three independent factors in [0.4, 1.6): their mean is 1, so daily totals average the declared means.
-    return tuple(400 + int.from_bytes(digest[i:i + 4], "big") % 1200 for i in (0, 4, 8))  # type: ignore[return-value]
+    return tuple(400 + int.from_bytes(digest[i : i + 4], "big") % 1200 for i in (0, 4, 8))  # type: ignore[return-value]
 
 
 def day_usage(seed: int, account: Account, deployment: Deployment, day: date) -> tuple[int, int, int]:
@@ -87,12 +88,13 @@ def _windowed(total: int, m0: int, m1: int) -> int:
 
 
 def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class Atom:
     """The finest series the generator produces: one deployment at one model version."""
+
     deployment: Deployment
     version: str
     dimensions: tuple[tuple[str, str], ...]  # (canonical dimension name, value) for every dimension of the metric
@@ -106,8 +108,9 @@ class Atom:
         raise KeyError(dimension_lower)
 
 
-def _dimension_values(metric: MetricSpec, deployment: Deployment, version: str,
-                      request_class: RequestClass | None = None) -> tuple[tuple[str, str], ...]:
+def _dimension_values(
+    metric: MetricSpec, deployment: Deployment, version: str, request_class: RequestClass | None = None
+) -> tuple[tuple[str, str], ...]:
     values = []
     for dim in metric.dimensions:
         if request_class is not None and dim in REQUEST_CLASS_DIMENSIONS:
@@ -148,8 +151,11 @@ def metric_atoms(account: Account, metric: MetricSpec, start: datetime, end: dat
                 if version not in versions:
                     versions.append(version)
         if metric.quantity == "requests" and deployment.requests_mix is not None:
-            atoms.extend(Atom(deployment, v, _dimension_values(metric, deployment, v, c), c)
-                         for v in versions for c in MIX_CLASSES)
+            atoms.extend(
+                Atom(deployment, v, _dimension_values(metric, deployment, v, c), c)
+                for v in versions
+                for c in MIX_CLASSES
+            )
         elif metric.quantity == "utilization":
             if deployment.provisioned is not None:
                 atoms.extend(Atom(deployment, v, _dimension_values(metric, deployment, v)) for v in versions)
@@ -203,19 +209,21 @@ def expected_daily_usage(scenario: Scenario, start: date, end: date) -> list[dic
                 if not any(usage):
                     continue
                 for family in families:
-                    rows.append({
-                        "day": day,
-                        "resource_id": account.id,
-                        "deployment": deployment.name,
-                        "model": deployment.model,
-                        "version": deployment.version_on(day),
-                        "region": deployment.region,
-                        "family": family,
-                        "input_tokens": usage[0],
-                        "output_tokens": usage[1],
-                        "total_tokens": usage[0] + usage[1],
-                        "requests": usage[2],
-                    })
+                    rows.append(
+                        {
+                            "day": day,
+                            "resource_id": account.id,
+                            "deployment": deployment.name,
+                            "model": deployment.model,
+                            "version": deployment.version_on(day),
+                            "region": deployment.region,
+                            "family": family,
+                            "input_tokens": usage[0],
+                            "output_tokens": usage[1],
+                            "total_tokens": usage[0] + usage[1],
+                            "requests": usage[2],
+                        }
+                    )
     rows.sort(key=lambda r: (r["day"], r["resource_id"], r["deployment"], r["version"], r["family"]))
     return rows
 
@@ -247,26 +255,29 @@ class RequestClass:
 
 CONSTANT_CLASS = RequestClass(*(CONSTANT_DIMENSION_VALUES[d] for d in REQUEST_CLASS_DIMENSIONS))
 # Every class a deployment with a requests mix can report, in a fixed order.
-MIX_CLASSES = tuple(RequestClass("200", spill, tier, served) for spill in ("false", "true")
-                    for tier, served in ((DEFAULT_TIER, DEFAULT_TIER), (PRIORITY_TIER, PRIORITY_TIER),
-                                         (PRIORITY_TIER, DEFAULT_TIER))) + (
-    RequestClass("429", "false", DEFAULT_TIER, DEFAULT_TIER), RequestClass("500", "false", DEFAULT_TIER, DEFAULT_TIER))
+MIX_CLASSES = tuple(
+    RequestClass("200", spill, tier, served)
+    for spill in ("false", "true")
+    for tier, served in ((DEFAULT_TIER, DEFAULT_TIER), (PRIORITY_TIER, PRIORITY_TIER), (PRIORITY_TIER, DEFAULT_TIER))
+) + (RequestClass("429", "false", DEFAULT_TIER, DEFAULT_TIER), RequestClass("500", "false", DEFAULT_TIER, DEFAULT_TIER))
 
 
 @lru_cache(maxsize=200_000)
 def _mix_factors(seed: int, account_id: str, deployment: str, day: date) -> tuple[int, ...]:
     """Five factors in thousandths, [500, 1500): the day's shares vary around the declared ones."""
-    digest = hashlib.blake2b(f"{seed}|{account_id.lower()}|{deployment}|{day.isoformat()}|mix".encode(),
-                             digest_size=20).digest()
-    return tuple(500 + int.from_bytes(digest[i:i + 4], "big") % 1000 for i in range(0, 20, 4))
+    digest = hashlib.blake2b(
+        f"{seed}|{account_id.lower()}|{deployment}|{day.isoformat()}|mix".encode(), digest_size=20
+    ).digest()
+    return tuple(500 + int.from_bytes(digest[i : i + 4], "big") % 1000 for i in range(0, 20, 4))
 
 
 def _part(total: int, share: float, factor: int) -> int:
     return min(total, int(total * min(1.0, share * factor / 1000)))
 
 
-def request_classes(seed: int, account: Account, deployment: Deployment,
-                    day: date) -> tuple[tuple[RequestClass, int], ...]:
+def request_classes(
+    seed: int, account: Account, deployment: Deployment, day: date
+) -> tuple[tuple[RequestClass, int], ...]:
     """The day's requests of a deployment by class; the counts add up to day_usage's requests exactly."""
     requests = day_usage(seed, account, deployment, day)[2]
     mix = deployment.requests_mix
@@ -281,11 +292,15 @@ def request_classes(seed: int, account: Account, deployment: Deployment,
     for spill, count in (("false", ok - spilled), ("true", spilled)):
         priority = _part(count, mix.priority, f_priority)
         downgraded = _part(priority, mix.downgraded, f_downgrade)
-        classes += [(RequestClass("200", spill, DEFAULT_TIER, DEFAULT_TIER), count - priority),
-                    (RequestClass("200", spill, PRIORITY_TIER, PRIORITY_TIER), priority - downgraded),
-                    (RequestClass("200", spill, PRIORITY_TIER, DEFAULT_TIER), downgraded)]
-    classes += [(RequestClass("429", "false", DEFAULT_TIER, DEFAULT_TIER), throttled),
-                (RequestClass("500", "false", DEFAULT_TIER, DEFAULT_TIER), errors)]
+        classes += [
+            (RequestClass("200", spill, DEFAULT_TIER, DEFAULT_TIER), count - priority),
+            (RequestClass("200", spill, PRIORITY_TIER, PRIORITY_TIER), priority - downgraded),
+            (RequestClass("200", spill, PRIORITY_TIER, DEFAULT_TIER), downgraded),
+        ]
+    classes += [
+        (RequestClass("429", "false", DEFAULT_TIER, DEFAULT_TIER), throttled),
+        (RequestClass("500", "false", DEFAULT_TIER, DEFAULT_TIER), errors),
+    ]
     return tuple((c, n) for c, n in classes if n)
 
 
@@ -298,13 +313,22 @@ def expected_daily_requests(scenario: Scenario, start: date, end: date) -> list[
             for family in account.families_for(deployment):
                 for day in _days(start, end):
                     for request_class, count in request_classes(scenario.seed, account, deployment, day):
-                        rows.append({"day": day, "resource_id": account.id, "deployment": deployment.name,
-                                     "model": deployment.model, "version": deployment.version_on(day),
-                                     "region": deployment.region, "family": family,
-                                     "status_code": request_class.status_code,
-                                     "is_spillover": request_class.is_spillover,
-                                     "tier_request": request_class.tier_request,
-                                     "tier_response": request_class.tier_response, "requests": count})
+                        rows.append(
+                            {
+                                "day": day,
+                                "resource_id": account.id,
+                                "deployment": deployment.name,
+                                "model": deployment.model,
+                                "version": deployment.version_on(day),
+                                "region": deployment.region,
+                                "family": family,
+                                "status_code": request_class.status_code,
+                                "is_spillover": request_class.is_spillover,
+                                "tier_request": request_class.tier_request,
+                                "tier_response": request_class.tier_response,
+                                "requests": count,
+                            }
+                        )
     return rows
 
 
@@ -313,19 +337,25 @@ def expected_daily_requests(scenario: Scenario, start: date, end: date) -> list[
 # mean of hourly averages and its Maximum the largest hourly maximum: every grain agrees with PT1H.
 _HOUR_WEIGHTS = tuple(
     sum(1.0 + 0.8 * math.sin(2 * math.pi * (m - 360) / MINUTES_PER_DAY) for m in range(h * 60, h * 60 + 60)) / 60 / 1.8
-    for h in range(24))
+    for h in range(24)
+)
 
 
 @lru_cache(maxsize=200_000)
 def _hour_factors(seed: int, account_id: str, deployment: str, day: date) -> tuple[tuple[int, int], ...]:
     digest = hashlib.shake_256(f"{seed}|{account_id.lower()}|{deployment}|{day.isoformat()}|ptu".encode()).digest(96)
-    return tuple((900 + int.from_bytes(digest[4 * h:4 * h + 2], "big") % 200,   # jitter 0.9 .. 1.1
-                  100 + int.from_bytes(digest[4 * h + 2:4 * h + 4], "big") % 500)  # max above average 10 .. 60 %
-                 for h in range(24))
+    return tuple(
+        (
+            900 + int.from_bytes(digest[4 * h : 4 * h + 2], "big") % 200,  # jitter 0.9 .. 1.1
+            100 + int.from_bytes(digest[4 * h + 2 : 4 * h + 4], "big") % 500,
+        )  # max above average 10 .. 60 %
+        for h in range(24)
+    )
 
 
-def hourly_utilization(seed: int, account: Account, deployment: Deployment,
-                       day: date) -> tuple[tuple[float, float], ...]:
+def hourly_utilization(
+    seed: int, account: Account, deployment: Deployment, day: date
+) -> tuple[tuple[float, float], ...]:
     """(average, maximum) percent for each UTC hour of the day, in tenths of a percent (exact decimals);
     () when the deployment is not provisioned or not active that day. Busy days (more requests) run fuller."""
     if deployment.provisioned is None or not deployment.active_on(day):
@@ -333,8 +363,9 @@ def hourly_utilization(seed: int, account: Account, deployment: Deployment,
     day_factor = daily_totals(seed, account.id, deployment.name, day)[2] / 1000
     level = deployment.provisioned.utilization * 10
     hours = []
-    for weight, (jitter, above) in zip(_HOUR_WEIGHTS, _hour_factors(seed, account.id, deployment.name, day),
-                                       strict=True):
+    for weight, (jitter, above) in zip(
+        _HOUR_WEIGHTS, _hour_factors(seed, account.id, deployment.name, day), strict=True
+    ):
         average = min(1000, round(level * weight * day_factor * jitter / 1000))
         maximum = min(1000, average + average * above // 1000)
         hours.append((average / 10, maximum / 10))
@@ -349,10 +380,20 @@ def expected_ptu_hourly(scenario: Scenario, start: date, end: date) -> list[dict
         for deployment in account.deployments:
             for family in account.families_for(deployment):
                 for day in _days(start, end):
-                    for hour, (average, maximum) in enumerate(hourly_utilization(scenario.seed, account,
-                                                                                 deployment, day)):
-                        rows.append({"hour": _day_start(day) + timedelta(hours=hour), "resource_id": account.id,
-                                     "deployment": deployment.name, "model": deployment.model,
-                                     "version": deployment.version_on(day), "region": deployment.region,
-                                     "family": family, "average": average, "maximum": maximum})
+                    for hour, (average, maximum) in enumerate(
+                        hourly_utilization(scenario.seed, account, deployment, day)
+                    ):
+                        rows.append(
+                            {
+                                "hour": _day_start(day) + timedelta(hours=hour),
+                                "resource_id": account.id,
+                                "deployment": deployment.name,
+                                "model": deployment.model,
+                                "version": deployment.version_on(day),
+                                "region": deployment.region,
+                                "family": family,
+                                "average": average,
+                                "maximum": maximum,
+                            }
+                        )
     return rows

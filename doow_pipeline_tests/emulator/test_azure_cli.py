@@ -33,8 +33,14 @@ class Az:
         self.exe, self.env = exe, env
 
     def run(self, *args, check=True) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(self.exe), *args, "--output", "json"], env=self.env, capture_output=True,
-                                text=True, timeout=300, check=False)
+        result = subprocess.run(
+            [str(self.exe), *args, "--output", "json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"az {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
         return result
@@ -52,23 +58,34 @@ def cli(tmp_path_factory):
         config = state / "azure-config"
         config.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSAL_", "ARM_"))}
-        env.update({
-            "AZURE_CONFIG_DIR": str(config),               # never the user's ~/.azure
-            "REQUESTS_CA_BUNDLE": emu.ca_cert,             # requests (ARM clients, MSAL) trust the test CA
-            "SSL_CERT_FILE": emu.ca_cert,
-            "AZURE_CORE_INSTANCE_DISCOVERY": "false",      # MSAL must not ask login.microsoftonline.com
-            "AZURE_CORE_COLLECT_TELEMETRY": "false",
-            "AZURE_CORE_NO_COLOR": "true",
-            "AZURE_CORE_ONLY_SHOW_ERRORS": "true",
-            "AZURE_CORE_SURVEY_MESSAGE": "false",
-            "AZURE_CORE_LOGIN_EXPERIENCE_V2": "off",
-            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-        })
+        env.update(
+            {
+                "AZURE_CONFIG_DIR": str(config),  # never the user's ~/.azure
+                "REQUESTS_CA_BUNDLE": emu.ca_cert,  # requests (ARM clients, MSAL) trust the test CA
+                "SSL_CERT_FILE": emu.ca_cert,
+                "AZURE_CORE_INSTANCE_DISCOVERY": "false",  # MSAL must not ask login.microsoftonline.com
+                "AZURE_CORE_COLLECT_TELEMETRY": "false",
+                "AZURE_CORE_NO_COLOR": "true",
+                "AZURE_CORE_ONLY_SHOW_ERRORS": "true",
+                "AZURE_CORE_SURVEY_MESSAGE": "false",
+                "AZURE_CORE_LOGIN_EXPERIENCE_V2": "off",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
         az = Az(exe, env)
         az.run("cloud", "register", "--name", "DoowEmulator", "--endpoint-resource-manager", emu.arm)
         az.run("cloud", "set", "--name", "DoowEmulator")
-        login = az.json("login", "--service-principal", "--username", samples.MAIN_CLIENT,
-                        "--password", samples.MAIN_SECRET, "--tenant", samples.TENANT)
+        login = az.json(
+            "login",
+            "--service-principal",
+            "--username",
+            samples.MAIN_CLIENT,
+            "--password",
+            samples.MAIN_SECRET,
+            "--tenant",
+            samples.TENANT,
+        )
         yield az, emu, scenario_from_dict(scenario), login
 
 
@@ -95,8 +112,10 @@ def test_login_and_account_list_show_the_principals_subscriptions(cli):
     assert {s["id"]: s["name"] for s in login} == expected
     accounts = az.json("account", "list")
     assert {s["id"]: s["name"] for s in accounts} == expected
-    assert all(s["tenantId"] == samples.TENANT and s["user"] == {"name": samples.MAIN_CLIENT,
-                                                                 "type": "servicePrincipal"} for s in accounts)
+    assert all(
+        s["tenantId"] == samples.TENANT and s["user"] == {"name": samples.MAIN_CLIENT, "type": "servicePrincipal"}
+        for s in accounts
+    )
     tokens = [e for e in emu.requests(kind="token") if e["status"] == 200]
     assert tokens and all(e["tenant"] == samples.TENANT for e in tokens)
 
@@ -105,19 +124,31 @@ def test_cognitiveservices_account_list_pages_through_all_accounts(cli):
     az, emu, _scenario, _login = cli
     accounts = az.json("cognitiveservices", "account", "list", "--subscription", samples.SUB_A)
     assert {(a["name"], a["kind"], a["location"]) for a in accounts} == {
-        ("aoai-weu", "OpenAI", "westeurope"), ("foundry-weu", "AIServices", "westeurope"),
-        ("aoai-sec", "OpenAI", "westeurope"), ("speech-1", "SpeechServices", "westeurope"),
-        ("aoai-eus", "OpenAI", "eastus")}
+        ("aoai-weu", "OpenAI", "westeurope"),
+        ("foundry-weu", "AIServices", "westeurope"),
+        ("aoai-sec", "OpenAI", "westeurope"),
+        ("speech-1", "SpeechServices", "westeurope"),
+        ("aoai-eus", "OpenAI", "eastus"),
+    }
     pages = [e for e in emu.requests(kind="accounts") if f"/subscriptions/{samples.SUB_A}/" in e["path"]]
     assert len(pages) >= 3  # page size 2: the CLI followed nextLink
 
 
 def test_list_definitions_show_model_name_on_the_request_metric_only(cli):
     az, emu, _scenario, _login = cli
-    definitions = {d["name"]["value"]: d for d in az.json("monitor", "metrics", "list-definitions",
-                                                          "--resource", AOAI_WEU)}
-    assert {"ProcessedPromptTokens", "GeneratedTokens", "TokenTransaction", "AzureOpenAIRequests", "InputTokens",
-            "OutputTokens", "TotalTokens", "ModelRequests"} == set(definitions)
+    definitions = {
+        d["name"]["value"]: d for d in az.json("monitor", "metrics", "list-definitions", "--resource", AOAI_WEU)
+    }
+    assert {
+        "ProcessedPromptTokens",
+        "GeneratedTokens",
+        "TokenTransaction",
+        "AzureOpenAIRequests",
+        "InputTokens",
+        "OutputTokens",
+        "TotalTokens",
+        "ModelRequests",
+    } == set(definitions)
     dims = {name: {d["value"] for d in definition["dimensions"]} for name, definition in definitions.items()}
     assert {"ModelDeploymentName", "ModelName", "ModelVersion"} <= dims["AzureOpenAIRequests"]
     assert "ModelName" not in dims["ProcessedPromptTokens"] and "ModelVersion" in dims["ProcessedPromptTokens"]
@@ -130,7 +161,8 @@ def test_list_namespaces(cli):
     az, emu, _scenario, _login = cli
     namespaces = az.json("monitor", "metrics", "list-namespaces", "--resource", AOAI_WEU)
     assert [(n["properties"]["metricNamespaceName"], n["classification"]) for n in namespaces] == [
-        ("microsoft.cognitiveservices/accounts", "Platform")]
+        ("microsoft.cognitiveservices/accounts", "Platform")
+    ]
 
 
 def _expected(scenario, deployment_names, quantity_index, version_of=None):
@@ -141,8 +173,9 @@ def _expected(scenario, deployment_names, quantity_index, version_of=None):
             continue
         day = FIRST
         while day <= LAST:
-            out[(dep.name, dep.model if version_of is None else dep.version_on(day), day.isoformat())] = \
-                day_usage(scenario.seed, account, dep, day)[quantity_index]
+            out[(dep.name, dep.model if version_of is None else dep.version_on(day), day.isoformat())] = day_usage(
+                scenario.seed, account, dep, day
+            )[quantity_index]
             day += timedelta(days=1)
     return out
 
@@ -161,10 +194,28 @@ def _series(result, *dims):
 def test_p1d_requests_split_by_deployment_and_model_name(cli):
     az, emu, scenario, _login = cli
     emu.clear_requests()
-    result = az.json("monitor", "metrics", "list", "--resource", AOAI_WEU, "--metrics", "AzureOpenAIRequests",
-                     "--aggregation", "Total", "--interval", "P1D", "--start-time", f"{FIRST}T00:00:00Z",
-                     "--end-time", f"{LAST + timedelta(days=1)}T00:00:00Z",
-                     "--dimension", "ModelDeploymentName", "ModelName", "--top", "100")
+    result = az.json(
+        "monitor",
+        "metrics",
+        "list",
+        "--resource",
+        AOAI_WEU,
+        "--metrics",
+        "AzureOpenAIRequests",
+        "--aggregation",
+        "Total",
+        "--interval",
+        "P1D",
+        "--start-time",
+        f"{FIRST}T00:00:00Z",
+        "--end-time",
+        f"{LAST + timedelta(days=1)}T00:00:00Z",
+        "--dimension",
+        "ModelDeploymentName",
+        "ModelName",
+        "--top",
+        "100",
+    )
     assert result["interval"] == "P1D"
     assert result["timespan"] == f"{FIRST}T00:00:00Z/{LAST + timedelta(days=1)}T00:00:00Z"
     assert result["cost"] == 3 * 1440 - 1
@@ -179,17 +230,45 @@ def test_p1d_requests_split_by_deployment_and_model_name(cli):
 
 def test_p1d_prompt_tokens_with_a_filter_and_a_version_split(cli):
     az, _emu, scenario, _login = cli
-    result = az.json("monitor", "metrics", "list", "--resource", AOAI_WEU, "--metrics", "ProcessedPromptTokens",
-                     "--aggregation", "Total", "--interval", "P1D", "--start-time", f"{FIRST}T00:00:00Z",
-                     "--end-time", f"{LAST + timedelta(days=1)}T00:00:00Z",
-                     "--filter", "ModelDeploymentName eq 'mini' and ModelVersion eq '*'")
+    result = az.json(
+        "monitor",
+        "metrics",
+        "list",
+        "--resource",
+        AOAI_WEU,
+        "--metrics",
+        "ProcessedPromptTokens",
+        "--aggregation",
+        "Total",
+        "--interval",
+        "P1D",
+        "--start-time",
+        f"{FIRST}T00:00:00Z",
+        "--end-time",
+        f"{LAST + timedelta(days=1)}T00:00:00Z",
+        "--filter",
+        "ModelDeploymentName eq 'mini' and ModelVersion eq '*'",
+    )
     assert _series(result, "modeldeploymentname", "modelversion") == _expected(scenario, {"mini"}, 0, version_of=True)
 
 
 def test_legacy_token_metric_refuses_a_model_name_split(cli):
     az, *_ = cli
-    result = az.run("monitor", "metrics", "list", "--resource", AOAI_WEU, "--metrics", "GeneratedTokens",
-                    "--interval", "P1D", "--start-time", f"{FIRST}T00:00:00Z", "--dimension", "ModelName",
-                    check=False)
+    result = az.run(
+        "monitor",
+        "metrics",
+        "list",
+        "--resource",
+        AOAI_WEU,
+        "--metrics",
+        "GeneratedTokens",
+        "--interval",
+        "P1D",
+        "--start-time",
+        f"{FIRST}T00:00:00Z",
+        "--dimension",
+        "ModelName",
+        check=False,
+    )
     assert result.returncode != 0
     assert "does not support requested dimension combination" in result.stderr

@@ -5,7 +5,7 @@ generator's expected usage."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -20,8 +20,8 @@ AOAI_WEU = samples.account_id(samples.SUB_A, "rg-ai", "aoai-weu")
 FOUNDRY_WEU = samples.account_id(samples.SUB_A, "rg-ai", "foundry-weu")
 NAMESPACE = "Microsoft.CognitiveServices/accounts"
 FIRST, LAST = date(2026, 11, 16), date(2026, 11, 18)
-START = datetime.combine(FIRST, time(0), tzinfo=timezone.utc)
-END = datetime.combine(LAST + timedelta(days=1), time(0), tzinfo=timezone.utc)
+START = datetime.combine(FIRST, time(0), tzinfo=UTC)
+END = datetime.combine(LAST + timedelta(days=1), time(0), tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,13 @@ def running(tmp_path_factory):
     with run_emulator(raw, state_dir=tmp_path_factory.mktemp("emulator-amq")) as emu:
         credential = emu.credential(samples.TENANT, samples.MAIN_CLIENT, samples.MAIN_SECRET)
         # The scope comes from the endpoint unless the audience is given (Entra refuses 127.0.0.1 as a resource).
-        client = MetricsQueryClient(credential, endpoint=emu.arm, audience="https://management.azure.com",
-                                    connection_verify=emu.ca_cert, retry_total=0)
+        client = MetricsQueryClient(
+            credential,
+            endpoint=emu.arm,
+            audience="https://management.azure.com",
+            connection_verify=emu.ca_cert,
+            retry_total=0,
+        )
         yield emu, client, credential, scenario_from_dict(raw)
 
 
@@ -75,9 +80,15 @@ def test_p1d_requests_split_by_deployment_model_name_and_version(running):
     emu, client, _cred, scenario = running
     emu.clear_requests()
     result = client.query_resource(
-        AOAI_WEU, ["AzureOpenAIRequests"], timespan=(START, END), granularity=timedelta(days=1),
-        aggregations=[MetricAggregationType.TOTAL], metric_namespace=NAMESPACE, max_results=100,
-        filter="ModelDeploymentName eq '*' and ModelName eq '*' and ModelVersion eq '*'")
+        AOAI_WEU,
+        ["AzureOpenAIRequests"],
+        timespan=(START, END),
+        granularity=timedelta(days=1),
+        aggregations=[MetricAggregationType.TOTAL],
+        metric_namespace=NAMESPACE,
+        max_results=100,
+        filter="ModelDeploymentName eq '*' and ModelName eq '*' and ModelVersion eq '*'",
+    )
     assert result.granularity == timedelta(days=1)
     assert result.cost == 3 * 1440 - 1
     (metric,) = result.metrics
@@ -90,9 +101,15 @@ def test_p1d_requests_split_by_deployment_model_name_and_version(running):
 def test_p1d_models_family_tokens_on_a_foundry_account(running):
     _emu, client, _cred, scenario = running
     result = client.query_resource(
-        FOUNDRY_WEU, ["InputTokens", "OutputTokens"], timespan=(START, END), granularity=timedelta(days=1),
-        aggregations=[MetricAggregationType.TOTAL], metric_namespace=NAMESPACE, max_results=100,
-        filter="ModelDeploymentName eq '*' and ModelName eq '*'")
+        FOUNDRY_WEU,
+        ["InputTokens", "OutputTokens"],
+        timespan=(START, END),
+        granularity=timedelta(days=1),
+        aggregations=[MetricAggregationType.TOTAL],
+        metric_namespace=NAMESPACE,
+        max_results=100,
+        filter="ModelDeploymentName eq '*' and ModelName eq '*'",
+    )
     assert result.cost == 2 * (3 * 1440 - 1)
     by_name = {m.name: m for m in result.metrics}
     key = lambda d, day: (d.name, d.model)  # noqa: E731
@@ -104,22 +121,33 @@ def test_p1d_models_family_tokens_on_a_foundry_account(running):
 def test_an_unsupported_split_is_a_400(running):
     _emu, client, _cred, _scenario = running
     with pytest.raises(HttpResponseError) as info:
-        client.query_resource(AOAI_WEU, ["TokenTransaction"], timespan=(START, END), granularity=timedelta(days=1),
-                              filter="ModelName eq '*'")
+        client.query_resource(
+            AOAI_WEU,
+            ["TokenTransaction"],
+            timespan=(START, END),
+            granularity=timedelta(days=1),
+            filter="ModelName eq '*'",
+        )
     assert info.value.status_code == 400
     assert "does not support requested dimension combination" in str(info.value)
 
 
 def test_batch_client_of_the_same_package(running):
     emu, _client, credential, scenario = running
-    batch = MetricsClient(emu.metrics_endpoint("westeurope"), credential, connection_verify=emu.ca_cert,
-                          retry_total=0)
+    batch = MetricsClient(emu.metrics_endpoint("westeurope"), credential, connection_verify=emu.ca_cert, retry_total=0)
     results = batch.query_resources(
-        resource_ids=[AOAI_WEU], metric_namespace=NAMESPACE, metric_names=["AzureOpenAIRequests"],
-        timespan=(START, END), granularity=timedelta(days=1), aggregations=[MetricAggregationType.TOTAL],
-        filter="ModelDeploymentName eq '*' and ModelName eq '*'", max_results=100)
+        resource_ids=[AOAI_WEU],
+        metric_namespace=NAMESPACE,
+        metric_names=["AzureOpenAIRequests"],
+        timespan=(START, END),
+        granularity=timedelta(days=1),
+        aggregations=[MetricAggregationType.TOTAL],
+        filter="ModelDeploymentName eq '*' and ModelName eq '*'",
+        max_results=100,
+    )
     (result,) = results
     assert result.namespace == "microsoft.cognitiveservices/accounts"
     (metric,) = result.metrics
     assert _points(metric, "modeldeploymentname", "modelname") == _expected(
-        scenario, AOAI_WEU, 2, lambda d, day: (d.name, d.model))
+        scenario, AOAI_WEU, 2, lambda d, day: (d.name, d.model)
+    )

@@ -32,8 +32,10 @@ SCENARIO = scenario_from_dict(samples.activity_signals_scenario())
 ACCOUNT = SCENARIO.account(samples.account_id(samples.SUB_A, "rg-ai", "aoai-ptu"))
 NOW = SCENARIO.current_time()
 FIRST, LAST = date(2026, 11, 8), date(2026, 11, 15)
-CLASS_FILTER = ("ModelDeploymentName eq '*' and StatusCode eq '*' and IsSpillover eq '*' and "
-                "ServiceTierRequest eq '*' and ServiceTierResponse eq '*'")
+CLASS_FILTER = (
+    "ModelDeploymentName eq '*' and StatusCode eq '*' and IsSpillover eq '*' and "
+    "ServiceTierRequest eq '*' and ServiceTierResponse eq '*'"
+)
 
 
 def query(names, grain, flt, aggregations=("total",), first=FIRST, last=LAST, account=ACCOUNT):
@@ -69,8 +71,16 @@ def test_p1d_request_splits_equal_the_generator_and_unsplit_totals_are_unchanged
     expected: dict[tuple, int] = defaultdict(int)
     for row in expected_daily_requests(SCENARIO, FIRST, LAST):
         if row["resource_id"] == ACCOUNT.id and row["family"] == "models":
-            expected[(row["day"], row["deployment"], row["status_code"], row["is_spillover"], row["tier_request"],
-                      row["tier_response"])] += row["requests"]
+            expected[
+                (
+                    row["day"],
+                    row["deployment"],
+                    row["status_code"],
+                    row["is_spillover"],
+                    row["tier_request"],
+                    row["tier_response"],
+                )
+            ] += row["requests"]
     got: dict[tuple, int] = {}
     for series in query(["ModelRequests"], timedelta(days=1), CLASS_FILTER)[0]["timeseries"]:
         key = tuple(m["value"] for m in series["metadatavalues"])
@@ -84,13 +94,16 @@ def test_p1d_request_splits_equal_the_generator_and_unsplit_totals_are_unchanged
     for series in query(["AzureOpenAIRequests"], timedelta(days=1), "ModelDeploymentName eq '*'")[0]["timeseries"]:
         deployment = next(d for d in ACCOUNT.deployments if d.name == series["metadatavalues"][0]["value"])
         assert [int(p.get("total", 0)) for p in series["data"]] == [
-            day_usage(SCENARIO.seed, ACCOUNT, deployment, FIRST + timedelta(days=k))[2] for k in range(8)]
+            day_usage(SCENARIO.seed, ACCOUNT, deployment, FIRST + timedelta(days=k))[2] for k in range(8)
+        ]
 
 
 def test_hourly_utilisation_equals_the_generator_for_provisioned_deployments_only():
-    expected = {(r["hour"], r["deployment"]): (r["average"], r["maximum"])
-                for r in expected_ptu_hourly(SCENARIO, FIRST, LAST)
-                if r["resource_id"] == ACCOUNT.id and r["family"] == "models"}
+    expected = {
+        (r["hour"], r["deployment"]): (r["average"], r["maximum"])
+        for r in expected_ptu_hourly(SCENARIO, FIRST, LAST)
+        if r["resource_id"] == ACCOUNT.id and r["family"] == "models"
+    }
     for metric in ("ProvisionedUtilization", "AzureOpenAIProvisionedManagedUtilizationV2"):
         answer = query([metric], timedelta(hours=1), "ModelDeploymentName eq '*'", ("average", "maximum"))[0]
         assert answer["unit"] == "Percent"
@@ -105,8 +118,14 @@ def test_hourly_utilisation_equals_the_generator_for_provisioned_deployments_onl
     assert max(m for (_h, name), (_a, m) in expected.items() if name == "ptu-main") == 100.0
     assert max(m for (_h, name), (_a, m) in expected.items() if name == "ptu-quiet") < 90.0
     # A day bucket: the mean of the hourly averages and the largest hourly maximum.
-    day = query(["ProvisionedUtilization"], timedelta(days=1), "ModelDeploymentName eq 'ptu-main'",
-                ("average", "maximum"), first=FIRST, last=FIRST)[0]["timeseries"][0]["data"][0]
+    day = query(
+        ["ProvisionedUtilization"],
+        timedelta(days=1),
+        "ModelDeploymentName eq 'ptu-main'",
+        ("average", "maximum"),
+        first=FIRST,
+        last=FIRST,
+    )[0]["timeseries"][0]["data"][0]
     hours = [v for (h, name), v in expected.items() if name == "ptu-main" and h.date() == FIRST]
     assert day["maximum"] == max(m for _a, m in hours)
     assert day["average"] == pytest.approx(sum(a for a, _m in hours) / 24)
@@ -130,7 +149,8 @@ def test_scenarios_without_the_opt_ins_answer_as_before():
     assert all(d.requests_mix is None and d.provisioned is None and not d.changes for d in weu.deployments)
     classes = request_classes(base.seed, weu, weu.deployments[0], date(2026, 11, 12))
     assert [(c.status_code, c.is_spillover, c.tier_request, c.tier_response) for c, _n in classes] == [
-        ("200", "false", "default", "default")]
+        ("200", "false", "default", "default")
+    ]
 
 
 def test_a_malformed_mix_names_the_field():

@@ -33,8 +33,12 @@ def main(emu):
 
 
 def _raw(emu, method, url, token, data=None):
-    request = urllib.request.Request(url if url.startswith("https") else emu.arm + url, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url if url.startswith("https") else emu.arm + url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     context = ssl.create_default_context(cafile=emu.ca_cert)
     try:
         with urllib.request.urlopen(request, context=context) as response:
@@ -59,14 +63,25 @@ def test_accounts_are_paged_with_absolute_next_links_and_include_other_kinds(emu
     client = emu.cognitive_client(main, S.SUB_A, retry_total=1)
     accounts = list(client.accounts.list())
     assert [(a.name, a.kind, a.location) for a in accounts] == [
-        ("aoai-weu", "OpenAI", "westeurope"), ("foundry-weu", "AIServices", "westeurope"),
-        ("aoai-sec", "OpenAI", "westeurope"), ("speech-1", "SpeechServices", "westeurope"),
-        ("aoai-eus", "OpenAI", "eastus")]
-    pages = [r for r in emu.requests("accounts") if r["path"].endswith(f"{S.SUB_A}/providers/Microsoft.CognitiveServices/accounts")]
+        ("aoai-weu", "OpenAI", "westeurope"),
+        ("foundry-weu", "AIServices", "westeurope"),
+        ("aoai-sec", "OpenAI", "westeurope"),
+        ("speech-1", "SpeechServices", "westeurope"),
+        ("aoai-eus", "OpenAI", "eastus"),
+    ]
+    pages = [
+        r
+        for r in emu.requests("accounts")
+        if r["path"].endswith(f"{S.SUB_A}/providers/Microsoft.CognitiveServices/accounts")
+    ]
     assert len(pages) >= 3 and any("$skipToken" in r["query"] for r in pages)
     token = main.get_token(ARM_SCOPE).token
-    _s, _h, first = _raw(emu, "GET", f"/subscriptions/{S.SUB_A}/providers/Microsoft.CognitiveServices/accounts"
-                         "?api-version=2024-10-01", token)
+    _s, _h, first = _raw(
+        emu,
+        "GET",
+        f"/subscriptions/{S.SUB_A}/providers/Microsoft.CognitiveServices/accounts?api-version=2024-10-01",
+        token,
+    )
     assert len(first["value"]) == 2
     assert first["nextLink"].startswith(emu.arm + "/subscriptions/") and "api-version=2024-10-01" in first["nextLink"]
     assert "$skipToken=" in first["nextLink"]
@@ -92,15 +107,19 @@ def test_get_account_deployments_and_not_found_texts(emu, main):
     client = emu.cognitive_client(main, S.SUB_A, retry_total=1)
     account = client.accounts.get("rg-ai", "aoai-weu")
     assert account.id == WEU and account.kind == "OpenAI" and account.properties.endpoint.startswith("https://")
-    deployments = {d.name: (d.properties.model.name, d.properties.model.version)
-                   for d in client.deployments.list("rg-ai", "aoai-weu")}
+    deployments = {
+        d.name: (d.properties.model.name, d.properties.model.version)
+        for d in client.deployments.list("rg-ai", "aoai-weu")
+    }
     assert deployments == {"gpt-4o-prod": ("gpt-4o", "2024-11-20"), "mini": ("gpt-4o-mini", "2024-07-18")}
     with pytest.raises(ResourceNotFoundError) as err:
         client.accounts.get("rg-ai", "nope")
     assert err.value.error.code == "ResourceNotFound"
-    assert err.value.error.message == ("The Resource 'Microsoft.CognitiveServices/accounts/nope' under resource "
-                                       "group 'rg-ai' was not found. For more details please go to "
-                                       "https://aka.ms/ARMResourceNotFoundFix")
+    assert err.value.error.message == (
+        "The Resource 'Microsoft.CognitiveServices/accounts/nope' under resource "
+        "group 'rg-ai' was not found. For more details please go to "
+        "https://aka.ms/ARMResourceNotFoundFix"
+    )
     with pytest.raises(ResourceNotFoundError) as err:
         client.accounts.get("rg-missing", "nope")
     assert err.value.error.code == "ResourceGroupNotFound"
@@ -110,14 +129,22 @@ def test_get_account_deployments_and_not_found_texts(emu, main):
 def test_metric_definitions_list_exactly_the_account_families(emu, main):
     monitor = emu.monitor_client(main, S.SUB_A, retry_total=1)
     defs = list(monitor.metric_definitions.list(WEU, metricnamespace="Microsoft.CognitiveServices/accounts"))
-    assert [d.name.value for d in defs] == ["ProcessedPromptTokens", "GeneratedTokens", "TokenTransaction",
-                                           "AzureOpenAIRequests", "InputTokens", "OutputTokens", "TotalTokens",
-                                           "ModelRequests"]
+    assert [d.name.value for d in defs] == [
+        "ProcessedPromptTokens",
+        "GeneratedTokens",
+        "TokenTransaction",
+        "AzureOpenAIRequests",
+        "InputTokens",
+        "OutputTokens",
+        "TotalTokens",
+        "ModelRequests",
+    ]
     prompt = defs[0]
     assert prompt.id == WEU + "/providers/microsoft.insights/metricdefinitions/ProcessedPromptTokens"
     assert prompt.primary_aggregation_type == "Total" and prompt.supported_aggregation_types == ["Total"]
     assert [(a.time_grain, a.retention) for a in prompt.metric_availabilities] == [
-        (timedelta(minutes=m), timedelta(days=93)) for m in (1, 5, 15, 30, 60, 360, 720, 1440)]
+        (timedelta(minutes=m), timedelta(days=93)) for m in (1, 5, 15, 30, 60, 360, 720, 1440)
+    ]
     assert "ModelName" not in [d.value for d in prompt.dimensions]
     assert "ModelName" in [d.value for d in defs[4].dimensions]
     foundry = list(monitor.metric_definitions.list(S.account_id(S.SUB_A, "rg-ai", "foundry-weu")))
@@ -136,7 +163,8 @@ def test_metrics_on_an_uncovered_resource_are_authorization_failed(emu):
     assert err.value.error.message == (
         f"The client '{S.LIST_CLIENT}' with object id '{object_id(S.LIST_CLIENT)}' does not have authorization to "
         f"perform action 'microsoft.insights/metrics/read' over scope '{SEC}/providers/microsoft.insights' or the "
-        "scope is invalid. If access was recently granted, please refresh your credentials.")
+        "scope is invalid. If access was recently granted, please refresh your credentials."
+    )
     with pytest.raises(HttpResponseError) as err:
         list(monitor.metric_definitions.list(SEC))
     assert "microsoft.insights/metricDefinitions/read" in err.value.message
@@ -167,8 +195,12 @@ def test_writes_and_list_keys_are_forbidden_and_flagged(emu, main):
         verb = "delete" if method == "DELETE" else "write"
         assert f"'Microsoft.CognitiveServices/accounts/{verb}'" in body["error"]["message"]
     log = emu.requests()
-    assert [(r["method"], r["status"], r["kind"], r["forbidden"]) for r in log
-            if r["kind"] not in ("token", "openid")] == [
-        ("POST", 403, "write", True), ("PUT", 403, "write", True), ("PATCH", 403, "write", True),
-        ("DELETE", 403, "write", True)]
+    assert [
+        (r["method"], r["status"], r["kind"], r["forbidden"]) for r in log if r["kind"] not in ("token", "openid")
+    ] == [
+        ("POST", 403, "write", True),
+        ("PUT", 403, "write", True),
+        ("PATCH", 403, "write", True),
+        ("DELETE", 403, "write", True),
+    ]
     assert not any(r["forbidden"] for r in log if r["kind"] == "token")

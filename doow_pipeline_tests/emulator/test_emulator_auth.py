@@ -25,8 +25,9 @@ def emu(tmp_path_factory):
 
 
 def _raw(emu, method, path, token=None, data=None):
-    request = urllib.request.Request(emu.arm + path, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(
+        emu.arm + path, data=data, method=method, headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     context = ssl.create_default_context(cafile=emu.ca_cert)
     try:
         with urllib.request.urlopen(request, context=context) as response:
@@ -40,6 +41,7 @@ def test_token_is_jwt_shaped_with_tenant_client_audience_expiry(emu):
     token = cred.get_token(ARM_SCOPE)
     header, claims, _sig = token.token.split(".")
     import base64
+
     decoded = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
     assert decoded["tid"] == S.TENANT and decoded["appid"] == S.MAIN_CLIENT == decoded["azp"]
     assert decoded["aud"] == "https://management.azure.com"
@@ -47,13 +49,28 @@ def test_token_is_jwt_shaped_with_tenant_client_audience_expiry(emu):
     assert decoded["oid"] != S.MAIN_CLIENT  # the service principal's object id differs from its appId
 
 
-@pytest.mark.parametrize("tenant, client, secret, status, code, text", [
-    (S.TENANT, S.MAIN_CLIENT, "wrong-secret", 401, "AADSTS7000215", "Invalid client secret provided."),
-    (S.TENANT, S.EXPIRED_CLIENT, S.EXPIRED_SECRET, 401, "AADSTS7000222",
-     f"The provided client secret keys for app '{S.EXPIRED_CLIENT}' are expired."),
-    (S.TENANT, "99999999-9999-4999-8999-999999999999", "x", 400, "AADSTS700016",
-     "Application with identifier '99999999-9999-4999-8999-999999999999' was not found in the directory"),
-])
+@pytest.mark.parametrize(
+    "tenant, client, secret, status, code, text",
+    [
+        (S.TENANT, S.MAIN_CLIENT, "wrong-secret", 401, "AADSTS7000215", "Invalid client secret provided."),
+        (
+            S.TENANT,
+            S.EXPIRED_CLIENT,
+            S.EXPIRED_SECRET,
+            401,
+            "AADSTS7000222",
+            f"The provided client secret keys for app '{S.EXPIRED_CLIENT}' are expired.",
+        ),
+        (
+            S.TENANT,
+            "99999999-9999-4999-8999-999999999999",
+            "x",
+            400,
+            "AADSTS700016",
+            "Application with identifier '99999999-9999-4999-8999-999999999999' was not found in the directory",
+        ),
+    ],
+)
 def test_token_errors_surface_as_client_authentication_error(emu, tenant, client, secret, status, code, text):
     cred = emu.credential(tenant, client, secret)
     with pytest.raises(ClientAuthenticationError) as err:
@@ -87,16 +104,20 @@ def test_arm_rejects_missing_and_forged_tokens(emu):
 
 def test_wrong_audience_is_invalid_authentication_token_audience(emu):
     cred = emu.credential(S.TENANT, S.MAIN_CLIENT, S.MAIN_SECRET)
-    monitor = emu.monitor_client(cred, S.SUB_A, credential_scopes=["https://metrics.monitor.azure.com/.default"],
-                                 retry_total=0)
+    monitor = emu.monitor_client(
+        cred, S.SUB_A, credential_scopes=["https://metrics.monitor.azure.com/.default"], retry_total=0
+    )
     with pytest.raises(ClientAuthenticationError) as err:
         list(monitor.metric_definitions.list(ACCOUNT))
     assert "InvalidAuthenticationTokenAudience" in str(err.value)
     assert "wrong audience or resource 'https://metrics.monitor.azure.com'" in str(err.value)
     batch = emu.metrics_client(cred, "westeurope", audience="https://management.azure.com", retry_total=0)
     with pytest.raises(ClientAuthenticationError) as err:
-        batch.query_resources(resource_ids=[ACCOUNT], metric_namespace="Microsoft.CognitiveServices/accounts",
-                              metric_names=["InputTokens"])
+        batch.query_resources(
+            resource_ids=[ACCOUNT],
+            metric_namespace="Microsoft.CognitiveServices/accounts",
+            metric_names=["InputTokens"],
+        )
     assert "InvalidAuthenticationTokenAudience" in str(err.value)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -13,12 +13,11 @@ from azure.core.exceptions import HttpResponseError
 from doow_pipeline_tests.azure_emulator import samples as S
 from doow_pipeline_tests.azure_emulator.harness import EmulatorError, run_emulator
 
-UTC = timezone.utc
+UTC = UTC
 NS = "Microsoft.CognitiveServices/accounts"
 WEU = S.account_id(S.SUB_A, "rg-ai", "aoai-weu")
 FOUNDRY = S.account_id(S.SUB_A, "rg-ai", "foundry-weu")
-THROTTLE = {"arm_reads_bucket": 3, "arm_reads_refill_per_s": 1, "definitions_per_5min": 3,
-            "batch_calls_per_min": 2}
+THROTTLE = {"arm_reads_bucket": 3, "arm_reads_refill_per_s": 1, "definitions_per_5min": 3, "batch_calls_per_min": 2}
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +56,19 @@ def test_rate_limit_headers_count_down(fresh, cred):
     monitor = fresh.monitor_client(cred, S.SUB_A, retry_total=0)
     seen = []
     for _ in range(2):
-        monitor.metrics.list(WEU, metricnames="TokenTransaction", timespan="PT1H",
-                             cls=lambda response, body, headers: seen.append(dict(response.http_response.headers)))
+        monitor.metrics.list(
+            WEU,
+            metricnames="TokenTransaction",
+            timespan="PT1H",
+            cls=lambda response, body, headers: seen.append(dict(response.http_response.headers)),
+        )
     assert [h["x-ms-ratelimit-remaining-subscription-reads"] for h in seen] == ["2", "1"]
-    assert all("x-ms-ratelimit-remaining-subscription-global-reads" in h and "x-ms-request-id" in h and
-               "x-ms-correlation-request-id" in h for h in seen)
+    assert all(
+        "x-ms-ratelimit-remaining-subscription-global-reads" in h
+        and "x-ms-request-id" in h
+        and "x-ms-correlation-request-id" in h
+        for h in seen
+    )
     with pytest.raises(HttpResponseError) as err:
         for _ in range(3):
             monitor.metrics.list(WEU, metricnames="TokenTransaction", timespan="PT1H")
@@ -83,7 +90,8 @@ def test_metric_definitions_limit_per_five_minutes(fresh, cred):
     assert 290 <= retry_after <= 300
     assert err.value.error.message == (
         "Number of requests for action 'Microsoft.Insights/metricDefinitions/read' exceeded the limit of '3' for "
-        f"time interval '00:05:00'. Please try again after '{retry_after}' seconds.")
+        f"time interval '00:05:00'. Please try again after '{retry_after}' seconds."
+    )
 
 
 def test_batch_budget_529_and_sdk_honours_retry_after(fresh, cred):
@@ -97,8 +105,9 @@ def test_batch_budget_529_and_sdk_honours_retry_after(fresh, cred):
     [fault] = fresh.add_faults([{"match": "batch", "action": {"status": 529}, "nth": [1], "retry_after": 1}])
     retrying = fresh.metrics_client(cred, "westeurope", retry_total=2, retry_backoff_factor=0.01)
     started = time.monotonic()
-    results = retrying.query_resources(resource_ids=[WEU], metric_namespace=NS, metric_names=["InputTokens"],
-                                       timespan=timedelta(days=1))
+    results = retrying.query_resources(
+        resource_ids=[WEU], metric_namespace=NS, metric_names=["InputTokens"], timespan=timedelta(days=1)
+    )
     assert results and time.monotonic() - started >= 0.9
     statuses = [(r["status"], r.get("fault"), r["resource_count"]) for r in fresh.requests("batch")]
     assert statuses == [(529, fault, 1), (200, None, 1)]
@@ -108,7 +117,11 @@ def test_status_faults_by_call_number_then_success(fresh, cred):
     [fault] = fresh.add_faults([{"match": "metrics", "action": {"status": 503}, "nth": [1, 2]}])
     monitor = fresh.monitor_client(cred, S.SUB_A, retry_total=2, retry_backoff_factor=0.01)
     monitor.metrics.list(WEU, metricnames="TokenTransaction", timespan="PT1H")
-    assert [(r["status"], r.get("fault")) for r in fresh.requests("metrics")] == [(503, fault), (503, fault), (200, None)]
+    assert [(r["status"], r.get("fault")) for r in fresh.requests("metrics")] == [
+        (503, fault),
+        (503, fault),
+        (200, None),
+    ]
     assert fresh.faults()[0]["fired"] == 2
 
 
@@ -120,14 +133,22 @@ def test_connection_reset_is_retried_by_the_sdk(fresh, cred):
     fresh.add_faults({"match": "definitions", "action": "reset"})
     failing = fresh.monitor_client(cred, S.SUB_A, retry_total=1, retry_backoff_factor=0.01)
     from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
     with pytest.raises((ServiceRequestError, ServiceResponseError)):
         list(failing.metric_definitions.list(WEU))
 
 
 def test_delay_stalls_and_regex_faults_with_custom_body(fresh, cred):
-    fresh.add_faults([{"match": "accounts", "action": {"delay": 0.6}, "nth": [1]},
-                      {"match": r"/metrics:getBatch$", "action": {"status": 500},
-                       "body": {"error": {"code": "InternalServerError", "message": "Detected Internal Error."}}}])
+    fresh.add_faults(
+        [
+            {"match": "accounts", "action": {"delay": 0.6}, "nth": [1]},
+            {
+                "match": r"/metrics:getBatch$",
+                "action": {"status": 500},
+                "body": {"error": {"code": "InternalServerError", "message": "Detected Internal Error."}},
+            },
+        ]
+    )
     client = fresh.cognitive_client(cred, S.SUB_A, retry_total=0)
     started = time.monotonic()
     assert list(client.accounts.list_by_resource_group("rg-us"))
@@ -141,10 +162,15 @@ def test_delay_stalls_and_regex_faults_with_custom_body(fresh, cred):
 
 
 def test_probability_faults_are_reproducible_and_bad_specs_rejected(fresh, cred):
-    fresh.add_faults([{"match": "subscription", "action": {"status": 500}, "probability": 0.0},
-                      {"match": "token", "action": {"status": 503}, "probability": 1.0, "times": 1}])
-    monitor = fresh.monitor_client(fresh.credential(S.TENANT, S.MAIN_CLIENT, S.MAIN_SECRET), S.SUB_A,
-                                   retry_total=2, retry_backoff_factor=0.01)
+    fresh.add_faults(
+        [
+            {"match": "subscription", "action": {"status": 500}, "probability": 0.0},
+            {"match": "token", "action": {"status": 503}, "probability": 1.0, "times": 1},
+        ]
+    )
+    monitor = fresh.monitor_client(
+        fresh.credential(S.TENANT, S.MAIN_CLIENT, S.MAIN_SECRET), S.SUB_A, retry_total=2, retry_backoff_factor=0.01
+    )
     list(monitor.metric_definitions.list(WEU))
     tokens = [r["status"] for r in fresh.requests("token")]
     assert tokens[0] == 503 and tokens[-1] == 200
@@ -157,8 +183,13 @@ def test_clock_moves_the_visible_window(fresh, cred):
 
     def points(at: str) -> list:
         fresh.set_clock(at)
-        response = monitor.metrics.list(WEU, metricnames="InputTokens", interval="PT1M", aggregation="Total",
-                                        timespan="2026-11-20T05:50:00Z/2026-11-20T06:00:00Z")
+        response = monitor.metrics.list(
+            WEU,
+            metricnames="InputTokens",
+            interval="PT1M",
+            aggregation="Total",
+            timespan="2026-11-20T05:50:00Z/2026-11-20T06:00:00Z",
+        )
         return [p.total is not None for p in response.value[0].timeseries[0].data]
 
     assert points("2026-11-20T06:00:00Z") == [True] * 5 + [False] * 5

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 
 import pytest
 import yaml
@@ -21,8 +22,6 @@ from hypothesis import strategies as st
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO, SCALE_SCENARIO
 from doow_pipeline_tests.azure_emulator.catalogue import AZURE_OPENAI, METRICS, MODELS, metrics_for_families
 from doow_pipeline_tests.azure_emulator.scenario import Principal, load_scenario, scenario_from_dict
-from doow_pipeline_tests.demo import EMPTY_SCOPE, EXPIRED, NO_USAGE, ONE_ACCOUNT, RG_READER
-from doow_pipeline_tests.demo import MAIN_PRINCIPAL as MAIN
 from doow_pipeline_tests.azure_emulator.usage import (
     EMPTY,
     atom_amount,
@@ -31,9 +30,11 @@ from doow_pipeline_tests.azure_emulator.usage import (
     expected_daily_usage,
     metric_atoms,
 )
+from doow_pipeline_tests.demo import EMPTY_SCOPE, EXPIRED, NO_USAGE, ONE_ACCOUNT, RG_READER
+from doow_pipeline_tests.demo import MAIN_PRINCIPAL as MAIN
 
 DEMO = load_scenario(DEMO_SCENARIO)
-UTC = timezone.utc
+UTC = UTC
 QUANTITIES = ("input_tokens", "output_tokens", "total_tokens", "requests")
 AI_KINDS = ("OpenAI", "AIServices")
 
@@ -81,8 +82,10 @@ def _atoms_of(account, deployment, metric, t0: datetime, t1: datetime):
 def _amount(account, deployment, metric, quantity: str, t0: datetime, t1: datetime, window: tuple | None = None) -> int:
     """Usage of one deployment in [t0, t1), summed over its version atoms found in `window`."""
     w0, w1 = window or (t0, t1)
-    return sum(atom_amount(DEMO.seed, account, atom, quantity, t0, t1)
-               for atom in _atoms_of(account, deployment, metric, w0, w1))
+    return sum(
+        atom_amount(DEMO.seed, account, atom, quantity, t0, t1)
+        for atom in _atoms_of(account, deployment, metric, w0, w1)
+    )
 
 
 series_strategy = st.sampled_from(SERIES)
@@ -96,10 +99,13 @@ def _series(account_name: str, deployment_name: str, metric_name: str):
 UPGRADE = _series("aoai-prod-weu", "gpt-4o-chat", "TotalTokens")
 ENDED = _series("aoai-dev-legacy", "gpt-35-turbo-legacy", "TokenTransaction")
 STARTED = _series("aoai-prod-weu", "gpt-5-pilot", "ModelRequests")
-day_strategy = st.integers(0, (DEMO_LAST_DAY - DEMO_FIRST_DAY).days - 5).map(lambda n: DEMO_FIRST_DAY + timedelta(days=n))
+day_strategy = st.integers(0, (DEMO_LAST_DAY - DEMO_FIRST_DAY).days - 5).map(
+    lambda n: DEMO_FIRST_DAY + timedelta(days=n)
+)
 
 
 # ---------------------------------------------------------------------------------------- window algebra
+
 
 @GENERATOR_SETTINGS
 @given(series=series_strategy, first=day_strategy, days=st.integers(1, 4), start_hour=st.integers(0, 23))
@@ -114,16 +120,25 @@ def test_hourly_windows_sum_to_daily_windows_and_the_whole_range(series, first, 
     window = (t0, t1)
     for quantity in QUANTITIES:
         whole = _amount(account, deployment, metric, quantity, t0, t1)
-        daily = sum(_amount(account, deployment, metric, quantity, t0 + timedelta(days=i), t0 + timedelta(days=i + 1), window)
-                    for i in range(days))
-        hourly = sum(_amount(account, deployment, metric, quantity, t0 + timedelta(hours=h), t0 + timedelta(hours=h + 1), window)
-                     for h in range(24 * days))
+        daily = sum(
+            _amount(account, deployment, metric, quantity, t0 + timedelta(days=i), t0 + timedelta(days=i + 1), window)
+            for i in range(days)
+        )
+        hourly = sum(
+            _amount(account, deployment, metric, quantity, t0 + timedelta(hours=h), t0 + timedelta(hours=h + 1), window)
+            for h in range(24 * days)
+        )
         assert hourly == daily == whole, (quantity, hourly, daily, whole)
 
 
 @GENERATOR_SETTINGS
-@given(series=series_strategy, first=day_strategy, start=st.integers(0, 3 * 1440), length=st.integers(1, 3 * 1440),
-       split=st.floats(0, 1))
+@given(
+    series=series_strategy,
+    first=day_strategy,
+    start=st.integers(0, 3 * 1440),
+    length=st.integers(1, 3 * 1440),
+    split=st.floats(0, 1),
+)
 @example(series=UPGRADE, first=date(2026, 10, 14), start=600, length=1440, split=0.5)
 @example(series=ENDED, first=date(2026, 10, 31), start=1439, length=3, split=0.34)
 def test_windows_are_additive_at_any_split_minute(series, first, start, length, split):
@@ -147,8 +162,9 @@ def test_total_tokens_equal_input_plus_output_in_any_window(series, first, start
     t1 = t0 + timedelta(minutes=length)
     for atom in _atoms_of(account, deployment, metric, t0, t1):
         total = atom_amount(DEMO.seed, account, atom, "total_tokens", t0, t1)
-        parts = (atom_amount(DEMO.seed, account, atom, "input_tokens", t0, t1)
-                 + atom_amount(DEMO.seed, account, atom, "output_tokens", t0, t1))
+        parts = atom_amount(DEMO.seed, account, atom, "input_tokens", t0, t1) + atom_amount(
+            DEMO.seed, account, atom, "output_tokens", t0, t1
+        )
         assert total == parts
 
 
@@ -159,12 +175,16 @@ def test_every_minute_bucket_of_a_day_adds_up_to_the_day():
     t0 = _start(date(2026, 11, 1))
     (atom,) = _atoms_of(account, deployment, metric, t0, t0 + timedelta(days=1))
     for quantity in QUANTITIES:
-        minutes = [atom_amount(DEMO.seed, account, atom, quantity, t0 + timedelta(minutes=m), t0 + timedelta(minutes=m + 1))
-                   for m in range(1440)]
+        minutes = [
+            atom_amount(DEMO.seed, account, atom, quantity, t0 + timedelta(minutes=m), t0 + timedelta(minutes=m + 1))
+            for m in range(1440)
+        ]
         assert all(v >= 0 for v in minutes)
         assert sum(minutes) == atom_amount(DEMO.seed, account, atom, quantity, t0, t0 + timedelta(days=1))
     # The daily rhythm: busier at noon than at 03:00 UTC.
-    hour = lambda h: atom_amount(DEMO.seed, account, atom, "input_tokens", t0 + timedelta(hours=h), t0 + timedelta(hours=h + 1))
+    hour = lambda h: atom_amount(
+        DEMO.seed, account, atom, "input_tokens", t0 + timedelta(hours=h), t0 + timedelta(hours=h + 1)
+    )
     assert hour(12) > 3 * hour(0)
 
 
@@ -185,11 +205,17 @@ def test_expected_daily_usage_equals_the_generator_per_day(demo_rows):
         account = by_account[row["resource_id"]]
         t0 = _start(row["day"])
         for metric in (m for m in METRICS if m.family == row["family"]):
-            atoms = [a for a in metric_atoms(account, metric, t0, t0 + timedelta(days=1))
-                     if a.deployment.name == row["deployment"] and a.version == row["version"]]
+            atoms = [
+                a
+                for a in metric_atoms(account, metric, t0, t0 + timedelta(days=1))
+                if a.deployment.name == row["deployment"] and a.version == row["version"]
+            ]
             assert len(atoms) == 1, (row, metric.name)
             atom = atoms[0]
-            assert atom_amount(DEMO.seed, account, atom, metric.quantity, t0, t0 + timedelta(days=1)) == row[metric.quantity]
+            assert (
+                atom_amount(DEMO.seed, account, atom, metric.quantity, t0, t0 + timedelta(days=1))
+                == row[metric.quantity]
+            )
             assert atom.value_of("region") == (row["region"] if row["region"] is not None else EMPTY)
             assert atom.value_of("modelversion") == row["version"]
             if "ModelName" in metric.dimensions:
@@ -227,12 +253,17 @@ def test_expected_daily_usage_totals_per_grain_match_sums_of_hours():
         for family in account.families:
             metric = next(m for m in METRICS if m.family == family and m.quantity == "input_tokens")
             for atom in metric_atoms(account, metric, t0, t1):
-                hours = sum(atom_amount(DEMO.seed, account, atom, "input_tokens", t0 + timedelta(hours=h),
-                                        t0 + timedelta(hours=h + 1)) for h in range(24 * 5))
+                hours = sum(
+                    atom_amount(
+                        DEMO.seed, account, atom, "input_tokens", t0 + timedelta(hours=h), t0 + timedelta(hours=h + 1)
+                    )
+                    for h in range(24 * 5)
+                )
                 assert hours == totals.get((account.id, atom.deployment.name, atom.version, family), 0)
 
 
 # ---------------------------------------------------------------------------------------- determinism, means
+
 
 def test_same_seed_same_values_other_seed_different_values():
     again = load_scenario(DEMO_SCENARIO)
@@ -242,8 +273,9 @@ def test_same_seed_same_values_other_seed_different_values():
         raw = yaml.safe_load(fh)
     raw["seed"] = 8
     other = expected_daily_usage(scenario_from_dict(raw), date(2026, 11, 1), date(2026, 11, 7))
-    assert [(r["day"], r["resource_id"], r["deployment"], r["family"]) for r in other] == \
-        [(r["day"], r["resource_id"], r["deployment"], r["family"]) for r in first]
+    assert [(r["day"], r["resource_id"], r["deployment"], r["family"]) for r in other] == [
+        (r["day"], r["resource_id"], r["deployment"], r["family"]) for r in first
+    ]
     differing = sum(a["input_tokens"] != b["input_tokens"] for a, b in zip(first, other))
     assert differing > 0.9 * len(first)
 
@@ -260,23 +292,52 @@ PINNED_DAY = (25_440_000, 8_928_000, 17_248)  # gpt-4o-chat means 24M / 6M / 16k
 
 
 def _synthetic(deployments: list[dict], seed: int = 7, families=("azure_openai", "models"), kind="AIServices"):
-    return scenario_from_dict({
-        "seed": seed,
-        "tenants": [{"id": "00000000-0000-0000-0000-0000000000aa", "subscriptions": [{
-            "id": "00000000-0000-0000-0000-0000000000bb",
-            "resource_groups": [{"name": "rg", "accounts": [{
-                "name": "acct", "kind": kind, "location": "eastus", "families": list(families),
-                "deployments": deployments}]}]}]}],
-    })
+    return scenario_from_dict(
+        {
+            "seed": seed,
+            "tenants": [
+                {
+                    "id": "00000000-0000-0000-0000-0000000000aa",
+                    "subscriptions": [
+                        {
+                            "id": "00000000-0000-0000-0000-0000000000bb",
+                            "resource_groups": [
+                                {
+                                    "name": "rg",
+                                    "accounts": [
+                                        {
+                                            "name": "acct",
+                                            "kind": kind,
+                                            "location": "eastus",
+                                            "families": list(families),
+                                            "deployments": deployments,
+                                        }
+                                    ],
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
 
 
 def test_daily_means_average_the_declared_means():
     means = [(1_000_000, 250_000, 4_000), (30_000_000, 0, 25_000), (120_000, 90_000, 150)]
-    scenario = _synthetic([
-        {"name": f"d{i}", "model": "gpt-4o", "version": "1", "region": "eastus",
-         "daily": {"input_tokens": m[0], "output_tokens": m[1], "requests": m[2]}, "active": {"from": "2015-01-01"}}
-        for i, m in enumerate(means)
-    ])
+    scenario = _synthetic(
+        [
+            {
+                "name": f"d{i}",
+                "model": "gpt-4o",
+                "version": "1",
+                "region": "eastus",
+                "daily": {"input_tokens": m[0], "output_tokens": m[1], "requests": m[2]},
+                "active": {"from": "2015-01-01"},
+            }
+            for i, m in enumerate(means)
+        ]
+    )
     account = scenario.accounts[0]
     days = [date(2015, 1, 1) + timedelta(days=i) for i in range(3000)]
     for deployment, declared in zip(account.deployments, means):
@@ -296,6 +357,7 @@ def test_daily_means_average_the_declared_means():
 
 # ---------------------------------------------------------------------------------------- versions, activity
 
+
 def test_version_upgrade_switches_on_the_upgrade_day():
     account, deployment = _deployment("aoai-prod-weu", "gpt-4o-chat")
     assert deployment.version_on(date(2026, 10, 14)) == "2024-08-06"
@@ -310,19 +372,30 @@ def test_version_upgrade_switches_on_the_upgrade_day():
     assert atom_amount(DEMO.seed, account, atoms["2024-11-20"], "input_tokens", *day1) == 0
     assert atom_amount(DEMO.seed, account, atoms["2024-11-20"], "input_tokens", *day2) > 0
     # Only the new version after the upgrade, only the old one before.
-    assert [a.version for a in _atoms_of(account, deployment, metric, _start(date(2026, 11, 1)), _start(date(2026, 11, 2)))] == ["2024-11-20"]
-    assert [a.version for a in _atoms_of(account, deployment, metric, _start(date(2026, 9, 1)), _start(date(2026, 9, 2)))] == ["2024-08-06"]
+    assert [
+        a.version for a in _atoms_of(account, deployment, metric, _start(date(2026, 11, 1)), _start(date(2026, 11, 2)))
+    ] == ["2024-11-20"]
+    assert [
+        a.version for a in _atoms_of(account, deployment, metric, _start(date(2026, 9, 1)), _start(date(2026, 9, 2)))
+    ] == ["2024-08-06"]
     rows = expected_daily_usage(DEMO, date(2026, 10, 14), date(2026, 10, 15))
     versions = {(r["day"], r["version"]) for r in rows if r["deployment"] == "gpt-4o-chat"}
     assert versions == {(date(2026, 10, 14), "2024-08-06"), (date(2026, 10, 15), "2024-11-20")}
 
 
 def test_several_upgrades_apply_in_date_order():
-    scenario = _synthetic([{
-        "name": "d", "model": "gpt-4o", "version": "v1", "region": "eastus",
-        "daily": {"input_tokens": 100000, "output_tokens": 1000, "requests": 10},
-        "upgrades": [{"on": "2026-03-01", "version": "v3"}, {"on": "2026-02-01", "version": "v2"}],
-    }])
+    scenario = _synthetic(
+        [
+            {
+                "name": "d",
+                "model": "gpt-4o",
+                "version": "v1",
+                "region": "eastus",
+                "daily": {"input_tokens": 100000, "output_tokens": 1000, "requests": 10},
+                "upgrades": [{"on": "2026-03-01", "version": "v3"}, {"on": "2026-02-01", "version": "v2"}],
+            }
+        ]
+    )
     deployment = scenario.accounts[0].deployments[0]
     assert [deployment.version_on(date(2026, m, 15)) for m in (1, 2, 3)] == ["v1", "v2", "v3"]
 
@@ -339,9 +412,17 @@ def test_inactive_days_give_zero():
     # A window over inactive days only: no atoms; an atom of a wider window reads zero there.
     assert _atoms_of(legacy_account, legacy, metric, _start(date(2026, 11, 1)), _start(date(2026, 11, 10))) == []
     (atom,) = _atoms_of(legacy_account, legacy, metric, _start(date(2026, 10, 30)), _start(date(2026, 11, 3)))
-    assert atom_amount(DEMO.seed, legacy_account, atom, "input_tokens", _start(date(2026, 11, 1)), _start(date(2026, 11, 3))) == 0
+    assert (
+        atom_amount(
+            DEMO.seed, legacy_account, atom, "input_tokens", _start(date(2026, 11, 1)), _start(date(2026, 11, 3))
+        )
+        == 0
+    )
     (atom,) = _atoms_of(pilot_account, pilot, metric, _start(date(2026, 11, 8)), _start(date(2026, 11, 12)))
-    assert atom_amount(DEMO.seed, pilot_account, atom, "requests", _start(date(2026, 11, 8)), _start(date(2026, 11, 10))) == 0
+    assert (
+        atom_amount(DEMO.seed, pilot_account, atom, "requests", _start(date(2026, 11, 8)), _start(date(2026, 11, 10)))
+        == 0
+    )
     rows = expected_daily_usage(DEMO, date(2026, 10, 25), date(2026, 11, 15))
     legacy_days = {r["day"] for r in rows if r["deployment"] == legacy.name}
     pilot_days = {r["day"] for r in rows if r["deployment"] == pilot.name}
@@ -389,6 +470,7 @@ def test_legacy_token_metrics_have_no_model_name_dimension():
 
 # ---------------------------------------------------------------------------------------- the demo scenario
 
+
 def _principal(client_id: str) -> Principal:
     return DEMO.principals[client_id]
 
@@ -426,23 +508,40 @@ def test_demo_estate_shape():
     assert family_sets.count(frozenset({AZURE_OPENAI, MODELS})) > len(family_sets) / 2
     # Models, upgrades, odd cases.
     models = {d.model for d in deployments}
-    assert models >= {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "o3-mini", "text-embedding-3-large", "gpt-5",
-                      "Phi-4", "DeepSeek-R1", "Mistral-Large-2411"}
+    assert models >= {
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "o3-mini",
+        "text-embedding-3-large",
+        "gpt-5",
+        "Phi-4",
+        "DeepSeek-R1",
+        "Mistral-Large-2411",
+    }
     gpt4o = [d for d in deployments if d.model == "gpt-4o" and d.upgrades]
-    assert gpt4o and all(d.version == "2024-08-06" and d.upgrades == ((date(2026, 10, 15), "2024-11-20"),) for d in gpt4o)
+    assert gpt4o and all(
+        d.version == "2024-08-06" and d.upgrades == ((date(2026, 10, 15), "2024-11-20"),) for d in gpt4o
+    )
     assert [d.name for d in deployments if d.region is None] == ["gpt-4o-global"]
     today = DEMO.now.date()
     assert [d.name for d in deployments if d.active_to is not None and d.active_to < today] == ["gpt-35-turbo-legacy"]
     assert [d.name for d in deployments if d.active_from == today - timedelta(days=10)] == ["gpt-5-pilot"]
-    with_history = [d for d in deployments if d.active_from is not None and d.active_from <= today - timedelta(days=100)]
+    with_history = [
+        d for d in deployments if d.active_from is not None and d.active_from <= today - timedelta(days=100)
+    ]
     assert len(with_history) >= 0.8 * len(deployments)
     # Means are realistic: 1e5 .. 5e7 tokens a day.
     for d in deployments:
         assert 1e5 <= d.daily.input_tokens + d.daily.output_tokens <= 5e7, d.name
         assert d.daily.requests > 0
     # One resource group holding an OpenAI account without deployments.
-    empty_groups = [rg for s in subscriptions for rg in s.resource_groups
-                    if rg.accounts and all(a.kind == "OpenAI" and not a.deployments for a in rg.accounts)]
+    empty_groups = [
+        rg
+        for s in subscriptions
+        for rg in s.resource_groups
+        if rg.accounts and all(a.kind == "OpenAI" and not a.deployments for a in rg.accounts)
+    ]
     assert len(empty_groups) == 1
 
 
@@ -475,7 +574,9 @@ def test_demo_principals():
     assert len(sub_scopes) == 2 and len(rg_scopes) == 1 and len(main.monitoring_reader) == 3
     third = rg_scopes[0].split("/")[2]
     assert third not in {s.split("/")[2] for s in sub_scopes}
-    unreadable = [a for a in _ai_accounts(DEMO.accounts) if a.subscription_id == third and a not in accounts_covered(main)]
+    unreadable = [
+        a for a in _ai_accounts(DEMO.accounts) if a.subscription_id == third and a not in accounts_covered(main)
+    ]
     assert [a.name for a in unreadable] == ["ais-research-restricted"]
     assert any(a.subscription_id == third for a in accounts_covered(main))
     # ... yet listed (list_only: accounts/read without Monitoring Reader), so its metrics answer 403.
@@ -537,7 +638,9 @@ def test_scale_scenario_expands_to_1000_accounts_and_10000_deployments():
         per_subscription[a.subscription_id] += 1
     assert sorted(per_subscription.values()) == [250] * 4
     bench = SCALE.principals[SCALE_PRINCIPAL]
-    assert sorted(s.lower() for s in bench.monitoring_reader) == sorted(f"/subscriptions/{s}" for s in SCALE.subscriptions)
+    assert sorted(s.lower() for s in bench.monitoring_reader) == sorted(
+        f"/subscriptions/{s}" for s in SCALE.subscriptions
+    )
     assert SCALE.tenants[0].id == DEMO.tenants[0].id
 
 

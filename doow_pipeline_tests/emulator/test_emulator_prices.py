@@ -11,24 +11,47 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from doow_pipeline.azure.prices import (MODELS_SERVICE_ID, RetailPrice, RetailPricesClient, RetailPricesError,
-                                        models_filter)
+from doow_pipeline.azure.prices import (
+    MODELS_SERVICE_ID,
+    RetailPrice,
+    RetailPricesClient,
+    RetailPricesError,
+    models_filter,
+)
 from doow_pipeline_tests.azure_emulator import samples as S
 from doow_pipeline_tests.azure_emulator.harness import run_emulator
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)  # samples.NOW
 PAGE = 25
 ENVELOPE = ["BillingCurrency", "CustomerEntityId", "CustomerEntityType", "Items", "NextPageLink", "Count"]
-ITEM_FIELDS = ["currencyCode", "tierMinimumUnits", "retailPrice", "unitPrice", "armRegionName", "location",
-               "effectiveStartDate", "meterId", "meterName", "productId", "skuId", "productName", "skuName",
-               "serviceName", "serviceId", "serviceFamily", "unitOfMeasure", "type", "isPrimaryMeterRegion",
-               "armSkuName"]
+ITEM_FIELDS = [
+    "currencyCode",
+    "tierMinimumUnits",
+    "retailPrice",
+    "unitPrice",
+    "armRegionName",
+    "location",
+    "effectiveStartDate",
+    "meterId",
+    "meterName",
+    "productId",
+    "skuId",
+    "productName",
+    "skuName",
+    "serviceName",
+    "serviceId",
+    "serviceFamily",
+    "unitOfMeasure",
+    "type",
+    "isPrimaryMeterRegion",
+    "armSkuName",
+]
 
 
 def _ts(text: str) -> datetime:
@@ -42,8 +65,9 @@ def in_force(item: dict, at: datetime) -> bool:
 
 def oracle(at: datetime = NOW, currency: str = "USD", **equal) -> list[dict]:
     """Fixture items in force at `at` whose fields equal the given values, in meterId order."""
-    return [i for i in fixture_prices(currency=currency)
-            if in_force(i, at) and all(i.get(k) == v for k, v in equal.items())]
+    return [
+        i for i in fixture_prices(currency=currency) if in_force(i, at) and all(i.get(k) == v for k, v in equal.items())
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +108,22 @@ def test_envelope_and_item_fields_are_azures(fresh):
     status, body, headers = raw_get(fresh, q(**{"$filter": "armRegionName eq 'eastus2' and skuName eq 'R1 Inp glbl'"}))
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert list(body) == ENVELOPE
-    assert (body["BillingCurrency"], body["CustomerEntityId"], body["CustomerEntityType"]) == \
-        ("USD", "Default", "Retail")
+    assert (body["BillingCurrency"], body["CustomerEntityId"], body["CustomerEntityType"]) == (
+        "USD",
+        "Default",
+        "Retail",
+    )
     assert body["NextPageLink"] is None and body["Count"] == len(body["Items"]) == 1
     item = body["Items"][0]
     assert list(item) == ITEM_FIELDS  # no effectiveEndDate when the price has none
     assert item == oracle(armRegionName="eastus2", skuName="R1 Inp glbl")[0]
-    assert (item["meterName"], item["productName"], item["serviceName"], item["unitOfMeasure"], item["retailPrice"]) \
-        == ("R1 Inp glbl Tokens", "Deepseek model family", "Cognitive Services", "1K", 0.00135)
+    assert (
+        item["meterName"],
+        item["productName"],
+        item["serviceName"],
+        item["unitOfMeasure"],
+        item["retailPrice"],
+    ) == ("R1 Inp glbl Tokens", "Deepseek model family", "Cognitive Services", "1K", 0.00135)
     assert item["skuId"].startswith(item["productId"] + "/") and item["location"] == "US East 2"
 
 
@@ -112,8 +144,10 @@ def test_paging_follows_next_page_link_with_skip(fresh):
     _, first, _ = raw_get(fresh, q(**{"$filter": f"serviceId eq '{MODELS_SERVICE_ID}'"}))
     link = urllib.parse.urlsplit(first["NextPageLink"])
     assert f"{link.scheme}://{link.netloc}" == fresh.arm and link.path == "/api/retail/prices"
-    assert urllib.parse.parse_qs(link.query) == {"$filter": [f"serviceId eq '{MODELS_SERVICE_ID}'"],
-                                                 "$skip": [str(PAGE)]}
+    assert urllib.parse.parse_qs(link.query) == {
+        "$filter": [f"serviceId eq '{MODELS_SERVICE_ID}'"],
+        "$skip": [str(PAGE)],
+    }
 
 
 def test_default_page_size_is_100(tmp_path):
@@ -123,17 +157,28 @@ def test_default_page_size_is_100(tmp_path):
 
 
 # ---- filters -----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("odata, expected", [
-    ("serviceName eq 'Foundry Models'", lambda i: i["serviceName"] == "Foundry Models"),
-    ("armRegionName eq 'westeurope' and contains(meterName, 'Batch')",
-     lambda i: i["armRegionName"] == "westeurope" and "Batch" in i["meterName"]),
-    ("productName eq 'Azure OpenAI GPT5' and armRegionName eq 'eastus2' and unitOfMeasure eq '1M'",
-     lambda i: i["productName"] == "Azure OpenAI GPT5" and i["armRegionName"] == "eastus2"),
-    ("priceType eq 'Reservation'", lambda i: i["type"] == "Reservation"),
-    ("(skuName eq 'gpt 4o 1120 Inp glbl' or skuName eq 'gpt 4o 1120 Outp glbl') and armRegionName eq 'eastus'",
-     lambda i: i["skuName"] in ("gpt 4o 1120 Inp glbl", "gpt 4o 1120 Outp glbl") and i["armRegionName"] == "eastus"),
-    ("serviceId eq 'DZH313Z7MMC8'", lambda i: i["serviceName"] == "Virtual Machines"),
-])
+@pytest.mark.parametrize(
+    "odata, expected",
+    [
+        ("serviceName eq 'Foundry Models'", lambda i: i["serviceName"] == "Foundry Models"),
+        (
+            "armRegionName eq 'westeurope' and contains(meterName, 'Batch')",
+            lambda i: i["armRegionName"] == "westeurope" and "Batch" in i["meterName"],
+        ),
+        (
+            "productName eq 'Azure OpenAI GPT5' and armRegionName eq 'eastus2' and unitOfMeasure eq '1M'",
+            lambda i: i["productName"] == "Azure OpenAI GPT5" and i["armRegionName"] == "eastus2",
+        ),
+        ("priceType eq 'Reservation'", lambda i: i["type"] == "Reservation"),
+        (
+            "(skuName eq 'gpt 4o 1120 Inp glbl' or skuName eq 'gpt 4o 1120 Outp glbl') and armRegionName eq 'eastus'",
+            lambda i: (
+                i["skuName"] in ("gpt 4o 1120 Inp glbl", "gpt 4o 1120 Outp glbl") and i["armRegionName"] == "eastus"
+            ),
+        ),
+        ("serviceId eq 'DZH313Z7MMC8'", lambda i: i["serviceName"] == "Virtual Machines"),
+    ],
+)
 def test_filters(fresh, odata, expected):
     with client(fresh) as c:
         got = list(c.iter_items(odata))
@@ -152,8 +197,12 @@ def test_filter_values_are_case_sensitive_from_2023_01_01_preview_only(fresh):
 
 
 def test_bad_filter_and_api_version_are_400(fresh):
-    for query in (q(**{"$filter": "meterName ne 'x'"}), q(**{"$filter": "colour eq 'red'"}),
-                  q(**{"$filter": "meterName eq 'unterminated"}), "api-version=2020-01-01"):
+    for query in (
+        q(**{"$filter": "meterName ne 'x'"}),
+        q(**{"$filter": "colour eq 'red'"}),
+        q(**{"$filter": "meterName eq 'unterminated"}),
+        "api-version=2020-01-01",
+    ):
         status, body, _ = raw_get(fresh, query)
         assert status == 400 and set(body["error"]) == {"code", "message"}, query
     with client(fresh) as c, pytest.raises(RetailPricesError) as err:
@@ -166,10 +215,14 @@ def test_currency_code_converts_prices(fresh):
     odata = "armRegionName eq 'westeurope' and productName eq 'Azure OpenAI GPT5'"
     with client(fresh, currency="EUR") as c:
         got = list(c.iter_prices(odata))
-    want = [i for i in oracle(currency="EUR") if i["armRegionName"] == "westeurope"
-            and i["productName"] == "Azure OpenAI GPT5"]
-    assert [(p.meter_id, p.retail_price, p.currency_code) for p in got] == \
-        [(i["meterId"], i["retailPrice"], "EUR") for i in want]
+    want = [
+        i
+        for i in oracle(currency="EUR")
+        if i["armRegionName"] == "westeurope" and i["productName"] == "Azure OpenAI GPT5"
+    ]
+    assert [(p.meter_id, p.retail_price, p.currency_code) for p in got] == [
+        (i["meterId"], i["retailPrice"], "EUR") for i in want
+    ]
     usd = {i["meterId"]: i["retailPrice"] for i in oracle()}
     assert all(p.retail_price != usd[p.meter_id] for p in got)
     _, body, _ = raw_get(fresh, q(currencyCode="'EUR'", **{"$filter": odata}))
@@ -216,10 +269,12 @@ def test_prices_in_force_at_the_emulator_clock(fresh):
         now = list(c.iter_prices(odata))
         fresh.set_clock("2026-10-20T00:00:00Z")
         before = list(c.iter_prices(odata))
-    assert [(p.retail_price, p.service_name, p.effective_end_date) for p in before] == \
-        [(0.002, "Cognitive Services", datetime(2026, 10, 31, 23, 59, tzinfo=UTC))]
-    assert [(p.retail_price, p.service_name, p.effective_start_date) for p in now] == \
-        [(0.0018, "Foundry Models", datetime(2026, 11, 1, tzinfo=UTC))]
+    assert [(p.retail_price, p.service_name, p.effective_end_date) for p in before] == [
+        (0.002, "Cognitive Services", datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
+    ]
+    assert [(p.retail_price, p.service_name, p.effective_start_date) for p in now] == [
+        (0.0018, "Foundry Models", datetime(2026, 11, 1, tzinfo=UTC))
+    ]
     assert before[0].meter_id == now[0].meter_id
 
 
@@ -229,8 +284,13 @@ def test_model_prices_keep_both_service_names_and_only_the_models_service(fresh)
     assert {p.service_name for p in got} == {"Cognitive Services", "Foundry Models"}
     assert {p.service_id for p in got} == {MODELS_SERVICE_ID} and {p.type for p in got} == {"Consumption"}
     assert all(isinstance(p, RetailPrice) for p in got)
-    want = {i["meterId"] for i in oracle() if i["serviceId"] == MODELS_SERVICE_ID and i["type"] == "Consumption"
-            and i["armRegionName"] in ("westeurope", "eastus2")}
+    want = {
+        i["meterId"]
+        for i in oracle()
+        if i["serviceId"] == MODELS_SERVICE_ID
+        and i["type"] == "Consumption"
+        and i["armRegionName"] in ("westeurope", "eastus2")
+    }
     assert {p.meter_id for p in got} == want
     log = fresh.requests("prices")
     assert sorted({e["query"]["$filter"] for e in log}) == [models_filter("eastus2"), models_filter("westeurope")]

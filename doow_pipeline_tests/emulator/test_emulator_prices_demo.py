@@ -13,8 +13,17 @@ import pytest
 
 from doow_pipeline.azure.prices import RetailPricesClient
 from doow_pipeline.usage.focus import focus_frame, validate_focus
-from doow_pipeline.usage.pricing import (AMBIGUOUS, ASSUMED_DEPLOYMENT_TYPE, BILLED_AS_CAPACITY, COST_STATUSES,
-                                         NO_METER, PRICED, DeploymentTypes, price_usage, prices_frame)
+from doow_pipeline.usage.pricing import (
+    AMBIGUOUS,
+    ASSUMED_DEPLOYMENT_TYPE,
+    BILLED_AS_CAPACITY,
+    COST_STATUSES,
+    NO_METER,
+    PRICED,
+    DeploymentTypes,
+    price_usage,
+    prices_frame,
+)
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
@@ -24,9 +33,13 @@ FIRST, LAST = date(2026, 10, 21), date(2026, 11, 19)  # the demo's 30 complete d
 UNIT = {"1K": 1_000, "1M": 1_000_000}
 DEMO_TYPES = DeploymentTypes(
     default="GlobalStandard",
-    overrides={"aoai-prod-weu/gpt-4o-batch": "GlobalBatch", "aoai-prod-eus/gpt-4o-eus": "Standard",
-               "aoai-prod-eus/gpt-41-eus": "DataZoneStandard", "aoai-dev-legacy/gpt-35-turbo-legacy": "Standard",
-               "aoai-research-eus2/gpt-4o-research": "DataZoneStandard"},
+    overrides={
+        "aoai-prod-weu/gpt-4o-batch": "GlobalBatch",
+        "aoai-prod-eus/gpt-4o-eus": "Standard",
+        "aoai-prod-eus/gpt-41-eus": "DataZoneStandard",
+        "aoai-dev-legacy/gpt-35-turbo-legacy": "Standard",
+        "aoai-research-eus2/gpt-4o-research": "DataZoneStandard",
+    },
     provisioned={"ais-prod-eus2/gpt-4o-mini-foundry"},
 )
 G4O = ("gpt 4o 1120 Inp glbl Tokens", "gpt 4o 1120 Outp glbl Tokens")
@@ -59,8 +72,10 @@ EXPECTED = {
     ("ais-prod-eus2", "mistral-large-docs"): NO_METER,
     ("ais-prod-eus2", "gpt-4o-mini-foundry"): BILLED_AS_CAPACITY,
     ("ais-prod-eus2", "gpt-41-foundry"): G41,
-    ("aoai-dev-legacy", "gpt-35-turbo-legacy"): ("gpt-35-turbo-16K-0125 Input-regional Tokens",
-                                                 "gpt-35-turbo-16K-0125 Output-regional Tokens"),
+    ("aoai-dev-legacy", "gpt-35-turbo-legacy"): (
+        "gpt-35-turbo-16K-0125 Input-regional Tokens",
+        "gpt-35-turbo-16K-0125 Output-regional Tokens",
+    ),
     ("aoai-dev-legacy", "gpt-4o-mini-dev"): MINI,
     ("aoai-dev-legacy", "embed-large-dev"): ("text-embedding-3-large-glbl Tokens", None),
     ("ais-dev-swc", "gpt-41-mini-dev"): G41MINI,
@@ -68,17 +83,24 @@ EXPECTED = {
     ("ais-dev-swc", "o3-mini-dev"): O3,
     ("aoai-research-eus2", "gpt-5-research"): G5,
     ("aoai-research-eus2", "o3-mini-research"): O3,
-    ("aoai-research-eus2", "gpt-4o-research"): ("gpt 4o 1120 Inp Data Zone Tokens",
-                                                "gpt 4o 1120 Outp Data Zone Tokens"),
+    ("aoai-research-eus2", "gpt-4o-research"): (
+        "gpt 4o 1120 Inp Data Zone Tokens",
+        "gpt 4o 1120 Outp Data Zone Tokens",
+    ),
     ("ais-research-restricted", "deepseek-r1-restricted"): R1,
     ("ais-research-restricted", "gpt-41-restricted"): G41,
 }
 
 
 def oracle_price(meter_name: str, region: str, day: date) -> tuple[float, int]:
-    found = [i for i in fixture_prices() if i["meterName"] == meter_name and i["armRegionName"] == region
-             and date.fromisoformat(i["effectiveStartDate"][:10]) <= day
-             and (i.get("effectiveEndDate") is None or day <= date.fromisoformat(i["effectiveEndDate"][:10]))]
+    found = [
+        i
+        for i in fixture_prices()
+        if i["meterName"] == meter_name
+        and i["armRegionName"] == region
+        and date.fromisoformat(i["effectiveStartDate"][:10]) <= day
+        and (i.get("effectiveEndDate") is None or day <= date.fromisoformat(i["effectiveEndDate"][:10]))
+    ]
     assert len(found) == 1, (meter_name, region, day)
     return found[0]["retailPrice"], UNIT[found[0]["unitOfMeasure"]]
 
@@ -98,11 +120,23 @@ def priced(emulator) -> pl.DataFrame:
     truth = {}
     for row in expected_daily_usage(scenario, FIRST, LAST):  # one row per family: the same tokens
         truth[(row["day"], row["resource_id"], row["deployment"])] = row
-    usage = pl.DataFrame([{
-        "usage_date": r["day"], "resource_id": r["resource_id"], "resource_name": accounts[r["resource_id"]].name,
-        "resource_region": accounts[r["resource_id"]].location, "deployment": r["deployment"],
-        "model_name": r["model"], "model_version": r["version"], "metric_region": r["region"],
-        "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"]} for r in truth.values()])
+    usage = pl.DataFrame(
+        [
+            {
+                "usage_date": r["day"],
+                "resource_id": r["resource_id"],
+                "resource_name": accounts[r["resource_id"]].name,
+                "resource_region": accounts[r["resource_id"]].location,
+                "deployment": r["deployment"],
+                "model_name": r["model"],
+                "model_version": r["version"],
+                "metric_region": r["region"],
+                "input_tokens": r["input_tokens"],
+                "output_tokens": r["output_tokens"],
+            }
+            for r in truth.values()
+        ]
+    )
     return price_usage(usage, prices, DEMO_TYPES)
 
 

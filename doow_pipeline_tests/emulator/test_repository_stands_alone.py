@@ -10,8 +10,19 @@ from pathlib import Path
 from doow_pipeline_tests.azure_emulator import spec_validation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SKIPPED_DIRS = {".git", ".venv", ".demo", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
-                "__pycache__", ".dagster_home", "data", "node_modules"}
+SKIPPED_DIRS = {
+    ".git",
+    ".venv",
+    ".demo",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    ".hypothesis",
+    "__pycache__",
+    ".dagster_home",
+    "data",
+    "node_modules",
+}
 SKIPPED_SUFFIXES = {".pyc", ".duckdb", ".parquet", ".lock", ".png", ".jpg", ".gz", ".zip"}
 # This file spells the patterns out, so it is the one file not scanned.
 OUTSIDE = re.compile(r"\.\./shared|shared/(azure-specs|research|design)|[\"']shared[\"']\s*/|DOOW_AZURE_SPECS")
@@ -45,8 +56,13 @@ def test_no_file_points_outside_the_repository():
 
 
 def test_the_pattern_catches_what_it_should():
-    for line in ('DEFAULT = REPO_ROOT.parent / "shared" / "azure-specs"', "see ../shared/research/x.md",
-                 "reads <repo>/../shared/azure-specs", "$DOOW_AZURE_SPECS", "see shared/design.md §4"):
+    for line in (
+        'DEFAULT = REPO_ROOT.parent / "shared" / "azure-specs"',
+        "see ../shared/research/x.md",
+        "reads <repo>/../shared/azure-specs",
+        "$DOOW_AZURE_SPECS",
+        "see shared/design.md §4",
+    ):
         assert OUTSIDE.search(line), line
     for line in ("the shared DuckDB writer", "connection 'shared' scope", "Azure/azure-rest-api-specs"):
         assert not OUTSIDE.search(line), line
@@ -72,5 +88,6 @@ def test_spec_validation_opens_only_files_inside_the_repository(monkeypatch):
         monkeypatch.undo()
         spec_validation._validator.cache_clear()
     assert {p.name for p in opened} == {k.schema for k in spec_validation.KINDS.values() if k.schema} | {
-        spec_validation.ERRORS_SCHEMA}
+        spec_validation.ERRORS_SCHEMA
+    }
     assert all(p.is_relative_to(REPO_ROOT / "doow_pipeline_tests" / "azure_emulator" / "schemas") for p in opened)

@@ -17,9 +17,25 @@ TARGETS = {"widgets.json": (generate.Root(WIDGETS, "WidgetList"),)}
 WIDGET = f"{generate.def_key(WIDGETS, '#/definitions/Widget')}"
 
 # Keywords that carry prose or client hints in swagger; none may reach a generated schema.
-PROSE = {"description", "title", "summary", "x-ms-summary", "example", "examples", "x-ms-examples", "externalDocs",
-         "x-ms-client-name", "x-ms-enum", "x-ms-flatten", "x-ms-azure-resource", "x-ms-identifiers", "x-nullable",
-         "operationId", "info", "paths"}
+PROSE = {
+    "description",
+    "title",
+    "summary",
+    "x-ms-summary",
+    "example",
+    "examples",
+    "x-ms-examples",
+    "externalDocs",
+    "x-ms-client-name",
+    "x-ms-enum",
+    "x-ms-flatten",
+    "x-ms-azure-resource",
+    "x-ms-identifiers",
+    "x-nullable",
+    "operationId",
+    "info",
+    "paths",
+}
 
 
 def _keywords(schema, found: set[str] | None = None) -> set[str]:
@@ -70,7 +86,10 @@ def test_facts_are_kept():
     resource = defs["common_types_definitions_Resource"]
     assert widget["allOf"] == [{"$ref": "#/$defs/common_types_definitions_Resource"}]
     assert resource["required"] == ["id"] and resource["properties"]["id"] == {
-        "type": "string", "readOnly": True, "format": "arm-id"}
+        "type": "string",
+        "readOnly": True,
+        "format": "arm-id",
+    }
     problem = defs["common_types_definitions_Problem"]
     assert problem["properties"]["details"]["items"] == {"$ref": "#/$defs/common_types_definitions_Problem"}
     assert all(ref.startswith("#/$defs/") for ref in _refs(schema))
@@ -88,20 +107,51 @@ def test_prose_is_dropped():
     text = _generate()
     assert not _keywords(json.loads(text)) & PROSE
     source = (FIXTURE / WIDGETS).read_text() + (FIXTURE / "common" / "types.json").read_text()
-    for prose in ("Closed set of colours.", "Warm.", "When it was made.", "Fully qualified id.", "hello",
-                  "example.invalid", "Next page", "remark", "Lists every widget."):
+    for prose in (
+        "Closed set of colours.",
+        "Warm.",
+        "When it was made.",
+        "Fully qualified id.",
+        "hello",
+        "example.invalid",
+        "Next page",
+        "remark",
+        "Lists every widget.",
+    ):
         assert prose in source and prose not in text, prose
 
 
 def test_generated_schema_validates_like_the_spec_says():
     validator = jsonschema.Draft202012Validator(json.loads(_generate()))
-    good = {"value": [{"id": "/widgets/a", "colour": "Red", "shape": "Hexagon", "created": "2026-11-20T00:00:00Z",
-                       "ttl": "PT1H", "size": 1, "note": None, "labels": {"a": "b"}, "sealed": {"a": "x"},
-                       "problem": {"code": "X", "details": [{"code": "Y"}]}, "extra": True}]}
+    good = {
+        "value": [
+            {
+                "id": "/widgets/a",
+                "colour": "Red",
+                "shape": "Hexagon",
+                "created": "2026-11-20T00:00:00Z",
+                "ttl": "PT1H",
+                "size": 1,
+                "note": None,
+                "labels": {"a": "b"},
+                "sealed": {"a": "x"},
+                "problem": {"code": "X", "details": [{"code": "Y"}]},
+                "extra": True,
+            }
+        ]
+    }
     assert list(validator.iter_errors(good)) == []
-    for change in ({"colour": "Green"}, {"id": None}, {"created": "yesterday"}, {"ttl": "1 hour"}, {"size": 0},
-                   {"labels": {"a": 1}}, {"sealed": {"a": "x", "b": 1}}, {"problem": {"details": [{"code": 1}]}},
-                   {"shape": 5}):
+    for change in (
+        {"colour": "Green"},
+        {"id": None},
+        {"created": "yesterday"},
+        {"ttl": "1 hour"},
+        {"size": 0},
+        {"labels": {"a": 1}},
+        {"sealed": {"a": "x", "b": 1}},
+        {"problem": {"details": [{"code": 1}]}},
+        {"shape": 5},
+    ):
         bad = {"value": [{**good["value"][0], **change}]}
         assert list(validator.iter_errors(bad)), change
     assert list(validator.iter_errors({"nextLink": "x"}))  # value is required
@@ -128,8 +178,13 @@ def test_subscriptions_fall_back_to_the_builtin_definitions_with_a_note(tmp_path
     builtin = generate.build_schema(tmp_path, roots)
     assert "built into generate.py" in builtin["$comment"]
     key = generate.def_key(generate.SUBSCRIPTIONS_SPEC, "#/definitions/Subscription")
-    assert builtin["$defs"][key]["properties"]["state"]["enum"] == ["Enabled", "Warned", "PastDue", "Disabled",
-                                                                      "Deleted"]
+    assert builtin["$defs"][key]["properties"]["state"]["enum"] == [
+        "Enabled",
+        "Warned",
+        "PastDue",
+        "Disabled",
+        "Deleted",
+    ]
     # With the spec file present, it is read instead and no note is added.
     spec = tmp_path / generate.SUBSCRIPTIONS_SPEC
     spec.parent.mkdir(parents=True)

@@ -89,6 +89,7 @@ def _batch_results(body: dict) -> list[MetricsQueryResult]:
 
 # ---------------------------------------------------------------------------------------------- examples
 
+
 def test_every_example_file_is_classified():
     on_disk = {p.name for p in RESPONSES.glob("*.json")}
     assert on_disk == set(EXAMPLE_KINDS), "classify new response fixtures in EXAMPLE_KINDS"
@@ -143,8 +144,12 @@ def test_metrics_examples_deserialize_through_mgmt_monitor(rel, monitor_deserial
             assert metric.error_code == raw_metric["errorCode"]
     # At least the data examples carry real data values.
     if rel in ("metrics_data.json", "metrics_error_code.json"):
-        assert any(any(getattr(point, f) is not None for f in ("total", "average", "count", "minimum", "maximum"))
-                   for metric in response.value for series in metric.timeseries for point in series.data)
+        assert any(
+            any(getattr(point, f) is not None for f in ("total", "average", "count", "minimum", "maximum"))
+            for metric in response.value
+            for series in metric.timeseries
+            for point in series.data
+        )
 
 
 @pytest.mark.parametrize("rel", sorted(r for r, k in CHECKED_EXAMPLES.items() if k == "metric_definitions"))
@@ -182,8 +187,13 @@ def test_batch_examples_deserialize_through_querymetrics(rel):
                 assert [p.total for p in series.data] == [p.get("total") for p in raw_series.get("data", [])]
                 assert [p.average for p in series.data] == [p.get("average") for p in raw_series.get("data", [])]
                 assert all(isinstance(p.timestamp, datetime) for p in series.data)
-    assert any(p.total is not None or p.average is not None
-               for r in results for m in r.metrics for s in m.timeseries for p in s.data)
+    assert any(
+        p.total is not None or p.average is not None
+        for r in results
+        for m in r.metrics
+        for s in m.timeseries
+        for p in s.data
+    )
 
 
 @pytest.mark.parametrize("rel", sorted(r for r, k in CHECKED_EXAMPLES.items() if k in ("accounts_list", "account")))
@@ -259,16 +269,19 @@ def test_batch_metric_without_unit_and_item_without_starttime_are_rejected():
     _batch_results(_ok_body(BATCH))
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda b: b["value"][0]["timeseries"][0]["data"][0].update(timeStamp=None), "None is not of type 'string'"),
-    (lambda b: b["value"][0]["timeseries"][0]["data"][0].update(timeStamp="2021-04-20 09:00"), "does not match"),
-    (lambda b: b["value"][0]["timeseries"][0]["data"][0].update(average="7"), "'7' is not of type 'number'"),
-    (lambda b: b["value"][0]["timeseries"][0]["data"][0].pop("timeStamp"), "'timeStamp' is a required property"),
-    (lambda b: b["value"][0]["timeseries"][0].update(metadatavalues={"a": "b"}), "is not of type 'array'"),
-    (lambda b: b["value"][0].update(name="BlobCount"), "is not of type 'object'"),
-    (lambda b: b["value"][0].pop("timeseries"), "'timeseries' is a required property"),
-    (lambda b: b.update(cost=-1), "less than the minimum"),
-])
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda b: b["value"][0]["timeseries"][0]["data"][0].update(timeStamp=None), "None is not of type 'string'"),
+        (lambda b: b["value"][0]["timeseries"][0]["data"][0].update(timeStamp="2021-04-20 09:00"), "does not match"),
+        (lambda b: b["value"][0]["timeseries"][0]["data"][0].update(average="7"), "'7' is not of type 'number'"),
+        (lambda b: b["value"][0]["timeseries"][0]["data"][0].pop("timeStamp"), "'timeStamp' is a required property"),
+        (lambda b: b["value"][0]["timeseries"][0].update(metadatavalues={"a": "b"}), "is not of type 'array'"),
+        (lambda b: b["value"][0].update(name="BlobCount"), "is not of type 'object'"),
+        (lambda b: b["value"][0].pop("timeseries"), "'timeseries' is a required property"),
+        (lambda b: b.update(cost=-1), "less than the minimum"),
+    ],
+)
 def test_metrics_type_and_required_violations_are_rejected(mutate, needle):
     body = _ok_body(GET_METRIC)
     mutate(body)
@@ -371,8 +384,17 @@ def test_assert_valid_response_raises_with_the_problems():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown response kind"):
         validate_response("deployments", 200, {})
-    assert set(KINDS) == {"subscriptions", "accounts_list", "account", "deployments_list", "metric_definitions",
-                          "metric_namespaces", "metrics", "batch", "error"}
+    assert set(KINDS) == {
+        "subscriptions",
+        "accounts_list",
+        "account",
+        "deployments_list",
+        "metric_definitions",
+        "metric_namespaces",
+        "metrics",
+        "batch",
+        "error",
+    }
 
 
 def test_validators_are_compiled_once():
@@ -431,8 +453,10 @@ def test_schemas_are_committed_in_the_repository_and_loaded_from_there():
         assert generate.render(schema) == text, f"{name} is not in the generator's canonical form"
         assert schema["$ref" if "$ref" in schema else "anyOf"]
         assert schema["$defs"] and "Generated from Azure/azure-rest-api-specs" in schema["$comment"]
-    assert "built into generate.py" in json.loads((spec_validation.SCHEMAS_DIR / "subscriptions.json").read_text())[
-        "$comment"]
+    assert (
+        "built into generate.py"
+        in json.loads((spec_validation.SCHEMAS_DIR / "subscriptions.json").read_text())["$comment"]
+    )
     # The committed file keeps the spec's fact (nextLink required); the validator relaxes it on load.
     committed = json.loads((spec_validation.SCHEMAS_DIR / "subscriptions.json").read_text())
     key = generate.def_key(generate.SUBSCRIPTIONS_SPEC, "#/definitions/SubscriptionListResult")
@@ -443,7 +467,8 @@ def test_schemas_are_committed_in_the_repository_and_loaded_from_there():
     assert set(spec_validation._RELAXED_REQUIRED) <= all_defs
     assert {k for k in spec_validation._RELAXED_PROPERTIES if k in all_defs} == {
         generate.def_key(f"common-types/resource-management/{v}/types.json", "#/definitions/ErrorAdditionalInfo")
-        for v in ("v1", "v3")}
+        for v in ("v1", "v3")
+    }
     assert validate_response("metrics", 200, _ok_body(GET_METRIC)) == []
 
 
@@ -459,30 +484,56 @@ def test_swagger_conversion_rules(tmp_path):
 
     (tmp_path / "common").mkdir()
     (tmp_path / "svc").mkdir()
-    (tmp_path / "common" / "types.json").write_text(json.dumps({"definitions": {
-        "Base": {"properties": {"id": {"type": "string", "readOnly": True}}, "required": ["id"]},
-        "Node": {"type": "object",
-                 "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}}},
-    }}))
-    (tmp_path / "svc" / "api.json").write_text(json.dumps({"definitions": {
-        "Thing": {
-            "type": "object",
-            "allOf": [{"$ref": "../common/types.json#/definitions/Base"}],
-            "properties": {
-                "maybe": {"type": "string", "x-nullable": True},
-                "never": {"type": "string"},
-                "open": {"type": "string", "enum": ["A"], "x-ms-enum": {"name": "Open", "modelAsString": True}},
-                "closed": {"type": "string", "enum": ["A"], "x-ms-enum": {"name": "Closed", "modelAsString": False}},
-                "plain": {"type": "string", "enum": ["A"]},
-                "when": {"type": "string", "format": "date-time"},
-                "grain": {"type": "string", "format": "duration"},
-                "tags": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "sealed": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False},
-                "tree": {"$ref": "../common/types.json#/definitions/Node"},
-                "count": {"type": "integer", "format": "int32", "minimum": 0},
-            },
-        },
-    }}))
+    (tmp_path / "common" / "types.json").write_text(
+        json.dumps(
+            {
+                "definitions": {
+                    "Base": {"properties": {"id": {"type": "string", "readOnly": True}}, "required": ["id"]},
+                    "Node": {
+                        "type": "object",
+                        "properties": {"children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}},
+                    },
+                }
+            }
+        )
+    )
+    (tmp_path / "svc" / "api.json").write_text(
+        json.dumps(
+            {
+                "definitions": {
+                    "Thing": {
+                        "type": "object",
+                        "allOf": [{"$ref": "../common/types.json#/definitions/Base"}],
+                        "properties": {
+                            "maybe": {"type": "string", "x-nullable": True},
+                            "never": {"type": "string"},
+                            "open": {
+                                "type": "string",
+                                "enum": ["A"],
+                                "x-ms-enum": {"name": "Open", "modelAsString": True},
+                            },
+                            "closed": {
+                                "type": "string",
+                                "enum": ["A"],
+                                "x-ms-enum": {"name": "Closed", "modelAsString": False},
+                            },
+                            "plain": {"type": "string", "enum": ["A"]},
+                            "when": {"type": "string", "format": "date-time"},
+                            "grain": {"type": "string", "format": "duration"},
+                            "tags": {"type": "object", "additionalProperties": {"type": "integer"}},
+                            "sealed": {
+                                "type": "object",
+                                "properties": {"a": {"type": "string"}},
+                                "additionalProperties": False,
+                            },
+                            "tree": {"$ref": "../common/types.json#/definitions/Node"},
+                            "count": {"type": "integer", "format": "int32", "minimum": 0},
+                        },
+                    },
+                }
+            }
+        )
+    )
     converter = generate.SwaggerConverter(tmp_path)
     key = converter.ref("svc/api.json", "#/definitions/Thing")
     validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{key}", "$defs": converter.defs})
@@ -490,13 +541,34 @@ def test_swagger_conversion_rules(tmp_path):
     def ok(instance):
         return not list(validator.iter_errors(instance))
 
-    good = {"id": "x", "maybe": None, "open": "B", "closed": "A", "plain": "A", "when": "2026-11-20T00:00:00Z",
-            "grain": "PT1M", "tags": {"a": 1}, "sealed": {"a": "b"}, "tree": {"children": [{"children": []}]},
-            "count": 0, "extra": "allowed"}
+    good = {
+        "id": "x",
+        "maybe": None,
+        "open": "B",
+        "closed": "A",
+        "plain": "A",
+        "when": "2026-11-20T00:00:00Z",
+        "grain": "PT1M",
+        "tags": {"a": 1},
+        "sealed": {"a": "b"},
+        "tree": {"children": [{"children": []}]},
+        "count": 0,
+        "extra": "allowed",
+    }
     assert ok(good)
-    for change in ({"id": None}, {"never": None}, {"closed": "B"}, {"plain": "B"}, {"when": "yesterday"},
-                   {"when": "2026-11-20T00:00:00"}, {"grain": "1 day"}, {"tags": {"a": "1"}},
-                   {"sealed": {"a": "b", "c": 1}}, {"tree": {"children": [{"children": "x"}]}}, {"count": -1}):
+    for change in (
+        {"id": None},
+        {"never": None},
+        {"closed": "B"},
+        {"plain": "B"},
+        {"when": "yesterday"},
+        {"when": "2026-11-20T00:00:00"},
+        {"grain": "1 day"},
+        {"tags": {"a": "1"}},
+        {"sealed": {"a": "b", "c": 1}},
+        {"tree": {"children": [{"children": "x"}]}},
+        {"count": -1},
+    ):
         assert not ok({**good, **change}), change
     missing_id = dict(good)
     del missing_id["id"]

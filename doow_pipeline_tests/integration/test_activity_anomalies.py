@@ -71,12 +71,18 @@ def test_each_anomaly_passes_triggers_with_its_numbers_and_clears(project, tmp_p
     during = project(CHANGE, date(2026, 11, 7))
     assert not any(passed for passed, _ in during.values()), during
     spike, drop, silent, new = (during[name][1] for name in ANOMALY_CHECKS)
-    assert (f"aoai-activity/jumpy on {CHANGE}: {total_tokens('jumpy', CHANGE):,} total tokens vs median "
-            f"{trailing_median('jumpy', CHANGE):,.0f}") in spike
-    assert (f"aoai-activity/dipper on {CHANGE}: {total_tokens('dipper', CHANGE):,} total tokens vs median "
-            f"{trailing_median('dipper', CHANGE):,.0f}") in drop
-    assert (f"aoai-activity/stopper on {CHANGE}: no usage after total tokens on 14 of the 14 day(s) before "
-            f"(median {trailing_median('stopper', CHANGE):,.0f})") in silent
+    assert (
+        f"aoai-activity/jumpy on {CHANGE}: {total_tokens('jumpy', CHANGE):,} total tokens vs median "
+        f"{trailing_median('jumpy', CHANGE):,.0f}"
+    ) in spike
+    assert (
+        f"aoai-activity/dipper on {CHANGE}: {total_tokens('dipper', CHANGE):,} total tokens vs median "
+        f"{trailing_median('dipper', CHANGE):,.0f}"
+    ) in drop
+    assert (
+        f"aoai-activity/stopper on {CHANGE}: no usage after total tokens on 14 of the 14 day(s) before "
+        f"(median {trailing_median('stopper', CHANGE):,.0f})"
+    ) in silent
     assert f"aoai-activity/fresh on {CHANGE}: {total_tokens('fresh', CHANGE):,} total tokens after none" in new
     assert "1 new deployment(s)" in new
     for text, only in ((spike, "jumpy"), (drop, "dipper"), (silent, "stopper")):
@@ -100,11 +106,12 @@ def test_each_anomaly_passes_triggers_with_its_numbers_and_clears(project, tmp_p
     # And the warehouse still holds exactly the generator's usage.
     config = load_config(tmp_path / "connections.yaml")
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        actual = con.execute("SELECT * FROM azure_openai.usage_daily WHERE usage_date < '2026-11-08' "
-                             "ORDER BY ALL").pl()
-    expected = expected_usage(SCENARIO, date(2026, 10, 1), date(2026, 11, 7), CONNECTIONS,
-                              synced_at=SCENARIO.current_time())
+        actual = con.execute("SELECT * FROM azure_openai.usage_daily WHERE usage_date < '2026-11-08' ORDER BY ALL").pl()
+    expected = expected_usage(
+        SCENARIO, date(2026, 10, 1), date(2026, 11, 7), CONNECTIONS, synced_at=SCENARIO.current_time()
+    )
     assert actual.height == expected.height > 0
     actual_keys = actual.select("usage_date", "deployment", "total_tokens").sort("usage_date", "deployment")
-    assert_frame_equal(actual_keys, expected.select(actual_keys.columns).sort("usage_date", "deployment"),
-                       check_dtypes=False)
+    assert_frame_equal(
+        actual_keys, expected.select(actual_keys.columns).sort("usage_date", "deployment"), check_dtypes=False
+    )

@@ -37,21 +37,37 @@ PROD_BATCH = PROD.lstrip("/") + "/metrics:getBatch"  # a path regex: Prod's getB
 # Every refusal Azure may send for getBatch: the documented token codes, the emulator's guess for "no role at
 # subscription scope", Azure's codes for a missing role and an unregistered provider, and codes nobody knows.
 REFUSALS = [
-    (401, "Unauthorized"), (401, "ExpiredAuthenticationToken"), (401, "InvalidAuthenticationToken"),
-    (401, "AuthenticationFailed"), (401, "InvalidAuthenticationTokenAudience"), (401, "SomeFutureCode"),
-    (403, "AuthorizationFailed"), (403, "MissingSubscriptionRegistration"), (403, "SomeFutureCode"),
+    (401, "Unauthorized"),
+    (401, "ExpiredAuthenticationToken"),
+    (401, "InvalidAuthenticationToken"),
+    (401, "AuthenticationFailed"),
+    (401, "InvalidAuthenticationTokenAudience"),
+    (401, "SomeFutureCode"),
+    (403, "AuthorizationFailed"),
+    (403, "MissingSubscriptionRegistration"),
+    (403, "SomeFutureCode"),
 ]
 
 
 def refusal(status: int, code: str, **when) -> list[dict]:
-    return [{"match": PROD_BATCH, "action": {"status": status}, **when,
-             "body": {"error": {"code": code, "message": f"Refused for the test ({code})."}}}]
+    return [
+        {
+            "match": PROD_BATCH,
+            "action": {"status": status},
+            **when,
+            "body": {"error": {"code": code, "message": f"Refused for the test ({code})."}},
+        }
+    ]
 
 
 def data_hashes(warehouse) -> dict[str, str]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {t: hashlib.sha256(repr(con.execute(f"SELECT * FROM azure_openai.{t} ORDER BY ALL").fetchall())
-                                  .encode()).hexdigest() for t in DATA_TABLES}
+        return {
+            t: hashlib.sha256(
+                repr(con.execute(f"SELECT * FROM azure_openai.{t} ORDER BY ALL").fetchall()).encode()
+            ).hexdigest()
+            for t in DATA_TABLES
+        }
 
 
 def query(warehouse, sql: str) -> list[tuple]:
@@ -89,8 +105,9 @@ def metrics_api(config) -> set[str]:
 
 
 @pytest.mark.parametrize(("status", "code"), REFUSALS)
-def test_a_refusal_once_is_healed_by_a_fresh_token_and_stays_on_the_batch_api(status, code, tmp_path, emulator,
-                                                                              environment, baseline):
+def test_a_refusal_once_is_healed_by_a_fresh_token_and_stays_on_the_batch_api(
+    status, code, tmp_path, emulator, environment, baseline
+):
     emulator.clear_faults()
     emulator.add_faults(refusal(status, code, nth=[1]))
     emulator.clear_requests()
@@ -105,13 +122,15 @@ def test_a_refusal_once_is_healed_by_a_fresh_token_and_stays_on_the_batch_api(st
     after = [e for e in log if e["seq"] > refused["seq"]]
     # The next thing asked of Entra ID is a new token, then getBatch answers.
     assert [e["kind"] for e in after if e["kind"] in ("token", "batch")][:2] == ["token", "batch"]
-    assert query(config.warehouse_path, "SELECT count(*) FROM azure_openai.sync_events "
-                 "WHERE code = 'batch_not_allowed'") == [(0,)]
+    assert query(
+        config.warehouse_path, "SELECT count(*) FROM azure_openai.sync_events WHERE code = 'batch_not_allowed'"
+    ) == [(0,)]
 
 
 @pytest.mark.parametrize(("status", "code"), REFUSALS)
 def test_a_refusal_also_with_a_fresh_token_moves_the_subscription_to_the_per_resource_api(
-        status, code, tmp_path, emulator, environment, baseline):
+    status, code, tmp_path, emulator, environment, baseline
+):
     emulator.clear_faults()
     emulator.add_faults(refusal(status, code))
     emulator.clear_requests()
@@ -122,8 +141,12 @@ def test_a_refusal_also_with_a_fresh_token_moves_the_subscription_to_the_per_res
     assert metrics_api(config) == {"per_resource"}
     assert data_hashes(config.warehouse_path) == baseline
     assert sum(1 for e in emulator.requests("batch")) == 2  # the first call and its fresh-token retry, no more
-    (message,) = [r[0] for r in query(config.warehouse_path, "SELECT message FROM azure_openai.sync_events "
-                                      "WHERE code = 'batch_not_allowed'")]
+    (message,) = [
+        r[0]
+        for r in query(
+            config.warehouse_path, "SELECT message FROM azure_openai.sync_events WHERE code = 'batch_not_allowed'"
+        )
+    ]
     assert f"HTTP {status}" in message and code in message and f"Refused for the test ({code})." in message
 
 
@@ -133,17 +156,23 @@ def demo_with_quirks(**quirks) -> dict:
     return raw
 
 
-@pytest.mark.parametrize("quirks", [{"trim_max_buckets": 2}, {"trim_max_span": "P3D"},
-                                    {"trim_max_buckets": 4, "trim_batch": False}],
-                         ids=["two-buckets", "three-days", "per-resource-only"])
-def test_a_trimmed_window_ends_with_the_fault_free_tables(quirks, tmp_path, emulator_factory, environment,
-                                                         baseline):
+@pytest.mark.parametrize(
+    "quirks",
+    [{"trim_max_buckets": 2}, {"trim_max_span": "P3D"}, {"trim_max_buckets": 4, "trim_batch": False}],
+    ids=["two-buckets", "three-days", "per-resource-only"],
+)
+def test_a_trimmed_window_ends_with_the_fault_free_tables(quirks, tmp_path, emulator_factory, environment, baseline):
     trimming = emulator_factory(demo_with_quirks(**quirks))
     config = sync(tmp_path, trimming, [PROD_SPEC, RESEARCH_SPEC])
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        prod_only = {t: hashlib.sha256(repr(con.execute(
-            f"SELECT * FROM azure_openai.{t} WHERE connection = 'prod' ORDER BY ALL").fetchall()).encode()).hexdigest()
-            for t in DATA_TABLES}
+        prod_only = {
+            t: hashlib.sha256(
+                repr(
+                    con.execute(f"SELECT * FROM azure_openai.{t} WHERE connection = 'prod' ORDER BY ALL").fetchall()
+                ).encode()
+            ).hexdigest()
+            for t in DATA_TABLES
+        }
         unanswered = con.execute("SELECT count(*) FROM azure_openai.sync_events WHERE level = 'ERROR'").fetchone()[0]
     assert unanswered == 0
     assert prod_only == baseline
@@ -157,38 +186,74 @@ def test_a_trimmed_window_ends_with_the_fault_free_tables(quirks, tmp_path, emul
 
 def test_days_azure_never_answers_are_error_events_and_are_not_landed(tmp_path, emulator, environment):
     account = "aoai-research-eus2"
-    metrics = ("InputTokens", "OutputTokens", "TotalTokens", "ModelRequests", "AzureOpenAIRequests",
-               "ProcessedPromptTokens", "GeneratedTokens", "TokenTransaction")
+    metrics = (
+        "InputTokens",
+        "OutputTokens",
+        "TotalTokens",
+        "ModelRequests",
+        "AzureOpenAIRequests",
+        "ProcessedPromptTokens",
+        "GeneratedTokens",
+        "TokenTransaction",
+    )
     rid = next(a.id for a in SCENARIO.accounts if a.name == account)
     # Whatever is asked, Azure answers only the last day (a 200 with a shorter timespan).
-    body = {"timespan": f"{LAST}T00:00:00Z/{NOW.date()}T00:00:00Z", "interval": "P1D", "cost": 0,
-            "namespace": "microsoft.cognitiveservices/accounts", "resourceregion": "eastus2",
-            "value": [{"id": f"{rid}/providers/Microsoft.Insights/metrics/{m}", "type": "Microsoft.Insights/metrics",
-                       "name": {"value": m, "localizedValue": m}, "unit": "Count", "timeseries": [],
-                       "errorCode": "Success"} for m in metrics]}
+    body = {
+        "timespan": f"{LAST}T00:00:00Z/{NOW.date()}T00:00:00Z",
+        "interval": "P1D",
+        "cost": 0,
+        "namespace": "microsoft.cognitiveservices/accounts",
+        "resourceregion": "eastus2",
+        "value": [
+            {
+                "id": f"{rid}/providers/Microsoft.Insights/metrics/{m}",
+                "type": "Microsoft.Insights/metrics",
+                "name": {"value": m, "localizedValue": m},
+                "unit": "Count",
+                "timeseries": [],
+                "errorCode": "Success",
+            }
+            for m in metrics
+        ],
+    }
     emulator.clear_faults()
-    emulator.add_faults([{"match": f"accounts/{account}/providers/Microsoft.Insights/metrics$",
-                          "action": {"status": 200}, "body": body}])
+    emulator.add_faults(
+        [
+            {
+                "match": f"accounts/{account}/providers/Microsoft.Insights/metrics$",
+                "action": {"status": 200},
+                "body": body,
+            }
+        ]
+    )
     try:
         config = sync(tmp_path, emulator, [RESEARCH_SPEC])
     finally:
         emulator.clear_faults()
-    events = query(config.warehouse_path, "SELECT level, message, resource FROM azure_openai.sync_events "
-                   "WHERE code = 'days_unanswered'")
+    events = query(
+        config.warehouse_path,
+        "SELECT level, message, resource FROM azure_openai.sync_events WHERE code = 'days_unanswered'",
+    )
     assert events and all(level == "ERROR" and account in str(resource) for level, _, resource in events)
     assert all(f"{FIRST} to {LAST - timedelta(days=1)}" in message for _, message, _ in events)
-    landed = {r[0] for r in query(config.warehouse_path, "SELECT usage_date FROM azure_openai.syncs "
-                                  "WHERE connection = 'research'")}
+    landed = {
+        r[0]
+        for r in query(config.warehouse_path, "SELECT usage_date FROM azure_openai.syncs WHERE connection = 'research'")
+    }
     assert landed == {LAST}  # the unanswered days are not landed, for any account of the connection
     days = {r[0] for r in query(config.warehouse_path, "SELECT DISTINCT usage_date FROM azure_openai.usage_daily")}
     assert days <= {LAST}
 
 
-@pytest.mark.parametrize(("fault", "expected"), [
-    (refusal(401, "InvalidAuthenticationToken", nth=[1]), "batch API allowed"),
-    (refusal(403, "SomeFutureCode"), "per-resource API will be used by the sync"),
-    (refusal(401, "ExpiredAuthenticationToken"), "per-resource API will be used by the sync"),
-], ids=["401-once", "403-unknown-code", "401-token-code-persistent"])
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (refusal(401, "InvalidAuthenticationToken", nth=[1]), "batch API allowed"),
+        (refusal(403, "SomeFutureCode"), "per-resource API will be used by the sync"),
+        (refusal(401, "ExpiredAuthenticationToken"), "per-resource API will be used by the sync"),
+    ],
+    ids=["401-once", "403-unknown-code", "401-token-code-persistent"],
+)
 def test_connect_reports_the_api_the_sync_will_use(fault, expected, tmp_path, emulator):
     from doow_pipeline_tests.cli_support import CliProject, restore_environ
 
@@ -196,8 +261,9 @@ def test_connect_reports_the_api_the_sync_will_use(fault, expected, tmp_path, em
     emulator.clear_faults()
     emulator.add_faults(fault)
     try:
-        result = CliProject(tmp_path / "project").connect("prod", MAIN_PRINCIPAL, PROD, endpoints=emulator.endpoints,
-                                                           expect=0)
+        result = CliProject(tmp_path / "project").connect(
+            "prod", MAIN_PRINCIPAL, PROD, endpoints=emulator.endpoints, expect=0
+        )
     finally:
         emulator.clear_faults()
         restore_environ(snapshot)

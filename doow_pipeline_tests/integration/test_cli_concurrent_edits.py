@@ -62,8 +62,14 @@ def cli(project: CliProject, *args: str, secret: str | None = None) -> subproces
     """`doow-azure` as its own process (its own lock holder), like a second terminal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOOW_SECRET_")}
     env["DOOW_CONNECTIONS"] = str(project.config)
-    completed = subprocess.run([sys.executable, "-m", "doow_pipeline.cli", "--frozen-clock", NOW.isoformat(), *args],
-                               input=secret, capture_output=True, text=True, env=env, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "doow_pipeline.cli", "--frozen-clock", NOW.isoformat(), *args],
+        input=secret,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert_no_secret(completed.stdout + completed.stderr, f"doow-azure {' '.join(args)}")
     return completed
 
@@ -94,8 +100,9 @@ def secrets(project: CliProject) -> dict[str, str | None]:
 
 
 def test_two_connects_of_different_names_keep_both(project, monkeypatch):
-    other = while_verifying(monkeypatch, lambda: cli(project, *connect_args("research", RESEARCH),
-                                                     secret=secret_of(MAIN)))
+    other = while_verifying(
+        monkeypatch, lambda: cli(project, *connect_args("research", RESEARCH), secret=secret_of(MAIN))
+    )
     project.connect("extra", MAIN, RESEARCH, expect=0)
     assert other and other[0].returncode == 0, other[0].stderr
     assert sorted(names(project)) == ["dev", "extra", "prod", "research"]
@@ -111,8 +118,9 @@ def test_a_connect_during_a_disconnect_cannot_bring_it_back(project, monkeypatch
 
 
 def test_two_connects_of_one_name_the_second_is_refused(project, monkeypatch):
-    other = while_verifying(monkeypatch, lambda: cli(project, *connect_args("research", RESEARCH),
-                                                     secret=secret_of(MAIN)))
+    other = while_verifying(
+        monkeypatch, lambda: cli(project, *connect_args("research", RESEARCH), secret=secret_of(MAIN))
+    )
     result = project.connect("research", MAIN, PROD, expect=2)
     assert other and other[0].returncode == 0, other[0].stderr
     text = result.stdout + result.stderr
@@ -133,11 +141,16 @@ def test_a_stray_env_temporary_file_is_removed_by_the_next_edit(project):
 
 def test_sync_status_and_doctor_warn_about_a_readable_env(project, emulator):
     os.chmod(project.env_file, 0o644)
-    for args in (["status"], ["doctor", "prod"], ["sync", "--from", str(NOW.date()), "--to", str(NOW.date()),
-                                                  "-c", "prod"]):
+    for args in (
+        ["status"],
+        ["doctor", "prod"],
+        ["sync", "--from", str(NOW.date()), "--to", str(NOW.date()), "-c", "prod"],
+    ):
         result = project.run(*args)
-        assert f"warning: {project.env_file} (the client secrets) is readable by others (mode 644)" in \
-            result.stderr.replace("\n", " "), (args, result.stderr)
+        assert (
+            f"warning: {project.env_file} (the client secrets) is readable by others (mode 644)"
+            in result.stderr.replace("\n", " ")
+        ), (args, result.stderr)
         assert "chmod 600" in result.stderr
     os.chmod(project.env_file, 0o600)
     result = project.run("status")

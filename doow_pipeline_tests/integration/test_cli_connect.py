@@ -40,7 +40,6 @@ from doow_pipeline_tests.cli_support import (
 pytestmark = pytest.mark.slow
 
 
-
 @pytest.fixture(autouse=True)
 def clean_environ():
     snapshot = dict(os.environ)
@@ -78,17 +77,37 @@ FAILURES = {
     # case: (client id, scope, secret, tenant, words the one message must contain)
     "wrong_secret": (MAIN, PROD, WRONG_SECRET, TENANT, ["client secret is wrong", "AADSTS7000215", "Value"]),
     "expired_secret": (EXPIRED, PROD, None, TENANT, ["expired", "AADSTS7000222", "new client secret"]),
-    "unknown_app": (str(uuid.UUID(int=7)), PROD, "any-secret-value", TENANT,
-                    ["client (application) id is not registered", "AADSTS700016"]),
+    "unknown_app": (
+        str(uuid.UUID(int=7)),
+        PROD,
+        "any-secret-value",
+        TENANT,
+        ["client (application) id is not registered", "AADSTS700016"],
+    ),
     "unknown_tenant": (MAIN, PROD, None, str(uuid.UUID(int=9)), ["tenant does not exist", "Directory (tenant) ID"]),
     "no_role": (ONE_ACCOUNT, PROD, None, TENANT, ["holds no role", "Monitoring Reader"]),
-    "no_role_on_the_account": (MAIN, RESTRICTED_ACCOUNT, None, TENANT,
-                               ["cannot read the Azure Monitor data of any", "Monitoring Reader"]),
-    "role_on_one_account_only": (ONE_ACCOUNT, DEV, None, TENANT,
-                                 ["Only one account (aoai-dev-legacy)", "Add each resource", "subscription scope"]),
+    "no_role_on_the_account": (
+        MAIN,
+        RESTRICTED_ACCOUNT,
+        None,
+        TENANT,
+        ["cannot read the Azure Monitor data of any", "Monitoring Reader"],
+    ),
+    "role_on_one_account_only": (
+        ONE_ACCOUNT,
+        DEV,
+        None,
+        TENANT,
+        ["Only one account (aoai-dev-legacy)", "Add each resource", "subscription scope"],
+    ),
     "empty_scope": (EMPTY_SCOPE, SHARED, None, TENANT, ["No Azure OpenAI accounts", "Confirm the scope"]),
-    "unknown_subscription": (MAIN, f"/subscriptions/{uuid.UUID(int=11)}", None, TENANT,
-                             ["does not exist", "subscription id"]),
+    "unknown_subscription": (
+        MAIN,
+        f"/subscriptions/{uuid.UUID(int=11)}",
+        None,
+        TENANT,
+        ["does not exist", "subscription id"],
+    ),
 }
 
 
@@ -96,8 +115,9 @@ FAILURES = {
 def test_connect_failure_names_cause_and_fix_and_changes_nothing(connected, case):
     client_id, scope, secret, tenant, words = FAILURES[case]
     before = connected.snapshot()
-    result = connected.connect("broken", client_id, scope, secret=secret or secret_of(client_id), tenant=tenant,
-                               expect=1)
+    result = connected.connect(
+        "broken", client_id, scope, secret=secret or secret_of(client_id), tenant=tenant, expect=1
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
     for word in words:
@@ -123,9 +143,16 @@ def test_connect_success_stores_the_secret_only_in_a_0600_env(connected, emulato
     assert "text-analytics-weu" not in result_text  # not an Azure OpenAI kind
     assert "batch API allowed" in result_text
     document = yaml.safe_load(connected.config.read_text())
-    assert document["connections"] == [{
-        "name": "prod", "tenant_id": TENANT, "client_id": MAIN, "client_secret_env": "DOOW_SECRET_PROD",
-        "scope": PROD, "cloud": "AzureCloud"}]
+    assert document["connections"] == [
+        {
+            "name": "prod",
+            "tenant_id": TENANT,
+            "client_id": MAIN,
+            "client_secret_env": "DOOW_SECRET_PROD",
+            "scope": PROD,
+            "cloud": "AzureCloud",
+        }
+    ]
     assert document["settings"]["endpoints"] == emulator.endpoints
     assert document["settings"]["warehouse"] == "data/doow.duckdb"
     assert_files_hold_no_secret(connected)
@@ -135,6 +162,7 @@ def test_connect_success_stores_the_secret_only_in_a_0600_env(connected, emulato
     assert dotenv_values(connected.env_file) == {"OTHER_TOOL_TOKEN": "keep me", "DOOW_SECRET_PROD": secret_of(MAIN)}
     # The saved project loads and validates as the pipeline reads it.
     from doow_pipeline.config import load_config
+
     assert load_config(connected.config, environ={}).connection("prod").scope == PROD
 
 
@@ -150,8 +178,11 @@ def test_second_connection_keeps_the_first_and_the_settings(connected, emulator)
     assert document["settings"]["endpoints"] == emulator.endpoints
     assert "# edited by hand" in connected.config.read_text()
     assert "already has settings.endpoints" in connected.outputs[-1]
-    assert dotenv_values(connected.env_file) == {"OTHER_TOOL_TOKEN": "keep me", "DOOW_SECRET_PROD": secret_of(MAIN),
-                                                 "DOOW_SECRET_LEGACY": secret_of(ONE_ACCOUNT)}
+    assert dotenv_values(connected.env_file) == {
+        "OTHER_TOOL_TOKEN": "keep me",
+        "DOOW_SECRET_PROD": secret_of(MAIN),
+        "DOOW_SECRET_LEGACY": secret_of(ONE_ACCOUNT),
+    }
     assert stat.S_IMODE(connected.env_file.stat().st_mode) == 0o600
     assert_files_hold_no_secret(connected)
 
@@ -169,35 +200,60 @@ def test_connect_by_account_name_and_resource_group_scope_with_partial_coverage(
 
 
 def test_secret_from_the_hidden_prompt(project, emulator):
-    args = ["connect", "prod", "--tenant-id", TENANT, "--client-id", MAIN, "--scope", PROD,
-            "--endpoints-json", json.dumps(emulator.endpoints)]
+    args = [
+        "connect",
+        "prod",
+        "--tenant-id",
+        TENANT,
+        "--client-id",
+        MAIN,
+        "--scope",
+        PROD,
+        "--endpoints-json",
+        json.dumps(emulator.endpoints),
+    ]
     result = project.run(*args, input=secret_of(MAIN) + "\n", expect=0)
     assert "Client secret" in result.output
     assert dotenv_values(project.env_file)["DOOW_SECRET_PROD"] == secret_of(MAIN)
 
 
 def test_endpoints_json_accepts_the_emulators_endpoints_file(project, emulator):
-    result = project.run("connect", "dev", "--tenant-id", TENANT, "--client-id", MAIN, "--scope", DEV,
-                         "--client-secret-stdin", "--endpoints-json", str(emulator.state_dir / "endpoints.json"),
-                         input=secret_of(MAIN), expect=0)
+    result = project.run(
+        "connect",
+        "dev",
+        "--tenant-id",
+        TENANT,
+        "--client-id",
+        MAIN,
+        "--scope",
+        DEV,
+        "--client-secret-stdin",
+        "--endpoints-json",
+        str(emulator.state_dir / "endpoints.json"),
+        input=secret_of(MAIN),
+        expect=0,
+    )
     assert "Saved connection dev" in result.stdout
 
 
 CONNECT = ["--tenant-id", TENANT, "--client-id", MAIN, "--client-secret-stdin"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["connect", "Bad Name", *CONNECT, "--scope", PROD], "lower-case"),
-    (["connect", "prod2", "--tenant-id", "not-a-guid", "--client-id", MAIN, "--scope", PROD], "not a GUID"),
-    (["connect", "prod2", *CONNECT, "--scope", "/foo/bar"], "not recognised"),
-    (["connect", "prod2", *CONNECT, "--scope", PROD, "--cloud", "Mars"], "cloud"),
-    (["connect", "prod", *CONNECT, "--scope", PROD], "already exists"),
-    (["connect", "prod2", *CONNECT], "--scope"),
-    (["connect", "prod2", *CONNECT, "--scope", PROD, "--initial-sync-days", "0"], "initial-sync-days"),
-    (["status", "nope", "--json"], "no connection named"),
-    (["doctor", "nope", "--json"], "no connection named"),
-    (["disconnect", "nope", "--purge-data"], "no connection named"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["connect", "Bad Name", *CONNECT, "--scope", PROD], "lower-case"),
+        (["connect", "prod2", "--tenant-id", "not-a-guid", "--client-id", MAIN, "--scope", PROD], "not a GUID"),
+        (["connect", "prod2", *CONNECT, "--scope", "/foo/bar"], "not recognised"),
+        (["connect", "prod2", *CONNECT, "--scope", PROD, "--cloud", "Mars"], "cloud"),
+        (["connect", "prod", *CONNECT, "--scope", PROD], "already exists"),
+        (["connect", "prod2", *CONNECT], "--scope"),
+        (["connect", "prod2", *CONNECT, "--scope", PROD, "--initial-sync-days", "0"], "initial-sync-days"),
+        (["status", "nope", "--json"], "no connection named"),
+        (["doctor", "nope", "--json"], "no connection named"),
+        (["disconnect", "nope", "--purge-data"], "no connection named"),
+    ],
+)
 def test_usage_errors_exit_2_and_change_nothing(connected, args, words):
     before = connected.snapshot()
     result = connected.run(*args, input=secret_of(MAIN), expect=2)
@@ -220,8 +276,9 @@ def test_help_has_examples_and_the_entry_point_registers_every_command(project):
         assert "Examples" in result.stdout
     assert "--client-secret-stdin" in project.run("connect", "--help").stdout
     # The console script's path: `python -m doow_pipeline.cli` must know the lifecycle commands too.
-    completed = subprocess.run([sys.executable, "-m", "doow_pipeline.cli", "--help"], capture_output=True, text=True,
-                               timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "doow_pipeline.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0
     for command in ("connect", "status", "doctor", "disconnect", "sync"):
         assert command in completed.stdout
@@ -233,10 +290,33 @@ def test_connect_as_a_subprocess_with_initial_sync(project, emulator):
     env = {**os.environ, "DOOW_CONNECTIONS": str(project.config)}
     env.pop("DOOW_SECRET_LEGACY", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "doow_pipeline.cli", "--frozen-clock", NOW.isoformat(), "connect", "legacy",
-         "--tenant-id", TENANT, "--client-id", ONE_ACCOUNT, "--scope", LEGACY_ACCOUNT, "--client-secret-stdin", "--initial-sync-days", "3",
-         "--endpoints-json", json.dumps(emulator.endpoints)],
-        input=secret_of(ONE_ACCOUNT), capture_output=True, text=True, env=env, timeout=300, cwd=project.workdir)
+        [
+            sys.executable,
+            "-m",
+            "doow_pipeline.cli",
+            "--frozen-clock",
+            NOW.isoformat(),
+            "connect",
+            "legacy",
+            "--tenant-id",
+            TENANT,
+            "--client-id",
+            ONE_ACCOUNT,
+            "--scope",
+            LEGACY_ACCOUNT,
+            "--client-secret-stdin",
+            "--initial-sync-days",
+            "3",
+            "--endpoints-json",
+            json.dumps(emulator.endpoints),
+        ],
+        input=secret_of(ONE_ACCOUNT),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=project.workdir,
+    )
     output = completed.stdout + completed.stderr
     assert_no_secret(output, "connect subprocess output")
     assert completed.returncode == 0, output

@@ -33,9 +33,15 @@ def clean_environ():
 def project(tmp_path, emulator) -> CliProject:
     emulator.clear_faults()
     cli = CliProject(tmp_path / "project")
-    write_project(cli.workdir, emulator.endpoints, SCENARIO, [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD)],
-                  warehouse=str(cli.warehouse), step_retries=0,
-                  start_date=str(NOW.date() - timedelta(days=3653)))
+    write_project(
+        cli.workdir,
+        emulator.endpoints,
+        SCENARIO,
+        [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD)],
+        warehouse=str(cli.warehouse),
+        step_retries=0,
+        start_date=str(NOW.date() - timedelta(days=3653)),
+    )
     yield cli
     emulator.clear_faults()
 
@@ -58,8 +64,10 @@ def test_sync_says_which_days_are_beyond_the_retention(project):
     first = oldest - timedelta(days=2)
     result = project.run("sync", "--from", str(first), "--to", str(oldest + timedelta(days=1)), expect=0)
     text = one_text(result)
-    assert f"2 day(s) from {first} to {oldest - timedelta(days=1)} are older than Azure Monitor's 93-day metric " \
-           f"retention and cannot be synced; syncing {oldest} .. {oldest + timedelta(days=1)}" in text
+    assert (
+        f"2 day(s) from {first} to {oldest - timedelta(days=1)} are older than Azure Monitor's 93-day metric "
+        f"retention and cannot be synced; syncing {oldest} .. {oldest + timedelta(days=1)}" in text
+    )
 
 
 def test_sync_of_a_start_date_ten_years_back_says_nothing_is_left(project):

@@ -54,7 +54,6 @@ ESTATE = [
 ]
 
 
-
 @pytest.fixture(autouse=True)
 def clean_environ():
     snapshot = dict(os.environ)
@@ -79,31 +78,49 @@ def estate(tmp_path_factory, emulator) -> CliProject:
 
 # ---- status -----------------------------------------------------------------------------------------------------
 
+
 def test_status_json_totals_equal_the_warehouse(estate):
     result = estate.run("status", "--json", expect=1)  # the expired connection is failing
     payload = json.loads(result.stdout)
     assert (payload["from"], payload["to"]) == (str(FIRST), str(LAST))
     by_name = {c["connection"]: c for c in payload["connections"]}
     assert list(by_name) == [s.name for s in ESTATE]
-    expected = {name: (rows, inp, out, total, req) for name, rows, inp, out, total, req in estate.sql(
-        "SELECT connection, count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(requests) "
-        "FROM azure_openai.usage_daily WHERE usage_date BETWEEN ? AND ? GROUP BY connection", [FIRST, LAST])}
+    expected = {
+        name: (rows, inp, out, total, req)
+        for name, rows, inp, out, total, req in estate.sql(
+            "SELECT connection, count(*), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(requests) "
+            "FROM azure_openai.usage_daily WHERE usage_date BETWEEN ? AND ? GROUP BY connection",
+            [FIRST, LAST],
+        )
+    }
     # Overlaps count once, under the first connection by name: aoai-dev-legacy under dev_one, not legacy.
     assert set(expected) == {"prod", "dev_one", "research"}
     for name, item in by_name.items():
         totals = item["totals"]
         rows, inp, out, total, req = expected.get(name, (0, 0, 0, 0, 0))
-        assert (totals["rows"], totals["input_tokens"], totals["output_tokens"], totals["total_tokens"],
-                totals["requests"]) == (rows, inp, out, total, req), name
+        assert (
+            totals["rows"],
+            totals["input_tokens"],
+            totals["output_tokens"],
+            totals["total_tokens"],
+            totals["requests"],
+        ) == (rows, inp, out, total, req), name
         assert sum(u["total_tokens"] for u in item["usage"]) == total
         assert sum(d["total_tokens"] or 0 for d in item["trend"]) == total
         assert len(item["trend"]) == 7
-    per_day = dict(estate.sql("SELECT usage_date::VARCHAR, sum(total_tokens) FROM azure_openai.usage_daily "
-                              "WHERE connection = 'prod' GROUP BY ALL"))
+    per_day = dict(
+        estate.sql(
+            "SELECT usage_date::VARCHAR, sum(total_tokens) FROM azure_openai.usage_daily "
+            "WHERE connection = 'prod' GROUP BY ALL"
+        )
+    )
     assert {d["day"]: d["total_tokens"] for d in by_name["prod"]["trend"]} == per_day
-    groups = estate.sql("SELECT count(*) FROM (SELECT DISTINCT subscription_id, resource_name, resource_region, "
-                        "metric_region, deployment, model_name FROM azure_openai.usage_daily "
-                        "WHERE connection = 'prod' AND usage_date BETWEEN ? AND ?)", [FIRST, LAST])[0][0]
+    groups = estate.sql(
+        "SELECT count(*) FROM (SELECT DISTINCT subscription_id, resource_name, resource_region, "
+        "metric_region, deployment, model_name FROM azure_openai.usage_daily "
+        "WHERE connection = 'prod' AND usage_date BETWEEN ? AND ?)",
+        [FIRST, LAST],
+    )[0][0]
     assert len(by_name["prod"]["usage"]) == groups
     assert by_name["prod"]["state"] == "healthy" and by_name["prod"]["last_error"] is None
     assert by_name["research"]["accounts_covered"] == 1 and by_name["research"]["accounts_in_scope"] == 2
@@ -120,8 +137,11 @@ def test_status_json_totals_equal_the_warehouse(estate):
 
 def test_status_text_shows_state_totals_trend_and_usage(estate):
     result = estate.run("status", "prod", expect=0)
-    total = estate.sql("SELECT sum(total_tokens) FROM azure_openai.usage_daily WHERE connection = 'prod' "
-                       "AND usage_date BETWEEN ? AND ?", [FIRST, LAST])[0][0]
+    total = estate.sql(
+        "SELECT sum(total_tokens) FROM azure_openai.usage_daily WHERE connection = 'prod' "
+        "AND usage_date BETWEEN ? AND ?",
+        [FIRST, LAST],
+    )[0][0]
     text = result.stdout
     assert "prod  healthy" in text
     assert f"{total:,} tokens" in text
@@ -136,8 +156,13 @@ def test_status_text_shows_state_totals_trend_and_usage(estate):
 
 def test_status_without_a_warehouse_says_never_synced(tmp_path, emulator):
     project = CliProject(tmp_path / "fresh")
-    write_project(project.workdir, emulator.endpoints, SCENARIO, [ConnectionSpec("prod", MAIN, PROD)],
-                  warehouse="data/doow.duckdb")
+    write_project(
+        project.workdir,
+        emulator.endpoints,
+        SCENARIO,
+        [ConnectionSpec("prod", MAIN, PROD)],
+        warehouse="data/doow.duckdb",
+    )
     payload = json.loads(project.run("status", "--json", expect=0).stdout)
     assert payload["connections"][0]["state"] == "never synced"
     assert payload["connections"][0]["totals"]["rows"] == 0
@@ -210,8 +235,9 @@ def test_doctor_on_an_expired_secret_reports_the_credential_and_the_logged_error
 def test_doctor_compares_recent_usage_and_reports_the_delay(tmp_path, emulator):
     """Stale data, then complete data (no finding), then a deployment's rows missing from the warehouse."""
     specs = [ConnectionSpec("dev", MAIN, DEV)]
-    project = synced_project(tmp_path / "dev", emulator, specs, first=FIRST - timedelta(days=8),
-                             last=FIRST - timedelta(days=1))
+    project = synced_project(
+        tmp_path / "dev", emulator, specs, first=FIRST - timedelta(days=8), last=FIRST - timedelta(days=1)
+    )
     report = json.loads(project.run("doctor", "dev", "--json", expect=1).stdout)
     assert [f["code"] for f in report["findings"]] == ["stale_data"]
     assert f"Usage stops at {FIRST - timedelta(days=1)}" == report["findings"][0]["symptom"]
@@ -223,9 +249,11 @@ def test_doctor_compares_recent_usage_and_reports_the_delay(tmp_path, emulator):
     assert len(report["facts"]["compared_days"]) == 7
 
     import duckdb
+
     with duckdb.connect(str(project.warehouse)) as con:
-        con.execute("DELETE FROM azure_openai.usage_daily WHERE deployment = 'gpt-41-mini-dev' AND usage_date = ?",
-                    [LAST])
+        con.execute(
+            "DELETE FROM azure_openai.usage_daily WHERE deployment = 'gpt-41-mini-dev' AND usage_date = ?", [LAST]
+        )
     report = json.loads(project.run("doctor", "dev", "--json", expect=1).stdout)
     finding = report["findings"][0]
     assert finding["code"] == "usage_missing"
@@ -244,6 +272,7 @@ def test_doctor_without_a_stored_secret(tmp_path, emulator):
 
 # ---- disconnect -------------------------------------------------------------------------------------------------
 
+
 def test_disconnect_removes_exactly_that_connection_and_purge_removes_only_its_rows(tmp_path, emulator):
     project = CliProject(tmp_path / "three")
     project.workdir.mkdir(parents=True)
@@ -256,8 +285,7 @@ def test_disconnect_removes_exactly_that_connection_and_purge_removes_only_its_r
     tables = ("usage_daily", "metric_points", "accounts", "sync_events", "connections")
 
     def counts():
-        return {t: dict(project.sql(f"SELECT connection, count(*) FROM azure_openai.{t} GROUP BY ALL"))
-                for t in tables}
+        return {t: dict(project.sql(f"SELECT connection, count(*) FROM azure_openai.{t} GROUP BY ALL")) for t in tables}
 
     before = counts()
     assert all(before["usage_daily"].get(n) for n in ("prod", "legacy", "research"))
@@ -269,9 +297,13 @@ def test_disconnect_removes_exactly_that_connection_and_purge_removes_only_its_r
     document = yaml.safe_load(project.config.read_text())
     assert [c["name"] for c in document["connections"]] == ["prod", "research"]
     assert project.config.read_text() == yaml_before.replace(
-        yaml_before[yaml_before.index("  - name: legacy"):yaml_before.index("  - name: research")], "")
-    assert dotenv_values(project.env_file) == {"UNRELATED": "1", "DOOW_SECRET_PROD": secret_of(MAIN),
-                                               "DOOW_SECRET_RESEARCH": secret_of(MAIN)}
+        yaml_before[yaml_before.index("  - name: legacy") : yaml_before.index("  - name: research")], ""
+    )
+    assert dotenv_values(project.env_file) == {
+        "UNRELATED": "1",
+        "DOOW_SECRET_PROD": secret_of(MAIN),
+        "DOOW_SECRET_RESEARCH": secret_of(MAIN),
+    }
     assert oct(project.env_file.stat().st_mode & 0o777) == "0o600"
     after = counts()
     for table in tables:
@@ -295,8 +327,12 @@ def test_disconnect_removes_exactly_that_connection_and_purge_removes_only_its_r
 
 def test_disconnect_keeps_a_secret_another_connection_still_uses(tmp_path, emulator):
     project = CliProject(tmp_path / "shared_secret")
-    write_project(project.workdir, emulator.endpoints, SCENARIO,
-                  [ConnectionSpec("prod", MAIN, PROD), ConnectionSpec("dev", MAIN, DEV)])
+    write_project(
+        project.workdir,
+        emulator.endpoints,
+        SCENARIO,
+        [ConnectionSpec("prod", MAIN, PROD), ConnectionSpec("dev", MAIN, DEV)],
+    )
     text = project.config.read_text().replace("DOOW_SECRET_DEV", "DOOW_SECRET_PROD")
     project.config.write_text(text)
     env_before = project.env_file.read_bytes()
@@ -310,8 +346,14 @@ def test_every_command_output_is_free_of_secrets(estate, tmp_path):
     """Each run above already asserted it; this one also runs the remaining commands on a copy of the estate."""
     copy = CliProject(tmp_path / "copy")
     shutil.copytree(estate.workdir, copy.workdir)
-    for args in (["status"], ["status", "--json"], ["doctor", "prod"], ["doctor", "expired"],
-                 ["disconnect", "prod", "--purge-data"], ["status", "--json"]):
+    for args in (
+        ["status"],
+        ["status", "--json"],
+        ["doctor", "prod"],
+        ["doctor", "expired"],
+        ["disconnect", "prod", "--purge-data"],
+        ["status", "--json"],
+    ):
         copy.run(*args)
     assert len(copy.outputs) == 6
     assert_files_hold_no_secret(copy)

@@ -26,14 +26,30 @@ from doow_pipeline_tests.project import secret_env_name, write_project
 SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_CHECKS = {"credentials_and_monitoring_reader", "accounts_readable", "sync_not_empty", "no_series_truncated",
-                   "unique_grain", "tokens_consistent", "single_metric_family", "no_overlapping_scopes",
-                   "usage_spike", "usage_drop", "deployment_silent", "new_deployment",
-                   "landing_files_readable",
-                   "all_connections_landed", "one_row_per_account_and_day", "every_account_readable",
-                   "prod_healthy", "dev_healthy", "research_healthy",
-                   "prices_fetched", "prices_fresh", "tokens_have_meters"}
-
+EXPECTED_CHECKS = {
+    "credentials_and_monitoring_reader",
+    "accounts_readable",
+    "sync_not_empty",
+    "no_series_truncated",
+    "unique_grain",
+    "tokens_consistent",
+    "single_metric_family",
+    "no_overlapping_scopes",
+    "usage_spike",
+    "usage_drop",
+    "deployment_silent",
+    "new_deployment",
+    "landing_files_readable",
+    "all_connections_landed",
+    "one_row_per_account_and_day",
+    "every_account_readable",
+    "prod_healthy",
+    "dev_healthy",
+    "research_healthy",
+    "prices_fetched",
+    "prices_fresh",
+    "tokens_have_meters",
+}
 
 
 @pytest.fixture
@@ -48,10 +64,17 @@ def test_definitions_load_with_secrets_as_env_vars(demo_project):
     definitions = build_definitions(load_config(demo_project))
     dg.Definitions.validate_loadable(definitions)
     keys = {k.to_user_string() for k in definitions.resolve_all_asset_keys()}
-    assert keys == {"azure_openai/prod_metric_points", "azure_openai/dev_metric_points",
-                    "azure_openai/research_metric_points", "azure_openai/usage_daily", "azure_openai/accounts",
-                    "azure_openai/connection_status", "azure_openai/retail_prices",
-                    "azure_openai/usage_cost_daily", "azure_openai/focus_cost_daily"}
+    assert keys == {
+        "azure_openai/prod_metric_points",
+        "azure_openai/dev_metric_points",
+        "azure_openai/research_metric_points",
+        "azure_openai/usage_daily",
+        "azure_openai/accounts",
+        "azure_openai/connection_status",
+        "azure_openai/retail_prices",
+        "azure_openai/usage_cost_daily",
+        "azure_openai/focus_cost_daily",
+    }
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == EXPECTED_CHECKS
     resource = definitions.resources["azure_prod"]
@@ -72,8 +95,10 @@ def test_assets_carry_names_tags_columns_and_code_references(demo_project):
         assert node.key.path[-1] == f"{spec.name}_metric_points"
         assert node.tags["connection"] == spec.name
         assert "dagster/code_references" in node.metadata
-    for key, table, columns in (("azure_openai/usage_daily", "azure_openai.usage_daily", USAGE_DAILY_COLUMNS),
-                                ("azure_openai/accounts", "azure_openai.accounts", ACCOUNTS_COLUMNS)):
+    for key, table, columns in (
+        ("azure_openai/usage_daily", "azure_openai.usage_daily", USAGE_DAILY_COLUMNS),
+        ("azure_openai/accounts", "azure_openai.accounts", ACCOUNTS_COLUMNS),
+    ):
         metadata = specs[key].metadata
         assert metadata["dagster/table_name"] == table
         schema = metadata["dagster/column_schema"]
@@ -96,8 +121,11 @@ def _free_port() -> int:
 
 
 def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -114,8 +142,11 @@ def test_dagster_dev_serves_assets_and_checks(demo_project, tmp_path):
         nodes = None
         while time.monotonic() < deadline:
             try:
-                result = _graphql(port, "{ assetNodes { assetKey { path } assetChecksOrError { "
-                                        "... on AssetChecks { checks { name } } } } }")
+                result = _graphql(
+                    port,
+                    "{ assetNodes { assetKey { path } assetChecksOrError { "
+                    "... on AssetChecks { checks { name } } } } }",
+                )
                 nodes = result.get("data", {}).get("assetNodes")
                 if nodes:
                     break
@@ -143,8 +174,12 @@ def test_secrets_appear_nowhere_after_a_sync(tmp_path, emulator):
     env.update({"DAGSTER_HOME": str(home), "DOOW_CONNECTIONS": str(config)})
     last = NOW.date() - timedelta(days=1)
     result = subprocess.run(
-        [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(last - timedelta(days=6)), "--to",
-         str(last)], env=env, capture_output=True, text=True, timeout=600)
+        [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(last - timedelta(days=6)), "--to", str(last)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fetch_prod: ok" in result.stderr  # the runs really happened, and were recorded in DAGSTER_HOME
     for noise in ("BetaWarning", "SupersessionWarning", "PreviewWarning"):  # a quiet CLI

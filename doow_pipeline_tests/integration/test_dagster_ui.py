@@ -96,21 +96,31 @@ def test_each_partition_of_a_range_run_shows_that_days_own_numbers(synced):
         assert _value(materialization, "dagster/row_count") == rows.height
         for column in ("input_tokens", "output_tokens", "total_tokens", "requests"):
             assert _value(materialization, column) == rows[column].sum(), (day, column)
-        by_connection = {r.data["connection"]: r.data["total_tokens"]
-                         for r in _value(materialization, "tokens_by_connection").records}
+        by_connection = {
+            r.data["connection"]: r.data["total_tokens"]
+            for r in _value(materialization, "tokens_by_connection").records
+        }
         truth = dict(rows.group_by("connection").agg(pl.col("total_tokens").sum()).iter_rows())
         assert by_connection == truth
-        by_model = {(r.data["model_name"], r.data["model_version"]): r.data["total_tokens"]
-                    for r in _value(materialization, "tokens_by_model").records}
-        truth = {(m or "(not reported)", v or "(not reported)"): t for m, v, t in rows.group_by(
-            "model_name", "model_version").agg(pl.col("total_tokens").sum()).iter_rows()}
+        by_model = {
+            (r.data["model_name"], r.data["model_version"]): r.data["total_tokens"]
+            for r in _value(materialization, "tokens_by_model").records
+        }
+        truth = {
+            (m or "(not reported)", v or "(not reported)"): t
+            for m, v, t in rows.group_by("model_name", "model_version").agg(pl.col("total_tokens").sum()).iter_rows()
+        }
         assert by_model == truth
         assert _value(materialization, "connections_missing") == "none"
     # The days differ, so a range total copied onto every partition could not pass the loop above.
     assert len({_value(m, "total_tokens") for m in usage.values()}) > 1
 
-    accounts_in_scope = sum(1 for spec in DEMO_CONNECTIONS for a in SCENARIO.accounts
-                            if _in_scope(spec, a.id) and a.kind.lower() in AZURE_OPENAI_KINDS)
+    accounts_in_scope = sum(
+        1
+        for spec in DEMO_CONNECTIONS
+        for a in SCENARIO.accounts
+        if _in_scope(spec, a.id) and a.kind.lower() in AZURE_OPENAI_KINDS
+    )
     for day, materialization in _materializations(instance, ACCOUNTS).items():
         assert _value(materialization, "dagster/row_count") == accounts_in_scope, day
 
@@ -120,8 +130,13 @@ def test_each_partition_of_a_range_run_shows_that_days_own_numbers(synced):
         assert sorted(points) == [d.isoformat() for d in DAYS]
         for day in DAYS:
             # The raw TotalTokens-type points of every family the readable accounts emit, summed for the day.
-            raw = sum(r["total_tokens"] for r in truth if r["day"] == day and _in_scope(spec, r["resource_id"])
-                      and readable_by(SCENARIO, spec.client_id, r["resource_id"]))
+            raw = sum(
+                r["total_tokens"]
+                for r in truth
+                if r["day"] == day
+                and _in_scope(spec, r["resource_id"])
+                and readable_by(SCENARIO, spec.client_id, r["resource_id"])
+            )
             materialization = points[day.isoformat()]
             assert _value(materialization, "landed") is True
             assert _value(materialization, "total_token_points_sum") == raw, (spec.name, day)
@@ -131,8 +146,7 @@ def test_each_partition_of_a_range_run_shows_that_days_own_numbers(synced):
 def test_sync_runs_are_attached_to_the_code_location(synced):
     _config, instance = synced
     runs = instance.get_runs()
-    assert sorted(r.job_name for r in runs) == ["azure_openai_write_usage", "fetch_dev", "fetch_prod",
-                                                 "fetch_research"]
+    assert sorted(r.job_name for r in runs) == ["azure_openai_write_usage", "fetch_dev", "fetch_prod", "fetch_research"]
     for run in runs:
         origin = run.remote_job_origin
         assert origin is not None, run.job_name
@@ -141,8 +155,9 @@ def test_sync_runs_are_attached_to_the_code_location(synced):
         assert origin.repository_origin.repository_name == "__repository__"
     for job in {r.job_name for r in runs}:
         # How the UI lists a job's runs: by job name and the "<repository>@<location>" tag the origin gives.
-        under_job = instance.get_run_ids(dg.RunsFilter(job_name=job, tags={
-            ".dagster/repository": "__repository__@doow_pipeline"}))
+        under_job = instance.get_run_ids(
+            dg.RunsFilter(job_name=job, tags={".dagster/repository": "__repository__@doow_pipeline"})
+        )
         assert len(under_job) == 1, job
 
 
@@ -211,9 +226,11 @@ def test_a_failing_connection_in_the_scheduled_run_stops_nobody(tmp_path, emulat
     assert "new client secret" in status["expired"]["next_action"]
     # Each failing connection's partitions say why nothing landed.
     for partition in (first, today):
-        events = [e for e in result.get_asset_materialization_events()
-                  if e.asset_key.to_user_string() == "azure_openai/dev_metric_points"
-                  and e.partition == partition.isoformat()]
+        events = [
+            e
+            for e in result.get_asset_materialization_events()
+            if e.asset_key.to_user_string() == "azure_openai/dev_metric_points" and e.partition == partition.isoformat()
+        ]
         metadata = events[0].step_materialization_data.materialization.metadata
         assert metadata["landed"].value is False and "wrong_secret" in metadata["not_landed_because"].value
 
@@ -225,8 +242,11 @@ def _free_port() -> int:
 
 
 def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -247,8 +267,11 @@ def test_the_ui_shows_runs_under_jobs_every_check_evaluated_and_starts_quietly(s
             nodes = None
             while time.monotonic() < deadline and process.poll() is None:
                 try:
-                    nodes = _graphql(port, "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks "
-                                     "{ checks { name executionForLatestMaterialization { status } } } } } }")
+                    nodes = _graphql(
+                        port,
+                        "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks "
+                        "{ checks { name executionForLatestMaterialization { status } } } } } }",
+                    )
                     nodes = nodes.get("data", {}).get("assetNodes")
                     if nodes:
                         break
@@ -256,22 +279,31 @@ def test_the_ui_shows_runs_under_jobs_every_check_evaluated_and_starts_quietly(s
                     pass
                 time.sleep(1)
             assert nodes, log_path.read_text()[-3000:]
-            checks = {(("/".join(n["assetKey"]["path"])), c["name"]): c["executionForLatestMaterialization"]
-                      for n in nodes for c in n["assetChecksOrError"]["checks"]}
+            checks = {
+                (("/".join(n["assetKey"]["path"])), c["name"]): c["executionForLatestMaterialization"]
+                for n in nodes
+                for c in n["assetChecksOrError"]["checks"]
+            }
             assert len(checks) == 4 * len(DEMO_CONNECTIONS) + 9 + 2 + len(DEMO_CONNECTIONS)
             unevaluated = [k for k, execution in checks.items() if execution is None]
             assert not unevaluated  # the UI opens with every check evaluated
 
-            runs = _graphql(port, '{ pipelineOrError(params: {repositoryLocationName: "doow_pipeline", repositoryName: '
-                            '"__repository__", pipelineName: "fetch_prod"}) { ... on Pipeline { runs { runId '
-                            "repositoryOrigin { repositoryLocationName } } } } }")
+            runs = _graphql(
+                port,
+                '{ pipelineOrError(params: {repositoryLocationName: "doow_pipeline", repositoryName: '
+                '"__repository__", pipelineName: "fetch_prod"}) { ... on Pipeline { runs { runId '
+                "repositoryOrigin { repositoryLocationName } } } } }",
+            )
             (run,) = runs["data"]["pipelineOrError"]["runs"]
             assert run["repositoryOrigin"]["repositoryLocationName"] == "doow_pipeline"
 
             day = LAST.isoformat()
-            events = _graphql(port, '{ assetOrError(assetKey: {path: ["azure_openai", "usage_daily"]}) { ... on Asset '
-                              f'{{ assetMaterializations(partitions: ["{day}"]) {{ partition metadataEntries {{ label '
-                              "... on IntMetadataEntry { intValue } } } } } }")
+            events = _graphql(
+                port,
+                '{ assetOrError(assetKey: {path: ["azure_openai", "usage_daily"]}) { ... on Asset '
+                f'{{ assetMaterializations(partitions: ["{day}"]) {{ partition metadataEntries {{ label '
+                "... on IntMetadataEntry { intValue } } } } } }",
+            )
             (materialization,) = events["data"]["assetOrError"]["assetMaterializations"]
             entries = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
             expected = expected_usage(SCENARIO, LAST, LAST, DEMO_CONNECTIONS, synced_at=NOW)

@@ -24,10 +24,12 @@ def test_demo_ends_yesterday_on_the_real_clock_with_every_model_named(tmp_path, 
     assert "frozen_clock" not in settings
     with duckdb.connect(str(tmp_path / "doow.duckdb"), read_only=True) as con:
         days = {r[0] for r in con.execute("SELECT DISTINCT usage_date FROM azure_openai.usage_daily").fetchall()}
-        unnamed = con.execute("SELECT count(*) FROM azure_openai.usage_daily WHERE model_name IS NULL "
-                              "OR model_version IS NULL").fetchone()[0]
-        legacy = con.execute("SELECT count(*) FROM azure_openai.usage_daily WHERE metric_family = 'azure_openai'"
-                             ).fetchone()[0]
+        unnamed = con.execute(
+            "SELECT count(*) FROM azure_openai.usage_daily WHERE model_name IS NULL OR model_version IS NULL"
+        ).fetchone()[0]
+        legacy = con.execute(
+            "SELECT count(*) FROM azure_openai.usage_daily WHERE metric_family = 'azure_openai'"
+        ).fetchone()[0]
     if datetime.now(UTC).date() == today:  # the test did not run across midnight
         assert days == {today - timedelta(days=2), today - timedelta(days=1)}
     assert legacy > 0 and unnamed == 0

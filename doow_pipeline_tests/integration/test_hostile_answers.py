@@ -36,8 +36,9 @@ FIRST = LAST - timedelta(days=6)
 SECRET = SCENARIO.principals[MAIN_PRINCIPAL.lower()].secret
 CONNECTIONS = [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD), ConnectionSpec("research", MAIN_PRINCIPAL, RESEARCH)]
 # On the per-resource path (the principal has no role at the Research subscription's scope).
-TARGET = (f"{RESEARCH}/resourceGroups/rg-research-shared/providers/Microsoft.CognitiveServices/accounts/"
-          "aoai-research-eus2")
+TARGET = (
+    f"{RESEARCH}/resourceGroups/rg-research-shared/providers/Microsoft.CognitiveServices/accounts/aoai-research-eus2"
+)
 GRAIN = ["usage_date", "resource_id", "deployment", "model_name", "model_version", "metric_region"]
 
 
@@ -65,31 +66,37 @@ def project(workdir: Path, emulator):
 
 def usage(config) -> pl.DataFrame:
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        frame = con.execute("SELECT usage_date, connection, resource_id, deployment, model_name, model_version, "
-                            "metric_region, input_tokens, output_tokens, total_tokens FROM azure_openai.usage_daily"
-                            ).pl()
+        frame = con.execute(
+            "SELECT usage_date, connection, resource_id, deployment, model_name, model_version, "
+            "metric_region, input_tokens, output_tokens, total_tokens FROM azure_openai.usage_daily"
+        ).pl()
     return frame.sort(GRAIN, nulls_last=True)
 
 
 def events(config, code: str) -> list[tuple[str, str]]:
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        return con.execute("SELECT connection, message FROM azure_openai.sync_events WHERE code = ? ORDER BY ALL",
-                           [code]).fetchall()
+        return con.execute(
+            "SELECT connection, message FROM azure_openai.sync_events WHERE code = ? ORDER BY ALL", [code]
+        ).fetchall()
 
 
 def oracle(config, drop: set[tuple[str, object]] = frozenset()) -> pl.DataFrame:
     truth = expected_usage(SCENARIO, FIRST, LAST, CONNECTIONS, NOW, config.settings.settle_hours)
     truth = truth.select(usage(config).columns)
-    kept = truth.filter(~pl.struct("resource_id", "usage_date").map_elements(
-        lambda key: (key["resource_id"], key["usage_date"]) in drop, return_dtype=pl.Boolean))
+    kept = truth.filter(
+        ~pl.struct("resource_id", "usage_date").map_elements(
+            lambda key: (key["resource_id"], key["usage_date"]) in drop, return_dtype=pl.Boolean
+        )
+    )
     return kept.sort(GRAIN, nulls_last=True)
 
 
 def models_call(emulator) -> dict:
     """The pipeline's per-resource models-family call for TARGET, as the request log recorded it."""
     for entry in emulator.requests("metrics"):
-        if entry["path"].lower() == f"{TARGET}/providers/Microsoft.Insights/metrics".lower() and \
-                "InputTokens" in entry["query"].get("metricnames", ""):
+        if entry["path"].lower() == f"{TARGET}/providers/Microsoft.Insights/metrics".lower() and "InputTokens" in entry[
+            "query"
+        ].get("metricnames", ""):
             return entry
     raise AssertionError("no per-resource models call for the target account was made")
 
@@ -97,8 +104,13 @@ def models_call(emulator) -> dict:
 def real_answer(emulator, entry: dict) -> dict:
     """Asks the emulator the very same question, for the answer body the fault will then mangle."""
     token = emulator.credential(TENANT, MAIN_PRINCIPAL, SECRET).get_token("https://management.azure.com/.default")
-    response = requests.get(f"{emulator.arm}{entry['path']}", params=entry["query"], verify=emulator.ca_cert,
-                            headers={"Authorization": f"Bearer {token.token}"}, timeout=60)
+    response = requests.get(
+        f"{emulator.arm}{entry['path']}",
+        params=entry["query"],
+        verify=emulator.ca_cert,
+        headers={"Authorization": f"Bearer {token.token}"},
+        timeout=60,
+    )
     response.raise_for_status()
     return response.json()
 
@@ -133,6 +145,7 @@ def test_duplicate_negative_nan_and_huge_values_are_refused_per_account_and_day(
     assert all(r.success for r in reports), [(r.job, r.failure) for r in reports]
     refused_days = {days[1], days[2], days[3]} | ({days[5]} if conflicting["data"] != duplicated["data"] else set())
     from datetime import date
+
     drop = {(TARGET, date.fromisoformat(d)) for d in refused_days}
     got, want = usage(config), oracle(config, drop)
     assert got.equals(want), (got.height, want.height)
@@ -140,8 +153,10 @@ def test_duplicate_negative_nan_and_huge_values_are_refused_per_account_and_day(
     assert got.height > 0 and got.filter(pl.col("connection") == "prod").height > 0
     messages = [m for _, m in events(config, "bad_value")]
     for day, words in ((days[1], "negative"), (days[2], "not a number"), (days[3], "above")):
-        assert any(f"aoai-research-eus2 on {day}" in m and "InputTokens" in m and words in m for m in messages), \
-            (day, messages)
+        assert any(f"aoai-research-eus2 on {day}" in m and "InputTokens" in m and words in m for m in messages), (
+            day,
+            messages,
+        )
     assert any("duplicate series" in m and days[5] in m for m in messages), messages
     assert events(config, "duplicate_series")
     failed_checks = [c for r in reports for c in r.failed_checks if c.name.endswith("accounts_readable")]
@@ -158,14 +173,19 @@ def test_a_malformed_token_answer_is_retried(tmp_path, emu):
 
 MALFORMED = {
     # what is mangled: (fault, words the failure must contain)
-    "token": ({"match": "token", "action": {"status": 200}, "body_text": '{"access_tok'},
-              ["Entra ID token endpoint", "not a token response", "access_tok"]),
-    "token_500": ({"match": "token", "action": {"status": 500}},
-                  ["Entra ID token endpoint answered HTTP 500"]),
-    "batch": ({"match": "batch", "action": {"status": 200}, "body_text": '{"values": [{"resourceid": '},
-              ["batch metrics query for subscription", "metrics:getBatch call answered HTTP 200", '{"values"']),
-    "arm_accounts": ({"match": "accounts", "action": {"status": 200}, "body_text": '{"value": [{"id": "/subscr'},
-                     ["answered HTTP 200", "could not be read", '{"value"']),
+    "token": (
+        {"match": "token", "action": {"status": 200}, "body_text": '{"access_tok'},
+        ["Entra ID token endpoint", "not a token response", "access_tok"],
+    ),
+    "token_500": ({"match": "token", "action": {"status": 500}}, ["Entra ID token endpoint answered HTTP 500"]),
+    "batch": (
+        {"match": "batch", "action": {"status": 200}, "body_text": '{"values": [{"resourceid": '},
+        ["batch metrics query for subscription", "metrics:getBatch call answered HTTP 200", '{"values"'],
+    ),
+    "arm_accounts": (
+        {"match": "accounts", "action": {"status": 200}, "body_text": '{"value": [{"id": "/subscr'},
+        ["answered HTTP 200", "could not be read", '{"value"'],
+    ),
 }
 
 
@@ -185,12 +205,19 @@ def test_malformed_answers_are_named_with_call_status_and_body(tmp_path, emu, ca
 # A secret whose form-encoded spelling (as the token request carries it) differs from the raw one.
 SPECIAL_SECRET = "Zq8~x+Y/w=v&u%t s!" + "k3" * 8
 SPELLINGS = [SPECIAL_SECRET, urllib.parse.quote_plus(SPECIAL_SECRET), urllib.parse.quote(SPECIAL_SECRET, safe="")]
-ECHO = (f"client_id={MAIN_PRINCIPAL}&client_secret={urllib.parse.quote_plus(SPECIAL_SECRET)}"
-        f"&grant_type=client_credentials (raw: {SPECIAL_SECRET})")
+ECHO = (
+    f"client_id={MAIN_PRINCIPAL}&client_secret={urllib.parse.quote_plus(SPECIAL_SECRET)}"
+    f"&grant_type=client_credentials (raw: {SPECIAL_SECRET})"
+)
 ECHOES = {
-    "json_error": {"action": {"status": 401}, "body": {
-        "error": "invalid_client", "error_codes": [7000215],
-        "error_description": f"AADSTS7000215: Invalid client secret provided. Request body: {ECHO}"}},
+    "json_error": {
+        "action": {"status": 401},
+        "body": {
+            "error": "invalid_client",
+            "error_codes": [7000215],
+            "error_description": f"AADSTS7000215: Invalid client secret provided. Request body: {ECHO}",
+        },
+    },
     "not_json": {"action": {"status": 400}, "body_text": f"<html>Bad Request. You sent: {ECHO}</html>"},
 }
 
@@ -205,8 +232,7 @@ def test_a_token_endpoint_echoing_the_secret_leaks_it_nowhere(tmp_path, emu, cas
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = {"DOOW_CONNECTIONS": str(config.path), "DAGSTER_HOME": str(home)}
-    result = CliRunner().invoke(app, ["sync", "--from", str(FIRST), "--to", str(LAST)], env=env,
-                                catch_exceptions=False)
+    result = CliRunner().invoke(app, ["sync", "--from", str(FIRST), "--to", str(LAST)], env=env, catch_exceptions=False)
     output = result.stdout + result.stderr
     assert result.exit_code == 1, output
     assert len(emu.requests("token")) >= 1

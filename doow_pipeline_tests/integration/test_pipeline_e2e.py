@@ -42,7 +42,6 @@ LAST_DAY = NOW.date() - timedelta(days=1)
 FIRST_DAY = LAST_DAY - timedelta(days=29)
 
 
-
 @pytest.fixture
 def project(tmp_path, emulator, monkeypatch):
     """Returns a function that writes a project for some connections and syncs a range in-process."""
@@ -61,8 +60,9 @@ def project(tmp_path, emulator, monkeypatch):
 def warehouse_usage(config) -> pl.DataFrame:
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
         frame = con.execute("SELECT * FROM azure_openai.usage_daily").pl()
-    return frame.sort(["usage_date", "resource_id", "deployment", "model_name", "model_version", "metric_region"],
-                      nulls_last=True)
+    return frame.sort(
+        ["usage_date", "resource_id", "deployment", "model_name", "model_version", "metric_region"], nulls_last=True
+    )
 
 
 def table_hash(config, table: str) -> str:
@@ -138,12 +138,14 @@ def test_empty_scope_and_scope_without_usage_say_which(project, tmp_path):
     config, reports = project([ConnectionSpec("shared", EMPTY_SCOPE, SHARED)], workdir=tmp_path / "a")
     assert "No Azure OpenAI accounts" in failed_checks(reports["fetch_shared"])["sync_not_empty"]
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        status = con.execute("SELECT state, last_successful_sync, accounts_in_scope, usage_rows "
-                             "FROM azure_openai.connection_status").fetchall()
+        status = con.execute(
+            "SELECT state, last_successful_sync, accounts_in_scope, usage_rows FROM azure_openai.connection_status"
+        ).fetchall()
     # Synced successfully (nothing to read is not a failure), with no accounts and no rows.
     assert status == [("healthy", NOW.replace(tzinfo=None), 0, 0)]
-    config, reports = project([ConnectionSpec("sandbox", NO_USAGE, f"{DEV}/resourceGroups/rg-dev-sandbox")],
-                              workdir=tmp_path / "b")
+    config, reports = project(
+        [ConnectionSpec("sandbox", NO_USAGE, f"{DEV}/resourceGroups/rg-dev-sandbox")], workdir=tmp_path / "b"
+    )
     assert "returned no token usage" in failed_checks(reports["fetch_sandbox"])["sync_not_empty"]
 
 
@@ -153,7 +155,9 @@ def test_range_past_retention_syncs_newer_days_with_one_clear_message(project):
     config, reports = project(connections, first=first, last=LAST_DAY)
     assert reports["fetch_dev"].success
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        events = con.execute("SELECT message FROM azure_openai.sync_events WHERE code = 'retention_exceeded'").fetchall()
+        events = con.execute(
+            "SELECT message FROM azure_openai.sync_events WHERE code = 'retention_exceeded'"
+        ).fetchall()
         oldest = con.execute("SELECT min(usage_date) FROM azure_openai.usage_daily").fetchone()[0]
     assert len(events) == 1 and "93-day" in events[0][0]
     assert oldest == (NOW - timedelta(days=93)).date() + timedelta(days=1)
@@ -199,12 +203,18 @@ def test_usage_is_rebuilt_from_raw_points_without_calling_azure(project, emulato
     assert emulator.requests() == []
     assert table_hash(config, "usage_daily") == before
     # Each day's materialization carries that day's totals, so Dagster plots tokens per partition.
-    observed = {e.partition: e.materialization.metadata["total_tokens"].value
-                for e in result.get_asset_materialization_events()
-                if e.asset_key.to_user_string() == "azure_openai/usage_daily"}
+    observed = {
+        e.partition: e.materialization.metadata["total_tokens"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "azure_openai/usage_daily"
+    }
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        per_day = dict(con.execute("SELECT strftime(usage_date, '%Y-%m-%d'), sum(total_tokens)::BIGINT "
-                                   "FROM azure_openai.usage_daily GROUP BY ALL").fetchall())
+        per_day = dict(
+            con.execute(
+                "SELECT strftime(usage_date, '%Y-%m-%d'), sum(total_tokens)::BIGINT "
+                "FROM azure_openai.usage_daily GROUP BY ALL"
+            ).fetchall()
+        )
     assert observed == per_day and len(per_day) == 30
 
 

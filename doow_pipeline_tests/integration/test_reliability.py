@@ -16,7 +16,6 @@ import pytest
 
 from doow_pipeline.config import load_config
 from doow_pipeline.defs.runs import sync_range
-
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
 from doow_pipeline_tests.demo import MAIN_PRINCIPAL, PROD, RESEARCH
@@ -33,13 +32,29 @@ CONNECTIONS = [ConnectionSpec("prod", MAIN_PRINCIPAL, PROD), ConnectionSpec("res
 TABLES = ("usage_daily", "metric_points", "accounts")
 
 PROD_WEU = f"{PROD}/resourceGroups/rg-ai-prod-weu/providers/Microsoft.CognitiveServices/accounts/aoai-prod-weu"
-PARTIAL_BATCH_BODY = {"values": [{
-    "starttime": f"{FIRST}T00:00:00Z", "endtime": f"{LAST}T00:00:00Z", "interval": "P1D",
-    "namespace": "microsoft.cognitiveservices/accounts", "resourceregion": "westeurope", "resourceid": PROD_WEU,
-    "value": [{"id": f"{PROD_WEU}/providers/Microsoft.Insights/metrics/InputTokens", "type": "Microsoft.Insights/metrics",
-               "name": {"value": "InputTokens", "localizedValue": "Input Tokens"}, "unit": "Count", "timeseries": [],
-               "errorCode": "InternalServerError", "errorMessage": "Transient failure reading the metric store."}],
-}]}
+PARTIAL_BATCH_BODY = {
+    "values": [
+        {
+            "starttime": f"{FIRST}T00:00:00Z",
+            "endtime": f"{LAST}T00:00:00Z",
+            "interval": "P1D",
+            "namespace": "microsoft.cognitiveservices/accounts",
+            "resourceregion": "westeurope",
+            "resourceid": PROD_WEU,
+            "value": [
+                {
+                    "id": f"{PROD_WEU}/providers/Microsoft.Insights/metrics/InputTokens",
+                    "type": "Microsoft.Insights/metrics",
+                    "name": {"value": "InputTokens", "localizedValue": "Input Tokens"},
+                    "unit": "Count",
+                    "timeseries": [],
+                    "errorCode": "InternalServerError",
+                    "errorMessage": "Transient failure reading the metric store.",
+                }
+            ],
+        }
+    ]
+}
 
 FAULTS = {
     "arm_429_retry_after": [{"match": "metrics", "action": {"status": 429}, "retry_after": 1, "nth": [1, 2]}],
@@ -51,9 +66,14 @@ FAULTS = {
     "arm_connection_reset": [{"match": "metrics", "action": "reset", "nth": [1]}],
     "token_endpoint_reset": [{"match": "token", "action": "reset", "nth": [1]}],
     "stall": [{"match": "batch", "action": {"delay": 2}, "nth": [1]}],
-    "expired_token_on_batch": [{"match": "batch", "action": {"status": 401}, "nth": [1],
-                                "body": {"error": {"code": "ExpiredAuthenticationToken",
-                                                   "message": "The access token has expired."}}}],
+    "expired_token_on_batch": [
+        {
+            "match": "batch",
+            "action": {"status": 401},
+            "nth": [1],
+            "body": {"error": {"code": "ExpiredAuthenticationToken", "message": "The access token has expired."}},
+        }
+    ],
     "partial_batch_answer": [{"match": "batch", "action": {"status": 200}, "nth": [1], "body": PARTIAL_BATCH_BODY}],
     "persistent_batch_500": [{"match": "batch", "action": {"status": 500}}],
     "persistent_token_failure": [{"match": "token", "action": {"status": 500}}],
@@ -62,14 +82,17 @@ FAULTS = {
 
 def table_hashes(warehouse) -> dict[str, str]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {t: hashlib.sha256(repr(con.execute(f"SELECT * FROM azure_openai.{t} ORDER BY ALL").fetchall())
-                                  .encode()).hexdigest() for t in TABLES}
+        return {
+            t: hashlib.sha256(
+                repr(con.execute(f"SELECT * FROM azure_openai.{t} ORDER BY ALL").fetchall()).encode()
+            ).hexdigest()
+            for t in TABLES
+        }
 
 
 def row_counts(warehouse) -> dict[str, int]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return {t: con.execute(f"SELECT count(*) FROM azure_openai.{t}").fetchone()[0] for t in TABLES}
-
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +107,9 @@ def environment():
 
 def project(workdir, emulator):
     # One quick step retry: the production default waits 30 s and more between step retries.
-    return load_config(write_project(workdir, emulator.endpoints, SCENARIO, CONNECTIONS, step_retries=1,
-                                     step_retry_delay_seconds=1))
+    return load_config(
+        write_project(workdir, emulator.endpoints, SCENARIO, CONNECTIONS, step_retries=1, step_retry_delay_seconds=1)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -15,7 +15,6 @@ from polars.testing import assert_frame_equal
 
 from doow_pipeline.config import load_config
 from doow_pipeline.defs.project import build_definitions
-
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
 from doow_pipeline_tests.demo import DEMO_CONNECTIONS, MAIN_PRINCIPAL, PROD
@@ -26,14 +25,18 @@ NOW = SCENARIO.current_time()
 
 
 def test_schedule_resyncs_the_trailing_days_in_one_run(tmp_path, monkeypatch):
-    endpoints = {"authority": "https://127.0.0.1:1", "arm": "https://127.0.0.1:1",
-                 "metrics": "https://127.0.0.1:1/{region}", "ca_cert": None}
+    endpoints = {
+        "authority": "https://127.0.0.1:1",
+        "arm": "https://127.0.0.1:1",
+        "metrics": "https://127.0.0.1:1/{region}",
+        "ca_cert": None,
+    }
     path = write_project(tmp_path, endpoints, SCENARIO, DEMO_CONNECTIONS, resync_days=3)
     for spec in DEMO_CONNECTIONS:
         monkeypatch.setenv(secret_env_name(spec.name), "unused")
     definitions = build_definitions(load_config(path))
     schedule = definitions.get_schedule_def("daily_azure_openai_sync")
-    tick = datetime(2026, 11, 20, 3, 30, tzinfo=timezone.utc)
+    tick = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
     requests = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
     assert len(requests) == 1
     assert requests[0].tags["dagster/asset_partition_range_start"] == "2026-11-17"
@@ -47,11 +50,21 @@ def test_concurrent_syncs_share_the_warehouse_without_lock_failures(tmp_path, em
     config = write_project(tmp_path, emulator.endpoints, SCENARIO, connections)
     env = {**os.environ, "DOOW_CONNECTIONS": str(config)}
     last = NOW.date() - timedelta(days=1)
-    ranges = [(last - timedelta(days=13), last - timedelta(days=7)), (last - timedelta(days=6), last),
-              (last - timedelta(days=9), last - timedelta(days=3))]
-    processes = [subprocess.Popen([sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(a), "--to", str(b)],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for a, b in ranges]
+    ranges = [
+        (last - timedelta(days=13), last - timedelta(days=7)),
+        (last - timedelta(days=6), last),
+        (last - timedelta(days=9), last - timedelta(days=3)),
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(a), "--to", str(b)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for a, b in ranges
+    ]
     outputs = [p.communicate(timeout=600) for p in processes]
     for process, (_out, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-2000:]

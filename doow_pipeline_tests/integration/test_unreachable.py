@@ -88,20 +88,44 @@ def variants(emulator, tmp_path_factory) -> Iterator[dict[str, tuple[dict, dict[
     closed = f"https://127.0.0.1:{closed_port()}"
     yield {
         "connection_refused": (at(closed), {}, closed, "refused the connection"),
-        "dns_failure": (at("https://doow-nowhere.localhost.invalid:8443"), {},
-                        "https://doow-nowhere.localhost.invalid:8443", "could not be resolved (DNS)"),
-        "timeout": (at(f"https://127.0.0.1:{hung.port}"), {}, f"https://127.0.0.1:{hung.port}",
-                    "did not answer in time"),
-        "proxy_error": (dict(real), {"HTTPS_PROXY": f"http://127.0.0.1:{closed_port()}", "NO_PROXY": ""},
-                        real["authority"], "the proxy refused"),
-        "wrong_ca": ({**real, "ca_cert": str(tmp / "other-ca.pem")}, {}, real["authority"],
-                     "could not be verified with the configured CA bundle"),
-        "host_name_mismatch": (at(f"https://127.0.0.1:{tls.port}", str(tmp / "mismatch-ca.pem")), {},
-                               f"https://127.0.0.1:{tls.port}", "does not cover the host name"),
+        "dns_failure": (
+            at("https://doow-nowhere.localhost.invalid:8443"),
+            {},
+            "https://doow-nowhere.localhost.invalid:8443",
+            "could not be resolved (DNS)",
+        ),
+        "timeout": (
+            at(f"https://127.0.0.1:{hung.port}"),
+            {},
+            f"https://127.0.0.1:{hung.port}",
+            "did not answer in time",
+        ),
+        "proxy_error": (
+            dict(real),
+            {"HTTPS_PROXY": f"http://127.0.0.1:{closed_port()}", "NO_PROXY": ""},
+            real["authority"],
+            "the proxy refused",
+        ),
+        "wrong_ca": (
+            {**real, "ca_cert": str(tmp / "other-ca.pem")},
+            {},
+            real["authority"],
+            "could not be verified with the configured CA bundle",
+        ),
+        "host_name_mismatch": (
+            at(f"https://127.0.0.1:{tls.port}", str(tmp / "mismatch-ca.pem")),
+            {},
+            f"https://127.0.0.1:{tls.port}",
+            "does not cover the host name",
+        ),
         # settings.endpoints.ca_cert naming a missing file is refused before any call (the test at the end);
         # the CA bundle of the environment is found missing only when it is used.
-        "missing_ca_file": ({**real, "ca_cert": None}, {"REQUESTS_CA_BUNDLE": str(tmp / "gone" / "ca.pem")},
-                            real["authority"], "CA bundle file configured for it does not exist"),
+        "missing_ca_file": (
+            {**real, "ca_cert": None},
+            {"REQUESTS_CA_BUNDLE": str(tmp / "gone" / "ca.pem")},
+            real["authority"],
+            "CA bundle file configured for it does not exist",
+        ),
     }
     tls.close()
     hung.close()
@@ -122,8 +146,15 @@ def assert_unreachable(text: str, endpoint: str, cause: str) -> None:
         assert words not in text, text
 
 
-VARIANTS = ["connection_refused", "dns_failure", "timeout", "proxy_error", "wrong_ca", "host_name_mismatch",
-            "missing_ca_file"]
+VARIANTS = [
+    "connection_refused",
+    "dns_failure",
+    "timeout",
+    "proxy_error",
+    "wrong_ca",
+    "host_name_mismatch",
+    "missing_ca_file",
+]
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -168,13 +199,17 @@ def test_sync_and_its_checks_report_the_unreachable_endpoint(name, variants, env
     assert result.exit_code != 0
     assert_unreachable(result.stdout + result.stderr, endpoint, cause)
     warehouse = project.workdir / "doow.duckdb"
-    events = duckdb_rows(warehouse, "SELECT level, code, message FROM azure_openai.sync_events") \
-        if warehouse.exists() else []
+    events = (
+        duckdb_rows(warehouse, "SELECT level, code, message FROM azure_openai.sync_events")
+        if warehouse.exists()
+        else []
+    )
     assert events and all(code == "unreachable" for _, code, _ in events), events
 
 
 def duckdb_rows(path: Path, sql: str) -> list[tuple]:
     import duckdb
+
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql).fetchall()
 

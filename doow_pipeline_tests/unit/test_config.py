@@ -20,14 +20,17 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_valid_file_loads_with_defaults(tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 connections:
   - name: prod
     tenant_id: {TENANT}
     client_id: {CLIENT}
     client_secret_env: DOOW_SECRET_PROD
     scope: /subscriptions/{SUB}/
-""")
+""",
+    )
     config = load_config(path, environ={"DOOW_SECRET_PROD": "s"})
     connection = config.connection("prod")
     assert connection.cloud == "AzureCloud"
@@ -38,7 +41,9 @@ connections:
 
 
 def test_every_problem_is_reported_once_with_field_and_fix(tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 connections:
   - name: prod
     tenant_id: not-a-guid
@@ -59,7 +64,8 @@ connections:
 settings:
   top: 0
   colour: blue
-""")
+""",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
     problems = info.value.problems
@@ -80,12 +86,15 @@ settings:
 
 
 def test_duplicates_and_unset_secrets_are_reported(tmp_path):
-    body = "\n".join(f"""
+    body = "\n".join(
+        f"""
   - name: prod
     tenant_id: {TENANT}
     client_id: {CLIENT}
     client_secret_env: DOOW_SECRET_{i}
-    scope: /subscriptions/{SUB}/resourceGroups/rg-ai""" for i in range(2))
+    scope: /subscriptions/{SUB}/resourceGroups/rg-ai"""
+        for i in range(2)
+    )
     path = write(tmp_path, "connections:" + body + "\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={"DOOW_SECRET_0": "x"})
@@ -96,14 +105,17 @@ def test_duplicates_and_unset_secrets_are_reported(tmp_path):
 
 
 def test_secret_may_come_from_dotenv_beside_the_file(tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 connections:
   - name: prod
     tenant_id: {TENANT}
     client_id: {CLIENT}
     client_secret_env: DOOW_SECRET_PROD
     scope: aoai-prod-weu
-""")
+""",
+    )
     (tmp_path / ".env").write_text("DOOW_SECRET_PROD=from-dotenv\n")
     config = load_config(path, environ={})
     assert config.connection("prod").parsed_scope.kind == "account_name"
@@ -115,34 +127,47 @@ def test_missing_file_names_the_fix(tmp_path):
 
 
 def test_endpoints_block_must_be_https_with_region(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 settings:
   endpoints: {authority: "http://127.0.0.1:1", arm: "https://127.0.0.1:1", metrics: "https://127.0.0.1:1"}
-""")
+""",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
     assert any("settings.endpoints.authority" in p and "https" in p for p in info.value.problems)
     assert any("settings.endpoints.metrics" in p and "{region}" in p for p in info.value.problems)
 
 
-@pytest.mark.parametrize("scope,kind", [
-    (f"/subscriptions/{SUB}", "subscription"),
-    (f"/subscriptions/{SUB}/resourceGroups/rg-ai", "resource_group"),
-    (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/aoai-1", "account_id"),
-    ("aoai-prod-weu", "account_name"),
-])
+@pytest.mark.parametrize(
+    "scope,kind",
+    [
+        (f"/subscriptions/{SUB}", "subscription"),
+        (f"/subscriptions/{SUB}/resourceGroups/rg-ai", "resource_group"),
+        (
+            f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/aoai-1",
+            "account_id",
+        ),
+        ("aoai-prod-weu", "account_name"),
+    ],
+)
 def test_scope_forms(scope, kind):
     parsed = parse_scope(scope)
     assert parsed.kind == kind
     if kind != "account_name":
-        assert parsed.covers(f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/"
-                             "accounts/aoai-1")
+        assert parsed.covers(
+            f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/aoai-1"
+        )
 
 
 def test_anomaly_thresholds_default_and_are_validated(tmp_path):
     config = load_config(write(tmp_path, "settings: {}\n"), environ={})
-    assert (config.settings.anomaly_factor, config.settings.anomaly_window_days,
-            config.settings.anomaly_min_days) == (3.0, 14, 7)
+    assert (config.settings.anomaly_factor, config.settings.anomaly_window_days, config.settings.anomaly_min_days) == (
+        3.0,
+        14,
+        7,
+    )
     path = write(tmp_path, "settings:\n  anomaly_factor: 1\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})

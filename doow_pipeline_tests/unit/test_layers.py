@@ -39,8 +39,11 @@ def _imports(path: Path) -> list[tuple[str, int]]:
             names += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = module_parts[:-node.level] if path.name != "__init__.py" else module_parts[:len(
-                    module_parts) - node.level + 1]
+                base = (
+                    module_parts[: -node.level]
+                    if path.name != "__init__.py"
+                    else module_parts[: len(module_parts) - node.level + 1]
+                )
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""

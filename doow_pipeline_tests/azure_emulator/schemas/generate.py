@@ -85,8 +85,19 @@ COMMON_V3 = "common-types/resource-management/v3/types.json"
 DATE_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$"
 DURATION_PATTERN = r"^-?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
 
-_COPIED_KEYWORDS = ("minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems",
-                    "uniqueItems", "multipleOf", "format", "readOnly")
+_COPIED_KEYWORDS = (
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "multipleOf",
+    "format",
+    "readOnly",
+)
 
 
 @dataclass(frozen=True)
@@ -126,9 +137,12 @@ BUILTIN_DOCS: dict[str, dict] = {
                     "subscriptionId": {"type": "string", "readOnly": True},
                     "displayName": {"type": "string", "readOnly": True},
                     "tenantId": {"type": "string", "readOnly": True},
-                    "state": {"type": "string", "readOnly": True,
-                              "enum": ["Enabled", "Warned", "PastDue", "Disabled", "Deleted"],
-                              "x-ms-enum": {"name": "SubscriptionState", "modelAsString": False}},
+                    "state": {
+                        "type": "string",
+                        "readOnly": True,
+                        "enum": ["Enabled", "Warned", "PastDue", "Disabled", "Deleted"],
+                        "x-ms-enum": {"name": "SubscriptionState", "modelAsString": False},
+                    },
                     "subscriptionPolicies": {"$ref": "#/definitions/SubscriptionPolicies"},
                     "authorizationSource": {"type": "string"},
                     "managedByTenants": {"type": "array", "items": {"$ref": "#/definitions/ManagedByTenant"}},
@@ -140,8 +154,12 @@ BUILTIN_DOCS: dict[str, dict] = {
                 "properties": {
                     "locationPlacementId": {"type": "string", "readOnly": True},
                     "quotaId": {"type": "string", "readOnly": True},
-                    "spendingLimit": {"type": "string", "readOnly": True, "enum": ["On", "Off", "CurrentPeriodOff"],
-                                      "x-ms-enum": {"name": "spendingLimit", "modelAsString": False}},
+                    "spendingLimit": {
+                        "type": "string",
+                        "readOnly": True,
+                        "enum": ["On", "Off", "CurrentPeriodOff"],
+                        "x-ms-enum": {"name": "spendingLimit", "modelAsString": False},
+                    },
                 },
             },
             "ManagedByTenant": {"type": "object", "properties": {"tenantId": {"type": "string", "readOnly": True}}},
@@ -175,16 +193,17 @@ BUILTIN_DOCS[METRIC_NAMESPACES_SPEC] = {
             "properties": {"value": {"type": "array", "items": {"$ref": "#/definitions/MetricNamespace"}}},
             "required": ["value"],
         },
-        "ErrorResponse": {"type": "object",
-                          "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+        "ErrorResponse": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
     }
 }
 BUILTIN_NOTES = {
     SUBSCRIPTIONS_SPEC: "Subscriptions_List 2022-12-01",
     METRIC_NAMESPACES_SPEC: "MetricNamespaces_List 2017-12-01-preview",
 }
-BUILTIN_NOTE = ("{spec} was not in the specs folder: these definitions come from the {what} "
-                "definitions built into generate.py (transcribed from the published spec).")
+BUILTIN_NOTE = (
+    "{spec} was not in the specs folder: these definitions come from the {what} "
+    "definitions built into generate.py (transcribed from the published spec)."
+)
 
 
 class SpecsError(Exception):
@@ -329,14 +348,20 @@ def render(schema: dict) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def generate(specs: Path, targets: dict[str, tuple[Root, ...]] | None = None,
-             builtin: dict[str, dict] | None = None) -> dict[str, str]:
+def generate(
+    specs: Path, targets: dict[str, tuple[Root, ...]] | None = None, builtin: dict[str, dict] | None = None
+) -> dict[str, str]:
     """File name -> canonical text of every schema file, generated from the specs folder."""
     return {name: render(build_schema(specs, roots, builtin)) for name, roots in sorted((targets or TARGETS).items())}
 
 
-def run(specs: Path, out: Path, check: bool = False, targets: dict[str, tuple[Root, ...]] | None = None,
-        builtin: dict[str, dict] | None = None) -> list[str]:
+def run(
+    specs: Path,
+    out: Path,
+    check: bool = False,
+    targets: dict[str, tuple[Root, ...]] | None = None,
+    builtin: dict[str, dict] | None = None,
+) -> list[str]:
     """Write (or with `check`, only compare) the schema files in `out`; returns the names that differed."""
     if not specs.is_dir():
         raise SpecsError(f"specs folder {specs} does not exist")
@@ -353,8 +378,9 @@ def run(specs: Path, out: Path, check: bool = False, targets: dict[str, tuple[Ro
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate the emulator's JSON Schemas from Azure REST API specs.")
-    parser.add_argument("--specs", type=Path, required=True,
-                        help="the specification/ folder of an Azure/azure-rest-api-specs checkout")
+    parser.add_argument(
+        "--specs", type=Path, required=True, help="the specification/ folder of an Azure/azure-rest-api-specs checkout"
+    )
     parser.add_argument("--out", type=Path, default=SCHEMAS_DIR, help="output folder (default: this package)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file would change")
     args = parser.parse_args(argv)

@@ -24,8 +24,16 @@ def answer(start: datetime, end: datetime, interval: str = "P1D", skip: frozense
             stamps.append(format_utc(moment))
             totals.append(value(moment))
         moment += step
-    return [MetricResult(RID, "TotalTokens", "Success", None, [Series({"modeldeploymentname": "d"}, stamps, totals)],
-                         Answered(start, end, interval))]
+    return [
+        MetricResult(
+            RID,
+            "TotalTokens",
+            "Success",
+            None,
+            [Series({"modeldeploymentname": "d"}, stamps, totals)],
+            Answered(start, end, interval),
+        )
+    ]
 
 
 def points(results: list[MetricResult]) -> dict[str, float]:

@@ -31,48 +31,149 @@ def http_error(status: int, body: object, kind: type[HttpResponseError] = HttpRe
     return kind(response=response(status, body))
 
 
-AADSTS = ("Authentication failed: AADSTS{code}: {text} Trace ID: 4a8c0818 Correlation ID: 021b0d9d "
-          "Timestamp: 2026-11-20 06:00:00Z")
+AADSTS = (
+    "Authentication failed: AADSTS{code}: {text} Trace ID: 4a8c0818 Correlation ID: 021b0d9d "
+    "Timestamp: 2026-11-20 06:00:00Z"
+)
 CASES = {
-    "wrong secret": (ClientAuthenticationError(AADSTS.format(
-        code=7000215, text="Invalid client secret provided. Ensure the secret being sent in the request is the client "
-        "secret value, not the client secret ID")), ProblemCode.WRONG_SECRET),
-    "expired secret": (ClientAuthenticationError(AADSTS.format(
-        code=7000222, text="The provided client secret keys for app '...' are expired.")),
-        ProblemCode.EXPIRED_SECRET),
-    "unknown app": (ClientAuthenticationError(AADSTS.format(
-        code=700016, text="Application with identifier '...' was not found in the directory 'contoso'.")),
-        ProblemCode.UNKNOWN_APP),
-    "unknown tenant (MSAL authority)": (ValueError(
-        "Unable to get authority configuration for https://login.microsoftonline.com/0000. Authority would typically "
-        "be in a format of https://login.microsoftonline.com/your_tenant"), ProblemCode.UNKNOWN_TENANT),
-    "no role (ARM 403)": (http_error(403, {"error": {"code": "AuthorizationFailed", "message": (
-        f"The client '{PRINCIPAL}' with object id '{PRINCIPAL}' does not have authorization to perform action "
-        f"'microsoft.insights/metrics/read' over scope '/subscriptions/{SUB}/resourceGroups/rg' or the scope is "
-        "invalid. If access was recently granted, please refresh your credentials.")}}), ProblemCode.MISSING_ROLE),
-    "other tenant (ARM 401)": (http_error(401, {"error": {"code": "InvalidAuthenticationTokenTenant", "message": (
-        "The access token is from the wrong issuer 'https://sts.windows.net/.../'. It must match the tenant "
-        "'https://sts.windows.net/.../' associated with this subscription.")}}, ClientAuthenticationError),
-        ProblemCode.WRONG_TENANT),
-    "token refused (ARM 401)": (http_error(401, {"error": {"code": "InvalidAuthenticationToken", "message": (
-        "The access token is invalid.")}}, ClientAuthenticationError), ProblemCode.TOKEN_REFUSED),
-    "resource group not found (404)": (http_error(404, {"error": {"code": "ResourceGroupNotFound", "message": (
-        "Resource group 'rg-missing' could not be found.")}}), ProblemCode.NOT_FOUND),
-    "throttled (429)": (http_error(429, {"error": {"code": "TooManyRequests", "message": (
-        "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow_"
-        "00:05:00.")}}), ProblemCode.THROTTLED),
-    "metrics backend throttled (529)": (http_error(529, {"error": {"code": "Throttled", "message": "busy"}}),
-                                        ProblemCode.THROTTLED),
-    "flat 400 from the metrics API": (http_error(400, {"code": "BadRequest", "message": (
-        "Metric: TokenTransaction does not support requested dimension combination: modelname, supported ones "
-        "are: ModelDeploymentName,ModelVersion,Region, TraceId: {00000000}")}), ProblemCode.AZURE_ERROR),
-    "wrapped 500 from getBatch": (http_error(500, {"error": {"additionalInfo": [
-        {"type": "string", "info": "TraceId=9c4f"}, {"type": "string", "info": "ExceptionType=System.Argument"
-                                                                               "OutOfRangeException"}],
-        "code": "InternalServerError", "message": "Detected Internal Error."}}), ProblemCode.AZURE_ERROR),
-    "connection refused": (ServiceRequestError(
-        "<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new connection: [Errno 111] "
-        "Connection refused"), ProblemCode.UNREACHABLE),
+    "wrong secret": (
+        ClientAuthenticationError(
+            AADSTS.format(
+                code=7000215,
+                text="Invalid client secret provided. Ensure the secret being sent in the request is the client "
+                "secret value, not the client secret ID",
+            )
+        ),
+        ProblemCode.WRONG_SECRET,
+    ),
+    "expired secret": (
+        ClientAuthenticationError(
+            AADSTS.format(code=7000222, text="The provided client secret keys for app '...' are expired.")
+        ),
+        ProblemCode.EXPIRED_SECRET,
+    ),
+    "unknown app": (
+        ClientAuthenticationError(
+            AADSTS.format(
+                code=700016, text="Application with identifier '...' was not found in the directory 'contoso'."
+            )
+        ),
+        ProblemCode.UNKNOWN_APP,
+    ),
+    "unknown tenant (MSAL authority)": (
+        ValueError(
+            "Unable to get authority configuration for https://login.microsoftonline.com/0000. Authority would typically "
+            "be in a format of https://login.microsoftonline.com/your_tenant"
+        ),
+        ProblemCode.UNKNOWN_TENANT,
+    ),
+    "no role (ARM 403)": (
+        http_error(
+            403,
+            {
+                "error": {
+                    "code": "AuthorizationFailed",
+                    "message": (
+                        f"The client '{PRINCIPAL}' with object id '{PRINCIPAL}' does not have authorization to perform action "
+                        f"'microsoft.insights/metrics/read' over scope '/subscriptions/{SUB}/resourceGroups/rg' or the scope is "
+                        "invalid. If access was recently granted, please refresh your credentials."
+                    ),
+                }
+            },
+        ),
+        ProblemCode.MISSING_ROLE,
+    ),
+    "other tenant (ARM 401)": (
+        http_error(
+            401,
+            {
+                "error": {
+                    "code": "InvalidAuthenticationTokenTenant",
+                    "message": (
+                        "The access token is from the wrong issuer 'https://sts.windows.net/.../'. It must match the tenant "
+                        "'https://sts.windows.net/.../' associated with this subscription."
+                    ),
+                }
+            },
+            ClientAuthenticationError,
+        ),
+        ProblemCode.WRONG_TENANT,
+    ),
+    "token refused (ARM 401)": (
+        http_error(
+            401,
+            {"error": {"code": "InvalidAuthenticationToken", "message": ("The access token is invalid.")}},
+            ClientAuthenticationError,
+        ),
+        ProblemCode.TOKEN_REFUSED,
+    ),
+    "resource group not found (404)": (
+        http_error(
+            404,
+            {
+                "error": {
+                    "code": "ResourceGroupNotFound",
+                    "message": ("Resource group 'rg-missing' could not be found."),
+                }
+            },
+        ),
+        ProblemCode.NOT_FOUND,
+    ),
+    "throttled (429)": (
+        http_error(
+            429,
+            {
+                "error": {
+                    "code": "TooManyRequests",
+                    "message": (
+                        "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow_"
+                        "00:05:00."
+                    ),
+                }
+            },
+        ),
+        ProblemCode.THROTTLED,
+    ),
+    "metrics backend throttled (529)": (
+        http_error(529, {"error": {"code": "Throttled", "message": "busy"}}),
+        ProblemCode.THROTTLED,
+    ),
+    "flat 400 from the metrics API": (
+        http_error(
+            400,
+            {
+                "code": "BadRequest",
+                "message": (
+                    "Metric: TokenTransaction does not support requested dimension combination: modelname, supported ones "
+                    "are: ModelDeploymentName,ModelVersion,Region, TraceId: {00000000}"
+                ),
+            },
+        ),
+        ProblemCode.AZURE_ERROR,
+    ),
+    "wrapped 500 from getBatch": (
+        http_error(
+            500,
+            {
+                "error": {
+                    "additionalInfo": [
+                        {"type": "string", "info": "TraceId=9c4f"},
+                        {"type": "string", "info": "ExceptionType=System.ArgumentOutOfRangeException"},
+                    ],
+                    "code": "InternalServerError",
+                    "message": "Detected Internal Error.",
+                }
+            },
+        ),
+        ProblemCode.AZURE_ERROR,
+    ),
+    "connection refused": (
+        ServiceRequestError(
+            "<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new connection: [Errno 111] "
+            "Connection refused"
+        ),
+        ProblemCode.UNREACHABLE,
+    ),
 }
 
 
@@ -90,8 +191,9 @@ def test_tls_failures_are_unreachable_not_refused_credentials() -> None:
         raise ssl.SSLCertVerificationError("certificate verify failed: unable to get local issuer certificate")
     except ssl.SSLError as inner:
         try:
-            raise ServiceRequestError("HTTPSConnectionPool(host='127.0.0.1', port=8443): Max retries exceeded") \
-                from inner
+            raise ServiceRequestError(
+                "HTTPSConnectionPool(host='127.0.0.1', port=8443): Max retries exceeded"
+            ) from inner
         except ServiceRequestError as exc:
             problem = classify(exc)
     assert problem.code is ProblemCode.UNREACHABLE

@@ -5,7 +5,7 @@ family; the batch-to-per-resource fallback decided once per subscription; narrow
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from doow_pipeline.azure.extract import extract_usage
 from doow_pipeline.azure.metric_definitions import AccountPlan, FamilyQuery
@@ -14,11 +14,12 @@ from doow_pipeline.core.metrics import Family
 from doow_pipeline.core.problems import AzureError, Problem, ProblemCode
 from doow_pipeline.core.scope import Account
 
-NOW = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 6, tzinfo=UTC)
 DAYS = (date(2026, 11, 17), date(2026, 11, 19))
 MODELS = FamilyQuery(Family.MODELS, ("InputTokens", "TotalTokens"), ("ModelDeploymentName", "Region"))
-LEGACY = FamilyQuery(Family.AZURE_OPENAI, ("ProcessedPromptTokens", "TokenTransaction"),
-                     ("ModelDeploymentName", "Region"))
+LEGACY = FamilyQuery(
+    Family.AZURE_OPENAI, ("ProcessedPromptTokens", "TokenTransaction"), ("ModelDeploymentName", "Region")
+)
 
 
 def account(i: int, sub: str = "s1", region: str = "eastus") -> Account:
@@ -30,8 +31,13 @@ class FakeReader:
     """Answers like Azure from a table of deployments per account: one series per (metric, deployment), one
     point of 1.0 per day; `top` truncates silently; scripted refusals, per-metric errors and 403s."""
 
-    def __init__(self, deployments: dict[str, list[str]], refuse_batch: set[str] = frozenset(),
-                 metric_errors: set[str] = frozenset(), forbidden: set[str] = frozenset()):
+    def __init__(
+        self,
+        deployments: dict[str, list[str]],
+        refuse_batch: set[str] = frozenset(),
+        metric_errors: set[str] = frozenset(),
+        forbidden: set[str] = frozenset(),
+    ):
         self.deployments = deployments
         self.refuse_batch = refuse_batch
         self.metric_errors = metric_errors
@@ -49,14 +55,17 @@ class FakeReader:
             if rid in self.metric_errors:
                 results.append(MetricResult(rid, metric, "InvalidSamplingType", "boom", []))
                 continue
-            series = [Series({"modeldeploymentname": d, "region": "eastus"}, timestamps, [1.0] * days)
-                      for d in names] if "ModelDeploymentName" in query.split else [
-                Series({}, timestamps, [float(len(names))] * days)]
-            results.append(MetricResult(rid, metric, "Success", None, series[:query.top]))
+            series = (
+                [Series({"modeldeploymentname": d, "region": "eastus"}, timestamps, [1.0] * days) for d in names]
+                if "ModelDeploymentName" in query.split
+                else [Series({}, timestamps, [float(len(names))] * days)]
+            )
+            results.append(MetricResult(rid, metric, "Success", None, series[: query.top]))
         return results
 
-    def batch(self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str],
-              window: TimeWindow) -> list[MetricResult]:
+    def batch(
+        self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str], window: TimeWindow
+    ) -> list[MetricResult]:
         self.calls["batch"] += 1
         if subscription in self.refuse_batch:
             raise BatchRefused(401, "Unauthorized", "no role at subscription scope")
@@ -83,9 +92,14 @@ def test_chunks_hold_at_most_50_accounts_of_one_subscription_region_and_family()
     reader = FakeReader({a.resource_id: ["d1"] for a in accounts})
     result = run(reader, plans(accounts, MODELS, LEGACY))
     sizes = Counter((region, metrics, size) for _sub, region, metrics, size in reader.batches)
-    assert sizes == {("eastus", MODELS.metric_names, 50): 2, ("eastus", MODELS.metric_names, 20): 1,
-                     ("eastus", LEGACY.metric_names, 50): 2, ("eastus", LEGACY.metric_names, 20): 1,
-                     ("westeurope", MODELS.metric_names, 3): 1, ("westeurope", LEGACY.metric_names, 3): 1}
+    assert sizes == {
+        ("eastus", MODELS.metric_names, 50): 2,
+        ("eastus", MODELS.metric_names, 20): 1,
+        ("eastus", LEGACY.metric_names, 50): 2,
+        ("eastus", LEGACY.metric_names, 20): 1,
+        ("westeurope", MODELS.metric_names, 3): 1,
+        ("westeurope", LEGACY.metric_names, 3): 1,
+    }
     assert result.calls == {"batch": 8}
     # every account, metric and day: one point each
     assert result.points.height == 123 * 4 * 3
@@ -120,8 +134,9 @@ def test_results_that_reach_top_are_narrowed_per_deployment_and_nothing_is_lost(
 def test_persistent_metric_errors_and_unreadable_accounts_stay_with_their_account():
     accounts = [account(i, sub="s1") for i in range(3)]
     broken, forbidden, fine = (a.resource_id for a in accounts)
-    reader = FakeReader({a.resource_id: ["d1"] for a in accounts}, refuse_batch={"s1"}, metric_errors={broken},
-                        forbidden={forbidden})
+    reader = FakeReader(
+        {a.resource_id: ["d1"] for a in accounts}, refuse_batch={"s1"}, metric_errors={broken}, forbidden={forbidden}
+    )
     result = run(reader, plans(accounts))
     assert set(result.metric_errors) == {broken}
     assert set(result.unreadable) == {forbidden}

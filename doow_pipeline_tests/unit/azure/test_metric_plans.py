@@ -6,10 +6,18 @@ from doow_pipeline.azure.metric_definitions import plan_from_definitions
 LEGACY_TOKEN_DIMS = {"ApiName", "ModelDeploymentName", "FeatureName", "UsageChannel", "Region", "ModelVersion"}
 MODELS_TOKEN_DIMS = {"ApiName", "Region", "ModelDeploymentName", "ModelName", "ModelVersion"}
 REQUEST_DIMS = {"ApiName", "OperationName", "Region", "ModelDeploymentName", "ModelName", "ModelVersion", "StatusCode"}
-LEGACY = {"ProcessedPromptTokens": LEGACY_TOKEN_DIMS, "GeneratedTokens": LEGACY_TOKEN_DIMS,
-          "TokenTransaction": LEGACY_TOKEN_DIMS, "AzureOpenAIRequests": REQUEST_DIMS}
-MODELS = {"InputTokens": MODELS_TOKEN_DIMS, "OutputTokens": MODELS_TOKEN_DIMS, "TotalTokens": MODELS_TOKEN_DIMS,
-          "ModelRequests": REQUEST_DIMS}
+LEGACY = {
+    "ProcessedPromptTokens": LEGACY_TOKEN_DIMS,
+    "GeneratedTokens": LEGACY_TOKEN_DIMS,
+    "TokenTransaction": LEGACY_TOKEN_DIMS,
+    "AzureOpenAIRequests": REQUEST_DIMS,
+}
+MODELS = {
+    "InputTokens": MODELS_TOKEN_DIMS,
+    "OutputTokens": MODELS_TOKEN_DIMS,
+    "TotalTokens": MODELS_TOKEN_DIMS,
+    "ModelRequests": REQUEST_DIMS,
+}
 ALL_SPLIT = ("ModelDeploymentName", "ModelName", "ModelVersion", "Region")
 
 
@@ -18,8 +26,11 @@ def test_legacy_only_account_reads_the_request_metric_alone_split_by_model_name(
     assert tokens.metric_names == ("ProcessedPromptTokens", "GeneratedTokens", "TokenTransaction")
     assert tokens.split_dimensions == ("ModelDeploymentName", "ModelVersion", "Region")
     assert not tokens.model_names_only
-    assert (names.metric_names, names.split_dimensions, names.model_names_only) == \
-        (("AzureOpenAIRequests",), ALL_SPLIT, True)
+    assert (names.metric_names, names.split_dimensions, names.model_names_only) == (
+        ("AzureOpenAIRequests",),
+        ALL_SPLIT,
+        True,
+    )
     assert names.family == tokens.family == "azure_openai"
 
 
@@ -40,7 +51,9 @@ def test_request_metric_without_model_name_stays_in_the_legacy_query():
 
 def test_legacy_token_metrics_reporting_model_name_need_no_extra_query():
     with_name = LEGACY_TOKEN_DIMS | {"ModelName"}
-    definitions = {**{m: with_name for m in ("ProcessedPromptTokens", "GeneratedTokens", "TokenTransaction")},
-                   "AzureOpenAIRequests": REQUEST_DIMS}
+    definitions = {
+        **{m: with_name for m in ("ProcessedPromptTokens", "GeneratedTokens", "TokenTransaction")},
+        "AzureOpenAIRequests": REQUEST_DIMS,
+    }
     (legacy,) = plan_from_definitions(definitions)
     assert legacy.split_dimensions == ALL_SPLIT and len(legacy.metric_names) == 4

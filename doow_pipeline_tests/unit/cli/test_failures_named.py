@@ -21,9 +21,19 @@ DAY = "2026-11-10"
 
 
 def document(**connection) -> dict:
-    return {"connections": [{"name": "prod", "tenant_id": GUID, "client_id": GUID,
-                             "client_secret_env": "DOOW_SECRET_PROD", "scope": SUB, **connection}],
-            "settings": {"start_date": "2026-09-01"}}
+    return {
+        "connections": [
+            {
+                "name": "prod",
+                "tenant_id": GUID,
+                "client_id": GUID,
+                "client_secret_env": "DOOW_SECRET_PROD",
+                "scope": SUB,
+                **connection,
+            }
+        ],
+        "settings": {"start_date": "2026-09-01"},
+    }
 
 
 def write(tmp_path: Path, content: bytes | dict, env: bytes | None = b"DOOW_SECRET_PROD='s3cr3t-value'\n") -> Path:
@@ -36,8 +46,13 @@ def write(tmp_path: Path, content: bytes | dict, env: bytes | None = b"DOOW_SECR
 
 
 def run(config: Path, *args: str, input: str | None = None):
-    result = CliRunner().invoke(app, list(args), env={"DOOW_CONNECTIONS": str(config), "DOOW_SECRET_PROD": None},
-                                input=input, catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        list(args),
+        env={"DOOW_CONNECTIONS": str(config), "DOOW_SECRET_PROD": None},
+        input=input,
+        catch_exceptions=False,
+    )
     text = result.stdout + result.stderr
     assert "Traceback" not in text
     return result.exit_code, " ".join(text.split())
@@ -84,11 +99,14 @@ def test_a_malformed_clock_override_is_named(tmp_path):
     assert code == 2 and "settings.frozen_clock" in text
 
 
-@pytest.mark.parametrize("field,value,words", [
-    ("name", "prod\n", "connections[0]"),
-    ("tenant_id", GUID + "\n", "is not a GUID"),
-    ("client_id", GUID + "\n", "is not a GUID"),
-])
+@pytest.mark.parametrize(
+    "field,value,words",
+    [
+        ("name", "prod\n", "connections[0]"),
+        ("tenant_id", GUID + "\n", "is not a GUID"),
+        ("client_id", GUID + "\n", "is not a GUID"),
+    ],
+)
 def test_a_trailing_newline_in_a_name_or_guid_is_refused_at_load(tmp_path, field, value, words):
     config = write(tmp_path, document(**{field: value}))
     with pytest.raises(ConfigError) as raised:
@@ -99,22 +117,34 @@ def test_a_trailing_newline_in_a_name_or_guid_is_refused_at_load(tmp_path, field
 
 
 def test_connect_with_a_name_ending_in_a_newline_blames_the_name(tmp_path):
-    code, text = run(tmp_path / "connections.yaml", "connect", "prod\n", "--tenant-id", GUID, "--client-id", GUID,
-                     "--scope", SUB, "--client-secret-stdin", input="some-secret")
+    code, text = run(
+        tmp_path / "connections.yaml",
+        "connect",
+        "prod\n",
+        "--tenant-id",
+        GUID,
+        "--client-id",
+        GUID,
+        "--scope",
+        SUB,
+        "--client-secret-stdin",
+        input="some-secret",
+    )
     assert code == 2 and "name" in text and "lower-case letters" in text
     assert "secret" not in text.split("name", 1)[0]
 
 
-@pytest.mark.parametrize("scope", [
-    f"{SUB}/resourceGroups/..",
-    f"{SUB}/resourceGroups/.",
-    f"{SUB}//resourceGroups/rg",
-    f"{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/..",
-])
+@pytest.mark.parametrize(
+    "scope",
+    [
+        f"{SUB}/resourceGroups/..",
+        f"{SUB}/resourceGroups/.",
+        f"{SUB}//resourceGroups/rg",
+        f"{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/..",
+    ],
+)
 def test_dot_dotdot_and_empty_scope_segments_are_rejected(tmp_path, scope):
     with pytest.raises(ValueError, match="empty, '.' or '..' segment"):
         parse_scope(scope)
     code, text = run(write(tmp_path, document(scope=scope)), *SYNC)
     assert code == 2 and "segment" in text
-
-

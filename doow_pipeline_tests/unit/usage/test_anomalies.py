@@ -18,24 +18,43 @@ THRESHOLDS = AnomalyThresholds(factor=3.0, window_days=14, min_days=7)
 STEADY = [900, 1100] * 7
 
 
-def history(values: list[int], deployment: str | None = "chat", rid: str = RID, last: date = JUDGED,
-            requests: int = 10) -> list[dict]:
+def history(
+    values: list[int], deployment: str | None = "chat", rid: str = RID, last: date = JUDGED, requests: int = 10
+) -> list[dict]:
     """Usage rows for `values` on consecutive days ending at `last` (0 = no row: a covered day without usage)."""
     first = last - timedelta(days=len(values) - 1)
-    return [{"usage_date": first + timedelta(days=i), "resource_id": rid, "resource_name": rid.rsplit("/", 1)[1],
-             "deployment": deployment, "total_tokens": v, "requests": requests if v else 0}
-            for i, v in enumerate(values) if v]
+    return [
+        {
+            "usage_date": first + timedelta(days=i),
+            "resource_id": rid,
+            "resource_name": rid.rsplit("/", 1)[1],
+            "deployment": deployment,
+            "total_tokens": v,
+            "requests": requests if v else 0,
+        }
+        for i, v in enumerate(values)
+        if v
+    ]
 
 
 def covered(rid: str = RID, days: int = 30, last: date = JUDGED, not_final: tuple[date, ...] = ()) -> list[dict]:
-    return [{"resource_id": rid, "usage_date": last - timedelta(days=i), "is_final": last - timedelta(days=i)
-             not in not_final} for i in range(days)]
+    return [
+        {
+            "resource_id": rid,
+            "usage_date": last - timedelta(days=i),
+            "is_final": last - timedelta(days=i) not in not_final,
+        }
+        for i in range(days)
+    ]
 
 
 def run(rows: list[dict], coverage: list[dict], days: list[date] | None = None, thresholds=THRESHOLDS):
-    outcomes = anomaly_checks(pl.DataFrame(rows, schema=ACTIVITY_SCHEMA),
-                              pl.DataFrame(coverage, schema=COVERAGE_SCHEMA),
-                              days or [JUDGED], thresholds)
+    outcomes = anomaly_checks(
+        pl.DataFrame(rows, schema=ACTIVITY_SCHEMA),
+        pl.DataFrame(coverage, schema=COVERAGE_SCHEMA),
+        days or [JUDGED],
+        thresholds,
+    )
     return {o.check: o for o in outcomes}
 
 
@@ -80,11 +99,14 @@ def test_a_new_deployment_warns_once_its_account_has_a_baseline():
     rows = history(STEADY + [1000]) + history([0] * 14 + [500], deployment="fresh")
     outcomes = run(rows, covered())
     assert failing(outcomes) == {DEPLOYMENT_NEW}
-    assert "aoai/fresh on 2026-11-15: 500 total tokens after none in the 14 day(s) before" in \
-        outcomes[DEPLOYMENT_NEW].description
+    assert (
+        "aoai/fresh on 2026-11-15: 500 total tokens after none in the 14 day(s) before"
+        in outcomes[DEPLOYMENT_NEW].description
+    )
     # The day after, it has a one-day history: no longer new, not yet steady.
-    day_after = history(STEADY + [1000, 1000], last=JUDGED + timedelta(days=1)) + \
-        history([0] * 14 + [500, 500], deployment="fresh", last=JUDGED + timedelta(days=1))
+    day_after = history(STEADY + [1000, 1000], last=JUDGED + timedelta(days=1)) + history(
+        [0] * 14 + [500, 500], deployment="fresh", last=JUDGED + timedelta(days=1)
+    )
     assert failing(run(day_after, covered(last=JUDGED + timedelta(days=1)), [JUDGED + timedelta(days=1)])) == set()
 
 
@@ -121,8 +143,9 @@ def test_deployments_without_tokens_are_judged_on_requests():
     rows = [dict(r, total_tokens=0, requests=r["total_tokens"]) for r in history(STEADY + [4000], deployment=None)]
     outcomes = run(rows, covered())
     assert failing(outcomes) == {USAGE_SPIKE}
-    assert "aoai/(unnamed deployment) on 2026-11-15: 4,000 requests vs median 1,000" in \
-        outcomes[USAGE_SPIKE].description
+    assert (
+        "aoai/(unnamed deployment) on 2026-11-15: 4,000 requests vs median 1,000" in outcomes[USAGE_SPIKE].description
+    )
 
 
 def test_deployments_are_judged_separately_per_account_and_versions_add_up():
@@ -139,8 +162,10 @@ def test_thresholds_come_from_the_settings_values():
     assert failing(run(rows, covered())) == set()
     assert failing(run(rows, covered(), thresholds=AnomalyThresholds(factor=2.0))) == {USAGE_SPIKE}
     # A longer minimum of days of use makes 14 days of history too short to call the silence.
-    assert failing(run(history(STEADY + [0]), covered(), thresholds=AnomalyThresholds(min_days=15,
-                                                                                      window_days=20))) == set()
+    assert (
+        failing(run(history(STEADY + [0]), covered(), thresholds=AnomalyThresholds(min_days=15, window_days=20)))
+        == set()
+    )
 
 
 def test_a_range_reports_each_day_and_lists_at_most_ten():
@@ -150,8 +175,11 @@ def test_a_range_reports_each_day_and_lists_at_most_ten():
     # Silent days are reported while the trailing window still shows steady use (>= 7 days of use in 14).
     assert outcome.metadata["findings"] == 8
     assert len(outcome.metadata["listed"]) == 8
-    many = run(history(values, deployment=None) + history(values) + history(values, rid=OTHER),
-               covered(days=60) + covered(OTHER, days=60), days)[DEPLOYMENT_SILENT]
+    many = run(
+        history(values, deployment=None) + history(values) + history(values, rid=OTHER),
+        covered(days=60) + covered(OTHER, days=60),
+        days,
+    )[DEPLOYMENT_SILENT]
     assert many.metadata["findings"] == 24 and len(many.metadata["listed"]) == 10
     assert many.description.count(" on 2026-") == 10 and "and 14 more" in many.description
 

@@ -6,15 +6,25 @@ name, region and date, and the expected cost is computed here: tokens / unit x r
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
 
 from doow_pipeline.azure.prices import RetailPrice
-from doow_pipeline.usage.pricing import (AMBIGUOUS, ASSUMED_DEPLOYMENT_TYPE, BILLED_AS_CAPACITY, NO_METER, PRICED,
-                                         DeploymentTypes, find_meters, parse_meter_name, price_usage, prices_frame,
-                                         version_mmdd)
+from doow_pipeline.usage.pricing import (
+    AMBIGUOUS,
+    ASSUMED_DEPLOYMENT_TYPE,
+    BILLED_AS_CAPACITY,
+    NO_METER,
+    PRICED,
+    DeploymentTypes,
+    find_meters,
+    parse_meter_name,
+    price_usage,
+    prices_frame,
+    version_mmdd,
+)
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 
 UNIT = {"1K": 1_000, "1M": 1_000_000}
@@ -24,10 +34,14 @@ DAY = date(2026, 11, 5)
 
 def oracle_item(meter_name: str, region: str, day: date = DAY, currency: str = "USD") -> dict:
     """The one fixture item with that meter name and region in force on `day`."""
-    found = [i for i in fixture_prices(currency=currency)
-             if i["meterName"] == meter_name and i["armRegionName"] == region
-             and date.fromisoformat(i["effectiveStartDate"][:10]) <= day
-             and (i.get("effectiveEndDate") is None or day <= date.fromisoformat(i["effectiveEndDate"][:10]))]
+    found = [
+        i
+        for i in fixture_prices(currency=currency)
+        if i["meterName"] == meter_name
+        and i["armRegionName"] == region
+        and date.fromisoformat(i["effectiveStartDate"][:10]) <= day
+        and (i.get("effectiveEndDate") is None or day <= date.fromisoformat(i["effectiveEndDate"][:10]))
+    ]
     assert len(found) == 1, (meter_name, region, day, found)
     return found[0]
 
@@ -49,14 +63,34 @@ def usage(*rows) -> pl.DataFrame:
     for r in rows:
         account, region, deployment, model, version, inp, outp = r[:7]
         day = r[7] if len(r) > 7 else DAY
-        out.append({"usage_date": day,
-                    "resource_id": f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/"
-                                   f"accounts/{account}",
-                    "resource_region": region, "deployment": deployment, "model_name": model, "model_version": version,
-                    "metric_region": region, "input_tokens": inp, "output_tokens": outp})
-    return pl.DataFrame(out, schema={"usage_date": pl.Date, "resource_id": pl.String, "resource_region": pl.String,
-                                     "deployment": pl.String, "model_name": pl.String, "model_version": pl.String,
-                                     "metric_region": pl.String, "input_tokens": pl.Int64, "output_tokens": pl.Int64})
+        out.append(
+            {
+                "usage_date": day,
+                "resource_id": f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/"
+                f"accounts/{account}",
+                "resource_region": region,
+                "deployment": deployment,
+                "model_name": model,
+                "model_version": version,
+                "metric_region": region,
+                "input_tokens": inp,
+                "output_tokens": outp,
+            }
+        )
+    return pl.DataFrame(
+        out,
+        schema={
+            "usage_date": pl.Date,
+            "resource_id": pl.String,
+            "resource_region": pl.String,
+            "deployment": pl.String,
+            "model_name": pl.String,
+            "model_version": pl.String,
+            "metric_region": pl.String,
+            "input_tokens": pl.Int64,
+            "output_tokens": pl.Int64,
+        },
+    )
 
 
 def one(prices, row, types=None) -> dict:
@@ -65,8 +99,9 @@ def one(prices, row, types=None) -> dict:
     return out.row(0, named=True)
 
 
-def assert_priced(got: dict, region: str, input_meter: str, output_meter: str | None, status: str = PRICED,
-                  day: date = DAY):
+def assert_priced(
+    got: dict, region: str, input_meter: str, output_meter: str | None, status: str = PRICED, day: date = DAY
+):
     assert got["cost_status"] == status, got["cost_detail"]
     assert got["input_meter_name"] == input_meter
     assert got["output_meter_name"] == output_meter
@@ -84,41 +119,60 @@ def assert_unpriced(got: dict, status: str):
     assert got["cost_detail"]
 
 
-TYPES = DeploymentTypes(overrides={"regional": "Standard", "dz": "DataZoneStandard", "batch": "GlobalBatch",
-                                   "dzbatch": "DataZoneBatch", "global": "GlobalStandard"})
+TYPES = DeploymentTypes(
+    overrides={
+        "regional": "Standard",
+        "dz": "DataZoneStandard",
+        "batch": "GlobalBatch",
+        "dzbatch": "DataZoneBatch",
+        "global": "GlobalStandard",
+    }
+)
 
 
 # ---- the name parser on real spellings ------------------------------------------------------------------------
-@pytest.mark.parametrize("name, key", [
-    ("gpt-4o-0806-Inp-glbl Tokens", ("gpt 4o", "0806", None, "global", "input", False)),
-    ("gpt 4o 0806 cached Inp glbl Tokens", ("gpt 4o", "0806", None, "global", "cached_input", False)),
-    ("gpt 4o mini 0718 Outp Data Zone Tokens", ("gpt 4o mini", "0718", None, "datazone", "output", False)),
-    ("gpt-4o-mini-0718-Batch-Outp-glbl Tokens", ("gpt 4o mini", "0718", None, "global", "output", True)),
-    ("gpt 4.1 mini Batch Inp DZone Tokens", ("gpt 4.1 mini", None, None, "datazone", "input", True)),
-    ("o3 mini 0131 cached input glbl Tokens", ("o3 mini", "0131", None, "global", "cached_input", False)),
-    ("o4-mini 0416 cached Inp DataZone Tokens", ("o4 mini", "0416", None, "datazone", "cached_input", False)),
-    ("GPT 5 Rsng outpt DZone 1M Tokens", ("gpt 5 rsng", None, None, "datazone", "output", False)),
-    ("GPT 5 Nano Batch Inpt cchd Dzone 1M Tokens", ("gpt 5 nano", None, None, "datazone", "cached_input", True)),
-    ("gpt-35-turbo-16K-0125 Input-regional Tokens", ("gpt 35 turbo", "0125", "16k", "regional", "input", False)),
-    ("text-embedding-3-large-glbl Tokens", ("text embedding 3 large", None, None, "global", "input", False)),
-    ("R1 Outp regnl Tokens", ("r1", None, None, "regional", "output", False)),
-    ("6.1-sol LongCo Opt Std DZ 1M Tokens", None),      # long-context tier
-    ("gpt-4.1-ft input global Tokens", None),           # fine-tuning
-    ("text-embedding-3-large-grader Tokens", None),     # grader
-    ("gpt4o realtimePrvwTxtInp DataZone Tokens", None),  # realtime
-    ("6-astra LongCo Cd Wr Flex Gl 1M Tokens", None),    # cache write, Flex
-    ("Provisioned Managed Global Unit", None),           # hourly
-])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("gpt-4o-0806-Inp-glbl Tokens", ("gpt 4o", "0806", None, "global", "input", False)),
+        ("gpt 4o 0806 cached Inp glbl Tokens", ("gpt 4o", "0806", None, "global", "cached_input", False)),
+        ("gpt 4o mini 0718 Outp Data Zone Tokens", ("gpt 4o mini", "0718", None, "datazone", "output", False)),
+        ("gpt-4o-mini-0718-Batch-Outp-glbl Tokens", ("gpt 4o mini", "0718", None, "global", "output", True)),
+        ("gpt 4.1 mini Batch Inp DZone Tokens", ("gpt 4.1 mini", None, None, "datazone", "input", True)),
+        ("o3 mini 0131 cached input glbl Tokens", ("o3 mini", "0131", None, "global", "cached_input", False)),
+        ("o4-mini 0416 cached Inp DataZone Tokens", ("o4 mini", "0416", None, "datazone", "cached_input", False)),
+        ("GPT 5 Rsng outpt DZone 1M Tokens", ("gpt 5 rsng", None, None, "datazone", "output", False)),
+        ("GPT 5 Nano Batch Inpt cchd Dzone 1M Tokens", ("gpt 5 nano", None, None, "datazone", "cached_input", True)),
+        ("gpt-35-turbo-16K-0125 Input-regional Tokens", ("gpt 35 turbo", "0125", "16k", "regional", "input", False)),
+        ("text-embedding-3-large-glbl Tokens", ("text embedding 3 large", None, None, "global", "input", False)),
+        ("R1 Outp regnl Tokens", ("r1", None, None, "regional", "output", False)),
+        ("6.1-sol LongCo Opt Std DZ 1M Tokens", None),  # long-context tier
+        ("gpt-4.1-ft input global Tokens", None),  # fine-tuning
+        ("text-embedding-3-large-grader Tokens", None),  # grader
+        ("gpt4o realtimePrvwTxtInp DataZone Tokens", None),  # realtime
+        ("6-astra LongCo Cd Wr Flex Gl 1M Tokens", None),  # cache write, Flex
+        ("Provisioned Managed Global Unit", None),  # hourly
+    ],
+)
 def test_meter_names_parse_into_keys(name, key):
     parsed = parse_meter_name(name)
-    got = None if parsed is None else (parsed.model, parsed.version, parsed.context, parsed.scope, parsed.direction,
-                                       parsed.batch)
+    got = (
+        None
+        if parsed is None
+        else (parsed.model, parsed.version, parsed.context, parsed.scope, parsed.direction, parsed.batch)
+    )
     assert got == key
 
 
 def test_versions_become_mmdd():
-    assert [version_mmdd(v) for v in ("2024-08-06", "0125", "1", "7", None, "2025-04-14")] == \
-        ["0806", "0125", None, None, None, "0414"]
+    assert [version_mmdd(v) for v in ("2024-08-06", "0125", "1", "7", None, "2025-04-14")] == [
+        "0806",
+        "0125",
+        None,
+        None,
+        None,
+        "0414",
+    ]
 
 
 # ---- statuses ----------------------------------------------------------------------------------------------------
@@ -131,15 +185,21 @@ def test_priced_with_a_deployment_type_from_the_settings(prices):
 def test_assumed_deployment_type_when_the_default_applies(prices):
     got = one(prices, ("aoai-prod-weu", "westeurope", "support", "gpt-4o-mini", "2024-07-18", 18_000_000, 4_000_000))
     assert got["deployment_type"] == "GlobalStandard" and got["deployment_type_source"] == "default"
-    assert_priced(got, "westeurope", "gpt-4o-mini-0718-Inp-glbl Tokens", "gpt-4o-mini-0718-Outp-glbl Tokens",
-                  ASSUMED_DEPLOYMENT_TYPE)
+    assert_priced(
+        got,
+        "westeurope",
+        "gpt-4o-mini-0718-Inp-glbl Tokens",
+        "gpt-4o-mini-0718-Outp-glbl Tokens",
+        ASSUMED_DEPLOYMENT_TYPE,
+    )
 
 
 def test_billed_as_capacity_for_provisioned_deployments(prices):
     types = DeploymentTypes(provisioned={"ais-prod-eus2/ptu"}, overrides={"ptu2": "GlobalProvisionedManaged"})
     for deployment in ("ptu", "ptu2"):
-        got = one(prices, ("ais-prod-eus2", "eastus2", deployment, "gpt-4o-mini", "2024-07-18", 3_000_000, 700_000),
-                  types)
+        got = one(
+            prices, ("ais-prod-eus2", "eastus2", deployment, "gpt-4o-mini", "2024-07-18", 3_000_000, 700_000), types
+        )
         assert_unpriced(got, BILLED_AS_CAPACITY)
         assert got["input_meter_name"] is None
     other = one(prices, ("other-account", "eastus2", "ptu", "gpt-4o-mini", "2024-07-18", 10, 10), types)
@@ -163,8 +223,13 @@ def test_ambiguous_when_two_meters_match(prices):
     assert "o3 mini 0131 input glbl Tokens" in got["cost_detail"]
     assert "o3-mini 0131 Inp glbl Tokens" in got["cost_detail"]
     elsewhere = one(prices, ("aoai-research-eus2", "eastus2", "o3", "o3-mini", "2025-01-31", 2_000_000, 3_000_000))
-    assert_priced(elsewhere, "eastus2", "o3 mini 0131 input glbl Tokens", "o3 mini 0131 output glbl Tokens",
-                  ASSUMED_DEPLOYMENT_TYPE)
+    assert_priced(
+        elsewhere,
+        "eastus2",
+        "o3 mini 0131 input glbl Tokens",
+        "o3 mini 0131 output glbl Tokens",
+        ASSUMED_DEPLOYMENT_TYPE,
+    )
 
 
 # ---- matching rules -----------------------------------------------------------------------------------------------
@@ -175,8 +240,9 @@ def test_the_version_selects_the_meter_and_never_borrows_another(prices):
     assert_priced(new, "eastus", "gpt 4o 1120 Inp glbl Tokens", "gpt 4o 1120 Outp glbl Tokens")
     assert old["input_cost"] == pytest.approx(2 * new["input_cost"])
     # swedencentral lists 0806 and 1120 but no 0513: no meter, not the price of another version
-    assert_unpriced(one(prices, ("aoai-dev", "swedencentral", "global", "gpt-4o", "2024-05-13", 10, 10), TYPES),
-                    NO_METER)
+    assert_unpriced(
+        one(prices, ("aoai-dev", "swedencentral", "global", "gpt-4o", "2024-05-13", 10, 10), TYPES), NO_METER
+    )
 
 
 def test_both_spellings_of_one_model_version(prices):
@@ -222,14 +288,20 @@ def test_the_vendor_may_be_in_the_product_name_only(prices):
 
 
 def test_context_size_and_version_pick_the_16k_0125_meter(prices):
-    got = one(prices, ("aoai-dev-legacy", "swedencentral", "regional", "gpt-35-turbo", "0125", 1_800_000, 400_000),
-              TYPES)
-    assert_priced(got, "swedencentral", "gpt-35-turbo-16K-0125 Input-regional Tokens",
-                  "gpt-35-turbo-16K-0125 Output-regional Tokens")
+    got = one(
+        prices, ("aoai-dev-legacy", "swedencentral", "regional", "gpt-35-turbo", "0125", 1_800_000, 400_000), TYPES
+    )
+    assert_priced(
+        got,
+        "swedencentral",
+        "gpt-35-turbo-16K-0125 Input-regional Tokens",
+        "gpt-35-turbo-16K-0125 Output-regional Tokens",
+    )
     # a version without its meter falls back to the unversioned meters: 4k only (Instruct is another model)
     old = one(prices, ("aoai-dev-legacy", "swedencentral", "regional", "gpt-35-turbo", "0613", 1_000, 1_000), TYPES)
-    assert_priced(old, "swedencentral", "gpt-35-turbo-4k-Input-regional Tokens",
-                  "gpt-35-turbo-4k-Output-regional Tokens")
+    assert_priced(
+        old, "swedencentral", "gpt-35-turbo-4k-Input-regional Tokens", "gpt-35-turbo-4k-Output-regional Tokens"
+    )
 
 
 def test_embeddings_price_input_only(prices):
@@ -246,24 +318,47 @@ def test_the_account_region_selects_the_meter(prices):
 
 def test_cached_input_meters(prices):
     for model, version, region, name in (
-            ("gpt-4o", "2024-11-20", "westeurope", "gpt 4o 1120 cached Inp glbl Tokens"),
-            ("gpt-5", "2025-08-07", "eastus2", "GPT 5 Rsng cchd Inpt Glbl 1M Tokens"),
-            ("o3-mini", "2025-01-31", "swedencentral", "o3 mini 0131 cached input glbl Tokens")):
-        found = find_meters(prices, model_name=model, model_version=version, deployment_type="GlobalStandard",
-                            direction="cached_input", region=region, day=DAY)
+        ("gpt-4o", "2024-11-20", "westeurope", "gpt 4o 1120 cached Inp glbl Tokens"),
+        ("gpt-5", "2025-08-07", "eastus2", "GPT 5 Rsng cchd Inpt Glbl 1M Tokens"),
+        ("o3-mini", "2025-01-31", "swedencentral", "o3 mini 0131 cached input glbl Tokens"),
+    ):
+        found = find_meters(
+            prices,
+            model_name=model,
+            model_version=version,
+            deployment_type="GlobalStandard",
+            direction="cached_input",
+            region=region,
+            day=DAY,
+        )
         assert [m["meter_name"] for m in found] == [name]
         assert found[0]["retail_price"] == oracle_item(name, region)["retailPrice"]
-    assert find_meters(prices, model_name="gpt-4o", model_version="2024-11-20", deployment_type="ProvisionedManaged",
-                       direction="input", region="westeurope", day=DAY) == []
+    assert (
+        find_meters(
+            prices,
+            model_name="gpt-4o",
+            model_version="2024-11-20",
+            deployment_type="ProvisionedManaged",
+            direction="input",
+            region="westeurope",
+            day=DAY,
+        )
+        == []
+    )
 
 
 # ---- effective dates ------------------------------------------------------------------------------------------------
 def test_the_price_in_force_on_the_usage_day(prices):
     before = date(2026, 10, 31)
     after = date(2026, 11, 1)
-    rows = price_usage(usage(("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, before),
-                             ("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, after)),
-                       prices, TYPES).to_dicts()
+    rows = price_usage(
+        usage(
+            ("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, before),
+            ("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, after),
+        ),
+        prices,
+        TYPES,
+    ).to_dicts()
     assert_priced(rows[0], "westeurope", "gpt 4.1 Inp glbl Tokens", "gpt 4.1 Outp glbl Tokens", day=before)
     assert_priced(rows[1], "westeurope", "gpt 4.1 Inp glbl Tokens", "gpt 4.1 Outp glbl Tokens", day=after)
     assert rows[0]["input_unit_price"] == 0.002 and rows[1]["input_unit_price"] == 0.0018
@@ -274,15 +369,21 @@ def test_stored_history_without_end_dates_gives_the_same_past_costs(prices):
     """The API answers today's price only: a prices store holds the old record as it was first seen (no end
     date) and the new one. The newest record in force wins, so past days keep their price on a re-run."""
     seen_in_october = prices.filter(pl.col("effective_end_date").is_not_null()).with_columns(
-        effective_end_date=pl.lit(None, pl.Datetime("us", "UTC")))
+        effective_end_date=pl.lit(None, pl.Datetime("us", "UTC"))
+    )
     history = pl.concat([prices.filter(pl.col("effective_end_date").is_null()), seen_in_october])
-    rows = usage(("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, date(2026, 10, 25)),
-                 ("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, date(2026, 11, 15)))
+    rows = usage(
+        ("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, date(2026, 10, 25)),
+        ("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 9_000_000, 1_800_000, date(2026, 11, 15)),
+    )
     first = price_usage(rows, history, TYPES)
     assert first["input_unit_price"].to_list() == [0.002, 0.0018]
     assert price_usage(rows, history, TYPES).equals(first)  # re-running: identical
-    assert price_usage(rows, prices, TYPES).select("input_cost", "output_cost").equals(
-        first.select("input_cost", "output_cost"))
+    assert (
+        price_usage(rows, prices, TYPES)
+        .select("input_cost", "output_cost")
+        .equals(first.select("input_cost", "output_cost"))
+    )
 
 
 def test_no_price_before_the_meter_exists(prices):
@@ -293,18 +394,24 @@ def test_no_price_before_the_meter_exists(prices):
 # ---- currency and settings -------------------------------------------------------------------------------------------
 def test_prices_in_another_currency():
     eur = prices_frame(RetailPrice.from_item(i) for i in fixture_prices(currency="EUR"))
-    got = price_usage(usage(("a", "westeurope", "global", "gpt-4.1-mini", "2025-04-14", 5_000_000, 900_000)), eur,
-                      TYPES, currency="EUR").row(0, named=True)
+    got = price_usage(
+        usage(("a", "westeurope", "global", "gpt-4.1-mini", "2025-04-14", 5_000_000, 900_000)),
+        eur,
+        TYPES,
+        currency="EUR",
+    ).row(0, named=True)
     assert got["currency"] == "EUR" and got["cost_status"] == PRICED
-    assert got["input_cost"] == pytest.approx(cost(5_000_000, "gpt 4.1 mini Inp glbl Tokens", "westeurope",
-                                                   currency="EUR"))
+    assert got["input_cost"] == pytest.approx(
+        cost(5_000_000, "gpt 4.1 mini Inp glbl Tokens", "westeurope", currency="EUR")
+    )
     usd_only = price_usage(usage(("a", "westeurope", "global", "gpt-4.1-mini", "2025-04-14", 5, 9)), eur, TYPES)
     assert usd_only["cost_status"].to_list() == [NO_METER]  # no USD prices in that frame: unknown, not 0
 
 
 def test_deployment_type_settings_precedence_and_validation():
-    types = DeploymentTypes(default="DataZoneStandard",
-                            overrides={"Acct/Dep": "GlobalBatch", "dep": "Standard"}, provisioned={"ptu"})
+    types = DeploymentTypes(
+        default="DataZoneStandard", overrides={"Acct/Dep": "GlobalBatch", "dep": "Standard"}, provisioned={"ptu"}
+    )
     assert types.resolve("acct", "DEP") == ("GlobalBatch", "override")
     assert types.resolve("other", "dep") == ("Standard", "override")
     assert types.resolve("other", "x") == ("DataZoneStandard", "default")
@@ -314,9 +421,11 @@ def test_deployment_type_settings_precedence_and_validation():
 
 
 def test_every_row_keeps_its_columns_and_order(prices):
-    rows = usage(("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 1, 1),
-                 ("b", "eastus2", "x", "Phi-4", "7", 1, 1),
-                 ("c", "westeurope", "o3", "o3-mini", "2025-01-31", 1, 1))
+    rows = usage(
+        ("a", "westeurope", "global", "gpt-4.1", "2025-04-14", 1, 1),
+        ("b", "eastus2", "x", "Phi-4", "7", 1, 1),
+        ("c", "westeurope", "o3", "o3-mini", "2025-01-31", 1, 1),
+    )
     out = price_usage(rows, prices, TYPES)
     assert out.select(rows.columns).equals(rows)
     assert out["cost_status"].to_list() == [PRICED, NO_METER, AMBIGUOUS]
@@ -324,11 +433,23 @@ def test_every_row_keeps_its_columns_and_order(prices):
 
 def test_aliases_for_names_azure_meters_differently():
     """A hand-made price list in Azure's record shape: ada-002 is metered as "embedding-ada-glbl"."""
-    record = {"meter_id": "00000000-0000-0000-0000-0000000000ad", "meter_name": "embedding-ada-glbl Tokens",
-              "product_name": "Azure OpenAI", "sku_name": "embedding-ada-glbl", "service_name": "Foundry Models",
-              "arm_region_name": "swedencentral", "unit_of_measure": "1K", "retail_price": 0.0001,
-              "currency_code": "USD", "type": "Consumption", "tier_minimum_units": 0.0,
-              "effective_start_date": datetime(2024, 6, 1, tzinfo=timezone.utc), "effective_end_date": None}
-    got = one(prices_frame([record]), ("a", "swedencentral", "global", "text-embedding-ada-002", "2", 400_000, 0), TYPES)
+    record = {
+        "meter_id": "00000000-0000-0000-0000-0000000000ad",
+        "meter_name": "embedding-ada-glbl Tokens",
+        "product_name": "Azure OpenAI",
+        "sku_name": "embedding-ada-glbl",
+        "service_name": "Foundry Models",
+        "arm_region_name": "swedencentral",
+        "unit_of_measure": "1K",
+        "retail_price": 0.0001,
+        "currency_code": "USD",
+        "type": "Consumption",
+        "tier_minimum_units": 0.0,
+        "effective_start_date": datetime(2024, 6, 1, tzinfo=UTC),
+        "effective_end_date": None,
+    }
+    got = one(
+        prices_frame([record]), ("a", "swedencentral", "global", "text-embedding-ada-002", "2", 400_000, 0), TYPES
+    )
     assert got["cost_status"] == PRICED and got["input_meter_name"] == "embedding-ada-glbl Tokens"
     assert got["input_cost"] == pytest.approx(400_000 / 1_000 * 0.0001)

@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from doow_pipeline.warehouse.schema import DDL
 from doow_pipeline.warehouse.checks import usage_checks
+from doow_pipeline.warehouse.schema import DDL
 from doow_pipeline.warehouse.store import write_partitions
 
 DAY = date(2026, 11, 1)
@@ -15,9 +15,18 @@ RID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/
 
 
 def row(**overrides) -> dict:
-    base = {"usage_date": DAY, "resource_id": RID, "deployment": "d", "model_name": "gpt-4o", "model_version": "1",
-            "metric_region": "eastus", "input_tokens": 10, "output_tokens": 5, "total_tokens": 15,
-            "metric_family": "models"}
+    base = {
+        "usage_date": DAY,
+        "resource_id": RID,
+        "deployment": "d",
+        "model_name": "gpt-4o",
+        "model_version": "1",
+        "metric_region": "eastus",
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "total_tokens": 15,
+        "metric_family": "models",
+    }
     return {**base, **overrides}
 
 
@@ -40,11 +49,15 @@ def test_checks_pass_on_clean_rows(con):
 
 
 def test_checks_catch_duplicates_inconsistent_tokens_and_mixed_families(con):
-    usage = pl.DataFrame([
-        row(), row(),                                                # the same grain twice
-        row(deployment="x", total_tokens=99),                        # input + output <> total
-        row(deployment="y"), row(deployment="y", model_name=None, metric_family="azure_openai"),  # both families
-    ])
+    usage = pl.DataFrame(
+        [
+            row(),
+            row(),  # the same grain twice
+            row(deployment="x", total_tokens=99),  # input + output <> total
+            row(deployment="y"),
+            row(deployment="y", model_name=None, metric_family="azure_openai"),  # both families
+        ]
+    )
     results = by_name(usage_checks(con, usage, [DAY]))
     assert results["unique_grain"] == (False, "1 duplicate grain key(s)")
     assert results["tokens_consistent"][0] is False and results["tokens_consistent"][1].startswith("1 row(s)")
@@ -52,10 +65,12 @@ def test_checks_catch_duplicates_inconsistent_tokens_and_mixed_families(con):
 
 
 def test_overlap_check_names_the_account_and_connections(con):
-    con.execute("INSERT INTO azure_openai.accounts VALUES "
-                "(?, 'a_conn', 't', 's', 'rg', 'a', ?, 'OpenAI', 'eastus', true, 'batch', 'models', now()::TIMESTAMP),"
-                "(?, 'b_conn', 't', 's', 'rg', 'a', ?, 'OpenAI', 'eastus', true, 'batch', 'models', now()::TIMESTAMP)",
-                [DAY, RID, DAY, RID])
+    con.execute(
+        "INSERT INTO azure_openai.accounts VALUES "
+        "(?, 'a_conn', 't', 's', 'rg', 'a', ?, 'OpenAI', 'eastus', true, 'batch', 'models', now()::TIMESTAMP),"
+        "(?, 'b_conn', 't', 's', 'rg', 'a', ?, 'OpenAI', 'eastus', true, 'batch', 'models', now()::TIMESTAMP)",
+        [DAY, RID, DAY, RID],
+    )
     passed, text = by_name(usage_checks(con, pl.DataFrame([row()]), [DAY]))["no_overlapping_scopes"]
     assert not passed and f"{RID} via a_conn, b_conn" in text
 

@@ -25,13 +25,15 @@ from doow_pipeline.warehouse.store import ConnectionRecord, write_partitions
 
 FIRST = date(2026, 11, 1)
 GUID = "00000000-0000-0000-0000-000000000001"
-CONNECTIONS = [ConnectionRecord(name, GUID, GUID, f"/subscriptions/{name}", "AzureCloud")
-               for name in ("prod", "research")]
+CONNECTIONS = [
+    ConnectionRecord(name, GUID, GUID, f"/subscriptions/{name}", "AzureCloud") for name in ("prod", "research")
+]
 
 
 def account_id(connection: str) -> str:
-    return (f"/subscriptions/{connection}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/"
-            f"a-{connection}")
+    return (
+        f"/subscriptions/{connection}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a-{connection}"
+    )
 
 
 def tokens(connection: str, day: date) -> int:
@@ -44,16 +46,38 @@ def land(landing: Landing, connection: str, day: date) -> None:
     rid = account_id(connection)
     value = tokens(connection, day)
     stamp = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    points = pl.DataFrame([{"resource_id": rid, "family": "models", "metric": metric, "deployment": "chat",
-                            "model_name": "gpt-4o", "model_version": "1", "metric_region": "eastus",
-                            "timestamp": stamp, "total": float(total)}
-                           for metric, total in (("InputTokens", value), ("OutputTokens", 1),
-                                                 ("TotalTokens", value + 1))], schema=POINT_SCHEMA)
-    account = {"tenant_id": GUID, "subscription_id": connection, "resource_group": "rg",
-               "resource_name": f"a-{connection}", "resource_id": rid, "resource_kind": "OpenAI",
-               "resource_region": "eastus", "readable": True, "metrics_api": "batch", "metric_families": "models"}
-    landing.write_day(DayManifest(connection, day.isoformat(), f"{day + timedelta(days=3)}T00:00:00+00:00", True,
-                                  [account]), points)
+    points = pl.DataFrame(
+        [
+            {
+                "resource_id": rid,
+                "family": "models",
+                "metric": metric,
+                "deployment": "chat",
+                "model_name": "gpt-4o",
+                "model_version": "1",
+                "metric_region": "eastus",
+                "timestamp": stamp,
+                "total": float(total),
+            }
+            for metric, total in (("InputTokens", value), ("OutputTokens", 1), ("TotalTokens", value + 1))
+        ],
+        schema=POINT_SCHEMA,
+    )
+    account = {
+        "tenant_id": GUID,
+        "subscription_id": connection,
+        "resource_group": "rg",
+        "resource_name": f"a-{connection}",
+        "resource_id": rid,
+        "resource_kind": "OpenAI",
+        "resource_region": "eastus",
+        "readable": True,
+        "metrics_api": "batch",
+        "metric_families": "models",
+    }
+    landing.write_day(
+        DayManifest(connection, day.isoformat(), f"{day + timedelta(days=3)}T00:00:00+00:00", True, [account]), points
+    )
 
 
 def days(first: date, count: int) -> list[date]:
@@ -138,8 +162,10 @@ def test_a_warehouse_folder_with_glob_characters_works(tmp_path):
 
 def _events(warehouse: Path) -> list[tuple[str, str | None, str, str]]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute("SELECT connection, partition, code, message FROM azure_openai.sync_events "
-                           "WHERE code = 'corrupt_landing_file' ORDER BY ALL").fetchall()
+        return con.execute(
+            "SELECT connection, partition, code, message FROM azure_openai.sync_events "
+            "WHERE code = 'corrupt_landing_file' ORDER BY ALL"
+        ).fetchall()
 
 
 @pytest.mark.parametrize("kind", ["manifest", "points", "events"])
@@ -194,6 +220,7 @@ def test_an_invalid_warehouse_file_is_named_with_the_fix(tmp_path):
 
 # ---- full disks: a real 4 MiB tmpfs (root may mount one; the test says so when it cannot) ------------------------
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     mount = tmp_path / "disk"
@@ -242,8 +269,9 @@ def test_a_full_disk_at_commit_reports_no_space_not_a_failed_rollback(small_disk
         phases: list[str] = []
         try:
             with pytest.raises(WarehouseError) as raised:
-                write_partitions(warehouse, landing.root, CONNECTIONS, span,
-                                 on_phase=lambda n, _s, seen=phases: seen.append(n))
+                write_partitions(
+                    warehouse, landing.root, CONNECTIONS, span, on_phase=lambda n, _s, seen=phases: seen.append(n)
+                )
         finally:
             filler.unlink()
         assert usage(warehouse) == before  # the previous data is intact
