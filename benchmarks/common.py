@@ -263,7 +263,9 @@ def render_table(sections: list[Section]) -> str:
     right = {2, 3, 4}
 
     def line(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     out = [line(headers), "  ".join("-" * w for w in widths)]
     previous = None

@@ -91,7 +91,7 @@ def run(quick: bool, workdir: Path, log=print, points: int | None = None, repeat
     p_wall, f_wall = p.result["wall_s"], f.result["wall_s"]
     section.row("raw points", f"{expected['points']:,}", "", "", "", None)
     section.row(
-        "wall time (best of %d)" % repeats,
+        f"wall time (best of {repeats:d})",
         fmt_s(p_wall),
         fmt_s(f_wall),
         fmt_ratio(p_wall / f_wall) + " slower",

@@ -1,7 +1,7 @@
 """python -m benchmarks.run [--quick] [--only sync|rollup] [--workdir DIR] [--keep]
 
-Runs the benchmarks (targets in benchmarks/README.md) as ratios against baselines run side by side on this machine, prints a
-table and writes benchmarks/results/<timestamp>[-quick].json. Everything talks to 127.0.0.1 only.
+Runs the benchmarks (targets in benchmarks/README.md) as ratios against baselines run side by side on this
+machine, prints a table and writes benchmarks/results/<timestamp>[-quick].json. Everything talks to 127.0.0.1 only.
 
 Exit status: 0 when every correctness check held, 1 when one failed (the targets are reported in the
 table's "ok" column; with --strict a missed target also exits 1), 2 when a benchmark could not run.
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                         "inflated, ratios of runs made side by side less so"
                     )
                 sections.append(section)
-            except Exception:  # report the others, then fail
+            except Exception:  # noqa: BLE001 - last resort: one broken bench must not hide the others; reported, then fail
                 failures.append(f"{name}: {traceback.format_exc()}")
                 log(f"{name}: FAILED to run:\n{traceback.format_exc()}")
     finally:

@@ -297,8 +297,8 @@ class _Coverage:
 
 def cover_window(ask: Callable[[TimeWindow], list[MetricResult]], window: TimeWindow) -> list[MetricResult]:
     """Asks `window`, checks each answer against it, and asks again for what was not answered, until every
-    (resource, metric) holds every bucket or the call budget (two per bucket, plus a few) is spent. Results that are not ok
-    (per-metric errors) are returned as Azure gave them."""
+    (resource, metric) holds every bucket or the call budget (two per bucket, plus a few) is spent. Results that are
+    not ok (per-metric errors) are returned as Azure gave them."""
     whole = _Asked(window)
     first = ask(window)
     if all(not r.ok or whole.answered(r) == whole.all for r in first):

@@ -331,13 +331,14 @@ def connect(
     secret = _read_secret(output, client_secret_stdin)
     output.add_secret(secret)
     try:
-        yaml_new = files.yaml_with_connection(
+        # Built here only to fail early on unreadable files, before verifying; _save rebuilds them.
+        files.yaml_with_connection(
             yaml_old.decode("utf-8") if yaml_old is not None else None,
             connection,
             _new_settings(clock(ctx).now()),
             new_endpoints,
         )
-        env_new = files.env_with_secret(env_old.decode("utf-8") if env_old is not None else None, env_name, secret)
+        files.env_with_secret(env_old.decode("utf-8") if env_old is not None else None, env_name, secret)
     except (ConnectionFileError, UnicodeDecodeError) as exc:
         raise output.usage_error(output.scrub(str(exc))) from None
 

@@ -329,7 +329,8 @@ def _delay_check(
                 "stale_data",
                 f"Usage stops at {latest.date()}",
                 f"The daily sync has not run since, or it fails (Azure has usage up to {azure_latest})",
-                f"Check the daily schedule in Dagster, or run: doow-azure sync --from {latest.date() + timedelta(days=1)} "
+                "Check the daily schedule in Dagster, or run: doow-azure sync --from "
+                f"{latest.date() + timedelta(days=1)} "
                 f"--to {azure_latest} --connection {connection}",
             ),
         )

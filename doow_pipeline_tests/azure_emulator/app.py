@@ -370,7 +370,7 @@ class EmulatorApp:
                 "WWW-Authenticate": self._www_authenticate(exc.tenant or "common", exc.message),
                 "x-ms-failure-cause": "gateway",
             }
-            raise Reply(Response(401, arm.error(exc.code, exc.message), headers, validate_kind="error"))
+            raise Reply(Response(401, arm.error(exc.code, exc.message), headers, validate_kind="error")) from exc
         ctx.tenant = claims.tenant_id
         ctx.principal = claims.client_id
         principal = self.scenario.principals.get(claims.client_id.lower())
@@ -635,7 +635,7 @@ class EmulatorApp:
         try:
             return int(json.loads(urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"])
         except (ValueError, KeyError, TypeError):
-            raise self._err(400, arm.error("InvalidSkipToken", f"The skip token '{token}' is invalid."))
+            raise self._err(400, arm.error("InvalidSkipToken", f"The skip token '{token}' is invalid.")) from None
 
     def _next_link(self, req: Request, offset: int) -> str:
         """An absolute nextLink that keeps the api-version and carries a $skipToken (format unconfirmed)."""
@@ -736,7 +736,7 @@ class EmulatorApp:
         try:
             return self._arm_metrics(req, account)
         except QueryError as exc:
-            raise self._rp_error(exc)
+            raise self._rp_error(exc) from exc
 
     def _arm_metrics(self, req: Request, account) -> Response:
         namespace = req.param("metricnamespace")
@@ -861,7 +861,7 @@ class EmulatorApp:
         try:
             body = json.loads(req.body.decode("utf-8") or "null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise self._batch_error(400, "BadRequest", f"The request body is not valid JSON: {exc}.")
+            raise self._batch_error(400, "BadRequest", f"The request body is not valid JSON: {exc}.") from exc
         if not isinstance(body, dict) or "resourceids" not in body or not isinstance(body["resourceids"], list):
             raise self._batch_error(
                 400,
@@ -926,7 +926,7 @@ class EmulatorApp:
         try:
             response = self._batch_values(req, version, namespace, accounts, region)
         except QueryError as exc:
-            raise self._batch_error(exc.status, exc.code, exc.message)
+            raise self._batch_error(exc.status, exc.code, exc.message) from exc
         return response
 
     def _batch_values(self, req: Request, version: str, namespace: str, accounts, region: str) -> Response:
@@ -1101,7 +1101,7 @@ class EmulatorApp:
             try:
                 body = _sample_for_validation(response.body) if response.status < 400 else response.body
                 problems = list(self.validator(kind, response.status, body) or [])
-            except Exception as exc:  # a validator bug must show, not pass silently
+            except Exception as exc:  # noqa: BLE001 - last resort: a validator bug must show, not pass silently
                 problems = [f"validator raised {type(exc).__name__}: {exc}"]
             if problems:
                 with self.lock:

@@ -244,7 +244,8 @@ def _day_totals(days: _DeploymentDays, version: str, quantity: str) -> list:
     if len(days.distinct) == 1:  # inactive days are already zero
         return [days.components[i] for i in _QUANTITY_INDEX[quantity]]
     return [
-        [u if v == version else 0 for u, v in zip(days.components[i], days.versions)] for i in _QUANTITY_INDEX[quantity]
+        [u if v == version else 0 for u, v in zip(days.components[i], days.versions, strict=False)]
+        for i in _QUANTITY_INDEX[quantity]
     ]
 
 
@@ -366,13 +367,13 @@ class MetricsEngine:
                             continue
                         values = _bucket_values(components[0], positions)
                         for extra in components[1:]:
-                            values = [a + b for a, b in zip(values, _bucket_values(extra, positions))]
+                            values = [a + b for a, b in zip(values, _bucket_values(extra, positions), strict=False)]
                         key = tuple(atom.value_of(k) for k in split_lower)
                         acc = groups.get(key)
                         if acc is None:
                             groups[key] = values
                         else:
-                            groups[key] = [a + b for a, b in zip(acc, values)]
+                            groups[key] = [a + b for a, b in zip(acc, values, strict=False)]
             series = [(key, values, sum(values)) for key, values in groups.items() if any(values)]
             if flt is None and not series and self.quirks.unfiltered_without_data == "series" and window.n:
                 series = [((), [0] * window.n, 0)]
@@ -511,11 +512,12 @@ class PercentResult:
         for key, points in series:
             element: dict = {
                 "metadatavalues": [
-                    {"name": {"value": d, "localizedValue": d}, "value": v} for d, v in zip(self.dimensions, key)
+                    {"name": {"value": d, "localizedValue": d}, "value": v}
+                    for d, v in zip(self.dimensions, key, strict=False)
                 ]
             }
             if not self.metadata_only:
-                pairs = list(zip(self.window.timestamps, points))
+                pairs = list(zip(self.window.timestamps, points, strict=False))
                 if sample and len(pairs) > 6:
                     pairs = pairs[:3] + pairs[-3:]
                 element["data"] = [
@@ -578,7 +580,9 @@ class MetricResult:
         }
 
     def _metadata(self, key: tuple) -> list[dict]:
-        return [{"name": {"value": d, "localizedValue": d}, "value": v} for d, v in zip(self.dimensions, key)]
+        return [
+            {"name": {"value": d, "localizedValue": d}, "value": v} for d, v in zip(self.dimensions, key, strict=False)
+        ]
 
     def to_dict(self, sample: bool = False) -> dict:
         item = self._head()
@@ -590,7 +594,7 @@ class MetricResult:
         for key, values in series:
             element = {"metadatavalues": self._metadata(key)}
             if not self.metadata_only:
-                pairs = list(zip(stamps, values))
+                pairs = list(zip(stamps, values, strict=False))
                 if sample and len(pairs) > 6:
                     pairs = pairs[:3] + pairs[-3:]
                 if not self.want_total:
@@ -620,10 +624,13 @@ class MetricResult:
             if not self.want_total:
                 data = ",".join(window.json_empty)
             elif self.fill_zero:
-                data = ",".join([f + _number(v) + "}" for f, v in zip(window.json_total, values)])
+                data = ",".join([f + _number(v) + "}" for f, v in zip(window.json_total, values, strict=False)])
             else:
                 data = ",".join(
-                    [f + _number(v) + "}" if v else e for f, e, v in zip(window.json_total, window.json_empty, values)]
+                    [
+                        f + _number(v) + "}" if v else e
+                        for f, e, v in zip(window.json_total, window.json_empty, values, strict=False)
+                    ]
                 )
             parts.append(f'{{"metadatavalues":{meta},"data":[{data}]}}')
         tail = ',"errorCode":' + json.dumps(self.error_code, ensure_ascii=False)

@@ -339,7 +339,9 @@ class RetailPricesAPI:
         try:
             skip = int(params.get("$skip") or 0)
         except ValueError:
-            raise PricesError(400, "InvalidSkip", f"The value '{params.get('$skip')}' of $skip is not an integer.")
+            raise PricesError(
+                400, "InvalidSkip", f"The value '{params.get('$skip')}' of $skip is not an integer."
+            ) from None
         if skip < 0:
             raise PricesError(400, "InvalidSkip", "$skip must not be negative.")
         pred = parse_price_filter(params.get("$filter"), case_sensitive=version == CASE_SENSITIVE_FROM)

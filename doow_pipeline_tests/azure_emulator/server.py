@@ -103,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
         ctx = Context()
         try:
             response = app.handle(req, ctx)
-        except Exception as exc:  # an emulator bug: answer like Azure's 500 and keep the traceback visible
+        except Exception as exc:  # noqa: BLE001 - last resort for any emulator bug: answer like Azure's 500 and keep the traceback visible
             traceback.print_exc(file=sys.stderr)
             response = Response(
                 500,

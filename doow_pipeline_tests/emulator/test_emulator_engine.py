@@ -411,7 +411,8 @@ def _token(app, scope="https%3A%2F%2Fmetrics.monitor.azure.com%2F.default"):
 def test_batch_region_from_host_header_and_metadata_result_type():
     app = EmulatorApp(scenario_from_dict(samples.small_scenario()))
     token = _token(app)
-    body = ('{"resourceids": ["%s"]}' % samples.account_id(samples.SUB_A, "rg-ai", "aoai-weu")).encode()
+    account_id = samples.account_id(samples.SUB_A, "rg-ai", "aoai-weu")
+    body = ('{"resourceids": ["' + account_id + '"]}').encode()
     query = (
         "api-version=2024-02-01&metricnamespace=Microsoft.CognitiveServices/accounts&metricnames=InputTokens"
         "&starttime=2026-11-18T00:00:00.000Z&endtime=2026-11-19T00:00:00.000Z&interval=PT6H"

@@ -181,10 +181,13 @@ def test_every_minute_bucket_of_a_day_adds_up_to_the_day():
         ]
         assert all(v >= 0 for v in minutes)
         assert sum(minutes) == atom_amount(DEMO.seed, account, atom, quantity, t0, t0 + timedelta(days=1))
+
     # The daily rhythm: busier at noon than at 03:00 UTC.
-    hour = lambda h: atom_amount(
-        DEMO.seed, account, atom, "input_tokens", t0 + timedelta(hours=h), t0 + timedelta(hours=h + 1)
-    )
+    def hour(h: int) -> int:
+        return atom_amount(
+            DEMO.seed, account, atom, "input_tokens", t0 + timedelta(hours=h), t0 + timedelta(hours=h + 1)
+        )
+
     assert hour(12) > 3 * hour(0)
 
 
@@ -276,7 +279,7 @@ def test_same_seed_same_values_other_seed_different_values():
     assert [(r["day"], r["resource_id"], r["deployment"], r["family"]) for r in other] == [
         (r["day"], r["resource_id"], r["deployment"], r["family"]) for r in first
     ]
-    differing = sum(a["input_tokens"] != b["input_tokens"] for a, b in zip(first, other))
+    differing = sum(a["input_tokens"] != b["input_tokens"] for a, b in zip(first, other, strict=True))
     assert differing > 0.9 * len(first)
 
 
@@ -340,12 +343,12 @@ def test_daily_means_average_the_declared_means():
     )
     account = scenario.accounts[0]
     days = [date(2015, 1, 1) + timedelta(days=i) for i in range(3000)]
-    for deployment, declared in zip(account.deployments, means):
+    for deployment, declared in zip(account.deployments, means, strict=True):
         sums = [0, 0, 0]
         for day in days:
             for i, v in enumerate(day_usage(scenario.seed, account, deployment, day)):
                 sums[i] += v
-        for total, mean in zip(sums, declared):
+        for total, mean in zip(sums, declared, strict=True):
             if mean == 0:
                 assert total == 0
             else:

@@ -128,15 +128,15 @@ def test_metrics_examples_deserialize_through_mgmt_monitor(rel, monitor_deserial
     response = monitor_deserialize("Response", raw)
     assert response.timespan == raw["timespan"]
     assert len(response.value) == len(raw["value"]) > 0
-    for metric, raw_metric in zip(response.value, raw["value"]):
+    for metric, raw_metric in zip(response.value, raw["value"], strict=True):
         assert metric.name.value == raw_metric["name"]["value"]
         assert metric.unit == raw_metric["unit"]
         assert metric.id == raw_metric["id"]
         assert len(metric.timeseries) == len(raw_metric["timeseries"])
-        for series, raw_series in zip(metric.timeseries, raw_metric["timeseries"]):
+        for series, raw_series in zip(metric.timeseries, raw_metric["timeseries"], strict=True):
             assert len(series.metadatavalues or []) == len(raw_series.get("metadatavalues", []))
             assert len(series.data or []) == len(raw_series.get("data", []))
-            for point, raw_point in zip(series.data or [], raw_series.get("data", [])):
+            for point, raw_point in zip(series.data or [], raw_series.get("data", []), strict=True):
                 assert isinstance(point.time_stamp, datetime) and point.time_stamp.tzinfo is not None
                 for field in ("total", "average", "count", "minimum", "maximum"):
                     assert getattr(point, field) == raw_point.get(field)
@@ -157,7 +157,7 @@ def test_metric_definition_examples_deserialize_through_mgmt_monitor(rel, monito
     raw = _ok_body(rel)
     collection = monitor_deserialize("MetricDefinitionCollection", raw)
     assert len(collection.value) == len(raw["value"]) > 0
-    for definition, raw_definition in zip(collection.value, raw["value"]):
+    for definition, raw_definition in zip(collection.value, raw["value"], strict=True):
         assert definition.name.value == raw_definition["name"]["value"]
         assert definition.unit == raw_definition.get("unit")
         assert definition.primary_aggregation_type == raw_definition.get("primaryAggregationType")
@@ -172,16 +172,16 @@ def test_batch_examples_deserialize_through_querymetrics(rel):
     raw = _ok_body(rel)
     results = _batch_results(raw)
     assert len(results) == len(raw["values"]) > 0
-    for result, raw_item in zip(results, raw["values"]):
+    for result, raw_item in zip(results, raw["values"], strict=True):
         assert result.resource_region == raw_item.get("resourceregion")
         assert result.namespace == raw_item.get("namespace")
         assert result.timespan == f"{raw_item['starttime']}/{raw_item['endtime']}"
         assert isinstance(result.granularity, timedelta)
         assert [m.name for m in result.metrics] == [m["name"]["value"] for m in raw_item["value"]]
-        for metric, raw_metric in zip(result.metrics, raw_item["value"]):
+        for metric, raw_metric in zip(result.metrics, raw_item["value"], strict=True):
             assert metric.unit == raw_metric["unit"]
             assert metric.id == raw_metric["id"]
-            for series, raw_series in zip(metric.timeseries, raw_metric["timeseries"]):
+            for series, raw_series in zip(metric.timeseries, raw_metric["timeseries"], strict=True):
                 raw_metadata = raw_series.get("metadatavalues", [])
                 assert series.metadata_values == {m["name"]["value"]: m["value"] for m in raw_metadata}
                 assert [p.total for p in series.data] == [p.get("total") for p in raw_series.get("data", [])]
@@ -205,7 +205,7 @@ def test_account_examples_deserialize_through_mgmt_cognitiveservices(rel, cognit
         result = cognitive_deserialize("AccountListResult", raw)
         accounts, raw_accounts = result.value, raw["value"]
     assert len(accounts) == len(raw_accounts) > 0
-    for account, raw_account in zip(accounts, raw_accounts):
+    for account, raw_account in zip(accounts, raw_accounts, strict=True):
         assert account.id == raw_account["id"]
         assert account.name == raw_account["name"]
         assert account.kind == raw_account["kind"]

@@ -66,7 +66,7 @@ def test_concurrent_syncs_share_the_warehouse_without_lock_failures(tmp_path, em
         for a, b in ranges
     ]
     outputs = [p.communicate(timeout=600) for p in processes]
-    for process, (_out, err) in zip(processes, outputs):
+    for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err[-2000:]
     warehouse = load_config(config).warehouse_path
     with duckdb.connect(str(warehouse), read_only=True) as con:

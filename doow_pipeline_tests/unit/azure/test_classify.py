@@ -62,7 +62,8 @@ CASES = {
     ),
     "unknown tenant (MSAL authority)": (
         ValueError(
-            "Unable to get authority configuration for https://login.microsoftonline.com/0000. Authority would typically "
+            "Unable to get authority configuration for https://login.microsoftonline.com/0000. Authority "
+            "would typically "
             "be in a format of https://login.microsoftonline.com/your_tenant"
         ),
         ProblemCode.UNKNOWN_TENANT,
@@ -74,8 +75,10 @@ CASES = {
                 "error": {
                     "code": "AuthorizationFailed",
                     "message": (
-                        f"The client '{PRINCIPAL}' with object id '{PRINCIPAL}' does not have authorization to perform action "
-                        f"'microsoft.insights/metrics/read' over scope '/subscriptions/{SUB}/resourceGroups/rg' or the scope is "
+                        f"The client '{PRINCIPAL}' with object id '{PRINCIPAL}' does not have authorization "
+                        "to perform action "
+                        "'microsoft.insights/metrics/read' over scope "
+                        f"'/subscriptions/{SUB}/resourceGroups/rg' or the scope is "
                         "invalid. If access was recently granted, please refresh your credentials."
                     ),
                 }
@@ -90,7 +93,8 @@ CASES = {
                 "error": {
                     "code": "InvalidAuthenticationTokenTenant",
                     "message": (
-                        "The access token is from the wrong issuer 'https://sts.windows.net/.../'. It must match the tenant "
+                        "The access token is from the wrong issuer 'https://sts.windows.net/.../'. It must "
+                        "match the tenant "
                         "'https://sts.windows.net/.../' associated with this subscription."
                     ),
                 }
@@ -126,7 +130,8 @@ CASES = {
                 "error": {
                     "code": "TooManyRequests",
                     "message": (
-                        "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow_"
+                        "The request is being throttled as the limit has been reached for operation type - "
+                        "Read_ObservationWindow_"
                         "00:05:00."
                     ),
                 }
@@ -144,7 +149,8 @@ CASES = {
             {
                 "code": "BadRequest",
                 "message": (
-                    "Metric: TokenTransaction does not support requested dimension combination: modelname, supported ones "
+                    "Metric: TokenTransaction does not support requested dimension combination: modelname, "
+                    "supported ones "
                     "are: ModelDeploymentName,ModelVersion,Region, TraceId: {00000000}"
                 ),
             },

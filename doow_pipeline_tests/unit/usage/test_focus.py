@@ -40,7 +40,9 @@ def _usage() -> pl.DataFrame:
         "input_tokens",
         "output_tokens",
     ]
-    return pl.DataFrame([dict(zip(cols, r)) for r in rows]).with_columns(metric_region=pl.col("resource_region"))
+    return pl.DataFrame([dict(zip(cols, r, strict=True)) for r in rows]).with_columns(
+        metric_region=pl.col("resource_region")
+    )
 
 
 @pytest.fixture(scope="module")
