@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
@@ -85,17 +86,17 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     warehouse: str = "data/doow.duckdb"
     start_date: date = date(2026, 1, 1)
-    resync_days: int = Field(3, ge=1, le=93)
-    settle_hours: int = Field(48, ge=0, le=24 * 93)
-    top: int = Field(1000, ge=1, le=2_147_483_647)
-    concurrency: int = Field(4, ge=1, le=64)
-    step_retries: int = Field(2, ge=0, le=10)
-    step_retry_delay_seconds: int = Field(30, ge=0, le=3600)
+    resync_days: int = Field(default=3, ge=1, le=93)
+    settle_hours: int = Field(default=48, ge=0, le=24 * 93)
+    top: int = Field(default=1000, ge=1, le=2_147_483_647)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    step_retries: int = Field(default=2, ge=0, le=10)
+    step_retry_delay_seconds: int = Field(default=30, ge=0, le=3600)
     # Anomaly checks on usage_daily (usage/anomalies.py): k, the trailing window, and the days of use that make
     # a baseline "steady".
-    anomaly_factor: float = Field(3.0, gt=1.0, le=1000.0)
-    anomaly_window_days: int = Field(14, ge=2, le=93)
-    anomaly_min_days: int = Field(7, ge=1, le=93)
+    anomaly_factor: float = Field(default=3.0, gt=1.0, le=1000.0)
+    anomaly_window_days: int = Field(default=14, ge=2, le=93)
+    anomaly_min_days: int = Field(default=7, ge=1, le=93)
     endpoints: Endpoints | None = None
     # ---- cost and ownership (estimates at public list price; see README "Cost")
     owner_tag: str = Field(default="owner", min_length=1, description="the ARM tag naming an account's owner")
@@ -115,7 +116,7 @@ class Settings(BaseModel):
     prices_max_age_days: int = Field(default=7, ge=1, le=365, description="stored prices older than this: a WARN check")
     prices_retries: int = Field(default=4, ge=0, le=10, description="retries of a Retail Prices API call (429, 5xx)")
     frozen_clock: datetime | None = Field(
-        None,
+        default=None,
         description="Freeze the pipeline's clock at this UTC instant: for replays of a past day, the tests "
         "and the emulator's frozen clock. Unset (the default): the real clock.",
     )
@@ -229,12 +230,12 @@ class ProjectConfig(BaseModel):
         return self.base_dir / ".env"
 
 
-def config_path(path: str | os.PathLike | None = None) -> Path:
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get("DOOW_CONNECTIONS") or DEFAULT_CONFIG_PATH)
 
 
-def _field_name(loc: tuple, raw: dict) -> str:
-    parts = []
+def _field_name(loc: tuple[str | int, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
     for i, part in enumerate(loc):
         if isinstance(part, int):
             parts[-1] = f"{parts[-1]}[{part}]"
@@ -247,7 +248,7 @@ def _field_name(loc: tuple, raw: dict) -> str:
     return ".".join(parts)
 
 
-def _pydantic_problems(error: ValidationError, raw: dict) -> list[str]:
+def _pydantic_problems(error: ValidationError, raw: dict[str, Any]) -> list[str]:
     problems = []
     for item in error.errors():
         field = _field_name(tuple(item["loc"]), raw)
@@ -262,7 +263,7 @@ def _pydantic_problems(error: ValidationError, raw: dict) -> list[str]:
     return problems
 
 
-def _semantic_problems(config: ProjectConfig, environ, check_secrets: bool) -> list[str]:
+def _semantic_problems(config: ProjectConfig, environ: Mapping[str, str], check_secrets: bool) -> list[str]:
     problems = []
     seen: dict[str, int] = {}
     for i, connection in enumerate(config.connections):
@@ -308,7 +309,7 @@ def read_env_file(env_file: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
-def secrets_environment(config_file: Path, environ=None) -> dict[str, str]:
+def secrets_environment(config_file: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The process environment overlaid on the `.env` beside the config (the process environment wins)."""
     env_file = config_file.resolve().parent / ".env"
     values = read_env_file(env_file)
@@ -316,7 +317,9 @@ def secrets_environment(config_file: Path, environ=None) -> dict[str, str]:
     return values
 
 
-def load_config(path: str | os.PathLike | None = None, *, environ=None, check_secrets: bool = True) -> ProjectConfig:
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None, check_secrets: bool = True
+) -> ProjectConfig:
     """Loads and validates connections.yaml; raises ConfigError listing every problem."""
     file = config_path(path)
     if not file.exists():

@@ -47,13 +47,16 @@ class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg
         )
 
     def connection(self) -> Connection:
-        return Connection(
-            name=self.name,
-            tenant_id=self.tenant_id,
-            client_id=self.client_id,
-            client_secret_env=self.client_secret_env,
-            scope=self.scope,
-            cloud=self.cloud,
+        # model_validate (what the constructor runs): the str cloud is checked against the Literal there
+        return Connection.model_validate(
+            {
+                "name": self.name,
+                "tenant_id": self.tenant_id,
+                "client_id": self.client_id,
+                "client_secret_env": self.client_secret_env,
+                "scope": self.scope,
+                "cloud": self.cloud,
+            }
         )
 
     def endpoints(self) -> Endpoints | None:
@@ -98,8 +101,14 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         )
 
     def settings(self) -> Settings:
-        return Settings(
-            top=self.top, concurrency=self.concurrency, settle_hours=self.settle_hours, frozen_clock=self.frozen_clock
+        # model_validate (what the constructor runs): frozen_clock is the ISO text, parsed by pydantic there
+        return Settings.model_validate(
+            {
+                "top": self.top,
+                "concurrency": self.concurrency,
+                "settle_hours": self.settle_hours,
+                "frozen_clock": self.frozen_clock,
+            }
         )
 
     @property
