@@ -209,7 +209,7 @@ def parse_metric(resource_id: str | None, metric: dict[str, Any], answered: Answ
 
 
 def parse_batch_answer(body: dict[str, Any]) -> list[MetricResult]:
-    results = []
+    results: list[MetricResult] = []
     for item in body.get("values", []):
         answered = Answered(_moment(item.get("starttime")), _moment(item.get("endtime")), item.get("interval"))
         results.extend(parse_metric(item.get("resourceid"), metric, answered) for metric in item.get("value", []))

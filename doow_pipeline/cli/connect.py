@@ -283,13 +283,16 @@ def connect(
     config_file = config_path()
     env_name = secret_env_name(name)
     try:
-        connection = Connection(
-            name=name,
-            tenant_id=tenant_id.strip(),
-            client_id=client_id.strip(),
-            client_secret_env=env_name,
-            scope=scope,
-            cloud=cloud,
+        # model_validate (what the constructor runs): the str --cloud is checked against the Literal there
+        connection = Connection.model_validate(
+            {
+                "name": name,
+                "tenant_id": tenant_id.strip(),
+                "client_id": client_id.strip(),
+                "client_secret_env": env_name,
+                "scope": scope,
+                "cloud": cloud,
+            }
         )
     except ValidationError as exc:
         problems = "; ".join(
@@ -372,6 +375,7 @@ def connect(
     result = verifier.result
     if not result.ok:
         problem = result.problem
+        assert problem is not None  # result.ok is `problem is None`
         output.error(f"{problem.cause} Fix: {problem.fix}")
         output.line(f"Nothing was saved ({config_file} and {env_file} are unchanged).", stderr=True)
         raise typer.Exit(EXIT_FAILURE)

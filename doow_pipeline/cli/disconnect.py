@@ -38,6 +38,7 @@ def disconnect(
     output = Output()
     config = load_project(ctx, output)
     connection_or_exit(output, config, name)
+    assert config.path is not None  # load_config records the file it read
     config_file = Path(config.path)
     env_file = config.env_file
     # Read, edited and written under the edit lock: a connect verifying meanwhile re-reads the files before it

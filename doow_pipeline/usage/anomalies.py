@@ -35,16 +35,18 @@ from ..core.checks import (
 
 KEY = ["resource_id", "deployment"]
 # What the rules read: usage_daily summed per (day, resource, deployment) ...
-ACTIVITY_SCHEMA = {
-    "usage_date": pl.Date,
-    "resource_id": pl.String,
-    "resource_name": pl.String,
-    "deployment": pl.String,
-    "total_tokens": pl.Int64,
-    "requests": pl.Int64,
-}
+ACTIVITY_SCHEMA = pl.Schema(
+    {
+        "usage_date": pl.Date,
+        "resource_id": pl.String,
+        "resource_name": pl.String,
+        "deployment": pl.String,
+        "total_tokens": pl.Int64,
+        "requests": pl.Int64,
+    }
+)
 # ... and the (resource, day) pairs that were read, with whether the day was final.
-COVERAGE_SCHEMA = {"resource_id": pl.String, "usage_date": pl.Date, "is_final": pl.Boolean}
+COVERAGE_SCHEMA = pl.Schema({"resource_id": pl.String, "usage_date": pl.Date, "is_final": pl.Boolean})
 MAX_LISTED = 10  # findings spelled out in a check's description; the metadata holds the count
 
 

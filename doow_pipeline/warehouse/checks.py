@@ -162,6 +162,6 @@ def activity_anomalies(
     return anomaly_checks(
         activity.cast(ACTIVITY_SCHEMA),
         coverage.cast(COVERAGE_SCHEMA),
-        days,  # type: ignore[arg-type]
+        days,
         thresholds,
     )

@@ -14,9 +14,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -39,11 +41,11 @@ class DayManifest:
     day: str
     synced_at: str  # ISO 8601 UTC
     is_final: bool
-    accounts: list[dict] = field(default_factory=list)
+    accounts: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
