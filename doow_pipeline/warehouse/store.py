@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from ..core.checks import LANDING_FILES_READABLE, CheckOutcome
@@ -223,7 +224,7 @@ def _account_record(account: dict[str, Any]) -> dict[str, Any]:
     return {**account, "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())]}
 
 
-def _accounts_frame(landed) -> pl.DataFrame:
+def _accounts_frame(landed: list[tuple[str, date, DayManifest]]) -> pl.DataFrame:
     """The account inventory of every landed (connection, day), one frame per manifest."""
     frames = [
         pl.DataFrame([_account_record(a) for a in manifest.accounts], schema=_ACCOUNT_SCHEMA).with_columns(
@@ -240,7 +241,7 @@ def _accounts_frame(landed) -> pl.DataFrame:
     return pl.concat(frames).select(list(schema)) if frames else pl.DataFrame(schema=schema)
 
 
-def _sync_state_frame(landed) -> pl.DataFrame:
+def _sync_state_frame(landed: list[tuple[str, date, DayManifest]]) -> pl.DataFrame:
     rows = [
         {
             "connection": c,
@@ -252,13 +253,13 @@ def _sync_state_frame(landed) -> pl.DataFrame:
         }
         for c, d, m in landed
     ]
-    schema = {
-        "connection": pl.String,
-        "usage_date": pl.Date,
-        "is_final": pl.Boolean,
+    schema: dict[str, pl.DataType] = {
+        "connection": pl.String(),
+        "usage_date": pl.Date(),
+        "is_final": pl.Boolean(),
         "synced_at": pl.Datetime("us"),
-        "accounts_in_scope": pl.Int64,
-        "raw_points": pl.Int64,
+        "accounts_in_scope": pl.Int64(),
+        "raw_points": pl.Int64(),
     }
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
@@ -320,7 +321,7 @@ def _corrupt_events(corrupt: list[CorruptFile]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=_EVENT_SCHEMA)
 
 
-def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
+def _landed_points(landed: list[tuple[str, date, DayManifest]], landing: Landing) -> pl.LazyFrame:
     """The raw points of the landed (connection, day) files, read straight from Parquet with polars."""
     by_connection: dict[str, list[str]] = {}
     for connection, day, _manifest in landed:
@@ -334,7 +335,11 @@ def _landed_points(landed, landing: Landing) -> pl.LazyFrame:
 
 
 def build_usage(
-    con, points: pl.LazyFrame, connections: list[str], accounts: pl.DataFrame, sync_state: pl.DataFrame
+    con: duckdb.DuckDBPyConnection,
+    points: pl.LazyFrame,
+    connections: list[str],
+    accounts: pl.DataFrame,
+    sync_state: pl.DataFrame,
 ) -> pl.DataFrame:
     """Usage rows from raw points, enriched with account metadata; model names known from every models-family
     point and legacy request-metric point in DuckDB, so a day's rows do not depend on which range was rebuilt
@@ -366,7 +371,9 @@ def build_usage(
     return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort("usage_date")
 
 
-def _landed_activity(landed, landing: Landing, kind: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _landed_activity(
+    landed: list[tuple[str, date, DayManifest]], landing: Landing, kind: str, schema: dict[str, pl.DataType]
+) -> pl.DataFrame:
     """The landed activity files of one kind (days synced before activity existed have none)."""
     frames = []
     for connection, day, _manifest in landed:
@@ -378,7 +385,11 @@ def _landed_activity(landed, landing: Landing, kind: str, schema: dict[str, pl.D
 
 
 def build_activity(
-    landed, landing: Landing, usage: pl.DataFrame, accounts: pl.DataFrame, sync_state: pl.DataFrame
+    landed: list[tuple[str, date, DayManifest]],
+    landing: Landing,
+    usage: pl.DataFrame,
+    accounts: pl.DataFrame,
+    sync_state: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """requests_daily and ptu_utilization_hourly rows for the landed days, enriched like usage."""
     names = accounts.select("usage_date", "connection", "resource_id", "resource_name").unique(
@@ -402,7 +413,7 @@ def build_activity(
     return requests, utilization
 
 
-def _create_metric_points_view(con, landing: Landing) -> None:
+def _create_metric_points_view(con: duckdb.DuckDBPyConnection, landing: Landing) -> None:
     kind = con.execute(
         "SELECT table_type FROM information_schema.tables WHERE table_schema = $schema AND "
         "table_name = 'metric_points'",
@@ -435,7 +446,7 @@ def _kept_days_frame(corrupt: list[CorruptFile]) -> pl.DataFrame:
     )
 
 
-def _replace_landed_rows(con, table: str) -> None:
+def _replace_landed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.execute(
         f"DELETE FROM {SCHEMA}.{table} USING landed_days "
         f"WHERE {table}.connection = landed_days.connection AND {table}.usage_date = landed_days.usage_date"
@@ -652,9 +663,9 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
                 "sync_events",
                 "connections",
             ):
-                counts[table] = con.execute(
-                    f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]
-                ).fetchone()[0]
+                deleted = con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE connection = ?", [connection]).fetchone()
+                assert deleted is not None  # a DELETE answers one row: its count
+                counts[table] = deleted[0]
             commit(con, warehouse)
         except BaseException:
             rollback(con)
