@@ -23,7 +23,7 @@ STATUS_DAYS = 7
 
 def _status_rows(config: ProjectConfig, names: list[str], first: date, last: date) -> dict[str, dict[str, Any]]:
     """Per connection: status view row, usage groups and per-day trend (read-only)."""
-    result = {
+    result: dict[str, dict[str, Any]] = {
         name: {
             "connection": name,
             "state": "never synced",
