@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import yaml
 from dotenv import dotenv_values
-from dotenv.parser import parse_stream
+from dotenv.parser import Binding, parse_stream
 
 from ..config import Connection
 from ..core.problems import ConnectionFileError
@@ -154,7 +155,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _bindings(text: str):
+def _bindings(text: str) -> list[Binding]:
     return list(parse_stream(io.StringIO(text)))
 
 
@@ -195,14 +196,14 @@ def env_without(text: str | None, name: str) -> str:
 # ---- connections.yaml ---------------------------------------------------------------------------------------------
 
 
-def _yaml_scalar(value) -> str:
+def _yaml_scalar(value: object) -> str:
     if isinstance(value, str):
         dumped = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
         return dumped.removesuffix("\n...").removesuffix("...").strip()
     return json.dumps(value) if not isinstance(value, date) else value.isoformat()
 
 
-def _block(mapping: dict, indent: int) -> str:
+def _block(mapping: dict[str, Any], indent: int) -> str:
     """`mapping` as a YAML block mapping, each key on its own line at `indent` spaces."""
     pad = " " * indent
     lines = []
@@ -215,13 +216,13 @@ def _block(mapping: dict, indent: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _list_item(mapping: dict, indent: int) -> str:
+def _list_item(mapping: dict[str, Any], indent: int) -> str:
     """`mapping` as one block-sequence item whose dash is at `indent`."""
     body = _block(mapping, indent + 2)
     return " " * indent + "- " + body[indent + 2 :]
 
 
-def _load(text: str) -> dict:
+def _load(text: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -233,12 +234,12 @@ def _load(text: str) -> dict:
     return data
 
 
-def _root(text: str):
+def _root(text: str) -> yaml.MappingNode | None:
     node = yaml.compose(text) if text.strip() else None
     return node if isinstance(node, yaml.MappingNode) else None
 
 
-def _key(root, name: str):
+def _key(root: yaml.MappingNode | None, name: str) -> tuple[yaml.Node | None, yaml.Node | None]:
     if root is None:
         return None, None
     for key, value in root.value:
@@ -257,32 +258,33 @@ def _line_end(text: str, index: int) -> int:
     return len(text) if newline < 0 else newline + 1
 
 
-def _node_end(node) -> int:
+def _node_end(node: yaml.Node) -> int:
     """End index of a node's own content (the last scalar), not of the whitespace/comments after it."""
+    end: int = node.end_mark.index
     if isinstance(node, yaml.ScalarNode):
-        return node.end_mark.index
+        return end
     if isinstance(node, yaml.MappingNode):
         ends = [_node_end(v) for pair in node.value for v in pair]
-        return max(ends) if ends else node.end_mark.index
+        return max(ends) if ends else end
     if isinstance(node, yaml.SequenceNode):
         ends = [_node_end(v) for v in node.value]
-        return max(ends) if ends else node.end_mark.index
-    return node.end_mark.index
+        return max(ends) if ends else end
+    return end
 
 
-def _dash_index(text: str, item) -> int:
+def _dash_index(text: str, item: yaml.Node) -> int:
     """Index of the '-' introducing a block-sequence item."""
-    index = item.start_mark.index - 1
+    index: int = item.start_mark.index - 1
     while index >= 0 and text[index] in " \t\r\n":
         index -= 1
     return index
 
 
-def _dump(data: dict) -> str:
+def _dump(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 
-def _verified(candidate: str, expected: dict) -> str:
+def _verified(candidate: str, expected: dict[str, Any]) -> str:
     """The in-place edit when it parses back to exactly `expected`, else a clean re-dump."""
     try:
         if _load(candidate) == expected:
@@ -310,7 +312,10 @@ NEW_FILE_HEADER = (
 
 
 def yaml_with_connection(
-    text: str | None, connection, new_settings: dict | None = None, endpoints: dict | None = None
+    text: str | None,
+    connection: Connection,
+    new_settings: dict[str, Any] | None = None,
+    endpoints: dict[str, Any] | None = None,
 ) -> str:
     """connections.yaml text with `connection` appended. A new file gets `new_settings` as its settings
     block; `endpoints` is written to settings.endpoints only when the file has none yet."""
@@ -331,10 +336,10 @@ def yaml_with_connection(
         raise ConnectionFileError(f"a connection named {connection.name!r} already exists")
     expected = dict(data)
     expected["connections"] = [*connections, entry]
-    settings = data.get("settings")
-    add_endpoints = bool(endpoints) and not (isinstance(settings, dict) and settings.get("endpoints"))
+    current = data.get("settings")
+    add_endpoints = bool(endpoints) and not (isinstance(current, dict) and current.get("endpoints"))
     if add_endpoints:
-        expected["settings"] = {**(settings if isinstance(settings, dict) else {}), "endpoints": endpoints}
+        expected["settings"] = {**(current if isinstance(current, dict) else {}), "endpoints": endpoints}
 
     new = text if text.endswith("\n") else text + "\n"
     edits: list[tuple[int, int, str, int]] = []  # (start, end, replacement, 0 connections | 1 settings)
@@ -363,7 +368,7 @@ def yaml_with_connection(
     else:
         return _dump(expected)  # flow-style list: no faithful in-place edit
     settings_key, settings_node = _key(root, "settings")
-    if add_endpoints:
+    if add_endpoints and endpoints:  # add_endpoints implies endpoints
         block = "endpoints:\n" + _block(endpoints, 2)
         if isinstance(settings_node, yaml.MappingNode) and not settings_node.flow_style and settings_node.value:
             first_key = settings_node.value[0][0]
@@ -400,6 +405,7 @@ def yaml_without_connection(text: str, name: str) -> str:
         i for i, item in enumerate(seq.value) if isinstance(item, yaml.MappingNode) and _mapping_name(item) == name
     )
     if len(seq.value) == 1:
+        assert key_node is not None  # found with seq
         start = key_node.start_mark.index
         end = _line_end(new, _node_end(seq))
         candidate = new[:start] + "connections: []\n" + new[end:]
@@ -413,8 +419,9 @@ def yaml_without_connection(text: str, name: str) -> str:
     return _verified(candidate, expected)
 
 
-def _mapping_name(node) -> str | None:
+def _mapping_name(node: yaml.MappingNode) -> str | None:
     for key, value in node.value:
         if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode):
-            return value.value
+            name: str = value.value
+            return name
     return None
