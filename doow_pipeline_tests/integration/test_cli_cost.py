@@ -79,7 +79,6 @@ def test_cost_text_shows_n_a_never_zero_for_unpriced_groups(demo):
         ("phi-4-internal", "no meter"),
         ("gpt-4o-mini-foundry", "PTU"),
         ("o3-mini-reasoning", "ambiguous"),
-        ("gpt-4o-mini-dev", "no meter"),
     ):
         assert " n/a " in lines[deployment] and label in lines[deployment], lines[deployment]
         assert "0.00" not in lines[deployment]

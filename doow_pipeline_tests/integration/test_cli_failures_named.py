@@ -82,7 +82,10 @@ def test_a_failed_step_prints_no_stack_trace_without_verbose(project, emulator):
     emulator.add_faults([{"match": "batch", "action": {"status": 500}}])
     result = project.run("sync", "--from", str(LAST), "--to", str(LAST), expect=1)
     text = one_text(result)
-    assert "fetch_prod: FAILED" in text and "batch metrics query failed" in text
+    # the failed run is named with Azure's answer and the fix, in one line
+    assert "fetch_prod: Azure answered HTTP 500 (InternalServerError). Fix:" in text
     assert not any(mark in text for mark in TRACE_MARKS), text
+    # --verbose adds Dagster's debug log; the connection's failure is recorded, not raised (issue 9: it must not
+    # stop the other connections' writer), so there is no step trace to show, but the failure is still named.
     verbose = project.run("sync", "--from", str(LAST), "--to", str(LAST), "--verbose", expect=1)
-    assert any(mark in one_text(verbose) for mark in TRACE_MARKS[:2])
+    assert "fetch_prod: Azure answered HTTP 500 (InternalServerError). Fix:" in one_text(verbose)

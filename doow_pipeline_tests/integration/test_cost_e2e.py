@@ -81,8 +81,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, str | None] | str] = {
         "gpt-35-turbo-16K-0125 Input-regional Tokens",
         "gpt-35-turbo-16K-0125 Output-regional Tokens",
     ),
-    ("aoai-dev-legacy", "gpt-4o-mini-dev"): NO_METER,  # no model name, none in settings
-    ("aoai-dev-legacy", "embed-large-dev"): NO_METER,
+    # named by their request metric (AzureOpenAIRequests carries ModelName), so priced like any other
+    ("aoai-dev-legacy", "gpt-4o-mini-dev"): MINI,
+    ("aoai-dev-legacy", "embed-large-dev"): ("text-embedding-3-large-glbl Tokens", None),
     ("ais-dev-swc", "gpt-41-mini-dev"): G41MINI,
     ("ais-dev-swc", "phi-4-mini-dev"): NO_METER,
     ("ais-dev-swc", "o3-mini-dev"): O3,
@@ -245,7 +246,6 @@ def test_ptu_and_unmatched_rows_are_null_with_their_status_and_the_check_names_t
     unmatched = checks["tokens_have_meters"]
     assert not unmatched.passed and unmatched.severity == "WARN"
     assert "Phi-4 version 7" in unmatched.description and "Mistral-Large-2411 version 2" in unmatched.description
-    assert "aoai-dev-legacy/gpt-4o-mini-dev" in unmatched.description
     assert "settings.deployment_models" in unmatched.description
     assert "settings.deployment_types" in unmatched.description
     assert checks["prices_fetched"].passed and checks["prices_fresh"].passed

@@ -146,7 +146,13 @@ def test_each_partition_of_a_range_run_shows_that_days_own_numbers(synced):
 def test_sync_runs_are_attached_to_the_code_location(synced):
     _config, instance = synced
     runs = instance.get_runs()
-    assert sorted(r.job_name for r in runs) == ["azure_openai_write_usage", "fetch_dev", "fetch_prod", "fetch_research"]
+    assert sorted(r.job_name for r in runs) == [
+        "azure_openai_cost",
+        "azure_openai_write_usage",
+        "fetch_dev",
+        "fetch_prod",
+        "fetch_research",
+    ]
     for run in runs:
         origin = run.remote_job_origin
         assert origin is not None, run.job_name
@@ -284,7 +290,8 @@ def test_the_ui_shows_runs_under_jobs_every_check_evaluated_and_starts_quietly(s
                 for n in nodes
                 for c in n["assetChecksOrError"]["checks"]
             }
-            assert len(checks) == 4 * len(DEMO_CONNECTIONS) + 9 + 2 + len(DEMO_CONNECTIONS)
+            # usage_daily 10 (with landing_files_readable), accounts 2, one per connection, cost 3
+            assert len(checks) == 4 * len(DEMO_CONNECTIONS) + 10 + 2 + len(DEMO_CONNECTIONS) + 3
             unevaluated = [k for k, execution in checks.items() if execution is None]
             assert not unevaluated  # the UI opens with every check evaluated
 
