@@ -14,13 +14,9 @@ import pytest
 from doow_pipeline.azure.prices import RetailPricesClient
 from doow_pipeline.usage.focus import focus_frame, validate_focus
 from doow_pipeline.usage.pricing import (
-    AMBIGUOUS,
     ASSUMED_DEPLOYMENT_TYPE,
-    BILLED_AS_CAPACITY,
     COST_STATUSES,
-    NO_METER,
     PRICED,
-    DeploymentTypes,
     price_usage,
     prices_frame,
 )
@@ -28,81 +24,15 @@ from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
 from doow_pipeline_tests.azure_emulator.usage import expected_daily_usage
+from doow_pipeline_tests.cost_oracle import DEMO_METERS, DEMO_TYPES, prices_in_force, unit_price
 
 FIRST, LAST = date(2026, 10, 21), date(2026, 11, 19)  # the demo's 30 complete days before 2026-11-20
-UNIT = {"1K": 1_000, "1M": 1_000_000}
-DEMO_TYPES = DeploymentTypes(
-    default="GlobalStandard",
-    overrides={
-        "aoai-prod-weu/gpt-4o-batch": "GlobalBatch",
-        "aoai-prod-eus/gpt-4o-eus": "Standard",
-        "aoai-prod-eus/gpt-41-eus": "DataZoneStandard",
-        "aoai-dev-legacy/gpt-35-turbo-legacy": "Standard",
-        "aoai-research-eus2/gpt-4o-research": "DataZoneStandard",
-    },
-    provisioned={"ais-prod-eus2/gpt-4o-mini-foundry"},
-)
-G4O = ("gpt 4o 1120 Inp glbl Tokens", "gpt 4o 1120 Outp glbl Tokens")
-MINI = ("gpt-4o-mini-0718-Inp-glbl Tokens", "gpt-4o-mini-0718-Outp-glbl Tokens")
-G41 = ("gpt 4.1 Inp glbl Tokens", "gpt 4.1 Outp glbl Tokens")
-G41MINI = ("gpt 4.1 mini Inp glbl Tokens", "gpt 4.1 mini Outp glbl Tokens")
-G5 = ("GPT 5 Rsng Inpt Glbl 1M Tokens", "GPT 5 Rsng outpt Glbl 1M Tokens")
-O3 = ("o3 mini 0131 input glbl Tokens", "o3 mini 0131 output glbl Tokens")
-R1 = ("R1 Inp glbl Tokens", "R1 Outp glbl Tokens")
-# (account, deployment) -> the meters a person reading the price list picks, or the status when none applies
-EXPECTED = {
-    ("aoai-prod-weu", "gpt-4o-chat"): G4O,
-    ("aoai-prod-weu", "gpt-4o-batch"): ("gpt 4o 1120 Batch Inp glbl Tokens", "gpt 4o 1120 Batch Outp glbl Tokens"),
-    ("aoai-prod-weu", "gpt-4o-mini-support"): MINI,
-    ("aoai-prod-weu", "gpt-4o-mini-routing"): MINI,
-    ("aoai-prod-weu", "gpt-41-agents"): G41,
-    ("aoai-prod-weu", "gpt-41-mini-summaries"): G41MINI,
-    ("aoai-prod-weu", "gpt-41-nano-classify"): ("gpt 4.1 nano Inp glbl Tokens", "gpt 4.1 nano Outp glbl Tokens"),
-    ("aoai-prod-weu", "o3-mini-reasoning"): AMBIGUOUS,
-    ("aoai-prod-weu", "o4-mini-eval"): ("o4-mini 0416 Inp glbl Tokens", "o4-mini 0416 Outp glbl Tokens"),
-    ("aoai-prod-weu", "embed-large-search"): ("text-embedding-3-large-glbl Tokens", None),
-    ("aoai-prod-weu", "embed-small-rag"): ("text-embedding-3-small-glbl Tokens", None),
-    ("aoai-prod-weu", "gpt-5-pilot"): G5,
-    ("aoai-prod-eus", "gpt-4o-eus"): ("gpt 4o 1120 Inp regnl Tokens", "gpt 4o 1120 Outp regnl Tokens"),
-    ("aoai-prod-eus", "gpt-4o-mini-eus"): MINI,
-    ("aoai-prod-eus", "gpt-41-eus"): ("gpt 4.1 Inp Data Zone Tokens", "gpt 4.1 Outp Data Zone Tokens"),
-    ("aoai-prod-eus", "gpt-4o-global"): G4O,
-    ("ais-prod-eus2", "phi-4-internal"): NO_METER,
-    ("ais-prod-eus2", "deepseek-r1-research"): R1,
-    ("ais-prod-eus2", "mistral-large-docs"): NO_METER,
-    ("ais-prod-eus2", "gpt-4o-mini-foundry"): BILLED_AS_CAPACITY,
-    ("ais-prod-eus2", "gpt-41-foundry"): G41,
-    ("aoai-dev-legacy", "gpt-35-turbo-legacy"): (
-        "gpt-35-turbo-16K-0125 Input-regional Tokens",
-        "gpt-35-turbo-16K-0125 Output-regional Tokens",
-    ),
-    ("aoai-dev-legacy", "gpt-4o-mini-dev"): MINI,
-    ("aoai-dev-legacy", "embed-large-dev"): ("text-embedding-3-large-glbl Tokens", None),
-    ("ais-dev-swc", "gpt-41-mini-dev"): G41MINI,
-    ("ais-dev-swc", "phi-4-mini-dev"): NO_METER,
-    ("ais-dev-swc", "o3-mini-dev"): O3,
-    ("aoai-research-eus2", "gpt-5-research"): G5,
-    ("aoai-research-eus2", "o3-mini-research"): O3,
-    ("aoai-research-eus2", "gpt-4o-research"): (
-        "gpt 4o 1120 Inp Data Zone Tokens",
-        "gpt 4o 1120 Outp Data Zone Tokens",
-    ),
-    ("ais-research-restricted", "deepseek-r1-restricted"): R1,
-    ("ais-research-restricted", "gpt-41-restricted"): G41,
-}
 
 
 def oracle_price(meter_name: str, region: str, day: date) -> tuple[float, int]:
-    found = [
-        i
-        for i in fixture_prices()
-        if i["meterName"] == meter_name
-        and i["armRegionName"] == region
-        and date.fromisoformat(i["effectiveStartDate"][:10]) <= day
-        and (i.get("effectiveEndDate") is None or day <= date.fromisoformat(i["effectiveEndDate"][:10]))
-    ]
+    found = prices_in_force(fixture_prices(), meter_name, region, day)
     assert len(found) == 1, (meter_name, region, day)
-    return found[0]["retailPrice"], UNIT[found[0]["unitOfMeasure"]]
+    return unit_price(found[0])
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +77,7 @@ def test_every_demo_row_has_a_status_and_the_expected_meters(priced):
     for row in priced.iter_rows(named=True):
         key = (row["resource_name"], row["deployment"])
         seen.add(key)
-        expected = EXPECTED[key]
+        expected = DEMO_METERS[key]
         if isinstance(expected, str):
             assert row["cost_status"] == expected, (key, row["cost_detail"])
             assert row["input_cost"] is None and row["output_cost"] is None and row["estimated_cost"] is None
@@ -155,13 +85,13 @@ def test_every_demo_row_has_a_status_and_the_expected_meters(priced):
         override = key[0] + "/" + key[1] in {k.lower() for k in DEMO_TYPES.overrides}
         assert row["cost_status"] == (PRICED if override else ASSUMED_DEPLOYMENT_TYPE), (key, row["cost_detail"])
         assert (row["input_meter_name"], row["output_meter_name"]) == expected, key
-    assert seen == set(EXPECTED)
+    assert seen == set(DEMO_METERS)
 
 
 def test_cost_per_day_and_deployment_is_tokens_times_the_unit_price_of_that_day(priced):
     checked = 0
     for row in priced.filter(pl.col("estimated_cost").is_not_null()).iter_rows(named=True):
-        input_meter, output_meter = EXPECTED[(row["resource_name"], row["deployment"])]
+        input_meter, output_meter = DEMO_METERS[(row["resource_name"], row["deployment"])]
         price, unit = oracle_price(input_meter, row["resource_region"], row["usage_date"])
         expected = row["input_tokens"] / unit * price
         if output_meter is not None:

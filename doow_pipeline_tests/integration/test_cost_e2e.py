@@ -34,6 +34,7 @@ from doow_pipeline.warehouse.database import connect
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.prices import fixture_prices
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
+from doow_pipeline_tests.cost_oracle import DEMO_METERS, prices_in_force, unit_price
 from doow_pipeline_tests.demo import DEMO_CONNECTIONS, DEMO_COST_SETTINGS
 from doow_pipeline_tests.project import expected_usage, secret_env_name, write_project
 
@@ -43,62 +44,7 @@ SCENARIO = load_scenario(DEMO_SCENARIO)
 NOW = SCENARIO.current_time()
 FIRST, LAST = date(2026, 10, 21), date(2026, 11, 19)
 EARLY_CLOCK = datetime(2026, 10, 22, 6, tzinfo=UTC)  # the first scheduled run of the history
-UNIT = {"1K": 1_000, "1M": 1_000_000}
-
-G4O = ("gpt 4o 1120 Inp glbl Tokens", "gpt 4o 1120 Outp glbl Tokens")
-MINI = ("gpt-4o-mini-0718-Inp-glbl Tokens", "gpt-4o-mini-0718-Outp-glbl Tokens")
-G41 = ("gpt 4.1 Inp glbl Tokens", "gpt 4.1 Outp glbl Tokens")
-G41MINI = ("gpt 4.1 mini Inp glbl Tokens", "gpt 4.1 mini Outp glbl Tokens")
-G5 = ("GPT 5 Rsng Inpt Glbl 1M Tokens", "GPT 5 Rsng outpt Glbl 1M Tokens")
-O3 = ("o3 mini 0131 input glbl Tokens", "o3 mini 0131 output glbl Tokens")
-R1 = ("R1 Inp glbl Tokens", "R1 Outp glbl Tokens")
-# (account, deployment) -> (input meter, output meter) a person reading the price list picks under the demo's
-# settings, or the status when none applies. aoai-prod-eus and aoai-dev-legacy emit only the Azure OpenAI
-# metrics (no model name): those named in settings.deployment_models are priced, the others have no meter.
-EXPECTED: dict[tuple[str, str], tuple[str, str | None] | str] = {
-    ("aoai-prod-weu", "gpt-4o-chat"): G4O,
-    ("aoai-prod-weu", "gpt-4o-batch"): ("gpt 4o 1120 Batch Inp glbl Tokens", "gpt 4o 1120 Batch Outp glbl Tokens"),
-    ("aoai-prod-weu", "gpt-4o-mini-support"): MINI,
-    ("aoai-prod-weu", "gpt-4o-mini-routing"): MINI,
-    ("aoai-prod-weu", "gpt-41-agents"): G41,
-    ("aoai-prod-weu", "gpt-41-mini-summaries"): G41MINI,
-    ("aoai-prod-weu", "gpt-41-nano-classify"): ("gpt 4.1 nano Inp glbl Tokens", "gpt 4.1 nano Outp glbl Tokens"),
-    ("aoai-prod-weu", "o3-mini-reasoning"): AMBIGUOUS,
-    ("aoai-prod-weu", "o4-mini-eval"): ("o4-mini 0416 Inp glbl Tokens", "o4-mini 0416 Outp glbl Tokens"),
-    ("aoai-prod-weu", "embed-large-search"): ("text-embedding-3-large-glbl Tokens", None),
-    ("aoai-prod-weu", "embed-small-rag"): ("text-embedding-3-small-glbl Tokens", None),
-    ("aoai-prod-weu", "gpt-5-pilot"): G5,
-    ("aoai-prod-eus", "gpt-4o-eus"): ("gpt 4o 1120 Inp regnl Tokens", "gpt 4o 1120 Outp regnl Tokens"),
-    ("aoai-prod-eus", "gpt-4o-mini-eus"): MINI,
-    ("aoai-prod-eus", "gpt-41-eus"): ("gpt 4.1 Inp Data Zone Tokens", "gpt 4.1 Outp Data Zone Tokens"),
-    ("aoai-prod-eus", "gpt-4o-global"): G4O,
-    ("ais-prod-eus2", "phi-4-internal"): NO_METER,
-    ("ais-prod-eus2", "deepseek-r1-research"): R1,
-    ("ais-prod-eus2", "mistral-large-docs"): NO_METER,
-    ("ais-prod-eus2", "gpt-4o-mini-foundry"): BILLED_AS_CAPACITY,
-    ("ais-prod-eus2", "gpt-41-foundry"): G41,
-    ("aoai-dev-legacy", "gpt-35-turbo-legacy"): (
-        "gpt-35-turbo-16K-0125 Input-regional Tokens",
-        "gpt-35-turbo-16K-0125 Output-regional Tokens",
-    ),
-    # named by their request metric (AzureOpenAIRequests carries ModelName), so priced like any other
-    ("aoai-dev-legacy", "gpt-4o-mini-dev"): MINI,
-    ("aoai-dev-legacy", "embed-large-dev"): ("text-embedding-3-large-glbl Tokens", None),
-    ("ais-dev-swc", "gpt-41-mini-dev"): G41MINI,
-    ("ais-dev-swc", "phi-4-mini-dev"): NO_METER,
-    ("ais-dev-swc", "o3-mini-dev"): O3,
-    ("aoai-research-eus2", "gpt-5-research"): G5,
-    ("aoai-research-eus2", "o3-mini-research"): O3,
-    ("aoai-research-eus2", "gpt-4o-research"): (
-        "gpt 4o 1120 Inp Data Zone Tokens",
-        "gpt 4o 1120 Outp Data Zone Tokens",
-    ),
-}
 OVERRIDDEN = {k.lower() for k in DEMO_COST_SETTINGS["deployment_types"]["overrides"]}
-
-
-def _day(text: str | None) -> date | None:
-    return date.fromisoformat(text[:10]) if text else None
 
 
 def _served(item: dict, clock: datetime) -> bool:
@@ -113,18 +59,8 @@ SERVED = [i for i in fixture_prices() if _served(i, EARLY_CLOCK) or _served(i, N
 
 def oracle_price(meter_name: str, region: str, day: date) -> tuple[float, int] | None:
     """The list price in force on `day` among the records the API served at one of the two clocks."""
-    found = [
-        i
-        for i in SERVED
-        if i["meterName"] == meter_name
-        and i["armRegionName"] == region
-        and _day(i["effectiveStartDate"]) <= day
-        and (_day(i.get("effectiveEndDate")) or day) >= day
-    ]
-    if not found:
-        return None
-    latest = max(found, key=lambda i: i["effectiveStartDate"])
-    return latest["retailPrice"], UNIT[latest["unitOfMeasure"]]
+    found = prices_in_force(SERVED, meter_name, region, day)
+    return unit_price(max(found, key=lambda r: r["effectiveStartDate"])) if found else None
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +131,7 @@ def test_cost_per_day_and_deployment_is_tokens_times_the_fixture_price_of_that_d
     )
     checked = nulls = 0
     for row in per_key.iter_rows(named=True):
-        expected = EXPECTED[(row["resource_name"], row["deployment"])]
+        expected = DEMO_METERS[(row["resource_name"], row["deployment"])]
         if isinstance(expected, str):
             assert row["cost_status"] == [expected], (row["deployment"], row["cost_status"])
             assert row["estimated_cost"] is None
