@@ -104,6 +104,20 @@ def test_assets_carry_names_tags_columns_and_code_references(demo_project):
         assert [c.name for c in schema.columns] == [name for name, _ in columns]
         assert all(c.description for c in schema.columns), key
         assert "dagster/code_references" in metadata
+    status = specs["azure_openai/connection_status"].metadata["dagster/column_schema"]
+    status = getattr(status, "schema", status)
+    # The types of the azure_openai.connection_status view (an untyped column would read "string" in the UI).
+    assert {c.name: c.type for c in status.columns} == {
+        "connection": "varchar",
+        "state": "varchar",
+        "cause": "varchar",
+        "next_action": "varchar",
+        "last_successful_sync": "timestamp",
+        "usage_rows": "bigint",
+        "total_tokens": "hugeint",
+        "accounts_covered": "bigint",
+        "accounts_in_scope": "bigint",
+    }
     assert specs["azure_openai/usage_daily"].freshness_policy is not None
     checks_by_asset = {}
     for check_key in graph.asset_check_keys:

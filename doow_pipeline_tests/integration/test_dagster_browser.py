@@ -58,6 +58,7 @@ def page(chromium, tmp_path) -> Iterator[Page]:
             viewport={"width": 1600, "height": 1000},
         )
         context.set_default_timeout(PAGE_BUDGET_MS)
+        expect.set_options(timeout=PAGE_BUDGET_MS)
         page = context.new_page()
         # Dagster's one-time "Join the Dagster community" prompt covers the page whenever it shows up.
         page.add_locator_handler(
@@ -94,13 +95,15 @@ def lineage_shows_every_connection(page: Page, ui: DagsterUI) -> None:
     """(a) Each connection's asset carries its own name in the lineage graph, the sidebar and the catalog."""
     page.goto(f"{ui.url}/asset-groups/azure_openai")
     for spec in SPECS:
-        # twice: the sidebar's list and the graph node
-        expect(page.get_by_text(f"{spec.name}_metric_points", exact=True)).to_have_count(2)
+        expect(page.get_by_text(f"{spec.name}_metric_points", exact=True).first).to_be_visible()
     expect(page.get_by_text("usage_daily", exact=True).first).to_be_visible()
+    # The label these nodes had before they were named by connection: four identical "metric_points".
+    expect(page.get_by_text("metric_points", exact=True)).to_have_count(0)
     shot(page, "01-lineage-connections.png")
     page.goto(f"{ui.url}/assets")
     for spec in SPECS:
-        expect(page.get_by_role("link", name=f"{spec.name}_metric_points", exact=True)).to_be_visible()
+        link = page.get_by_role("link", name=f"azure_openai / {spec.name}_metric_points")
+        expect(link.first).to_be_visible()
     shot(page, "02-catalog-connections.png")
 
 
@@ -178,21 +181,35 @@ def warehouse_holds_the_healthy_connections(warehouse: Path) -> None:
 
 
 def connection_status_shows_the_failing_connection(page: Page, ui: DagsterUI) -> None:
-    """(d) Materialize connection_status from its page; it shows the expired connection failing with the fix,
-    and its check for that connection failed."""
+    """(d) Materialize connection_status from its page; its check for the expired connection fails with the cause
+    and the fix, the healthy ones pass, and its status table shows the expired connection failing."""
     page.goto(f"{ui.url}/assets/azure_openai/connection_status")
-    expect(page.get_by_text("Latest materialization")).to_be_visible()
+    expect(page.get_by_text("Never materialized")).to_be_visible()
     page.get_by_role("button", name="Materialize", exact=True).click()
-    page.get_by_role("link", name="Checks").click()
-    check = page.get_by_role("row").filter(has_text="expired_healthy")
-    expect(check).to_contain_text("Failed", timeout=RUN_BUDGET_MS)
-    expect(page.get_by_role("row").filter(has_text="prod_healthy")).to_contain_text("Passed")
-    shot(page, "07-connection-status-checks.png")
-    page.get_by_role("link", name="Overview").click()
-    status = page.get_by_role("row").filter(has_text=re.compile(r"^\s*expired\b"))
-    expect(status).to_contain_text("failing")
-    expect(status).to_contain_text("new client secret")
+    page.get_by_role("link", name="Checks", exact=True).click()
+    page.get_by_text("expired_healthy", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"^failing: The client secret has expired"))).to_be_visible(
+        timeout=RUN_BUDGET_MS
+    )
+    expect(page.get_by_text("Create a new client secret").first).to_be_visible()
+    expect(page.get_by_text("Evaluation result").locator("xpath=..")).to_contain_text("Failed")
+    shot(page, "07-connection-status-check-expired.png")
+    page.get_by_role("link", name="Overview", exact=True).click()
+    status = page.get_by_role("row").filter(has_text=re.compile(r"^\s*expired\s+failing"))
+    expect(status).to_contain_text("The client secret has expired")
+    expect(status).to_contain_text("Create a new client secret on the app registration")
+    status.scroll_into_view_if_needed()
     shot(page, "06-connection-status-failing.png")
+    nodes = ui.graphql(
+        '{ assetNodeOrError(assetKey: {path: ["azure_openai", "connection_status"]}) { ... on AssetNode '
+        "{ assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization "
+        "{ evaluation { success } } } } } } } }"
+    )
+    results = {
+        c["name"]: c["executionForLatestMaterialization"]["evaluation"]["success"]
+        for c in nodes["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    }
+    assert results == {"prod_healthy": True, "dev_healthy": True, "research_healthy": False, "expired_healthy": False}
 
 
 @pytest.mark.slow
