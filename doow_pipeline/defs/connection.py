@@ -10,6 +10,15 @@ A connection-level problem (credentials, role, scope, an endpoint still unreacha
 retries) does not fail the step: Dagster would then skip usage_daily for every connection in the run. The
 step lands nothing (the connection's previous days stay), records the problem as an event for
 connection_status, fails the connection's ERROR check, and says so in each partition's metadata.
+
+Known shortfall: the step still yields its output, so Dagster records a materialization for every partition of
+the range and the partition bar shows them "Materialized" although nothing new landed. Not yielding the output
+would be truthful, but then Dagster skips usage_daily in the same run: a step whose input's upstream output is
+missing is skipped unless that input is a fan-in (dagster/_core/execution/plan/active.py,
+`_should_skip_step`), and asset deps become one input per upstream key (assets/job/asset_job.py,
+`build_node_deps`). Failed checks do not colour partitions in OSS Dagster 1.13 (checks carry no partition;
+asset health is a Dagster+ feature), and a partition shows "Failed" only when its run failed. The way out is a
+writer whose op fans in over the connections' outputs (a graph-backed usage_daily), see issue 9.
 """
 
 from collections.abc import Iterator

@@ -75,8 +75,19 @@ STATUS_COLUMNS = (
     "accounts_covered",
     "accounts_in_scope",
 )
+# The view's column types (DuckDB's names) for the catalog: an untyped TableColumn reads "string".
+STATUS_TYPES = {
+    "last_successful_sync": "timestamp",
+    "usage_rows": "bigint",
+    "total_tokens": "hugeint",
+    "accounts_covered": "bigint",
+    "accounts_in_scope": "bigint",
+}
 STATUS_SCHEMA = dg.TableSchema(
-    columns=[dg.TableColumn(c, description=CONNECTION_STATUS_DESCRIPTIONS[c]) for c in STATUS_COLUMNS]
+    columns=[
+        dg.TableColumn(c, STATUS_TYPES.get(c, "varchar"), description=CONNECTION_STATUS_DESCRIPTIONS[c])
+        for c in STATUS_COLUMNS
+    ]
 )
 _TOKENS = ("input_tokens", "output_tokens", "total_tokens", "requests")
 BY_MODEL_SCHEMA = dg.TableSchema(

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +17,8 @@ from doow_pipeline.config import load_config
 from doow_pipeline.defs.project import build_definitions
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
-from doow_pipeline_tests.demo import DEMO_CONNECTIONS, dagster_home, start_dagster_dev
+from doow_pipeline_tests.dagster_ui import dagster_ui
+from doow_pipeline_tests.demo import DEMO_CONNECTIONS, dagster_home
 from doow_pipeline_tests.project import secret_env_name, write_project
 
 SCENARIO = load_scenario(DEMO_SCENARIO)
@@ -106,6 +104,20 @@ def test_assets_carry_names_tags_columns_and_code_references(demo_project):
         assert [c.name for c in schema.columns] == [name for name, _ in columns]
         assert all(c.description for c in schema.columns), key
         assert "dagster/code_references" in metadata
+    status = specs["azure_openai/connection_status"].metadata["dagster/column_schema"]
+    status = getattr(status, "schema", status)
+    # The types of the azure_openai.connection_status view (an untyped column would read "string" in the UI).
+    assert {c.name: c.type for c in status.columns} == {
+        "connection": "varchar",
+        "state": "varchar",
+        "cause": "varchar",
+        "next_action": "varchar",
+        "last_successful_sync": "timestamp",
+        "usage_rows": "bigint",
+        "total_tokens": "hugeint",
+        "accounts_covered": "bigint",
+        "accounts_in_scope": "bigint",
+    }
     assert specs["azure_openai/usage_daily"].freshness_policy is not None
     checks_by_asset = {}
     for check_key in graph.asset_check_keys:
@@ -114,54 +126,16 @@ def test_assets_carry_names_tags_columns_and_code_references(demo_project):
     assert checks_by_asset["azure_openai/connection_status"] == {"prod_healthy", "dev_healthy", "research_healthy"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.mark.slow
 def test_dagster_dev_serves_assets_and_checks(demo_project, tmp_path):
-    port = _free_port()
-    home = dagster_home(tmp_path)
-    env = {**os.environ, "DOOW_CONNECTIONS": str(demo_project)}
-    log = (tmp_path / "dagster-dev.log").open("w")
-    process = start_dagster_dev(env, home, port, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 300  # a loaded 2-core machine can take minutes
-        nodes = None
-        while time.monotonic() < deadline:
-            try:
-                result = _graphql(
-                    port,
-                    "{ assetNodes { assetKey { path } assetChecksOrError { "
-                    "... on AssetChecks { checks { name } } } } }",
-                )
-                nodes = result.get("data", {}).get("assetNodes")
-                if nodes:
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
-        assert nodes, (tmp_path / "dagster-dev.log").read_text()[-3000:]
-        keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
-        assert "azure_openai/usage_daily" in keys and "azure_openai/prod_metric_points" in keys
-        checks = {c["name"] for n in nodes for c in (n["assetChecksOrError"] or {}).get("checks", [])}
-        assert checks == EXPECTED_CHECKS
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
-        log.close()
+    with dagster_ui(demo_project, dagster_home(tmp_path), tmp_path / "dagster-dev.log") as ui:
+        nodes = ui.graphql(
+            "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } } }"
+        )["assetNodes"]
+    keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
+    assert "azure_openai/usage_daily" in keys and "azure_openai/prod_metric_points" in keys
+    checks = {c["name"] for n in nodes for c in (n["assetChecksOrError"] or {}).get("checks", [])}
+    assert checks == EXPECTED_CHECKS
 
 
 @pytest.mark.slow

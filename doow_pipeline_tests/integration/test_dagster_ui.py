@@ -8,13 +8,6 @@ Every number is compared with totals computed independently from the emulator's 
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -28,7 +21,8 @@ from doow_pipeline.defs.runs import sync_range
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
 from doow_pipeline_tests.azure_emulator.usage import expected_daily_usage
-from doow_pipeline_tests.demo import DEMO_CONNECTIONS, EXPIRED, PROD, dagster_home, start_dagster_dev
+from doow_pipeline_tests.dagster_ui import dagster_ui
+from doow_pipeline_tests.demo import DEMO_CONNECTIONS, EXPIRED, PROD, dagster_home
 from doow_pipeline_tests.project import (
     AZURE_OPENAI_KINDS,
     ConnectionSpec,
@@ -241,84 +235,46 @@ def test_a_failing_connection_in_the_scheduled_run_stops_nobody(tmp_path, emulat
         assert metadata["landed"].value is False and "wrong_secret" in metadata["not_landed_because"].value
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 NOISE = ("BetaWarning", "SupersessionWarning", "PreviewWarning", "Found a dagster instance configuration value")
 
 
 @pytest.mark.slow
 def test_the_ui_shows_runs_under_jobs_every_check_evaluated_and_starts_quietly(synced, tmp_path):
     config, _instance = synced
-    port = _free_port()
-    env = {**os.environ, "DOOW_CONNECTIONS": str(config.path)}
-    log_path = tmp_path / "dagster-dev.log"
-    with log_path.open("w") as log:
-        process = start_dagster_dev(env, tmp_path / "dagster_home", port, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 240
-            nodes = None
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    nodes = _graphql(
-                        port,
-                        "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks "
-                        "{ checks { name executionForLatestMaterialization { status } } } } } }",
-                    )
-                    nodes = nodes.get("data", {}).get("assetNodes")
-                    if nodes:
-                        break
-                except OSError:
-                    pass
-                time.sleep(1)
-            assert nodes, log_path.read_text()[-3000:]
-            checks = {
-                (("/".join(n["assetKey"]["path"])), c["name"]): c["executionForLatestMaterialization"]
-                for n in nodes
-                for c in n["assetChecksOrError"]["checks"]
-            }
-            # usage_daily 10 (with landing_files_readable), accounts 2, one per connection, cost 3
-            assert len(checks) == 4 * len(DEMO_CONNECTIONS) + 10 + 2 + len(DEMO_CONNECTIONS) + 3
-            unevaluated = [k for k, execution in checks.items() if execution is None]
-            assert not unevaluated  # the UI opens with every check evaluated
+    log = tmp_path / "dagster-dev.log"
+    with dagster_ui(config.path, dagster_home(tmp_path), log) as ui:
+        nodes = ui.graphql(
+            "{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks "
+            "{ checks { name executionForLatestMaterialization { status } } } } } }"
+        )["assetNodes"]
+        checks = {
+            (("/".join(n["assetKey"]["path"])), c["name"]): c["executionForLatestMaterialization"]
+            for n in nodes
+            for c in n["assetChecksOrError"]["checks"]
+        }
+        # usage_daily 10 (with landing_files_readable), accounts 2, one per connection, cost 3
+        assert len(checks) == 4 * len(DEMO_CONNECTIONS) + 10 + 2 + len(DEMO_CONNECTIONS) + 3
+        unevaluated = [k for k, execution in checks.items() if execution is None]
+        assert not unevaluated  # the UI opens with every check evaluated
 
-            runs = _graphql(
-                port,
-                '{ pipelineOrError(params: {repositoryLocationName: "doow_pipeline", repositoryName: '
-                '"__repository__", pipelineName: "fetch_prod"}) { ... on Pipeline { runs { runId '
-                "repositoryOrigin { repositoryLocationName } } } } }",
-            )
-            (run,) = runs["data"]["pipelineOrError"]["runs"]
-            assert run["repositoryOrigin"]["repositoryLocationName"] == "doow_pipeline"
+        runs = ui.graphql(
+            '{ pipelineOrError(params: {repositoryLocationName: "doow_pipeline", repositoryName: '
+            '"__repository__", pipelineName: "fetch_prod"}) { ... on Pipeline { runs { runId '
+            "repositoryOrigin { repositoryLocationName } } } } }",
+        )
+        (run,) = runs["pipelineOrError"]["runs"]
+        assert run["repositoryOrigin"]["repositoryLocationName"] == "doow_pipeline"
 
-            day = LAST.isoformat()
-            events = _graphql(
-                port,
-                '{ assetOrError(assetKey: {path: ["azure_openai", "usage_daily"]}) { ... on Asset '
-                f'{{ assetMaterializations(partitions: ["{day}"]) {{ partition metadataEntries {{ label '
-                "... on IntMetadataEntry { intValue } } } } } }",
-            )
-            (materialization,) = events["data"]["assetOrError"]["assetMaterializations"]
-            entries = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
-            expected = expected_usage(SCENARIO, LAST, LAST, DEMO_CONNECTIONS, synced_at=NOW)
-            assert entries["dagster/row_count"] == expected.height
-            assert entries["total_tokens"] == expected["total_tokens"].sum()
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=60)
-    text = log_path.read_text()
+        day = LAST.isoformat()
+        events = ui.graphql(
+            '{ assetOrError(assetKey: {path: ["azure_openai", "usage_daily"]}) { ... on Asset '
+            f'{{ assetMaterializations(partitions: ["{day}"]) {{ partition metadataEntries {{ label '
+            "... on IntMetadataEntry { intValue } } } } } }",
+        )
+        (materialization,) = events["assetOrError"]["assetMaterializations"]
+        entries = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
+        expected = expected_usage(SCENARIO, LAST, LAST, DEMO_CONNECTIONS, synced_at=NOW)
+        assert entries["dagster/row_count"] == expected.height
+        assert entries["total_tokens"] == expected["total_tokens"].sum()
+    text = log.read_text()
     assert not [line for line in text.splitlines() if any(n in line for n in NOISE)], text[-3000:]
