@@ -121,6 +121,17 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def process_peak_rss_mib(pid: int) -> float:
+    """Peak resident set (VmHWM) of a live process, in MiB, from /proc (used for the emulator)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 class OtherLoad:
     """CPU time that processes other than this one and its children used while it ran (from /proc/stat).
 
