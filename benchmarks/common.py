@@ -1,7 +1,8 @@
 """Shared plumbing: measured worker subprocesses, process statistics, machine facts, the result table.
 
 Every measured operation runs in its own fresh Python process (a "worker"), so
-- its peak memory is the process's own ru_maxrss (read with os.wait4 for exactly that child),
+- its peak memory is the process's own high-water mark (VmHWM, which the worker reports as it ends; its CPU time
+  comes from os.wait4 for exactly that child),
 - nothing is cached between the pipeline and its baseline (e.g. the per-process metricDefinitions cache),
 - the parent only orchestrates and checks results; it never competes for the CPU while a worker runs.
 
@@ -106,9 +107,14 @@ def run_worker(
         raise BenchmarkError(
             f"worker {name} ({module}) exited with {process.returncode} after {wall:.1f} s; log {log_path}:\n{tail}"
         )
-    return WorkerRun(
-        json.loads(out_path.read_text(encoding="utf-8")), wall, usage.ru_maxrss / 1024, usage.ru_utime, usage.ru_stime
-    )
+    result = json.loads(out_path.read_text(encoding="utf-8"))
+    # The peak is the worker's own VmHWM, which it reports as it ends. Not ru_maxrss from wait4: Linux carries the
+    # spawning process's high-water mark over exec into the child's maxrss (subprocess spawns with vfork, so the
+    # child starts on the parent's memory), so a worker started after the parent held, say, 1.4 GiB of check data
+    # would "peak" at 1.4 GiB whatever it did. ru_maxrss stays in the result as an upper bound.
+    result["rusage_maxrss_mib"] = usage.ru_maxrss / 1024
+    peak = float(result.get("vm_hwm_mib", usage.ru_maxrss / 1024))
+    return WorkerRun(result, wall, peak, usage.ru_utime, usage.ru_stime)
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -119,6 +125,17 @@ def process_cpu_seconds(pid: int) -> float:
         return float("nan")
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def process_peak_rss_mib(pid: int) -> float:
+    """Peak resident set (VmHWM) of a live process, in MiB, from /proc (used for the emulator)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 class OtherLoad:

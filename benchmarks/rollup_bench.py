@@ -17,6 +17,7 @@ from benchmarks.rollup_data import accounts_for
 SIZES = {True: {"points": 1_000_000, "repeats": 1}, False: {"points": 10_000_000, "repeats": 2}}
 CONNECTIONS = 2
 DAYS = 90
+FLOOR_RATIO_TARGET = 1.5  # issue 11: the roll-up of 10 M points within 1.5 x the DuckDB GROUP BY floor
 LAST_DAY = date(2026, 11, 19)
 
 
@@ -95,8 +96,8 @@ def run(quick: bool, workdir: Path, log=print, points: int | None = None, repeat
         fmt_s(p_wall),
         fmt_s(f_wall),
         fmt_ratio(p_wall / f_wall) + " slower",
-        "< 10 s" if not quick else "",
-        p_wall < 10 if not quick else None,
+        f"<= {FLOOR_RATIO_TARGET:g}x floor" if not quick else "",
+        p_wall / f_wall <= FLOOR_RATIO_TARGET if not quick else None,
     )
     section.row(
         "  all runs",

@@ -1,4 +1,4 @@
-"""python -m benchmarks.run [--quick] [--only sync|rollup] [--workdir DIR] [--keep]
+"""python -m benchmarks.run [--quick] [--only sync|sync10k|daily|rollup] [--workdir DIR] [--keep]
 
 Runs the benchmarks (targets in benchmarks/README.md) as ratios against baselines run side by side on this
 machine, prints a table and writes benchmarks/results/<timestamp>[-quick].json. Everything talks to 127.0.0.1 only.
@@ -20,10 +20,17 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import rollup_bench, sync_bench
+from benchmarks import daily_bench, rollup_bench, sync10k_bench, sync_bench
 from benchmarks.common import PROJECT_ROOT, OtherLoad, Section, git_info, machine_info, render_table
 
-BENCHMARKS = {"sync": sync_bench.run, "rollup": rollup_bench.run}
+# In this order: sync10k compares itself with sync's 1,000-account run, and daily starts from its backfill
+# (each measures that run itself when sync is not selected).
+BENCHMARKS = {
+    "sync": sync_bench.run,
+    "sync10k": sync10k_bench.run,
+    "daily": daily_bench.run,
+    "rollup": rollup_bench.run,
+}
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
 
 
@@ -46,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
 
-    names = args.only or list(BENCHMARKS)
+    names = [name for name in BENCHMARKS if name in (args.only or BENCHMARKS)]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="doow-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

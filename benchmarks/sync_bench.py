@@ -17,20 +17,35 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import polars as pl
 import yaml
 
-from benchmarks.common import Section, fmt_mib, fmt_ratio, fmt_s, process_cpu_seconds, run_worker
+from benchmarks.common import (
+    Section,
+    WorkerRun,
+    fmt_mib,
+    fmt_ratio,
+    fmt_s,
+    process_cpu_seconds,
+    process_peak_rss_mib,
+    run_worker,
+)
 
 DAYS = 90
 CONCURRENCY = 8
 TOP = 1000
 BATCH_MAX = 50  # accounts per metrics:getBatch call (Azure's limit)
 AZURE_OPENAI_KINDS = {"openai", "aiservices"}
+# Issue 11's targets for the 1,000-account backfill (earlier: >= 20x and < 60 s). The wall target is an absolute
+# figure for 2 otherwise idle cores, so --quick (a smaller estate) shows it without a verdict.
+SPEEDUP_TARGET = 90
+WALL_TARGET_S = 15.0
+CALLS_TARGET = 1.1
 SIZES = {
     # quick: a small estate of the same shape, for a smoke test that finishes well under a minute
     True: {"subscriptions": 2, "accounts_per_subscription": 30, "baseline_samples": [2]},
@@ -38,11 +53,12 @@ SIZES = {
 }
 
 
-def scenario_document(quick: bool) -> dict:
+def scenario_document(quick: bool, size: dict | None = None) -> dict:
+    """scale.yaml with the size of `sync` (or `size`: subscriptions, accounts_per_subscription) in its scale block."""
     from doow_pipeline_tests.azure_emulator import SCALE_SCENARIO
 
     raw = yaml.safe_load(Path(SCALE_SCENARIO).read_text(encoding="utf-8"))
-    size = SIZES[quick]
+    size = size or SIZES[quick]
     for key in ("subscriptions", "accounts_per_subscription"):
         if size[key] is not None:
             raw["scale"][key] = size[key]
@@ -177,8 +193,15 @@ def compare_points(actual: pl.DataFrame, expected: pl.DataFrame) -> tuple[bool, 
 
 def estate_totals(scenario, first, last) -> tuple[int, int]:
     """(points Azure holds for the estate, sum of the "models" TotalTokens) from the generator, cheaply."""
-    from doow_pipeline_tests.azure_emulator.usage import day_usage
+    from doow_pipeline_tests.azure_emulator.usage import daily_totals, day_usage
 
+    try:
+        return _estate_totals(scenario, first, last, day_usage)
+    finally:
+        daily_totals.cache_clear()  # up to 2 M entries for a 10,000-account estate: not needed afterwards
+
+
+def _estate_totals(scenario, first, last, day_usage) -> tuple[int, int]:
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     points = tokens = 0
     for account in scenario.accounts:
@@ -221,68 +244,154 @@ def _request_stats(log: list[dict]) -> dict:
     }
 
 
-def run(quick: bool, workdir: Path, log=print) -> Section:
-    from doow_pipeline_tests.azure_emulator.fixture import run_emulator
-    from doow_pipeline_tests.azure_emulator.scenario import scenario_from_dict
-    from doow_pipeline_tests.project import ConnectionSpec, write_project
+@dataclass
+class Estate:
+    """A scale estate and the product's configuration for it: one subscription-scoped connection each."""
 
-    section = Section("sync")
-    raw = scenario_document(quick)
-    scenario = scenario_from_dict(raw, source="scale.yaml" + (" (quick)" if quick else ""))
+    raw: dict
+    scenario: object
+    principal: object
+    specs: list
+    first: date
+    last: date
+
+    @property
+    def accounts(self) -> int:
+        return sum(1 for a in self.scenario.accounts if a.kind.lower() in AZURE_OPENAI_KINDS)
+
+    @property
+    def deployments(self) -> int:
+        return sum(len(a.deployments) for a in self.scenario.accounts)
+
+    @property
+    def scopes(self) -> list[str]:
+        return [s.scope for s in self.specs]
+
+    def describe(self) -> str:
+        return (
+            f"{self.accounts:,} accounts x {self.deployments // max(1, self.accounts)} deployments in "
+            f"{len(self.specs)} subscription(s), {DAYS} days {self.first}..{self.last}, "
+            f"{self.scenario.latency_ms:g} ms latency per call"
+        )
+
+
+def build_estate(raw: dict, source: str) -> Estate:
+    from doow_pipeline_tests.azure_emulator.scenario import scenario_from_dict
+    from doow_pipeline_tests.project import ConnectionSpec
+
+    scenario = scenario_from_dict(raw, source=source)
     principal = scenario.principals[str(raw["scale"]["principal"]).lower()]
-    now = scenario.current_time()
-    last = now.date() - timedelta(days=1)
+    last = scenario.current_time().date() - timedelta(days=1)
     first = last - timedelta(days=DAYS - 1)
     subscriptions = sorted({a.subscription_id for a in scenario.accounts})
     specs = [
         ConnectionSpec(f"scale_{i}", principal.client_id, f"/subscriptions/{sub}")
         for i, sub in enumerate(subscriptions)
     ]
-    n_accounts = sum(1 for a in scenario.accounts if a.kind.lower() in AZURE_OPENAI_KINDS)
-    n_deployments = sum(len(a.deployments) for a in scenario.accounts)
+    return Estate(raw, scenario, principal, specs, first, last)
+
+
+@dataclass
+class PipelineMeasurement:
+    """One measured backfill of an estate by the product (sync_worker.py) against a fresh emulator."""
+
+    estate: Estate
+    run: WorkerRun
+    stats: dict
+    emulator_cpu_s: float
+    emulator_peak_rss_mib: float
+    project: Path
+
+    @property
+    def result(self) -> dict:
+        return self.run.result
+
+    @property
+    def calls(self) -> dict:
+        return self.stats["by_kind"]
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.result["landing"])
+
+    def data(self) -> dict:
+        return {
+            "worker": self.result,
+            "process_wall_s": self.run.process_wall_s,
+            "peak_rss_mib": self.run.peak_rss_mib,
+            "cpu_s": self.run.cpu_s,
+            "emulator_cpu_s": self.emulator_cpu_s,
+            "emulator_peak_rss_mib": self.emulator_peak_rss_mib,
+            "requests": self.stats,
+        }
+
+
+# The 1,000-account backfill measured by the `sync` section, by --quick, so that `sync10k` (which compares its
+# peak memory with it) and `daily` (which starts from its landing zone) reuse it within one invocation.
+MEASURED: dict[bool, PipelineMeasurement] = {}
+
+
+def measure_pipeline(estate: Estate, workdir: Path, name: str, log=print) -> PipelineMeasurement:
+    """The product's backfill of the estate's DAYS days, in a fresh worker against a freshly started emulator."""
+    from doow_pipeline_tests.azure_emulator.fixture import run_emulator
+    from doow_pipeline_tests.project import write_project
+
+    log(
+        f"{name}: pipeline, {estate.accounts:,} accounts in {len(estate.specs)} subscription connection(s), {DAYS} "
+        f"days ({estate.first}..{estate.last}), {estate.scenario.latency_ms:.0f} ms latency per call"
+    )
+    with run_emulator(estate.raw, state_dir=workdir / f"emulator-{name}", spec_validation=False) as emu:
+        project = write_project(
+            workdir / f"project-{name}", emu.endpoints, estate.scenario, estate.specs, concurrency=CONCURRENCY, top=TOP
+        )
+        emu_cpu = process_cpu_seconds(emu.process.pid)
+        run_ = run_worker(
+            "benchmarks.sync_worker",
+            {"config": str(project), "first_day": str(estate.first), "last_day": str(estate.last)},
+            workdir,
+            f"{name}-pipeline",
+            {},  # the project's settings.frozen_clock is the scenario's clock
+            timeout=4 * 3600.0,
+        )
+        emu_cpu = process_cpu_seconds(emu.process.pid) - emu_cpu
+        emu_peak = process_peak_rss_mib(emu.process.pid)
+        requests = emu.requests()
+    measurement = PipelineMeasurement(estate, run_, _request_stats(requests), emu_cpu, emu_peak, project)
+    log(
+        f"{name}: pipeline done in {fmt_s(run_.result['wall_s'])}, {sum(measurement.calls.values())} calls "
+        f"{measurement.calls}, peak {fmt_mib(run_.peak_rss_mib)} (emulator {fmt_mib(emu_peak)})"
+    )
+    return measurement
+
+
+def run(quick: bool, workdir: Path, log=print) -> Section:
+    from doow_pipeline_tests.azure_emulator.fixture import run_emulator
+
+    section = Section("sync")
+    raw = scenario_document(quick)
+    estate = build_estate(raw, "scale.yaml" + (" (quick)" if quick else ""))
+    scenario, principal, specs, first, last = estate.scenario, estate.principal, estate.specs, estate.first, estate.last
+    n_accounts, n_deployments = estate.accounts, estate.deployments
     section.data["estate"] = {
         "accounts": n_accounts,
         "deployments": n_deployments,
-        "subscriptions": len(subscriptions),
+        "subscriptions": len(specs),
         "latency_ms": scenario.latency_ms,
         "accounts_page_size": scenario.accounts_page_size,
         "days": DAYS,
         "first_day": str(first),
         "last_day": str(last),
-        "now": now.isoformat(),
-        "connections": [s.scope for s in specs],
+        "now": scenario.current_time().isoformat(),
+        "connections": estate.scopes,
         "concurrency": CONCURRENCY,
     }
-    env: dict[str, str] = {}  # the project's settings.frozen_clock is the scenario's clock
+    env: dict[str, str] = {}
 
     # ---- the pipeline ------------------------------------------------------------------------------------
-    log(
-        f"sync: pipeline, {n_accounts} accounts in {len(specs)} subscription connection(s), {DAYS} days "
-        f"({first}..{last}), {scenario.latency_ms:.0f} ms latency per call"
-    )
-    with run_emulator(raw, state_dir=workdir / "emulator-pipeline", spec_validation=False) as emu:
-        project = write_project(workdir / "project", emu.endpoints, scenario, specs, concurrency=CONCURRENCY, top=TOP)
-        emu_cpu = process_cpu_seconds(emu.process.pid)
-        pipeline = run_worker(
-            "benchmarks.sync_worker",
-            {"config": str(project), "first_day": str(first), "last_day": str(last)},
-            workdir,
-            "sync-pipeline",
-            env,
-        )
-        emu_cpu = process_cpu_seconds(emu.process.pid) - emu_cpu
-        requests = emu.requests()
-    stats = _request_stats(requests)
-    result = pipeline.result
-    section.data["pipeline"] = {
-        "worker": result,
-        "process_wall_s": pipeline.process_wall_s,
-        "peak_rss_mib": pipeline.peak_rss_mib,
-        "cpu_s": pipeline.cpu_s,
-        "emulator_cpu_s": emu_cpu,
-        "requests": stats,
-    }
-    bound = lower_bound(scenario, [s.scope for s in specs])
+    measured = MEASURED[quick] = measure_pipeline(estate, workdir, "sync", log)
+    pipeline, stats, result = measured.run, measured.stats, measured.result
+    section.data["pipeline"] = measured.data()
+    bound = lower_bound(scenario, estate.scopes)
     section.data["lower_bound"] = bound
     names_bound = sum(
         model_name_calls(
@@ -297,10 +406,6 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
     api_kinds = ("batch", "accounts", "definitions")
     api_calls = sum(calls.get(k, 0) for k in calls if k not in ("token", "openid"))
     api_bound = sum(bound[k] for k in api_kinds)
-    log(
-        f"sync: pipeline done in {fmt_s(result['wall_s'])}, {total_calls} calls {calls}, "
-        f"peak {fmt_mib(pipeline.peak_rss_mib)}"
-    )
 
     # ---- the baseline, side by side against a fresh emulator of the same estate --------------------------
     baselines = []
@@ -395,8 +500,8 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
         f"{total_calls:,} / {total_bound:,}",
         "",
         f"{total_calls / total_bound:.3f}",
-        "<= 1.1",
-        total_calls / total_bound <= 1.1,
+        f"<= {CALLS_TARGET:g}",
+        total_calls / total_bound <= CALLS_TARGET,
     )
     for kind in ("batch", "accounts", "definitions", "token", "openid", "metrics", "subscriptions"):
         if calls.get(kind) or bound.get(kind):
@@ -421,8 +526,8 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
         fmt_s(p_wall),
         f"{fmt_s(b_wall)} ({sample_note})",
         fmt_ratio(b_wall / p_wall),
-        ">= 20x faster",
-        b_wall / p_wall >= 20,
+        f">= {SPEEDUP_TARGET:g}x faster",
+        b_wall / p_wall >= SPEEDUP_TARGET,
     )
     if throttle_floor > 0:
         section.row(
@@ -431,7 +536,14 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
             f">= {fmt_s(throttle_floor)}",
             f">= {fmt_ratio(throttle_floor / p_wall)}",
         )
-    section.row("  pipeline wall < 60 s", fmt_s(p_wall), "", "", "< 60 s", p_wall < 60)
+    section.row(
+        f"  pipeline wall <= {WALL_TARGET_S:g} s",
+        fmt_s(p_wall),
+        "",
+        "",
+        f"<= {WALL_TARGET_S:g} s" if not quick else "",
+        p_wall <= WALL_TARGET_S if not quick else None,
+    )
     for c in result["connections"]:
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in c["phases_s"].items())
         hwm = ", ".join(f"{k} {v:,.0f}" for k, v in c["vm_hwm_after_mib"].items())
@@ -485,55 +597,7 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
     )
 
     # ---- correctness -----------------------------------------------------------------------------------------
-    conns = result["connections"]
-    section.check(
-        "every connection synced without error",
-        all(c["ok"] for c in conns) and not any(k.startswith("ERROR") for c in conns for k in c["events"]),
-        "; ".join(f"{c['connection']}: {c['events'] or 'no events'}" for c in conns if c["events"]) or "",
-    )
-    section.check(
-        "batch API used for every subscription",
-        all(set(c["paths"].values()) == {"batch"} for c in conns),
-        str({c["connection"]: c["paths"] for c in conns}),
-    )
-    section.check(
-        "all accounts discovered and readable, nothing truncated",
-        sum(c["accounts"] for c in conns) == n_accounts
-        and not any(c["unreadable"] for c in conns)
-        and not any(c["truncated"] for c in conns),
-        f"{sum(c['accounts'] for c in conns)} of {n_accounts} accounts",
-    )
-    section.check(
-        "no error answers in the request log (throttling, which is retried, aside)",
-        set(stats["by_status"]) <= {"200", "429", "529"},
-        str(stats["by_status"]),
-    )
-    landing = Path(result["landing"])
-    files = sorted((landing / "points").glob("connection=*/day=*/points.parquet"))
-    manifests = sorted((landing / "manifests").glob("connection=*/day=*.json"))
-    section.check(
-        f"{DAYS} days landed per connection (points + manifest)",
-        len(files) == len(manifests) == DAYS * len(specs),
-        f"{len(files)} point files, {len(manifests)} manifests for {len(specs)} connection(s)",
-    )
-    scan = pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
-    exp_points, exp_tokens = estate_totals(scenario, first, last)
-    got = (
-        scan.select(
-            pl.len().alias("n"), pl.col("total").filter(pl.col("metric") == "TotalTokens").sum().alias("tokens")
-        )
-        .collect()
-        .row(0, named=True)
-    )
-    section.check(
-        "whole estate: landed point count and models TotalTokens sum equal the generator's",
-        got["n"] == exp_points and int(got["tokens"]) == exp_tokens,
-        f"{got['n']:,} points (expected {exp_points:,}), {int(got['tokens']):,} tokens (expected {exp_tokens:,})",
-    )
-    check_accounts = _sample(scenario, 6 if not quick else 3)
-    ids = {a.id.lower() for a in check_accounts}
-    equal, detail = compare_points(normalised(scan, ids), expected_points(scenario, check_accounts, first, last))
-    section.check(f"{len(check_accounts)} accounts: every landed point equals expected_daily_usage", equal, detail)
+    check_sync(section, measured, first, last, last, 6 if not quick else 3)
     for b in baselines:
         ids = {a.id.lower() for a in b["sample"]}
         equal, detail = compare_points(
@@ -549,6 +613,86 @@ def run(quick: bool, workdir: Path, log=print) -> Section:
             f"{b['requests']['refused_by_kind_status'] or 'none'}",
         )
     return section
+
+
+def check_sync(
+    section: Section,
+    measured: PipelineMeasurement,
+    first: date,
+    last: date,
+    last_complete: date,
+    sample_accounts: int,
+    log_stats: dict | None = None,
+) -> None:
+    """Correctness of a sync of first..last (any failure exits 1): every connection synced without error on the
+    batch API, every account discovered and readable, no error answers, every day landed (points + manifest),
+    and for the complete days (first..last_complete) the whole estate's point count and models TotalTokens equal
+    the generator's, and every landed point of a sample of accounts equals expected_daily_usage."""
+    estate, result = measured.estate, measured.result
+    stats = log_stats or measured.stats
+    scenario, specs = estate.scenario, estate.specs
+    conns = result["connections"]
+    section.check(
+        "every connection synced without error",
+        all(c["ok"] for c in conns) and not any(k.startswith("ERROR") for c in conns for k in c["events"]),
+        "; ".join(f"{c['connection']}: {c['events'] or 'no events'}" for c in conns if c["events"]) or "",
+    )
+    section.check(
+        "batch API used for every subscription",
+        all(set(c["paths"].values()) == {"batch"} for c in conns),
+        str({c["connection"]: c["paths"] for c in conns}) if len(conns) <= 4 else f"{len(conns)} connections",
+    )
+    section.check(
+        "all accounts discovered and readable, nothing truncated",
+        sum(c["accounts"] for c in conns) == estate.accounts
+        and not any(c["unreadable"] for c in conns)
+        and not any(c["truncated"] for c in conns),
+        f"{sum(c['accounts'] for c in conns):,} of {estate.accounts:,} accounts",
+    )
+    section.check(
+        "no error answers in the request log (throttling, which is retried, aside)",
+        set(stats["by_status"]) <= {"200", "429", "529"},
+        str(stats["by_status"]),
+    )
+    days = (last - first).days + 1
+    files = _landed(measured.landing / "points", "connection=*/day=*/points.parquet", first, last)
+    manifests = _landed(measured.landing / "manifests", "connection=*/day=*.json", first, last)
+    section.check(
+        f"{days} days landed per connection (points + manifest)",
+        len(files) == len(manifests) == days * len(specs),
+        f"{len(files):,} point files, {len(manifests):,} manifests for {len(specs)} connection(s)",
+    )
+    complete = [f for f in files if _day_of(f) <= last_complete]
+    scan = pl.scan_parquet([str(f) for f in complete], hive_partitioning=False)
+    exp_points, exp_tokens = estate_totals(scenario, first, last_complete)
+    got = (
+        scan.select(
+            pl.len().alias("n"), pl.col("total").filter(pl.col("metric") == "TotalTokens").sum().alias("tokens")
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    section.check(
+        f"whole estate, {first}..{last_complete}: landed point count and models TotalTokens sum equal the generator's",
+        got["n"] == exp_points and int(got["tokens"] or 0) == exp_tokens,
+        f"{got['n']:,} points (expected {exp_points:,}), {int(got['tokens'] or 0):,} tokens (expected {exp_tokens:,})",
+    )
+    check_accounts = _sample(scenario, sample_accounts)
+    ids = {a.id.lower() for a in check_accounts}
+    equal, detail = compare_points(
+        normalised(scan, ids), expected_points(scenario, check_accounts, first, last_complete)
+    )
+    section.check(f"{len(check_accounts)} accounts: every landed point equals expected_daily_usage", equal, detail)
+
+
+def _day_of(path: Path) -> date:
+    part = next(p for p in (path.parent.name, path.stem) if p.startswith("day="))
+    return date.fromisoformat(part.removeprefix("day="))
+
+
+def _landed(root: Path, pattern: str, first: date, last: date) -> list[Path]:
+    """The landed files of the days first..last (a landing zone may hold other days too)."""
+    return sorted(f for f in root.glob(pattern) if first <= _day_of(f) <= last)
 
 
 def main_standalone() -> None:  # pragma: no cover - convenience
