@@ -677,13 +677,13 @@ def _per_day_usage(
 
 def _per_day_accounts(accounts: pl.DataFrame, days: list[date]) -> dict[date, DayAccounts]:
     result = {day: DayAccounts() for day in days}
-    for row in accounts.iter_rows(named=True):
-        entry = result[row["usage_date"]]
-        entry.rows += 1
-        if row["readable"]:
-            entry.readable += 1
-        else:
-            entry.unreadable.append(f"{row['connection']}: {row['resource_name']}")
+    readable = pl.col("readable").fill_null(False)
+    for row in accounts.group_by("usage_date").agg(pl.len(), readable.sum()).iter_rows(named=True):
+        result[row["usage_date"]].rows = row["len"]
+        result[row["usage_date"]].readable = row["readable"]
+    # Only the unreadable accounts are walked in Python (a few; the inventory holds every account every day).
+    for row in accounts.filter(~readable).select("usage_date", "connection", "resource_name").iter_rows():
+        result[row[0]].unreadable.append(f"{row[1]}: {row[2]}")
     return result
 
 
