@@ -678,12 +678,13 @@ def _per_day_usage(
 def _per_day_accounts(accounts: pl.DataFrame, days: list[date]) -> dict[date, DayAccounts]:
     result = {day: DayAccounts() for day in days}
     readable = pl.col("readable").fill_null(False)
-    for row in accounts.group_by("usage_date").agg(pl.len(), readable.sum()).iter_rows(named=True):
-        result[row["usage_date"]].rows = row["len"]
-        result[row["usage_date"]].readable = row["readable"]
+    for counts in accounts.group_by("usage_date").agg(pl.len(), readable.sum()).iter_rows(named=True):
+        result[counts["usage_date"]].rows = counts["len"]
+        result[counts["usage_date"]].readable = counts["readable"]
     # Only the unreadable accounts are walked in Python (a few; the inventory holds every account every day).
-    for row in accounts.filter(~readable).select("usage_date", "connection", "resource_name").iter_rows():
-        result[row[0]].unreadable.append(f"{row[1]}: {row[2]}")
+    unreadable = accounts.filter(~readable).select("usage_date", "connection", "resource_name")
+    for day, connection, name in unreadable.iter_rows():
+        result[day].unreadable.append(f"{connection}: {name}")
     return result
 
 
