@@ -1,4 +1,4 @@
-"""Pure transforms from raw metric points to daily usage rows: one DuckDB SQL statement, no I/O of its own.
+"""Pure transforms from raw metric points to daily usage rows (polars, no I/O).
 
 Rules (design.md §3):
 - dimension values `__Empty` mean "not reported" and become NULL;
@@ -10,19 +10,14 @@ Rules (design.md §3):
   version) where a metric reports one unambiguously: "models" rows, or the legacy request metric
   `AzureOpenAIRequests` split by ModelName; else NULL. Named legacy rows are summed again, so a day's
   legacy tokens and requests of one deployment stay one row;
-- tokens are integers (each point's total rounded half to even, then summed).
-
-The rules are SQL so the writer runs them inside DuckDB, next to the landed Parquet files: millions of raw
-points are read, grouped and written without ever becoming Python or polars objects (`roll_up_daily` runs the
-same statement over polars frames, for callers that hold points in memory).
+- tokens are integers.
 """
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
-from ..core.metrics import EMPTY_DIMENSION, FAMILY_METRICS, Family, Quantity
+from ..core.metrics import EMPTY_DIMENSION, FAMILY_METRICS, METRIC_QUANTITY, Family, Quantity
 
 DIMENSIONS = ["deployment", "model_name", "model_version", "metric_region"]
 GRAIN = ["usage_date", "resource_id", *DIMENSIONS]
@@ -32,148 +27,111 @@ USAGE_COLUMNS = ["usage_date", "connection", "resource_id", *DIMENSIONS, *QUANTI
 MODEL_NAME_KEY = ["resource_id", "deployment", "model_version"]
 SERIES_KEYS = ["connection", "resource_id", "family", *DIMENSIONS, "usage_date"]
 LEGACY_REQUEST_METRIC = FAMILY_METRICS[Family.AZURE_OPENAI][Quantity.REQUESTS].lower()
-# Columns a points relation must have (the landed POINT_SCHEMA plus `connection`).
-POINT_COLUMNS = ["connection", "resource_id", "family", "metric", *DIMENSIONS, "timestamp", "total"]
+_CANONICAL_METRIC_QUANTITY = {metric: str(q) for metrics in FAMILY_METRICS.values() for q, metric in metrics.items()}
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _empty_as_null(columns: list[str]) -> list[pl.Expr]:
+    """The `reported()` rule of core.metrics, vectorised: `__Empty` and "" mean "not reported"."""
+    return [pl.when(pl.col(c).is_in([EMPTY_DIMENSION, ""])).then(None).otherwise(pl.col(c)).alias(c) for c in columns]
 
 
-# A small code per quantity metric; the legacy request metric has its own (its ModelName names legacy rows).
-_CODES = {Quantity.INPUT_TOKENS: 0, Quantity.OUTPUT_TOKENS: 1, Quantity.TOTAL_TOKENS: 2, Quantity.REQUESTS: 3}
-_LEGACY_REQUEST_CODE = 4
-
-
-def _code_of(metric: str) -> str:
-    """The metric's code as an SQL expression. Names as Azure spells them are matched as they are first (cheap
-    on millions of points); any other casing through lower()."""
-    pairs = [
-        (name, _LEGACY_REQUEST_CODE if name.lower() == LEGACY_REQUEST_METRIC else _CODES[quantity])
-        for metrics in FAMILY_METRICS.values()
-        for quantity, name in metrics.items()
-    ]
-    exact = " ".join(f"WHEN {_literal(name)} THEN {code}" for name, code in pairs)
-    folded = " ".join(f"WHEN {_literal(name.lower())} THEN {code}" for name, code in pairs)
-    return f"coalesce(CASE {metric} {exact} END, CASE lower({metric}) {folded} END)::TINYINT"
-
-
-def _reported(column: str) -> str:
-    """The `reported()` rule of core.metrics in SQL: `__Empty` and "" mean "not reported"."""
-    return f"CASE WHEN {column} IN ({_literal(EMPTY_DIMENSION)}, '') THEN NULL ELSE {column} END AS {column}"
-
-
-def _name_points(relation: str) -> str:
-    """(resource, deployment, version, model name) reported by points of `relation`: "models" points and the
-    legacy request metric, dimensions not reported as NULL."""
+def daily_series(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Raw points (with a `connection` column) to one row per (connection, resource, family, dimensions, day)
+    with a column per quantity. Quantities are spread into columns before a plain sum (far faster than
+    filtered aggregations over millions of points); `__Empty` becomes NULL after the sum, on 4x fewer rows
+    (it maps one-to-one, so grouping first is equivalent)."""
+    keys = SERIES_KEYS
+    # Metric names map to a small integer code; names come as Azure spells them, any casing accepted.
+    codes = {metric: QUANTITIES.index(str(q)) for metric, q in METRIC_QUANTITY.items()}
+    codes |= {metric: QUANTITIES.index(q) for metric, q in _CANONICAL_METRIC_QUANTITY.items()}
+    code = pl.col("metric").replace_strict(codes, default=None, return_dtype=pl.Int8)
+    code = pl.coalesce(
+        code, pl.col("metric").str.to_lowercase().replace_strict(codes, default=None, return_dtype=pl.Int8)
+    )
     return (
-        f"SELECT DISTINCT resource_id, {_reported('deployment')}, {_reported('model_version')}, model_name "
-        f"FROM {relation} WHERE (family = {_literal(Family.MODELS)} OR lower(metric) = "
-        f"{_literal(LEGACY_REQUEST_METRIC)}) AND model_name IS NOT NULL AND model_name NOT IN "
-        f"({_literal(EMPTY_DIMENSION)}, '')"
+        points.lazy()
+        .select(
+            *keys[:-1],
+            pl.col("timestamp").dt.date().alias("usage_date"),
+            code.alias("code"),
+            pl.col("total").round(0).cast(pl.Int64).alias("value"),
+        )
+        .filter(pl.col("code").is_not_null())
+        # Categorical keys: grouping millions of points on long ids hashes each string once, not per group-by.
+        .with_columns([pl.col(k).cast(pl.Categorical) for k in keys[:-1]])
+        .with_columns(
+            [pl.when(pl.col("code") == i).then(pl.col("value")).otherwise(0).alias(q) for i, q in enumerate(QUANTITIES)]
+            + [(pl.col("code") == QUANTITIES.index("requests")).alias("has_requests")]
+        )
+        .group_by(keys)
+        .agg([pl.col(q).sum() for q in QUANTITIES] + [pl.col("has_requests").any()])
+        .with_columns(_empty_as_null(DIMENSIONS))
     )
 
 
-def usage_sql(points: str, name_points: str | None = None) -> str:
-    """A SELECT of the daily usage rows (USAGE_COLUMNS, in no particular order) from `points`, an SQL relation
-    with POINT_COLUMNS (a table, a view or `read_parquet(...)`). `name_points`, a relation of the same columns,
-    adds model names reported outside `points` (other days), so a day's rows do not depend on which range was
-    rebuilt with it.
+def _one_connection_per_resource_day(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Overlapping scopes: keep, per (resource, day), the rows of the first connection by name."""
+    first = pl.col("connection").min().over("resource_id", "usage_date")
+    return rows.filter(pl.col("connection") == first)
 
-    `points` is scanned once, into one row per (connection, resource, family, dimensions as reported, day) with
-    a column per quantity (the least any roll-up must do); every other rule, `__Empty` included, runs on those
-    rows, far fewer than the points. Model names of its own points come from the same rows."""
-    models, legacy = _literal(Family.MODELS), _LEGACY_REQUEST_CODE
-    sums = [
-        f"sum(value) FILTER (WHERE code = {code})"
-        if q is not Quantity.REQUESTS
-        else f"sum(value) FILTER (WHERE code IN ({code}, {legacy}))"
-        for q, code in _CODES.items()
-    ]
-    quantity_sums = ",\n    ".join(
-        f"coalesce({expr}, 0)::BIGINT AS {q}" for q, expr in zip(Quantity, sums, strict=True)
+
+def _pick_family(rows: pl.LazyFrame) -> pl.LazyFrame:
+    has_tokens = pl.any_horizontal([pl.col(q) != 0 for q in TOKEN_QUANTITIES])
+    models_days = (
+        rows.filter((pl.col("family") == "models") & has_tokens)
+        .select("resource_id", "deployment", "usage_date")
+        .unique()
+        .with_columns(pl.lit(True).alias("models_has_data"))
     )
-    has_tokens = " OR ".join(f"{q} <> 0" for q in TOKEN_QUANTITIES)
-    extra_names = f"UNION ALL {_name_points(name_points)}" if name_points else ""
-    raw_keys = ["connection", "resource_id", "family", *DIMENSIONS]
-    return f"""
-WITH pts AS (
-  SELECT {", ".join(raw_keys)},
-    DATE '1970-01-01' + CAST(epoch_us("timestamp") // 86400000000 AS INTEGER) AS usage_date,
-    {_code_of("metric")} AS code, CAST(round_even(total, 0) AS BIGINT) AS value
-  FROM {points}
-),
-grouped AS (
-  SELECT {", ".join(raw_keys)}, usage_date,
-    {quantity_sums},
-    bool_or(code IN ({_CODES[Quantity.REQUESTS]}, {legacy})) AS has_requests,
-    bool_or(code IS NOT NULL) AS has_quantity,
-    bool_or(family = {models} OR code = {legacy}) AS names_model
-  FROM pts
-  -- "models" points of another metric still name legacy rows (the family comes from the metric, so none lands)
-  WHERE code IS NOT NULL OR family = {models}
-  GROUP BY ALL
-),
-series AS (
-  SELECT connection, resource_id, family, {", ".join(_reported(d) for d in DIMENSIONS)}, usage_date,
-    {", ".join(QUANTITIES)}, has_requests, has_quantity, names_model
-  FROM grouped
-),
-names AS (
-  SELECT resource_id, deployment, model_version, any_value(model_name) AS known_model_name
-  FROM (
-    SELECT DISTINCT resource_id, deployment, model_version, model_name FROM series
-    WHERE names_model AND model_name IS NOT NULL
-    {extra_names}
-  )
-  GROUP BY ALL
-  HAVING count(DISTINCT model_name) = 1
-),
--- Overlapping scopes: per (resource, day), the rows of the first connection by name. (Joins on a few key
--- columns, not windows: a window would sort every row with all its columns.)
-quantities AS (SELECT * FROM series WHERE has_quantity),
-first_connection AS (
-  SELECT resource_id, usage_date, min(connection) AS connection FROM quantities GROUP BY ALL
-),
-one_connection AS (
-  SELECT q.* FROM quantities q SEMI JOIN first_connection f
-  ON q.resource_id = f.resource_id AND q.usage_date = f.usage_date AND q.connection = f.connection
-),
-models_days AS (
-  SELECT DISTINCT resource_id, deployment, usage_date FROM one_connection
-  WHERE family = {models} AND ({has_tokens})
-),
-picked AS (
-  SELECT o.* FROM one_connection o
-  LEFT JOIN models_days d ON o.resource_id = d.resource_id AND o.deployment IS NOT DISTINCT FROM d.deployment
-    AND o.usage_date = d.usage_date
-  WHERE CASE WHEN d.resource_id IS NOT NULL THEN o.family = {models} ELSE o.family = {_literal(Family.AZURE_OPENAI)} END
-)
--- A legacy token row, once named, meets the request row of its deployment (split by ModelName): summed again
--- into one row; so do rows whose dimensions differed only as `__Empty` and "". Names are unique per
--- (resource, deployment, version), so no two models merge.
-SELECT p.usage_date, p.connection, p.resource_id, p.deployment,
-  coalesce(p.model_name, n.known_model_name) AS model_name, p.model_version, p.metric_region,
-  {", ".join(f"sum(p.{q})::BIGINT AS {q}" for q in TOKEN_QUANTITIES)},
-  CASE WHEN bool_or(p.has_requests) THEN sum(p.requests)::BIGINT END AS requests,
-  p.family AS metric_family
-FROM picked p
-LEFT JOIN names n ON p.resource_id = n.resource_id AND p.deployment IS NOT DISTINCT FROM n.deployment
-  AND p.model_version IS NOT DISTINCT FROM n.model_version
-GROUP BY p.connection, p.resource_id, p.family, p.deployment, coalesce(p.model_name, n.known_model_name),
-  p.model_version, p.metric_region, p.usage_date
-"""
+    return (
+        rows.join(models_days, on=["resource_id", "deployment", "usage_date"], how="left", nulls_equal=True)
+        .filter(
+            pl.when(pl.col("models_has_data"))
+            .then(pl.col("family") == "models")
+            .otherwise(pl.col("family") == "azure_openai")
+        )
+        .drop("models_has_data")
+    )
 
 
-def roll_up_daily(
-    points: pl.DataFrame | pl.LazyFrame, name_points: pl.DataFrame | pl.LazyFrame | None = None
-) -> pl.DataFrame:
+def model_names(points: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """(resource_id, deployment, model_version) -> model_name, from the points that report ModelName ("models"
+    family points and the legacy request metric), where unambiguous."""
+    frame = points.lazy() if isinstance(points, pl.DataFrame) else points
+    reports_name = (pl.col("family") == "models") | (pl.col("metric").str.to_lowercase() == LEGACY_REQUEST_METRIC)
+    return (
+        frame.filter(
+            reports_name & pl.col("model_name").is_not_null() & ~pl.col("model_name").is_in([EMPTY_DIMENSION, ""])
+        )
+        .with_columns(_empty_as_null(["deployment", "model_version"]))
+        .group_by(MODEL_NAME_KEY)
+        .agg(pl.col("model_name").unique().alias("names"))
+        .filter(pl.col("names").list.len() == 1)
+        .select(*MODEL_NAME_KEY, pl.col("names").list.first().alias("known_model_name"))
+    )
+
+
+def roll_up_daily(points: pl.DataFrame | pl.LazyFrame, known_model_names: pl.LazyFrame | None = None) -> pl.DataFrame:
     """Daily usage rows at the warehouse grain (in no particular order) from raw points of one or more
-    connections (POINT_COLUMNS), by `usage_sql` in an in-memory DuckDB. `name_points`: more points whose model
-    names count (see `usage_sql`)."""
-    with duckdb.connect() as con:
-        con.register("points", points.lazy().select(POINT_COLUMNS).collect())
-        if name_points is not None:
-            con.register("name_points", name_points.lazy().select(POINT_COLUMNS).collect())
-        usage = con.sql(usage_sql("points", "name_points" if name_points is not None else None)).pl()
-    return usage.select(USAGE_COLUMNS)
+    connections.
+
+    `known_model_names` (see `model_names`) lets legacy rows be named from points outside this batch, so a
+    day's rows do not depend on which range was rebuilt with it.
+    """
+    rows = _pick_family(_one_connection_per_resource_day(daily_series(points))).with_columns(
+        pl.col(pl.Categorical).cast(pl.String)
+    )
+    names = known_model_names if known_model_names is not None else model_names(points)
+    # A legacy token row, once named, meets the request row of its deployment (split by ModelName): summed
+    # again into one row. Names are unique per (resource, deployment, version), so no two models merge.
+    rows = (
+        rows.join(names, on=MODEL_NAME_KEY, how="left", nulls_equal=True)
+        .with_columns(pl.coalesce("model_name", "known_model_name").alias("model_name"))
+        .group_by(SERIES_KEYS)
+        .agg([pl.col(q).sum() for q in QUANTITIES] + [pl.col("has_requests").any()])
+        .with_columns(
+            pl.when(pl.col("has_requests")).then(pl.col("requests")).otherwise(None).alias("requests"),
+            pl.col("family").alias("metric_family"),
+        )
+    )
+    return rows.select(USAGE_COLUMNS).collect()

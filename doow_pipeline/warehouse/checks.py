@@ -28,26 +28,18 @@ from .schema import SCHEMA
 
 
 def usage_checks(
-    con: duckdb.DuckDBPyConnection,
-    usage: pl.DataFrame | str,
-    days: list[date],
-    missing: dict[date, list[str]] | None = None,
+    con: duckdb.DuckDBPyConnection, usage: pl.DataFrame, days: list[date], missing: dict[date, list[str]] | None = None
 ) -> list[CheckOutcome]:
-    """`usage`: the rows written, as a frame or the name of a relation in `con` (the writer's rows stay in
-    DuckDB); `missing`: per day, the configured connections that landed nothing for it (default: none)."""
+    """`missing`: per day, the configured connections that landed nothing for it (default: none)."""
     missing = missing if missing is not None else {day: [] for day in days}
-    if isinstance(usage, pl.DataFrame):
-        con.register("checked_usage", usage)
-        usage = "checked_usage"
-    counts = con.execute(
-        f"""SELECT
-          (SELECT count(*) FROM (SELECT 1 FROM {usage} GROUP BY {", ".join(GRAIN)} HAVING count(*) > 1)),
-          (SELECT count(*) FROM {usage} WHERE input_tokens + output_tokens <> total_tokens),
-          (SELECT count(*) FROM (SELECT 1 FROM {usage} GROUP BY usage_date, resource_id, deployment
-                                 HAVING count(DISTINCT metric_family) > 1))"""
-    ).fetchone()
-    assert counts is not None  # an aggregate answers one row
-    duplicates, inconsistent, double_family = (int(c) for c in counts)
+    duplicates = usage.select(GRAIN).filter(pl.struct(GRAIN).is_duplicated()).unique().height
+    inconsistent = usage.filter(pl.col("input_tokens") + pl.col("output_tokens") != pl.col("total_tokens")).height
+    double_family = (
+        usage.group_by("usage_date", "resource_id", "deployment")
+        .agg(pl.col("metric_family").n_unique().alias("families"))
+        .filter(pl.col("families") > 1)
+        .height
+    )
     overlaps = con.execute(
         f"SELECT resource_id, list(DISTINCT connection ORDER BY connection) AS connections FROM {SCHEMA}.accounts "
         "WHERE usage_date BETWEEN $first AND $last GROUP BY resource_id HAVING count(DISTINCT connection) > 1 "

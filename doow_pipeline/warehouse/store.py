@@ -24,7 +24,7 @@ from ..core.metrics import POINT_SCHEMA, REQUEST_POINT_SCHEMA, UTILIZATION_POINT
 from ..core.phases import PhaseHook, phase
 from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
-from ..usage.transform import POINT_COLUMNS, usage_sql
+from ..usage.transform import LEGACY_REQUEST_METRIC, model_names, roll_up_daily
 from .checks import accounts_checks, activity_anomalies, usage_checks
 from .cost import delete_connection_cost
 from .database import commit, connect, rollback
@@ -34,7 +34,6 @@ from .schema import (
     REQUESTS_DAILY_COLUMNS,
     SCHEMA,
     USAGE_DAILY_COLUMNS,
-    glob_escape,
     metric_points_view_sql,
 )
 
@@ -322,92 +321,54 @@ def _corrupt_events(corrupt: list[CorruptFile]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=_EVENT_SCHEMA)
 
 
-_POINT_SQL_TYPES = {"timestamp": "TIMESTAMPTZ", "total": "DOUBLE"}
-
-
-def _parquet_relation(files: list[Path]) -> str:
-    """`read_parquet` of exactly these files (escaped: a folder named `wh[1]` is a path, not a pattern)."""
-    listed = ", ".join("'" + glob_escape(str(f.resolve())).replace("'", "''") + "'" for f in files)
-    return f"read_parquet([{listed}], union_by_name = true)"
-
-
-def _points_relation(by_connection: dict[str, list[Path]]) -> str:
-    """The raw points of these files with their `connection`, as one SQL relation (POINT_COLUMNS)."""
-    columns = ", ".join(c for c in POINT_COLUMNS if c != "connection")
-    parts = [
-        f"SELECT '{connection.replace(chr(39), chr(39) * 2)}' AS connection, {columns} FROM {_parquet_relation(files)}"
+def _landed_points(landed: list[tuple[str, date, DayManifest]], landing: Landing) -> pl.LazyFrame:
+    """The raw points of the landed (connection, day) files, read straight from Parquet with polars."""
+    by_connection: dict[str, list[str]] = {}
+    for connection, day, _manifest in landed:
+        by_connection.setdefault(connection, []).append(str(landing.points_path(connection, day)))
+    # glob=False: a warehouse folder named like `wh[1]` is a path, not a pattern.
+    frames = [
+        pl.scan_parquet(files, glob=False).with_columns(pl.lit(connection).alias("connection"))
         for connection, files in by_connection.items()
-        if files
     ]
-    if not parts:
-        typed = ", ".join(f"NULL::{_POINT_SQL_TYPES.get(c, 'VARCHAR')} AS {c}" for c in POINT_COLUMNS)
-        return f"(SELECT {typed} WHERE false)"
-    return "(" + " UNION ALL ".join(parts) + ")"
+    return pl.concat(frames) if frames else pl.LazyFrame(schema={"connection": pl.String, **POINT_SCHEMA})
 
 
 def build_usage(
     con: duckdb.DuckDBPyConnection,
-    landed: list[tuple[str, date, DayManifest]],
-    landing: Landing,
+    points: pl.LazyFrame,
     connections: list[str],
-) -> None:
-    """Inserts the usage rows of the landed (connection, day) files into usage_daily, enriched with the accounts
-    and sync state just registered as `new_accounts` and `landed_days`; the rows written are then the view
-    `new_usage`. The roll-up runs inside DuckDB straight over the Parquet files (one scan, no row in Python or
-    polars); model names also come from every other landed file of the configured connections, so a day's rows
-    do not depend on which range was rebuilt with it. The caller has deleted the landed days' previous rows."""
-    by_connection: dict[str, list[Path]] = {}
-    for connection, day, _manifest in landed:
-        by_connection.setdefault(connection, []).append(landing.points_path(connection, day))
-    in_range = {path for files in by_connection.values() for path in files}
-    others = [
-        path
-        for connection in connections
-        for path in sorted((landing.root / "points" / f"connection={connection}").glob("day=*/points.parquet"))
-        if path not in in_range
-    ]
-    rows = usage_sql(_points_relation(by_connection), _parquet_relation(others) if others else None)
-    # Day order keeps DuckDB's per-block min/max useful for date filters.
-    con.execute(
-        f"""INSERT INTO {SCHEMA}.usage_daily
-        SELECT {", ".join(name for name, _ in USAGE_DAILY_COLUMNS)}
-        FROM ({rows}) u
-        LEFT JOIN (
-          SELECT usage_date, connection, resource_id, {", ".join(_USAGE_ACCOUNT_COLUMNS)} FROM new_accounts
-          QUALIFY row_number() OVER (PARTITION BY usage_date, connection, resource_id) = 1
-        ) a USING (usage_date, connection, resource_id)
-        LEFT JOIN (SELECT usage_date, connection, is_final, synced_at FROM landed_days) s USING (usage_date, connection)
-        ORDER BY usage_date"""
-    )
-    # The landed (connection, day) pairs hold only the rows just written (kept days of corrupt files are not
-    # landed ones).
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW new_usage AS SELECT * FROM {SCHEMA}.usage_daily u "
-        "SEMI JOIN landed_days l ON u.connection = l.connection AND u.usage_date = l.usage_date"
-    )
-
-
-def _usage_for_activity(con: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """The new usage rows the activity roll-ups need (their connection and family per deployment and day), for
-    the (day, account) pairs that have activity points only."""
-    keys = pl.concat(
-        [f.select(pl.col("timestamp").dt.date().alias("usage_date"), "resource_id") for f in frames]
-    ).unique()
-    con.register("activity_keys", keys)
-    return con.execute(
-        "SELECT usage_date, connection, resource_id, deployment, metric_family FROM new_usage "
-        "SEMI JOIN activity_keys USING (usage_date, resource_id)"
+    accounts: pl.DataFrame,
+    sync_state: pl.DataFrame,
+) -> pl.DataFrame:
+    """Usage rows from raw points, enriched with account metadata; model names known from every models-family
+    point and legacy request-metric point in DuckDB, so a day's rows do not depend on which range was rebuilt
+    with it."""
+    known_names = con.execute(
+        f"SELECT DISTINCT resource_id, family, metric, deployment, model_name, model_version "
+        f"FROM {SCHEMA}.metric_points WHERE (family = 'models' OR lower(metric) = '{LEGACY_REQUEST_METRIC}') "
+        "AND model_name IS NOT NULL AND connection IN (SELECT unnest($connections))",
+        {"connections": connections},
     ).pl()
-
-
-_USAGE_ACCOUNT_COLUMNS = [
-    "tenant_id",
-    "subscription_id",
-    "resource_group",
-    "resource_name",
-    "resource_kind",
-    "resource_region",
-]
+    usage = roll_up_daily(points, model_names(known_names))
+    meta = accounts.select(
+        "usage_date",
+        "connection",
+        "resource_id",
+        "tenant_id",
+        "subscription_id",
+        "resource_group",
+        "resource_name",
+        "resource_kind",
+        "resource_region",
+    ).unique(["usage_date", "connection", "resource_id"])
+    usage = usage.join(meta, on=["usage_date", "connection", "resource_id"], how="left").join(
+        sync_state.select("usage_date", "connection", "is_final", "synced_at"),
+        on=["usage_date", "connection"],
+        how="left",
+    )
+    # Day order keeps DuckDB's per-block min/max useful for date filters.
+    return usage.select([name for name, _ in USAGE_DAILY_COLUMNS]).sort("usage_date")
 
 
 def _landed_activity(
@@ -424,22 +385,19 @@ def _landed_activity(
 
 
 def build_activity(
-    con: duckdb.DuckDBPyConnection,
     landed: list[tuple[str, date, DayManifest]],
     landing: Landing,
+    usage: pl.DataFrame,
     accounts: pl.DataFrame,
     sync_state: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """requests_daily and ptu_utilization_hourly rows for the landed days, enriched like usage (`new_usage`)."""
+    """requests_daily and ptu_utilization_hourly rows for the landed days, enriched like usage."""
     names = accounts.select("usage_date", "connection", "resource_id", "resource_name").unique(
         ["usage_date", "connection", "resource_id"]
     )
     state = sync_state.select("usage_date", "connection", "is_final", "synced_at")
-    request_points = _landed_activity(landed, landing, "requests", REQUEST_POINT_SCHEMA)
-    utilization_points = _landed_activity(landed, landing, "utilization", UTILIZATION_POINT_SCHEMA)
-    usage = _usage_for_activity(con, [request_points, utilization_points])
-    requests = roll_up_requests(request_points, usage)
-    utilization = roll_up_utilization(utilization_points, usage)
+    requests = roll_up_requests(_landed_activity(landed, landing, "requests", REQUEST_POINT_SCHEMA), usage)
+    utilization = roll_up_utilization(_landed_activity(landed, landing, "utilization", UTILIZATION_POINT_SCHEMA), usage)
     requests = (
         requests.join(names, on=["usage_date", "connection", "resource_id"], how="left")
         .join(state, on=["usage_date", "connection"], how="left")
@@ -543,6 +501,8 @@ def write_partitions(
             # Usage is built from the landed (connection, day) files only, so the accounts and sync state
             # just loaded from the same manifests are all the metadata it needs.
             with phase(on_phase, "build_usage"):
+                usage = build_usage(con, _landed_points(landed, landing), names, accounts, sync_state)
+            with phase(on_phase, "insert_usage"):
                 # The days of a corrupt landing file keep their previous rows until that day is re-synced.
                 con.execute(
                     f"DELETE FROM {SCHEMA}.usage_daily WHERE usage_date BETWEEN $first AND $last AND NOT "
@@ -550,9 +510,10 @@ def write_partitions(
                     "k.usage_date = usage_daily.usage_date)",
                     in_range,
                 )
-                build_usage(con, landed, landing, names)
+                con.register("new_usage", usage)
+                con.execute(f"INSERT INTO {SCHEMA}.usage_daily BY NAME SELECT * FROM new_usage")
             with phase(on_phase, "insert_activity"):
-                requests, utilization = build_activity(con, landed, landing, accounts, sync_state)
+                requests, utilization = build_activity(landed, landing, usage, accounts, sync_state)
                 for table, frame in (("requests_daily", requests), ("ptu_utilization_hourly", utilization)):
                     con.execute(
                         f"DELETE FROM {SCHEMA}.{table} WHERE usage_date BETWEEN $first AND $last AND NOT "
@@ -586,24 +547,35 @@ def write_partitions(
             landed_by_day = _connections_by_day(landed)
             missing = {d: [n for n in names if n not in landed_by_day.get(d, set())] for d in days}
             with phase(on_phase, "usage_checks"):
-                summary.check_results = [*usage_checks(con, "new_usage", days, missing), _landing_check(corrupt)]
+                summary.check_results = [*usage_checks(con, usage, days, missing), _landing_check(corrupt)]
                 summary.check_results += activity_anomalies(con, days, anomalies or AnomalyThresholds())
                 summary.accounts_check_results = accounts_checks(accounts)
-                summary.usage_rows = _count(con, "new_usage")
-                summary.preview = con.execute(
-                    "SELECT usage_date, resource_name, deployment, model_name, model_version, metric_region, "
-                    "input_tokens, output_tokens, requests, metric_family FROM new_usage "
-                    "ORDER BY total_tokens DESC LIMIT 10"
-                ).pl()
-                summary.per_day = _per_day_usage(con, days, landed_by_day, missing)
             with phase(on_phase, "commit"):
                 commit(con, warehouse)
         except BaseException:
             rollback(con)
             raise
+    summary.usage_rows = usage.height
     summary.activity_per_day = _activity_per_day(requests, utilization)
+    summary.preview = (
+        usage.sort("total_tokens", descending=True)
+        .head(10)
+        .select(
+            "usage_date",
+            "resource_name",
+            "deployment",
+            "model_name",
+            "model_version",
+            "metric_region",
+            "input_tokens",
+            "output_tokens",
+            "requests",
+            "metric_family",
+        )
+    )
     summary.raw_points = sum(m.rows for _, _, m in landed)
     summary.accounts = accounts.height
+    summary.per_day = _per_day_usage(usage, days, landed_by_day, missing)
     summary.accounts_per_day = _per_day_accounts(accounts, days)
     return summary
 
@@ -615,46 +587,33 @@ def _connections_by_day(landed: list[tuple[str, date, DayManifest]]) -> dict[dat
     return by_day
 
 
-def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
-    assert row is not None  # an aggregate answers one row
-    return int(row[0])
-
-
-_SUMS = (
-    "count(*) AS usage_rows, sum(input_tokens)::BIGINT AS input_tokens, sum(output_tokens)::BIGINT AS output_tokens, "
-    "sum(total_tokens)::BIGINT AS total_tokens, coalesce(sum(requests), 0)::BIGINT AS requests"
-)
+_SUMS = [
+    pl.len().alias("usage_rows"),
+    pl.col("input_tokens").sum(),
+    pl.col("output_tokens").sum(),
+    pl.col("total_tokens").sum(),
+    pl.col("requests").sum(),
+]
 
 
 def _per_day_usage(
-    con: duckdb.DuckDBPyConnection,
-    days: list[date],
-    landed_by_day: dict[date, set[str]],
-    missing: dict[date, list[str]],
+    usage: pl.DataFrame, days: list[date], landed_by_day: dict[date, set[str]], missing: dict[date, list[str]]
 ) -> dict[date, DayUsage]:
-    """Each day's own totals, and its tokens by model and by connection (largest first), from `new_usage`."""
-    totals = {
-        row.pop("usage_date"): row
-        for row in con.execute(f"SELECT usage_date, {_SUMS} FROM new_usage GROUP BY ALL").pl().iter_rows(named=True)
-    }
+    """Each day's own totals, and its tokens by model and by connection (largest first)."""
+    totals = {row.pop("usage_date"): row for row in usage.group_by("usage_date").agg(_SUMS).iter_rows(named=True)}
     by_model: dict[date, list[dict[str, object]]] = {}
-    model_sums = _SUMS.split(", ", 1)[1]
     for row in (
-        con.execute(
-            f"SELECT usage_date, model_name, model_version, {model_sums} FROM new_usage GROUP BY ALL "
-            "ORDER BY usage_date, total_tokens DESC"
-        )
-        .pl()
+        usage.group_by("usage_date", "model_name", "model_version")
+        .agg(_SUMS[1:])
+        .sort(["usage_date", "total_tokens"], descending=[False, True])
         .iter_rows(named=True)
     ):
         by_model.setdefault(row.pop("usage_date"), []).append(row)
     by_connection: dict[date, list[dict[str, object]]] = {}
     for row in (
-        con.execute(
-            f"SELECT usage_date, connection, {_SUMS} FROM new_usage GROUP BY ALL ORDER BY usage_date, total_tokens DESC"
-        )
-        .pl()
+        usage.group_by("usage_date", "connection")
+        .agg(_SUMS)
+        .sort(["usage_date", "total_tokens"], descending=[False, True])
         .iter_rows(named=True)
     ):
         by_connection.setdefault(row.pop("usage_date"), []).append(row)
