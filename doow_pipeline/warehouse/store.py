@@ -636,13 +636,14 @@ def _per_day_usage(
 
 def _per_day_accounts(accounts: pl.DataFrame, days: list[date]) -> dict[date, DayAccounts]:
     result = {day: DayAccounts() for day in days}
-    for row in accounts.iter_rows(named=True):
-        entry = result[row["usage_date"]]
-        entry.rows += 1
-        if row["readable"]:
-            entry.readable += 1
-        else:
-            entry.unreadable.append(f"{row['connection']}: {row['resource_name']}")
+    readable = pl.col("readable").fill_null(False)
+    for counts in accounts.group_by("usage_date").agg(pl.len(), readable.sum()).iter_rows(named=True):
+        result[counts["usage_date"]].rows = counts["len"]
+        result[counts["usage_date"]].readable = counts["readable"]
+    # Only the unreadable accounts are walked in Python (a few; the inventory holds every account every day).
+    unreadable = accounts.filter(~readable).select("usage_date", "connection", "resource_name")
+    for day, connection, name in unreadable.iter_rows():
+        result[day].unreadable.append(f"{connection}: {name}")
     return result
 
 
