@@ -185,6 +185,7 @@ def fetch_connection(
     the step), unless `record_extraction_failure`: then it becomes the outcome's problem, like a credential
     problem, and nothing lands (the connection's previous days stay)."""
     outcome = SyncOutcome(connection.name, first_day, last_day, synced_at=now)
+    landing.check_access(connection.name)
     try:
         with phase(on_phase, "discovery"):
             session.token()

@@ -171,6 +171,14 @@ class Landing:
     def events_dir(self, connection: str) -> Path:
         return self._path(self.events_prefix(connection))
 
+    def check_access(self, connection: str) -> None:
+        """Lists the connection's manifests: a landing zone this process cannot reach (a wrong account,
+        credential or role) fails here, before any Azure Monitor call, with the fix."""
+        try:
+            self.store.list_prefix(f"manifests/connection={connection}/")
+        except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
+            raise landing_error(self.location, "list", exc) from None
+
     # ---- writing ------------------------------------------------------------------------------------------------
 
     def _put(self, key: str, data: bytes) -> None:
