@@ -175,13 +175,16 @@ class BlobStore:
             from obstore.auth.azure import AzureCredentialProvider  # azure-identity's DefaultAzureCredential
 
             provider = AzureCredentialProvider()
-        self._store = AzureStore(
-            location.container,
-            prefix=location.prefix or None,
-            config=config,  # type: ignore[arg-type]
-            client_options=client_options,  # type: ignore[arg-type]
-            credential_provider=provider,
-        )
+        try:
+            self._store = AzureStore(
+                location.container,
+                prefix=location.prefix or None,
+                config=config,  # type: ignore[arg-type]
+                client_options=client_options,  # type: ignore[arg-type]
+                credential_provider=provider,
+            )
+        except Exception as exc:  # noqa: BLE001 - obstore's configuration errors, named with the fix
+            raise landing_error(location, "open", exc) from None
 
     def put(self, key: str, data: bytes) -> None:
         import obstore

@@ -101,6 +101,7 @@ def test_two_fetchers_in_separate_folders_share_only_the_container_and_the_write
         path = write_project(tmp_path / spec.name, emulator.endpoints, SCENARIO, [spec], **landing)
         result = cli_sync(path, env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert azurite_server.account_key not in result.stdout + result.stderr
         # `doow-azure sync` end to end on blob: fetch into the container, write the project's own warehouse.
         assert_usage(load_config(path).warehouse_path, expected_usage(SCENARIO, FIRST, LAST, [spec], synced_at=NOW))
         assert not (tmp_path / spec.name / "landing").exists()
@@ -123,6 +124,14 @@ def test_two_fetchers_in_separate_folders_share_only_the_container_and_the_write
     # A second write reads the cache: nothing changed in the container, the tables are the same.
     again = write_partitions(writer.warehouse_path, Landing(writer.landing_location), records(writer), days)
     assert again.raw_points == summary.raw_points and again.usage_rows == summary.usage_rows
+    # A connection purged from the container (disconnect --purge-data) leaves the writer's copy too.
+    Landing(writer.landing_location).purge("research")
+    assert not list(blobs.list_blobs(name_starts_with="estate/manifests/connection=research/"))
+    summary = write_partitions(writer.warehouse_path, Landing(writer.landing_location), records(writer), days)
+    assert_usage(writer.warehouse_path, expected_usage(SCENARIO, FIRST, LAST, specs[:1], synced_at=NOW))
+    with duckdb.connect(str(writer.warehouse_path), read_only=True) as con:
+        left = con.execute("SELECT DISTINCT connection FROM azure_openai.metric_points").fetchall()
+    assert left == [("prod",)]
     # The account key is in no file of any project folder, warehouse, cache or Dagster instance.
     assert files_holding(tmp_path, azurite_server.account_key.encode()) == []
 
