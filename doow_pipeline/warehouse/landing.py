@@ -184,8 +184,10 @@ class Landing:
     def _put(self, key: str, data: bytes) -> None:
         try:
             self.store.put(key, data)
-        except OSError:
-            raise
+        except OSError as exc:
+            if self.is_local:  # a full disk or a permission: named by the caller as before
+                raise
+            raise landing_error(self.location, f"write {key} to", exc) from None
         except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
             raise landing_error(self.location, f"write {key} to", exc) from None
 

@@ -43,8 +43,10 @@ class LandingCache:
     def refresh(self, connections: list[str]) -> Landing:
         try:
             self._refresh(connections)
-        except OSError:
-            raise
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError | PermissionError) and exc.filename is None:
+                raise landing_error(self.source.location, "read", exc) from None  # obstore's NotFound/Forbidden
+            raise  # the cache's own disk: full or not writable, named by the caller as the warehouse's are
         except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
             raise landing_error(self.source.location, "read", exc) from None
         return self.landing
