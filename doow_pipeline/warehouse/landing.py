@@ -215,6 +215,24 @@ class Landing:
             self.store.link(self.points_key(manifest), folder + LEGACY_POINTS)
         self._delete_superseded(manifest, previous)
 
+    def keep_stable_name(self, manifest: DayManifest) -> None:
+        """Points the day's `points.parquet` (what the metric_points view reads) at the file its manifest names,
+        when two syncs of the day raced or one died between its manifest and the link. Local folders only."""
+        if not isinstance(self.store, LocalStore) or manifest.points_file == LEGACY_POINTS:
+            return
+        stable, current = (
+            self._path(self.day_folder(manifest.connection, manifest.day) + LEGACY_POINTS),
+            self.points_file(manifest),
+        )
+        try:
+            if stable.exists() and os.path.samefile(stable, current):
+                return
+            self.store.link(
+                self.points_key(manifest), self.day_folder(manifest.connection, manifest.day) + LEGACY_POINTS
+            )
+        except OSError:
+            return  # the view keeps its previous file; the next sync of the day links it
+
     def _previous(self, connection: str, day: str) -> DayManifest | None:
         try:
             return self.manifest(connection, day)

@@ -215,6 +215,7 @@ def _landed_days(
                         reason += f"; moved aside to {aside}" if display(points) == points else ""
                 corrupt.append(CorruptFile(connection, day, display(points), reason, local))
                 continue
+            landing.keep_stable_name(manifest)
             yield connection, day, manifest
 
 

@@ -83,3 +83,17 @@ def test_a_manifest_from_before_sync_named_files_still_reads_its_points_parquet(
     for path in (landing.root / landing.day_folder("prod", FIRST)).glob("points.*.parquet"):
         path.unlink()  # a landing zone written by an older version: only points.parquet
     assert write_partitions(warehouse, landing.root, CONNECTIONS, [FIRST]).raw_points == 3
+
+
+def test_the_writer_points_the_views_name_at_the_file_the_manifest_names(tmp_path):
+    """Two syncs of one day raced and the loser linked `points.parquet` last: the writer repairs the link."""
+    landing, warehouse = Landing(tmp_path / "landing"), tmp_path / "doow.duckdb"
+    land(landing, "prod", FIRST)
+    loser = landing.points_file(landing.manifest("prod", FIRST))
+    land(landing, "prod", FIRST)
+    winner = landing.points_file(landing.manifest("prod", FIRST))
+    stable = landing.root / landing.day_folder("prod", FIRST) / "points.parquet"
+    stable.unlink()
+    os.link(loser, stable)
+    write_partitions(warehouse, landing.root, CONNECTIONS, [FIRST])
+    assert os.path.samefile(stable, winner)
