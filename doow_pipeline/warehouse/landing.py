@@ -213,7 +213,10 @@ class Landing:
         if isinstance(self.store, LocalStore):
             folder = self.day_folder(manifest.connection, manifest.day)
             self.store.link(self.points_key(manifest), folder + LEGACY_POINTS)
-        self._delete_superseded(manifest, previous)
+        try:
+            self._delete_superseded(manifest, previous)
+        except Exception:  # noqa: BLE001 - housekeeping after the day is committed: the next sync of the day retries
+            pass
 
     def keep_stable_name(self, manifest: DayManifest) -> None:
         """Points the day's `points.parquet` (what the metric_points view reads) at the file its manifest names,
