@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .core.clock import Clock, as_utc
 from .core.deployments import DEPLOYMENT_TYPES, unknown_deployment_types
+from .core.landing_location import LandingLocation, LandingLocationError
 from .core.problems import ConfigError
 from .core.scope import Scope, is_guid, normalise_scope, parse_scope
 
@@ -98,6 +99,18 @@ class Settings(BaseModel):
     anomaly_window_days: int = Field(default=14, ge=2, le=93)
     anomaly_min_days: int = Field(default=7, ge=1, le=93)
     endpoints: Endpoints | None = None
+    # ---- the landing zone (README "Landing zone on Azure Blob Storage")
+    landing: str | None = Field(
+        default=None,
+        description="where raw points land: a folder or file:// URL (default: `landing/` beside the warehouse), "
+        "or az://<container>/<prefix> on Azure Blob Storage",
+    )
+    landing_account: str | None = Field(default=None, description="the storage account of an az:// landing zone")
+    landing_endpoint: str | None = Field(
+        default=None,
+        description="the blob service endpoint, when not https://<account>.blob.core.windows.net "
+        "(sovereign clouds, private endpoints, Azurite)",
+    )
     # ---- cost and ownership (estimates at public list price; see README "Cost")
     owner_tag: str = Field(default="owner", min_length=1, description="the ARM tag naming an account's owner")
     cost_centre_tag: str = Field(default="cost-center", min_length=1, description="the ARM tag naming its cost centre")
@@ -133,6 +146,20 @@ class Settings(BaseModel):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return as_utc(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _landing(self) -> Settings:
+        if self.landing is None and (self.landing_account or self.landing_endpoint):
+            raise ValueError(
+                "landing_account/landing_endpoint are set but settings.landing is not; set "
+                "landing: az://<container>/<prefix>, or remove them for the local default"
+            )
+        if self.landing is not None:
+            try:
+                LandingLocation.parse(self.landing, self.landing_account, self.landing_endpoint, base=Path("/"))
+            except LandingLocationError as exc:
+                raise ValueError(f"landing: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _anomaly_days(self) -> Settings:
@@ -221,9 +248,26 @@ class ProjectConfig(BaseModel):
         return path if path.is_absolute() else self.base_dir / path
 
     @property
+    def landing_location(self) -> LandingLocation:
+        """Raw metric points land here as Parquet, outside DuckDB, so Azure calls never hold the database: the
+        folder `landing/` beside the warehouse unless settings.landing names another folder or a blob container."""
+        settings = self.settings
+        if settings.landing is None:
+            return LandingLocation.parse(self.warehouse_path.parent / "landing")
+        return LandingLocation.parse(
+            settings.landing, settings.landing_account, settings.landing_endpoint, self.base_dir
+        )
+
+    @property
     def landing_dir(self) -> Path:
-        """Raw metric points land here as Parquet, outside DuckDB, so Azure calls never hold the database."""
-        return self.warehouse_path.parent / "landing"
+        """The local landing folder (a blob landing zone has none: ConfigError)."""
+        root = self.landing_location.local_root
+        if root is None:
+            raise ConfigError(
+                self.path or DEFAULT_CONFIG_PATH,
+                [f"settings.landing: {self.landing_location} is not a local folder"],
+            )
+        return root
 
     @property
     def env_file(self) -> Path:

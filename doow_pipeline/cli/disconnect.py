@@ -11,6 +11,7 @@ import typer
 
 from ..core.problems import ConnectionFileError, WarehouseError
 from ..warehouse.landing import Landing
+from ..warehouse.landing_cache import cache_root
 from ..warehouse.store import delete_connection
 from . import files
 from .output import EXIT_FAILURE, EXIT_OK, Output
@@ -80,15 +81,17 @@ def disconnect(
                 output.line("Deleted from the warehouse: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + ".")
             else:
                 output.line(f"No warehouse at {config.warehouse_path}; nothing to delete.")
-            Landing(config.landing_dir).purge(name)
-            output.line(f"Deleted its landing files under {config.landing_dir}.")
+            Landing(config.landing_location).purge(name)
+            if config.landing_location.is_blob:  # and the writer's local copy of it
+                Landing(cache_root(config.warehouse_path)).purge(name)
+            output.line(f"Deleted its landing files under {config.landing_location}.")
         except (WarehouseError, duckdb.Error, OSError) as exc:
             output.error(
                 f"the connection is removed, but purging its data failed: {type(exc).__name__}: {exc}. "
                 f"Delete its rows later with: DELETE FROM azure_openai.<table> WHERE connection = '{name}' "
                 "(tables usage_daily, metric_points, accounts, sync_events, connections, usage_cost_daily) "
                 "and its files "
-                f"under {config.landing_dir}/*/connection={name}"
+                f"under {config.landing_location}: */connection={name}"
             )
             exit_code = EXIT_FAILURE
     else:

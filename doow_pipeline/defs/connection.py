@@ -30,7 +30,6 @@ import dagster as dg
 from ..config import Connection, ProjectConfig
 from ..core.checks import CONNECTION_CHECKS
 from ..services.fetch import SyncOutcome, connection_checks, fetch_connection
-from ..warehouse.landing import Landing
 from .common import GROUP, OWNERS, check_result, check_spec, markdown_table, partition_days
 from .resources import AzureConnectionResource, SyncSettingsResource, WarehouseResource
 
@@ -147,7 +146,7 @@ def connection_defs(
                 session,
                 azure.connection(),
                 sync_settings.settings(),
-                Landing(warehouse.landing_path),
+                warehouse.landing_zone(),
                 days[0],
                 days[-1],
                 sync_settings.clock.now(),

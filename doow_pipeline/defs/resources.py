@@ -9,7 +9,9 @@ import dagster as dg
 from ..azure.session import AzureSession
 from ..config import Connection, Endpoints, ProjectConfig, Settings
 from ..core.clock import Clock, parse_utc
+from ..core.landing_location import LandingLocation
 from ..services.sessions import open_session
+from ..warehouse.landing import Landing
 
 
 class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -69,18 +71,34 @@ class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The DuckDB file and the landing zone beside it."""
+    """The DuckDB file and the landing zone (a local folder, or an az:// container). No credential here: the
+    landing store gets it from azure-identity or the environment, inside the process that uses it."""
 
     path: str
-    landing_dir: str
+    landing: str  # an absolute folder, or az://<container>/<prefix>
+    landing_account: str | None = None
+    landing_endpoint: str | None = None
+
+    @classmethod
+    def from_config(cls, config: ProjectConfig) -> WarehouseResource:
+        location = config.landing_location
+        return cls(
+            path=str(config.warehouse_path),
+            landing=str(location.local_root) if location.local_root is not None else location.url,
+            landing_account=location.account,
+            landing_endpoint=location.endpoint,
+        )
 
     @property
     def warehouse_path(self) -> Path:
         return Path(self.path)
 
     @property
-    def landing_path(self) -> Path:
-        return Path(self.landing_dir)
+    def landing_location(self) -> LandingLocation:
+        return LandingLocation.parse(self.landing, self.landing_account, self.landing_endpoint)
+
+    def landing_zone(self) -> Landing:
+        return Landing(self.landing_location)
 
 
 class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -118,6 +136,6 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 def shared_resources(config: ProjectConfig) -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
     return {
-        "warehouse": WarehouseResource(path=str(config.warehouse_path), landing_dir=str(config.landing_dir)),
+        "warehouse": WarehouseResource.from_config(config),
         "sync_settings": SyncSettingsResource.from_settings(config.settings),
     }

@@ -191,9 +191,9 @@ def usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefinition
     )
     def write_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[object]:
         days = partition_days(context)
-        context.log.info(f"write: rebuilding usage for {days[0]}..{days[-1]} from {warehouse.landing_path}")
+        context.log.info(f"write: rebuilding usage for {days[0]}..{days[-1]} from {warehouse.landing_location}")
         summary = write_partitions(
-            warehouse.warehouse_path, warehouse.landing_path, connections, days, anomalies=thresholds
+            warehouse.warehouse_path, warehouse.landing_zone(), connections, days, anomalies=thresholds
         )
         context.log.info(
             f"write: {summary.usage_rows:,} usage row(s), {summary.raw_points:,} raw point(s), "

@@ -21,9 +21,10 @@ import duckdb
 
 from ..config import Connection, ProjectConfig
 from ..core.clock import as_utc
-from ..core.problems import TROUBLESHOOTING, Problem, ProblemCode, Symptom, Troubleshooting
+from ..core.problems import TROUBLESHOOTING, Problem, ProblemCode, Symptom, Troubleshooting, WarehouseError
 from ..warehouse import queries
 from ..warehouse.database import connect
+from ..warehouse.landing import Landing
 from .verify import ConnectionVerifier, Step, StepResult, Verification
 
 NO_USAGE = TROUBLESHOOTING[Symptom.NO_USAGE]
@@ -425,5 +426,28 @@ def run_doctor(
                 on_step(step)
         verification = verifier.result
         _azure_checks(report, verification)
+    _landing_check(report, config, connection)
     _warehouse_checks(report, config.warehouse_path, verification, connection, now)
     return report
+
+
+def _landing_check(report: DoctorReport, config: ProjectConfig, connection: Connection) -> None:
+    """The landing zone answers a listing of this connection's manifests (a blob container: account,
+    credential and role)."""
+    location = config.landing_location
+    report.facts["landing"] = str(location)
+    try:
+        Landing(location).check_access(connection.name)
+    except WarehouseError as exc:
+        report.add(
+            "landing_zone",
+            f"cannot reach the landing zone {location}",
+            Finding(
+                "landing_unreachable",
+                "Syncs fail before any data lands",
+                str(exc).split(" Fix: ", 1)[0],
+                str(exc).split(" Fix: ", 1)[-1],
+            ),
+        )
+        return
+    report.add("landing_zone", f"the landing zone {location} answers")

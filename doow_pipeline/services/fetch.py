@@ -185,6 +185,7 @@ def fetch_connection(
     the step), unless `record_extraction_failure`: then it becomes the outcome's problem, like a credential
     problem, and nothing lands (the connection's previous days stay)."""
     outcome = SyncOutcome(connection.name, first_day, last_day, synced_at=now)
+    landing.check_access(connection.name)
     try:
         with phase(on_phase, "discovery"):
             session.token()
@@ -257,7 +258,7 @@ def fetch_connection(
     with phase(on_phase, "landing"):
         _land_days(landing, outcome, connection, settings)
         _land_events(landing, outcome)
-    log.info(f"landing: {len(outcome.rows_per_day)} day(s), {outcome.points:,} point(s) under {landing.root}")
+    log.info(f"landing: {len(outcome.rows_per_day)} day(s), {outcome.points:,} point(s) under {landing.location}")
     return outcome
 
 
@@ -299,11 +300,12 @@ def _land_days(landing: Landing, outcome: SyncOutcome, connection: Connection, s
             is_final=is_final(day, outcome.synced_at, settings.settle_hours),
             accounts=accounts,
         )
-        # Activity files first: a day's manifest (written last) marks its files complete.
+        # The day's data files, then its manifest naming them (written last: the commit marker).
+        activity = {}
         if outcome.activity is not None:
             for kind, frame in (("requests", outcome.activity.requests), ("utilization", outcome.activity.utilization)):
-                landing.write_activity(kind, connection.name, day, frame.filter(pl.col("timestamp").dt.date() == day))
-        landing.write_day(manifest, day_points)
+                activity[kind] = frame.filter(pl.col("timestamp").dt.date() == day)
+        landing.write_day(manifest, day_points, activity)
         outcome.rows_per_day[day.isoformat()] = day_points.height
 
 

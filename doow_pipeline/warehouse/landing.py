@@ -1,22 +1,34 @@
 """Landing zone: raw metric points, account inventories and sync events as files, outside DuckDB.
 
-Extraction writes here, so no process holds the DuckDB file while calling Azure. Per connection and day:
-  points/connection=<c>/day=<d>/points.parquet   raw points of that day (may be empty: synced, no usage)
-  manifests/connection=<c>/day=<d>.json    synced_at, is_final, accounts in scope: the commit marker
+Extraction writes here, so no process holds the DuckDB file while calling Azure. The landing zone is a local
+folder (the default) or an Azure Blob Storage container (landing_store.py). Per connection and day:
+  points/connection=<c>/day=<d>/points.<sync>.parquet    raw points of that day (may be empty: synced, no usage)
+  activity/<kind>/connection=<c>/day=<d>/<kind>.<sync>.parquet   requests and PTU utilisation of that day
+  manifests/connection=<c>/day=<d>.json    synced_at, is_final, accounts in scope and the names of the day's
+                                           files: the commit marker
 and per sync run: events/connection=<c>/<run>.json.
-Each file is written to a temporary name and renamed, and a day's manifest is written after its points,
-so a crash (even kill -9) leaves either the previous complete day or the new complete day, never a mix.
+
+Every data file gets a name of its own sync (`<sync>`), never overwritten, and the day's manifest is written
+after them and names them. The writer reads the manifest first and then exactly the files it names, so a
+crash (even kill -9) between a data file and the manifest leaves the previous complete day (its manifest still
+names its own files), never the old manifest with new points. Each write is atomic: a local file is written
+to a temporary name, fsynced and renamed; a blob upload is all or nothing. In a local landing zone the day's
+current points also keep the stable name `points.parquet` (a hard link), which the `metric_points` view reads.
+Superseded files are deleted by a later sync of the same day once they are an hour old, keeping the previous
+sync's files, which a writer that read the previous manifest may still be reading.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
+import re
+import signal
+import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +36,22 @@ import polars as pl
 
 from ..core.events import SyncEvent
 from ..core.metrics import POINT_SCHEMA
+from ..core.problems import WarehouseError
+from .landing_store import BlobStore, LandingLocation, LandingStore, LocalStore, landing_error, open_store
+
+LEGACY_POINTS = "points.parquet"  # manifests from before files were named by their sync; the local view's alias
+ACTIVITY_KINDS = ("requests", "utilization")
+SUPERSEDED_AGE = timedelta(hours=1)  # a superseded data file older than this (and not the previous sync's) goes
+VERSIONED = re.compile(r"^(?P<stem>[a-z]+)\.(?P<sync>[0-9A-Za-z_-]+)\.parquet$")
+# Test hook: `<connection>:<day>` makes this process kill itself (SIGKILL, as kill -9) after that day's data
+# files are written and before its manifest is, so the crash window is hit exactly, never by timing.
+KILL_BEFORE_MANIFEST_ENV = "DOOW_TEST_KILL_BEFORE_MANIFEST"
 
 
 class CorruptLandingFile(Exception):
     """A landing file that exists but cannot be read (truncated, not JSON, wrong shape)."""
 
-    def __init__(self, path: Path, reason: str):
+    def __init__(self, path: Path | str, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
@@ -43,61 +65,206 @@ class DayManifest:
     is_final: bool
     accounts: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
+    sync_id: str = ""  # "" in manifests from before files were named by their sync
+    points_file: str = LEGACY_POINTS
+    activity_files: dict[str, str] | None = None  # kind -> file name; None: the legacy fixed names, when present
 
 
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def new_sync_id(synced_at: str) -> str:
+    """Unique per landed day: the sync's time (sorts) and a random part (two syncs of one instant differ)."""
+    stamp = re.sub(r"[^0-9]", "", synced_at)[:20]
+    return f"{stamp}-{uuid.uuid4().hex[:12]}"
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def _kill_point(connection: str, day: str) -> None:
+    if os.environ.get(KILL_BEFORE_MANIFEST_ENV) == f"{connection}:{day}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Landing:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    """The landing zone's files, on a local folder or a blob container (`where`: a path, URL, location or store)."""
 
-    def points_path(self, connection: str, day: date | str) -> Path:
-        return self.root / "points" / f"connection={connection}" / f"day={day}" / "points.parquet"
+    def __init__(self, where: Path | str | LandingLocation | LandingStore, environ: Mapping[str, str] | None = None):
+        if isinstance(where, Path | str):
+            self.store: LandingStore = open_store(LandingLocation.parse(where), environ)
+        elif isinstance(where, LandingLocation):
+            self.store = open_store(where, environ)
+        else:
+            self.store = where
+        self.location = self.store.location
+
+    # ---- keys and (local) paths ----------------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        """The local folder (readers that need files: polars, the DuckDB view). A blob landing zone has none:
+        the writer reads it through its local cache (landing_cache.py)."""
+        if self.location.local_root is None:
+            raise WarehouseError(f"the landing zone {self.location} is not a local folder")
+        return self.location.local_root
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.store, LocalStore)
+
+    @staticmethod
+    def day_folder(connection: str, day: date | str) -> str:
+        return f"points/connection={connection}/day={day}/"
+
+    @staticmethod
+    def activity_folder(kind: str, connection: str, day: date | str) -> str:
+        return f"activity/{kind}/connection={connection}/day={day}/"
+
+    @staticmethod
+    def manifest_key(connection: str, day: date | str) -> str:
+        return f"manifests/connection={connection}/day={day}.json"
+
+    @staticmethod
+    def events_prefix(connection: str) -> str:
+        return f"events/connection={connection}/"
+
+    def points_key(self, manifest: DayManifest) -> str:
+        return self.day_folder(manifest.connection, manifest.day) + manifest.points_file
+
+    def activity_key(self, manifest: DayManifest, kind: str) -> str | None:
+        """The day's activity file of `kind` that the manifest names (legacy manifests: the fixed name)."""
+        if manifest.activity_files is None:
+            return self.activity_folder(kind, manifest.connection, manifest.day) + f"{kind}.parquet"
+        name = manifest.activity_files.get(kind)
+        return self.activity_folder(kind, manifest.connection, manifest.day) + name if name else None
+
+    def file_keys(self, manifest: DayManifest) -> list[str]:
+        """Every data file the manifest names (what a reader of the day needs besides the manifest)."""
+        keys = [self.points_key(manifest)]
+        keys += [k for k in (self.activity_key(manifest, kind) for kind in ACTIVITY_KINDS) if k]
+        return keys
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
 
     def manifest_path(self, connection: str, day: date | str) -> Path:
-        return self.root / "manifests" / f"connection={connection}" / f"day={day}.json"
+        return self._path(self.manifest_key(connection, day))
 
-    def activity_path(self, kind: str, connection: str, day: date | str) -> Path:
-        """Activity beyond tokens (kind "requests" or "utilization"): one Parquet file per connection and day."""
-        return self.root / "activity" / kind / f"connection={connection}" / f"day={day}" / f"{kind}.parquet"
+    def points_path(self, connection: str, day: date | str) -> Path:
+        """The day's current points file: the one its manifest names (no manifest: the legacy name)."""
+        try:
+            manifest = self.manifest(connection, day)
+        except CorruptLandingFile:
+            manifest = None
+        if manifest is None:
+            return self._path(self.day_folder(connection, day) + LEGACY_POINTS)
+        return self._path(self.points_key(manifest))
 
-    def write_activity(self, kind: str, connection: str, day: date | str, frame: pl.DataFrame) -> None:
-        ordered = frame.sort(frame.columns, nulls_last=True)
-        _atomic_write(
-            self.activity_path(kind, connection, day),
-            lambda tmp: ordered.write_parquet(tmp, compression="zstd", statistics=True),
-        )
+    def points_file(self, manifest: DayManifest) -> Path:
+        return self._path(self.points_key(manifest))
+
+    def activity_file(self, manifest: DayManifest, kind: str) -> Path | None:
+        key = self.activity_key(manifest, kind)
+        return self._path(key) if key else None
 
     def events_dir(self, connection: str) -> Path:
-        return self.root / "events" / f"connection={connection}"
+        return self._path(self.events_prefix(connection))
 
-    def write_day(self, manifest: DayManifest, points: pl.DataFrame) -> None:
+    def check_access(self, connection: str) -> None:
+        """Lists the connection's manifests: a landing zone this process cannot reach (a wrong account,
+        credential or role) fails here, before any Azure Monitor call, with the fix."""
+        try:
+            self.store.list_prefix(f"manifests/connection={connection}/")
+        except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
+            raise landing_error(self.location, "list", exc) from None
+
+    # ---- writing ------------------------------------------------------------------------------------------------
+
+    def _put(self, key: str, data: bytes) -> None:
+        try:
+            self.store.put(key, data)
+        except OSError as exc:
+            if self.is_local:  # a full disk or a permission: named by the caller as before
+                raise
+            raise landing_error(self.location, f"write {key} to", exc) from None
+        except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
+            raise landing_error(self.location, f"write {key} to", exc) from None
+
+    def write_day(
+        self, manifest: DayManifest, points: pl.DataFrame, activity: Mapping[str, pl.DataFrame] | None = None
+    ) -> None:
+        """The day's data files (named by this sync), then its manifest naming them: the commit marker."""
+        previous = self._previous(manifest.connection, manifest.day)
+        manifest.sync_id = new_sync_id(manifest.synced_at)
         # Sorted so a day's file is the same bytes whatever order the extraction threads finished in.
         day_points = points.select(list(POINT_SCHEMA)).sort(list(POINT_SCHEMA), nulls_last=True)
-        _atomic_write(
-            self.points_path(manifest.connection, manifest.day),
-            lambda tmp: day_points.write_parquet(tmp, compression="zstd", statistics=True),
-        )
-        # A re-sync heals a day whose points file the writer set aside as corrupt.
-        self.points_path(manifest.connection, manifest.day).with_name("points.parquet.corrupt").unlink(missing_ok=True)
+        manifest.activity_files = {}
+        for kind, frame in (activity or {}).items():
+            name = f"{kind}.{manifest.sync_id}.parquet"
+            ordered = frame.sort(frame.columns, nulls_last=True)
+            self._put(self.activity_folder(kind, manifest.connection, manifest.day) + name, _parquet_bytes(ordered))
+            manifest.activity_files[kind] = name
+        manifest.points_file = f"points.{manifest.sync_id}.parquet"
         manifest.rows = day_points.height
-        payload = json.dumps(asdict(manifest), sort_keys=True, indent=1)
-        _atomic_write(
-            self.manifest_path(manifest.connection, manifest.day),
-            lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"),
+        self._put(self.points_key(manifest), _parquet_bytes(day_points))
+        _kill_point(manifest.connection, manifest.day)
+        self._put(self.manifest_key(manifest.connection, manifest.day), _manifest_bytes(manifest))
+        if isinstance(self.store, LocalStore):
+            folder = self.day_folder(manifest.connection, manifest.day)
+            self.store.link(self.points_key(manifest), folder + LEGACY_POINTS)
+        try:
+            self._delete_superseded(manifest, previous)
+        except Exception:  # noqa: BLE001 - housekeeping after the day is committed: the next sync of the day retries
+            pass
+
+    def keep_stable_name(self, manifest: DayManifest) -> None:
+        """Points the day's `points.parquet` (what the metric_points view reads) at the file its manifest names,
+        when two syncs of the day raced or one died between its manifest and the link. Local folders only."""
+        if not isinstance(self.store, LocalStore) or manifest.points_file == LEGACY_POINTS:
+            return
+        stable, current = (
+            self._path(self.day_folder(manifest.connection, manifest.day) + LEGACY_POINTS),
+            self.points_file(manifest),
         )
+        try:
+            if stable.exists() and os.path.samefile(stable, current):
+                return
+            self.store.link(
+                self.points_key(manifest), self.day_folder(manifest.connection, manifest.day) + LEGACY_POINTS
+            )
+        except OSError:
+            return  # the view keeps its previous file; the next sync of the day links it
+
+    def _previous(self, connection: str, day: str) -> DayManifest | None:
+        try:
+            return self.manifest(connection, day)
+        except CorruptLandingFile:
+            return None
+
+    def _delete_superseded(self, manifest: DayManifest, previous: DayManifest | None) -> None:
+        """Deletes the day's data files of older syncs, keeping this sync's and the previous sync's files (a
+        writer that read the previous manifest may be reading them) and any file younger than an hour (another
+        sync of the day may be about to name it). Ages are compared with this sync's own points file."""
+        keep = set(self.file_keys(manifest)) | (set(self.file_keys(previous)) if previous else set())
+        folders = [self.day_folder(manifest.connection, manifest.day)] + [
+            self.activity_folder(kind, manifest.connection, manifest.day) for kind in ACTIVITY_KINDS
+        ]
+        listed = [obj for folder in folders for obj in self.store.list_prefix(folder)]
+        mine = next((o for o in listed if o.key == self.points_key(manifest)), None)
+        if mine is None:
+            return
+        cutoff = mine.modified - SUPERSEDED_AGE
+        stale = [
+            o.key
+            for o in listed
+            if o.key not in keep
+            and (
+                (VERSIONED.match(o.key.rsplit("/", 1)[-1]) and o.modified < cutoff)
+                or o.key.endswith(".parquet.corrupt")  # a re-sync heals a day the writer set aside as corrupt
+            )
+        ]
+        self.store.delete(stale)
 
     def write_events(
         self, connection: str, run_key: str, partition: str, time: datetime, events: list[SyncEvent]
@@ -119,25 +286,46 @@ class Landing:
             ],
             indent=1,
         )
-        _atomic_write(
-            self.events_dir(connection) / f"{run_key}.json", lambda tmp: Path(tmp).write_text(payload, encoding="utf-8")
-        )
+        self._put(self.events_prefix(connection) + f"{run_key}.json", payload.encode("utf-8"))
+
+    # ---- reading ------------------------------------------------------------------------------------------------
 
     def manifest(self, connection: str, day: date | str) -> DayManifest | None:
-        path = self.manifest_path(connection, day)
-        if not path.exists():
-            return None
+        key = self.manifest_key(connection, day)
         try:
-            return DayManifest(**json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise CorruptLandingFile(path, f"not a valid manifest ({' '.join(str(exc).split())[:200]})") from None
+            found = self.store.get(key)
+        except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
+            raise landing_error(self.location, f"read {key} from", exc) from None
+        if found is None:
+            return None
+        return parse_manifest(found[0], self._describe(key))
+
+    def _describe(self, key: str) -> Path | str:
+        return self._path(key) if self.is_local else self.location.describe(key)
 
     def event_files(self, connection: str) -> list[Path]:
         directory = self.events_dir(connection)
         return sorted(directory.glob("*.json")) if directory.exists() else []
 
     def purge(self, connection: str) -> None:
-        for kind in ("points", "manifests", "events"):
-            shutil.rmtree(self.root / kind / f"connection={connection}", ignore_errors=True)
-        for kind in ("requests", "utilization"):
-            shutil.rmtree(self.root / "activity" / kind / f"connection={connection}", ignore_errors=True)
+        prefixes = [f"{kind}/connection={connection}/" for kind in ("points", "manifests", "events")]
+        prefixes += [f"activity/{kind}/connection={connection}/" for kind in ACTIVITY_KINDS]
+        # Manifests first: a day whose manifest is gone is not landed, whatever files are left mid-purge.
+        prefixes.insert(0, prefixes.pop(1))
+        try:
+            for prefix in prefixes:
+                if isinstance(self.store, LocalStore | BlobStore):
+                    self.store.delete_tree(prefix)
+        except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
+            raise landing_error(self.location, "delete files from", exc) from None
+
+
+def _manifest_bytes(manifest: DayManifest) -> bytes:
+    return json.dumps(asdict(manifest), sort_keys=True, indent=1).encode("utf-8")
+
+
+def parse_manifest(data: bytes, where: Path | str) -> DayManifest:
+    try:
+        return DayManifest(**json.loads(data.decode("utf-8")))
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CorruptLandingFile(where, f"not a valid manifest ({' '.join(str(exc).split())[:200]})") from None

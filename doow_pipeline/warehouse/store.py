@@ -10,10 +10,10 @@ and `connect` also waits out a lock held by someone else (an analyst's session, 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
@@ -28,7 +28,9 @@ from ..usage.transform import LEGACY_REQUEST_METRIC, model_names, roll_up_daily
 from .checks import accounts_checks, activity_anomalies, usage_checks
 from .cost import delete_connection_cost
 from .database import commit, connect, rollback
-from .landing import CorruptLandingFile, DayManifest, Landing
+from .landing import LEGACY_POINTS, CorruptLandingFile, DayManifest, Landing
+from .landing_cache import LandingCache, cache_root
+from .landing_store import LandingLocation
 from .schema import (
     PTU_UTILIZATION_HOURLY_COLUMNS,
     REQUESTS_DAILY_COLUMNS,
@@ -141,8 +143,9 @@ class CorruptFile:
 
     connection: str
     day: date | None  # None: a run's events file
-    path: Path
+    path: Path | str  # where it is in the landing zone (a blob landing zone's: its az:// URL)
     reason: str
+    local: Path | None = None  # the file the writer read (a blob's: its cached copy)
 
     @property
     def message(self) -> str:
@@ -169,36 +172,50 @@ def _readable_points(path: Path) -> str | None:
     return f"columns {', '.join(missing)} are missing" if missing else None
 
 
-def _set_aside(path: Path) -> str:
+def _set_aside(path: Path) -> Path | None:
     """Renames a corrupt points file out of the metric_points view's pattern (one broken file would fail
-    every read of the view); the re-sync that rewrites the day replaces it."""
+    every read of the view), and drops the day's `points.parquet` name when it is the same file; the re-sync
+    that rewrites the day replaces it."""
     aside = path.with_name(path.name + ".corrupt")
+    alias = path.with_name(LEGACY_POINTS)
     try:
+        if alias != path and alias.exists() and os.path.samefile(alias, path):
+            alias.unlink()
         os.replace(path, aside)
     except OSError:
-        return ""
-    return f"; moved aside to {aside}"
+        return None
+    return aside
+
+
+Display = Callable[[Path | str], Path | str]  # a file the writer read -> where it is in the landing zone
 
 
 def _landed_days(
-    landing: Landing, connections: list[str], days: list[date], corrupt: list[CorruptFile]
+    landing: Landing, connections: list[str], days: list[date], corrupt: list[CorruptFile], display: Display
 ) -> Iterator[tuple[str, date, DayManifest]]:
     for connection in connections:
         for day in days:
             try:
                 manifest = landing.manifest(connection, day)
             except CorruptLandingFile as exc:
-                corrupt.append(CorruptFile(connection, day, exc.path, exc.reason))
+                corrupt.append(CorruptFile(connection, day, display(exc.path), exc.reason, Path(exc.path)))
                 continue
             if manifest is None:
                 continue
-            points = landing.points_path(connection, day)
+            # Exactly the points file this manifest names: never another sync's file of the same day.
+            points = landing.points_file(manifest)
             reason = _readable_points(points)
             if reason is not None:
+                local = points
                 if points.exists():
-                    reason += _set_aside(points)
-                corrupt.append(CorruptFile(connection, day, points, reason))
+                    aside = _set_aside(points)
+                    if aside is not None:
+                        local = aside
+                        # A blob's cached copy is set aside; the blob itself stays for the re-sync to replace.
+                        reason += f"; moved aside to {aside}" if display(points) == points else ""
+                corrupt.append(CorruptFile(connection, day, display(points), reason, local))
                 continue
+            landing.keep_stable_name(manifest)
             yield connection, day, manifest
 
 
@@ -287,14 +304,16 @@ def _read_events(path: Path) -> pl.DataFrame:
     ).select(list(_EVENT_SCHEMA))
 
 
-def _events_frame(landing: Landing, connections: list[str], corrupt: list[CorruptFile]) -> pl.DataFrame:
+def _events_frame(
+    landing: Landing, connections: list[str], corrupt: list[CorruptFile], display: Display
+) -> pl.DataFrame:
     frames = []
     for connection in connections:
         for path in landing.event_files(connection):
             try:
                 frames.append(_read_events(path))
             except Exception as exc:  # noqa: BLE001 - any unreadable events file is named and skipped
-                corrupt.append(CorruptFile(connection, None, path, " ".join(str(exc).split())[:200]))
+                corrupt.append(CorruptFile(connection, None, display(path), " ".join(str(exc).split())[:200], path))
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=_EVENT_SCHEMA)
 
 
@@ -304,14 +323,14 @@ def _corrupt_events(corrupt: list[CorruptFile]) -> pl.DataFrame:
     rows = []
     for item in corrupt:
         try:
-            stamp = datetime.fromtimestamp(item.path.stat().st_mtime, UTC).replace(tzinfo=None)
+            stamp = datetime.fromtimestamp((item.local or Path(item.path)).stat().st_mtime, UTC).replace(tzinfo=None)
         except OSError:
             stamp = datetime(1970, 1, 1)
         rows.append(
             {
                 "time": stamp,
                 "connection": item.connection,
-                "partition": str(item.day) if item.day else item.path.stem,
+                "partition": str(item.day) if item.day else PurePosixPath(str(item.path)).stem,
                 "level": "ERROR",
                 "code": CORRUPT_LANDING_FILE,
                 "message": item.message,
@@ -324,8 +343,8 @@ def _corrupt_events(corrupt: list[CorruptFile]) -> pl.DataFrame:
 def _landed_points(landed: list[tuple[str, date, DayManifest]], landing: Landing) -> pl.LazyFrame:
     """The raw points of the landed (connection, day) files, read straight from Parquet with polars."""
     by_connection: dict[str, list[str]] = {}
-    for connection, day, _manifest in landed:
-        by_connection.setdefault(connection, []).append(str(landing.points_path(connection, day)))
+    for connection, _day, manifest in landed:
+        by_connection.setdefault(connection, []).append(str(landing.points_file(manifest)))
     # glob=False: a warehouse folder named like `wh[1]` is a path, not a pattern.
     frames = [
         pl.scan_parquet(files, glob=False).with_columns(pl.lit(connection).alias("connection"))
@@ -376,9 +395,9 @@ def _landed_activity(
 ) -> pl.DataFrame:
     """The landed activity files of one kind (days synced before activity existed have none)."""
     frames = []
-    for connection, day, _manifest in landed:
-        path = landing.activity_path(kind, connection, day)
-        if path.exists():
+    for connection, _day, manifest in landed:
+        path = landing.activity_file(manifest, kind)
+        if path is not None and path.exists():
             frames.append(pl.read_parquet(path, glob=False).with_columns(pl.lit(connection).alias("connection")))
     empty = pl.DataFrame(schema={"connection": pl.String, **schema})
     return pl.concat([empty, *[f.select(empty.columns) for f in frames]], how="vertical_relaxed")
@@ -453,9 +472,18 @@ def _replace_landed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
     )
 
 
+def readable_landing(source: Landing, warehouse: Path, connections: list[str]) -> tuple[Landing, Display]:
+    """The landing zone as local files for this writer: a local folder as it is, a blob container through the
+    writer's cache beside the warehouse, refreshed now (the caller holds the warehouse)."""
+    if source.is_local:
+        return source, lambda path: path
+    cache = LandingCache(source, cache_root(warehouse))
+    return cache.refresh(connections), cache.display
+
+
 def write_partitions(
     warehouse: Path,
-    landing_root: Path,
+    landing_root: Path | str | LandingLocation | Landing,
     connections: list[ConnectionRecord],
     days: list[date],
     on_phase: PhaseHook | None = None,
@@ -469,7 +497,7 @@ def write_partitions(
     first, last = min(days), max(days)
     if len(days) != (last - first).days + 1:
         raise ValueError(f"days must be a contiguous range, got {len(days)} days from {first} to {last}")
-    landing = Landing(landing_root)
+    source = landing_root if isinstance(landing_root, Landing) else Landing(landing_root)
     names = [c.name for c in connections]
     summary = WriteSummary(days=days)
     in_range = {"first": first, "last": last}
@@ -478,11 +506,12 @@ def write_partitions(
         # the lock (which another writer may hold for minutes) would be a stale view, and replacing the
         # range from it would drop the usage another sync landed and wrote meanwhile.
         with phase(on_phase, "load_manifests"):
+            landing, display = readable_landing(source, warehouse, names)
             corrupt: list[CorruptFile] = []
-            landed = list(_landed_days(landing, names, days, corrupt))
+            landed = list(_landed_days(landing, names, days, corrupt, display))
             accounts = _accounts_frame(landed)
             sync_state = _sync_state_frame(landed)
-            events = _events_frame(landing, names, corrupt)
+            events = _events_frame(landing, names, corrupt, display)
             events = pl.concat([events, _corrupt_events(corrupt)])
         summary.corrupt = corrupt
         con.execute("BEGIN TRANSACTION")

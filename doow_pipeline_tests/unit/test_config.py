@@ -1,5 +1,6 @@
 """connections.yaml validation: every problem reported once, with the file, the field and the fix."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,71 @@ def test_anomaly_thresholds_default_and_are_validated(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
     assert any("anomaly_min_days (6) must not exceed anomaly_window_days (5)" in p for p in info.value.problems)
+
+
+# ---- the landing zone: a folder (the default) or az://<container>/<prefix> ------------------------------------
+
+LANDING_CONNECTION = f"""
+connections:
+  - name: prod
+    tenant_id: {TENANT}
+    client_id: {CLIENT}
+    client_secret_env: DOOW_SECRET_PROD
+    scope: /subscriptions/{SUB}
+"""
+
+
+def landing_config(tmp_path: Path, settings: str):
+    return load_config(
+        write(tmp_path, LANDING_CONNECTION + "settings:\n" + settings), environ={"DOOW_SECRET_PROD": "s"}
+    )
+
+
+def test_the_landing_zone_defaults_to_the_folder_beside_the_warehouse(tmp_path):
+    config = load_config(write(tmp_path, LANDING_CONNECTION), environ={"DOOW_SECRET_PROD": "s"})
+    assert config.landing_location.local_root == tmp_path / "data" / "landing" == config.landing_dir
+    assert not config.landing_location.is_blob
+
+
+def test_a_landing_folder_or_file_url_is_resolved_against_the_config(tmp_path):
+    assert landing_config(tmp_path, "  landing: raw\n").landing_dir == tmp_path / "raw"
+    assert landing_config(tmp_path, f"  landing: file://{tmp_path}/x\n").landing_dir == tmp_path / "x"
+
+
+def test_an_az_landing_zone_names_container_prefix_account_and_endpoint(tmp_path):
+    config = landing_config(
+        tmp_path,
+        "  landing: az://doow-landing/team/raw\n  landing_account: doowstore\n"
+        "  landing_endpoint: https://doowstore.blob.core.usgovcloudapi.net/\n",
+    )
+    location = config.landing_location
+    assert (location.container, location.prefix, location.account) == ("doow-landing", "team/raw", "doowstore")
+    assert location.endpoint == "https://doowstore.blob.core.usgovcloudapi.net"
+    assert location.describe("manifests/x.json") == "az://doow-landing/team/raw/manifests/x.json"
+    with pytest.raises(ConfigError, match="is not a local folder"):
+        config.landing_dir  # noqa: B018 - the property raises
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ("  landing: s3://bucket/x\n", r"unsupported scheme s3://; use a local folder, file:///path or az://"),
+        ("  landing: az://raw/x\n", r"no storage account is set; add settings.landing_account"),
+        ("  landing: az://Bad_Name/x\n  landing_account: acct\n", r"'Bad_Name' is not a valid container name"),
+        ("  landing: az://raw/x\n  landing_account: Not-An-Account\n", r"is not a storage account name"),
+        ("  landing: az://raw@acct/x\n  landing_account: acct\n", r"name the container only"),
+        ("  landing: az://raw/x?sv=2024&sig=abc\n  landing_account: acct\n", r"never put a SAS token or key in"),
+        (
+            "  landing: az://raw/x\n  landing_account: acct\n  landing_endpoint: http://blob.example.com/acct\n",
+            r"http:// is allowed only for an emulator on this machine",
+        ),
+        ("  landing: az://raw/x\n  landing_account: acct\n  landing_endpoint: blob\n", r"must be an absolute URL"),
+        ("  landing_account: acct\n", r"set but settings.landing is not"),
+        ("  landing: raw\n  landing_account: acct\n", r"is a local folder, but landing_account"),
+    ],
+)
+def test_a_bad_landing_setting_is_named_with_the_fix(tmp_path, settings, problem):
+    with pytest.raises(ConfigError) as raised:
+        landing_config(tmp_path, settings)
+    assert "settings" in str(raised.value)
+    assert any(re.search(problem, p) for p in raised.value.problems), raised.value.problems
