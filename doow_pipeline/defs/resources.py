@@ -69,10 +69,11 @@ class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The DuckDB file and the landing zone beside it."""
+    """The DuckDB file, the landing zone beside it, and the read-only analyst copy every write publishes."""
 
     path: str
     landing_dir: str
+    analyst_copy: str | None = None  # None: not published (settings.analyst_copy 'off')
 
     @property
     def warehouse_path(self) -> Path:
@@ -81,6 +82,10 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     @property
     def landing_path(self) -> Path:
         return Path(self.landing_dir)
+
+    @property
+    def analyst_copy_path(self) -> Path | None:
+        return Path(self.analyst_copy) if self.analyst_copy else None
 
 
 class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -118,6 +123,10 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 def shared_resources(config: ProjectConfig) -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
     return {
-        "warehouse": WarehouseResource(path=str(config.warehouse_path), landing_dir=str(config.landing_dir)),
+        "warehouse": WarehouseResource(
+            path=str(config.warehouse_path),
+            landing_dir=str(config.landing_dir),
+            analyst_copy=str(config.analyst_copy_path) if config.analyst_copy_path else None,
+        ),
         "sync_settings": SyncSettingsResource.from_settings(config.settings),
     }
