@@ -97,6 +97,13 @@ class Settings(BaseModel):
     settle_hours: int = Field(default=48, ge=0, le=24 * 93)
     top: int = Field(default=1000, ge=1, le=2_147_483_647)
     concurrency: int = Field(default=4, ge=1, le=64)
+    definitions_max_age_days: int = Field(
+        default=7,
+        ge=0,
+        le=365,
+        description="each account's metricDefinitions are kept in the landing zone and read again after at most "
+        "this many days (spread per account over the last half); 0: read on every sync",
+    )
     step_retries: int = Field(default=2, ge=0, le=10)
     step_retry_delay_seconds: int = Field(default=30, ge=0, le=3600)
     # Anomaly checks on usage_daily (usage/anomalies.py): k, the trailing window, and the days of use that make

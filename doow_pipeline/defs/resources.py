@@ -94,6 +94,7 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     top: int = 1000
     concurrency: int = 4
     settle_hours: int = 48
+    definitions_max_age_days: int = 7
     frozen_clock: str | None = None  # ISO 8601; unset: the real clock
 
     @classmethod
@@ -102,6 +103,7 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             top=settings.top,
             concurrency=settings.concurrency,
             settle_hours=settings.settle_hours,
+            definitions_max_age_days=settings.definitions_max_age_days,
             frozen_clock=settings.frozen_clock.isoformat() if settings.frozen_clock else None,
         )
 
@@ -112,6 +114,7 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 "top": self.top,
                 "concurrency": self.concurrency,
                 "settle_hours": self.settle_hours,
+                "definitions_max_age_days": self.definitions_max_age_days,
                 "frozen_clock": self.frozen_clock,
             }
         )

@@ -3,7 +3,8 @@
 Extraction writes here, so no process holds the DuckDB file while calling Azure. Per connection and day:
   points/connection=<c>/day=<d>/points.parquet   raw points of that day (may be empty: synced, no usage)
   manifests/connection=<c>/day=<d>.json    synced_at, is_final, accounts in scope: the commit marker
-and per sync run: events/connection=<c>/<run>.json.
+and per sync run: events/connection=<c>/<run>.json; per connection, the metricDefinitions facts of its accounts
+(definitions/connection=<c>.json, read at the start of a fetch so definitions are read once per account).
 Each file is written to a temporary name and renamed, and a day's manifest is written after its points,
 so a crash (even kill -9) leaves either the previous complete day or the new complete day, never a mix.
 """
@@ -123,6 +124,27 @@ class Landing:
             self.events_dir(connection) / f"{run_key}.json", lambda tmp: Path(tmp).write_text(payload, encoding="utf-8")
         )
 
+    def definitions_path(self, connection: str) -> Path:
+        return self.root / "definitions" / f"connection={connection}.json"
+
+    def definitions(self, connection: str) -> dict[str, Any] | None:
+        """The connection's stored account definitions (services/definitions.py gives them meaning), None when
+        there are none; CorruptLandingFile when the file cannot be read as a JSON object."""
+        path = self.definitions_path(connection)
+        if not path.exists():
+            return None
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise CorruptLandingFile(path, f"not valid JSON ({' '.join(str(exc).split())[:200]})") from None
+        if not isinstance(payload, dict):
+            raise CorruptLandingFile(path, "not a JSON object")
+        return payload
+
+    def write_definitions(self, connection: str, payload: dict[str, Any]) -> None:
+        text = json.dumps(payload, sort_keys=True, indent=1)
+        _atomic_write(self.definitions_path(connection), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
     def manifest(self, connection: str, day: date | str) -> DayManifest | None:
         path = self.manifest_path(connection, day)
         if not path.exists():
@@ -141,3 +163,4 @@ class Landing:
             shutil.rmtree(self.root / kind / f"connection={connection}", ignore_errors=True)
         for kind in ("requests", "utilization"):
             shutil.rmtree(self.root / "activity" / kind / f"connection={connection}", ignore_errors=True)
+        self.definitions_path(connection).unlink(missing_ok=True)
