@@ -163,7 +163,7 @@ def _extract(
 ) -> Extraction:
     """Extracts the outcome's plans; when Azure answers that a metric or dimension of a stored plan is not
     defined (the account's definitions changed since they were stored), re-reads the definitions of the
-    accounts of that query and extracts again, once."""
+    accounts of that query and extracts again (each account re-read at most once per sync)."""
 
     def extract() -> Extraction:
         return extract_usage(
@@ -177,23 +177,28 @@ def _extract(
             log=log.info,
         )
 
-    try:
-        return extract()
-    except ExtractionError as exc:
-        cause = exc.__cause__
-        stale = [
-            a for a in outcome.accounts if a.resource_id in exc.resource_ids and a.resource_id.lower() not in store.read
-        ]
-        if not (isinstance(cause, AzureError) and stale_plan(cause.problem) and stale):
-            raise
-        log.warning(
-            f"definitions: Azure no longer defines a metric or dimension of the stored plan of "
-            f"{len(stale)} account(s) ({cause.problem.detail[:200]}); reading their definitions again"
-        )
-        again = {a.resource_id for a in stale}
-        kept = [p for p in outcome.plans if p.account.resource_id not in again]
-        outcome.plans = kept + _plan_accounts(session, outcome, settings.concurrency, store, stale, refresh=True)
-        return extract()
+    refreshed: set[str] = set()
+    while True:
+        try:
+            return extract()
+        except ExtractionError as exc:
+            cause = exc.__cause__
+            asked = {rid.lower() for rid in exc.resource_ids}
+            stale = [
+                a
+                for a in outcome.accounts
+                if a.resource_id.lower() in asked and a.resource_id.lower() not in store.read | refreshed
+            ]
+            if not (isinstance(cause, AzureError) and stale_plan(cause.problem) and stale):
+                raise
+            log.warning(
+                f"definitions: Azure no longer defines a metric or dimension of the stored plan of "
+                f"{len(stale)} account(s) ({cause.problem.detail[:200]}); reading their definitions again"
+            )
+            again = {a.resource_id.lower() for a in stale}
+            refreshed |= again
+            kept = [p for p in outcome.plans if p.account.resource_id.lower() not in again]
+            outcome.plans = kept + _plan_accounts(session, outcome, settings.concurrency, store, stale, refresh=True)
 
 
 def _extraction_problem(exc: ExtractionError) -> Problem:
