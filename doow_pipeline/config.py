@@ -86,11 +86,25 @@ class DeploymentTypeSettings(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     warehouse: str = "data/doow.duckdb"
+    analyst_copy: str | None = Field(
+        default=None,
+        min_length=1,
+        description="where every write publishes a read-only copy of the warehouse for BI tools and notebooks "
+        "(relative paths are relative to connections.yaml); unset: <warehouse name>.analyst.duckdb beside the "
+        "warehouse; 'off': not published",
+    )
     start_date: date = date(2026, 1, 1)
     resync_days: int = Field(default=3, ge=1, le=93)
     settle_hours: int = Field(default=48, ge=0, le=24 * 93)
     top: int = Field(default=1000, ge=1, le=2_147_483_647)
     concurrency: int = Field(default=4, ge=1, le=64)
+    definitions_max_age_days: int = Field(
+        default=7,
+        ge=0,
+        le=365,
+        description="each account's metricDefinitions are kept in the landing zone and read again after at most "
+        "this many days (spread per account over the last half); 0: read on every sync",
+    )
     step_retries: int = Field(default=2, ge=0, le=10)
     step_retry_delay_seconds: int = Field(default=30, ge=0, le=3600)
     # Anomaly checks on usage_daily (usage/anomalies.py): k, the trailing window, and the days of use that make
@@ -259,6 +273,18 @@ class ProjectConfig(BaseModel):
         )
 
     @property
+    def analyst_copy_path(self) -> Path | None:
+        """The read-only analyst copy the writers publish (README "Analysts and BI tools"); None when 'off'."""
+        setting = self.settings.analyst_copy
+        if setting is None:
+            warehouse = self.warehouse_path
+            return warehouse.with_name(f"{warehouse.stem}.analyst{warehouse.suffix or '.duckdb'}")
+        if setting.strip().lower() == "off":
+            return None
+        path = Path(setting)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
     def landing_dir(self) -> Path:
         """The local landing folder (a blob landing zone has none: ConfigError)."""
         root = self.landing_location.local_root
@@ -323,6 +349,12 @@ def _semantic_problems(config: ProjectConfig, environ: Mapping[str, str], check_
                 f"{connection.client_secret_env} is unset or empty; put the client secret in it (for example in "
                 f"{config.env_file}, which `doow-azure connect` writes) or reconnect with `doow-azure connect`"
             )
+    analyst_copy = config.analyst_copy_path
+    if analyst_copy is not None and analyst_copy.resolve() == config.warehouse_path.resolve():
+        problems.append(
+            f"settings.analyst_copy: {config.settings.analyst_copy!r} is the warehouse itself; name another file "
+            "(for example data/doow.analyst.duckdb), or 'off'"
+        )
     ca_cert = config.settings.endpoints.ca_cert if config.settings.endpoints else None
     if ca_cert and not Path(ca_cert).is_file():
         problems.append(

@@ -321,7 +321,8 @@ class _Extractor:
         except AzureError as exc:
             # Retries are exhausted: fail the sync rather than land a day with accounts missing.
             raise ExtractionError(
-                f"batch metrics query failed for subscription {subscription}, region {region}: {exc.problem}"
+                f"batch metrics query failed for subscription {subscription}, region {region}: {exc.problem}",
+                tuple(ids),
             ) from exc
         with self.lock:
             self.result.paths.setdefault(subscription, MetricsPath.BATCH)
@@ -333,7 +334,7 @@ class _Extractor:
             results = self._per_resource(resource_id, query)
         except AzureError as exc:
             if exc.problem.code not in UNREADABLE_CODES:
-                raise ExtractionError(f"metrics query failed for {resource_id}: {exc.problem}") from exc
+                raise ExtractionError(f"metrics query failed for {resource_id}: {exc.problem}", (resource_id,)) from exc
             with self.lock:
                 self.result.unreadable[resource_id] = exc.problem.detail
             self._event(Level.WARN, ProblemCode.ACCOUNT_UNREADABLE, f"cannot read metrics: {exc.problem}", resource_id)

@@ -15,8 +15,6 @@ leaves the legacy token query and is split by ModelName where that costs nothing
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 from ..core.metrics import (
@@ -30,12 +28,12 @@ from ..core.metrics import (
     Family,
     Quantity,
 )
+from ..core.problems import Problem, ProblemCode
 from ..core.scope import Account
 from .errors import azure_errors
 from .metrics_api import MetricQuery
 from .session import AzureSession
 
-DEFINITIONS_TTL_SECONDS = 6 * 3600
 MODEL_NAME = "modelname"
 
 
@@ -170,29 +168,17 @@ def read_definitions(session: AzureSession, account: Account) -> dict[str, set[s
         }
 
 
-class DefinitionsCache:
-    """Per-process cache of account plans: metricDefinitions change rarely and are throttled (400/5 min)."""
-
-    def __init__(self, ttl_seconds: float = DEFINITIONS_TTL_SECONDS):
-        self.ttl = ttl_seconds
-        self._plans: dict[str, tuple[float, tuple[FamilyQuery, ...], tuple[ActivityQuery, ...]]] = {}
-        self._lock = threading.Lock()
-
-    def plan(self, session: AzureSession, account: Account) -> AccountPlan:
-        key = f"{session.client_id}|{account.resource_id.lower()}"
-        with self._lock:
-            cached = self._plans.get(key)
-        if cached and time.monotonic() - cached[0] < self.ttl:
-            return AccountPlan(account, cached[1], cached[2])
-        definitions = read_definitions(session, account)
-        queries, activity = plan_from_definitions(definitions), activity_from_definitions(definitions)
-        with self._lock:
-            self._plans[key] = (time.monotonic(), queries, activity)
-        return AccountPlan(account, queries, activity)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._plans.clear()
+def plan_from(account: Account, definitions: dict[str, set[str]]) -> AccountPlan:
+    """The account's plan from its metricDefinitions ({metric name: {dimension names}})."""
+    return AccountPlan(account, plan_from_definitions(definitions), activity_from_definitions(definitions))
 
 
-DEFINITIONS = DefinitionsCache()
+# What Azure answers when a query asks for a metric or a dimension the account no longer defines: the plan was
+# made from definitions that changed (a stored plan past its change, before its refresh age).
+_STALE_PLAN_ANSWERS = ("failed to find metric configuration", "does not support requested dimension combination")
+
+
+def stale_plan(problem: Problem) -> bool:
+    """Whether Azure's answer says the query's metrics or dimensions are not (or no longer) defined."""
+    text = f"{problem.cause} {problem.detail}".lower()
+    return problem.code is ProblemCode.AZURE_ERROR and any(answer in text for answer in _STALE_PLAN_ANSWERS)

@@ -77,8 +77,13 @@ def disconnect(
     if purge_data:
         try:
             if config.warehouse_path.exists():
-                counts = delete_connection(config.warehouse_path, name)
-                output.line("Deleted from the warehouse: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + ".")
+                purged = delete_connection(config.warehouse_path, name, config.analyst_copy_path)
+                output.line(
+                    "Deleted from the warehouse: " + ", ".join(f"{n:,} {t}" for t, n in purged.counts.items()) + "."
+                )
+                if purged.publication is not None:
+                    publication = purged.publication
+                    output.line(publication.message, None if publication.ok else "yellow")
             else:
                 output.line(f"No warehouse at {config.warehouse_path}; nothing to delete.")
             Landing(config.landing_location).purge(name)

@@ -13,6 +13,7 @@ from ..config import ProjectConfig
 from ..core.clock import days_between
 from ..core.problems import WarehouseError
 from ..warehouse import queries
+from ..warehouse.analyst import published_at
 from ..warehouse.database import connect
 from .cost import cost_line
 from .output import EXIT_FAILURE, EXIT_OK, Output, new_table, num, sparkline, when
@@ -88,6 +89,15 @@ def _status_rows(config: ProjectConfig, names: list[str], first: date, last: dat
     return result
 
 
+def _analyst_copy(config: ProjectConfig) -> dict[str, Any] | None:
+    """The read-only analyst copy and when it was last published (None: settings.analyst_copy is 'off')."""
+    path = config.analyst_copy_path
+    if path is None:
+        return None
+    stamp = published_at(path)
+    return {"path": str(path), "published_at": stamp}
+
+
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -136,6 +146,7 @@ def status(
         )
         raise typer.Exit(EXIT_FAILURE) from None
     failing = [n for n, r in rows.items() if r["state"] == "failing"]
+    analyst_copy = _analyst_copy(config)
     if as_json:
         output.json(
             {
@@ -143,6 +154,7 @@ def status(
                 "from": str(first),
                 "to": str(last),
                 "warehouse": str(config.warehouse_path),
+                "analyst_copy": analyst_copy,
                 "connections": [
                     {**rows[n], "scope": config.connection(n).scope, "cloud": config.connection(n).cloud} for n in names
                 ],
@@ -152,6 +164,11 @@ def status(
     if not names:
         output.line(f"No connections in {config.path}; add one with `doow-azure connect`.")
         raise typer.Exit(EXIT_OK)
+    if analyst_copy is not None:
+        output.line(
+            f"analyst copy (read-only, for BI tools and notebooks): {analyst_copy['path']}, published "
+            f"{when(analyst_copy['published_at'])}"
+        )
     styles = {"healthy": "green", "degraded": "yellow", "failing": "red", "never synced": "yellow"}
     for n in names:
         row = rows[n]

@@ -87,6 +87,8 @@ def sync(
         output.line(f"{'✓' if report.success else '✗'} {job}: {status}", stderr=True)
         for check in report.failed_checks:
             output.line(f"    check {check.name} ({check.severity}): {check.description}", stderr=True)
+        for warning in report.warnings:
+            output.line(f"    warning: {warning}", "yellow", stderr=True)
 
     skipped = retention_note(clock(ctx, config).now(), first_day, last_day)
     if skipped and not as_json:
@@ -117,6 +119,7 @@ def sync(
                             {"check": c.name, "severity": c.severity, "description": c.description}
                             for c in r.failed_checks
                         ],
+                        "warnings": r.warnings,
                     }
                     for r in reports
                 ],

@@ -152,7 +152,12 @@ class AzureError(DoowError):
 
 
 class ExtractionError(DoowError):
-    """A metrics query failed after retries: nothing of this sync may be landed."""
+    """A metrics query failed after retries: nothing of this sync may be landed. `resource_ids`: the accounts
+    the failed query asked for (a stale definitions plan is re-read for them)."""
+
+    def __init__(self, message: str, resource_ids: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.resource_ids = resource_ids
 
 
 class WarehouseError(DoowError):

@@ -10,6 +10,7 @@ import dagster as dg
 from ..config import ProjectConfig
 from ..core.checks import CheckDef, CheckOutcome, Severity
 from ..core.clock import days_between
+from ..warehouse.analyst import Publication
 
 GROUP = "azure_openai"
 OWNERS = ["team:data-platform"]
@@ -51,3 +52,14 @@ def markdown_table(headers: list[str], rows: list[list[Any]] | list[tuple[Any, .
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def log_publication(context: dg.AssetExecutionContext, publication: Publication | None) -> None:
+    """The analyst copy published after a write: an INFO line, or a WARNING naming the failure (the write
+    itself is committed; the materialization's `analyst_copy_error` metadata says the same)."""
+    if publication is None:
+        return
+    if publication.ok:
+        context.log.info(publication.message)
+    else:
+        context.log.warning(publication.message)

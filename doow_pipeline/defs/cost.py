@@ -12,7 +12,16 @@ from ..core.checks import COST_CHECKS, PRICES_CHECKS
 from ..services.prices import refresh_prices
 from ..usage.pricing import DeploymentTypes
 from ..warehouse.cost import CostOptions, CostSummary, write_cost
-from .common import DUCKDB_POOL, GROUP, OWNERS, check_result, check_spec, markdown_table, partition_days
+from .common import (
+    DUCKDB_POOL,
+    GROUP,
+    OWNERS,
+    check_result,
+    check_spec,
+    log_publication,
+    markdown_table,
+    partition_days,
+)
 from .resources import SyncSettingsResource, WarehouseResource
 from .usage import ACCOUNTS_KEY, USAGE_DAILY_KEY
 
@@ -114,8 +123,13 @@ def retail_prices(
     sync_settings: SyncSettingsResource,
 ) -> Iterator[object]:
     outcome = refresh_prices(
-        warehouse.warehouse_path, cost_settings.settings(), sync_settings.clock.now(), log=context.log
+        warehouse.warehouse_path,
+        cost_settings.settings(),
+        sync_settings.clock.now(),
+        log=context.log,
+        analyst_copy=warehouse.analyst_copy_path,
     )
+    log_publication(context, outcome.publication)
     state = outcome.state
     yield dg.MaterializeResult(
         metadata={
@@ -125,6 +139,7 @@ def retail_prices(
             "regions": dg.MetadataValue.json({c.cloud: c.regions for c in outcome.clouds}),
             "endpoints": dg.MetadataValue.json({c.cloud: c.endpoint for c in outcome.clouds}),
             "errors": dg.MetadataValue.json(outcome.errors),
+            **(outcome.publication.metadata() if outcome.publication else {}),
         }
     )
     for check in outcome.checks():
@@ -154,6 +169,7 @@ def _cost_metadata(summary: CostSummary) -> dict[str, Any]:
                 ],
             )
         ),
+        **(summary.publication.metadata() if summary.publication else {}),
     }
 
 
@@ -195,7 +211,14 @@ def usage_cost_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefin
         sync_settings: SyncSettingsResource,
     ) -> Iterator[object]:
         days = partition_days(context)
-        summary = write_cost(warehouse.warehouse_path, days, cost_settings.options(), sync_settings.clock.now())
+        summary = write_cost(
+            warehouse.warehouse_path,
+            days,
+            cost_settings.options(),
+            sync_settings.clock.now(),
+            analyst_copy=warehouse.analyst_copy_path,
+        )
+        log_publication(context, summary.publication)
         context.log.info(f"cost: {summary.rows:,} row(s) priced for {days[0]}..{days[-1]}: {summary.statuses}")
         # One observation per day, so the Dagster UI plots estimated cost per day (the asset's Plots tab);
         # a day with nothing costed carries no estimated_cost rather than a misleading 0.

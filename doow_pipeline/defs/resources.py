@@ -71,13 +71,15 @@ class AzureConnectionResource(dg.ConfigurableResource):  # type: ignore[type-arg
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The DuckDB file and the landing zone (a local folder, or an az:// container). No credential here: the
-    landing store gets it from azure-identity or the environment, inside the process that uses it."""
+    """The DuckDB file, the landing zone (a local folder, or an az:// container) and the read-only analyst copy
+    every write publishes. No credential here: the landing store gets it from azure-identity or the environment,
+    inside the process that uses it."""
 
     path: str
     landing: str  # an absolute folder, or az://<container>/<prefix>
     landing_account: str | None = None
     landing_endpoint: str | None = None
+    analyst_copy: str | None = None  # None: not published (settings.analyst_copy 'off')
 
     @classmethod
     def from_config(cls, config: ProjectConfig) -> WarehouseResource:
@@ -87,6 +89,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             landing=str(location.local_root) if location.local_root is not None else location.url,
             landing_account=location.account,
             landing_endpoint=location.endpoint,
+            analyst_copy=str(config.analyst_copy_path) if config.analyst_copy_path else None,
         )
 
     @property
@@ -100,6 +103,10 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def landing_zone(self) -> Landing:
         return Landing(self.landing_location)
 
+    @property
+    def analyst_copy_path(self) -> Path | None:
+        return Path(self.analyst_copy) if self.analyst_copy else None
+
 
 class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """How syncs query Azure and judge days (settings in connections.yaml)."""
@@ -107,6 +114,7 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     top: int = 1000
     concurrency: int = 4
     settle_hours: int = 48
+    definitions_max_age_days: int = 7
     frozen_clock: str | None = None  # ISO 8601; unset: the real clock
 
     @classmethod
@@ -115,6 +123,7 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             top=settings.top,
             concurrency=settings.concurrency,
             settle_hours=settings.settle_hours,
+            definitions_max_age_days=settings.definitions_max_age_days,
             frozen_clock=settings.frozen_clock.isoformat() if settings.frozen_clock else None,
         )
 
@@ -125,6 +134,7 @@ class SyncSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 "top": self.top,
                 "concurrency": self.concurrency,
                 "settle_hours": self.settle_hours,
+                "definitions_max_age_days": self.definitions_max_age_days,
                 "frozen_clock": self.frozen_clock,
             }
         )

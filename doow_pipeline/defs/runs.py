@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+from dagster._core.events import StepMaterializationData
 from dagster._core.execution.api import execute_run
 from dagster._core.remote_origin import CodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
@@ -31,6 +32,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 from ..config import ProjectConfig
 from ..core.checks import CREDENTIALS
 from ..core.problems import DoowError
+from ..warehouse.analyst import ANALYST_COPY_ERROR
 from .connection import fetch_job_name
 from .jobs import COST_JOB, WRITE_JOB
 from .project import build_definitions
@@ -50,6 +52,7 @@ class RunReport:
     success: bool
     failure: str | None = None
     checks: list[CheckReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. an analyst copy that could not be published
 
     @property
     def failed_checks(self) -> list[CheckReport]:
@@ -131,6 +134,10 @@ def _report(job: str, success: bool, events: list[dg.DagsterEvent]) -> RunReport
             if data.check_name == CREDENTIALS.name and not data.passed and report.failure is None:
                 report.success = False
                 report.failure = data.description or "the connection's credentials check failed"
+        elif isinstance(data, StepMaterializationData):
+            error = data.materialization.metadata.get(ANALYST_COPY_ERROR)
+            if error is not None and str(error.value) not in report.warnings:
+                report.warnings.append(str(error.value))
         elif event.is_step_failure and report.failure is None:
             data = event.step_failure_data
             user = data.user_failure_data

@@ -36,7 +36,16 @@ from ..warehouse.schema import (
     USAGE_DAILY_DESCRIPTIONS,
 )
 from ..warehouse.store import ConnectionRecord, DayAccounts, DayUsage, WriteSummary, write_partitions
-from .common import DUCKDB_POOL, GROUP, OWNERS, check_result, check_spec, markdown_table, partition_days
+from .common import (
+    DUCKDB_POOL,
+    GROUP,
+    OWNERS,
+    check_result,
+    check_spec,
+    log_publication,
+    markdown_table,
+    partition_days,
+)
 from .connection import metric_points_key
 from .resources import WarehouseResource
 
@@ -141,6 +150,7 @@ def _write_metadata(summary: WriteSummary) -> dict[str, Any]:
         "dagster/column_schema": USAGE_SCHEMA,
         "written_in_range": f"{first}..{last} ({len(summary.days)} day(s), one transaction)",
         "largest_rows_of_range": dg.MetadataValue.md(markdown_table(preview.columns, preview.rows())),
+        **(summary.publication.metadata() if summary.publication else {}),
     }
 
 
@@ -193,12 +203,18 @@ def usage_daily_asset(config: ProjectConfig, partitions: dg.PartitionsDefinition
         days = partition_days(context)
         context.log.info(f"write: rebuilding usage for {days[0]}..{days[-1]} from {warehouse.landing_location}")
         summary = write_partitions(
-            warehouse.warehouse_path, warehouse.landing_zone(), connections, days, anomalies=thresholds
+            warehouse.warehouse_path,
+            warehouse.landing_zone(),
+            connections,
+            days,
+            anomalies=thresholds,
+            analyst_copy=warehouse.analyst_copy_path,
         )
         context.log.info(
             f"write: {summary.usage_rows:,} usage row(s), {summary.raw_points:,} raw point(s), "
             f"{summary.accounts:,} account-day(s) into {warehouse.warehouse_path}"
         )
+        log_publication(context, summary.publication)
         for day in days:
             partition = day.isoformat()
             context.add_asset_metadata(

@@ -23,6 +23,7 @@ from ..config import Connection, ProjectConfig
 from ..core.clock import as_utc
 from ..core.problems import TROUBLESHOOTING, Problem, ProblemCode, Symptom, Troubleshooting, WarehouseError
 from ..warehouse import queries
+from ..warehouse.analyst import published_at
 from ..warehouse.database import connect
 from ..warehouse.landing import Landing
 from .verify import ConnectionVerifier, Step, StepResult, Verification
@@ -428,6 +429,11 @@ def run_doctor(
         _azure_checks(report, verification)
     _landing_check(report, config, connection)
     _warehouse_checks(report, config.warehouse_path, verification, connection, now)
+    analyst_copy = config.analyst_copy_path
+    if analyst_copy is not None:
+        stamp = published_at(analyst_copy)
+        report.facts["analyst_copy"] = str(analyst_copy)
+        report.facts["analyst_copy_published_at"] = stamp.isoformat() if stamp else None
     return report
 
 

@@ -8,7 +8,6 @@ days with empty ones.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -17,7 +16,7 @@ import polars as pl
 from ..azure.activity import ActivityExtraction, extract_activity
 from ..azure.discovery import discover_accounts
 from ..azure.extract import Extraction, extract_usage
-from ..azure.metric_definitions import DEFINITIONS, AccountPlan
+from ..azure.metric_definitions import AccountPlan, stale_plan
 from ..azure.metrics_api import MetricsReader
 from ..azure.session import AzureSession
 from ..config import Connection, Settings
@@ -35,7 +34,6 @@ from ..core.phases import PhaseHook, phase
 from ..core.problems import (
     ROLE_FIX,
     TROUBLESHOOTING,
-    UNREADABLE_CODES,
     AzureError,
     ExtractionError,
     Problem,
@@ -44,6 +42,7 @@ from ..core.problems import (
 )
 from ..core.scope import Account
 from ..warehouse.landing import DayManifest, Landing
+from .definitions import DefinitionsStore
 
 LOG = logging.getLogger(__name__)
 TOTAL_TOKEN_METRICS = [metrics[Quantity.TOTAL_TOKENS] for metrics in FAMILY_METRICS.values()]
@@ -117,21 +116,20 @@ def is_final(day: date, synced_at: datetime, settle_hours: int) -> bool:
     return synced_at >= day_start(day + timedelta(days=1)) + timedelta(hours=settle_hours)
 
 
-def _plan_or_problem(session: AzureSession, account: Account) -> AccountPlan | Problem:
-    try:
-        return DEFINITIONS.plan(session, account)
-    except AzureError as exc:
-        if exc.problem.code not in UNREADABLE_CODES:
-            raise
-        return exc.problem
-
-
-def _plan_accounts(session: AzureSession, outcome: SyncOutcome, concurrency: int) -> list[AccountPlan]:
-    """Reads each account's metric definitions (cached), `concurrency` at a time."""
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="doow-definitions") as pool:
-        results = list(pool.map(lambda account: _plan_or_problem(session, account), outcome.accounts))
+def _plan_accounts(
+    session: AzureSession,
+    outcome: SyncOutcome,
+    concurrency: int,
+    store: DefinitionsStore,
+    accounts: list[Account] | None = None,
+    refresh: bool = False,
+) -> list[AccountPlan]:
+    """Each account's plan (default: every account in scope): from its stored definitions, or read from Azure
+    (new, due, or `refresh`), `concurrency` at a time."""
+    accounts = outcome.accounts if accounts is None else accounts
+    results = store.plan_all(session, accounts, concurrency, refresh=refresh)
     plans = []
-    for account, plan in zip(outcome.accounts, results, strict=True):
+    for account, plan in zip(accounts, results, strict=True):
         if isinstance(plan, Problem):
             outcome.events.append(
                 SyncEvent(
@@ -154,6 +152,53 @@ def _plan_accounts(session: AzureSession, outcome: SyncOutcome, concurrency: int
             )
         plans.append(plan)
     return plans
+
+
+def _extract(
+    session: AzureSession,
+    outcome: SyncOutcome,
+    settings: Settings,
+    store: DefinitionsStore,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> Extraction:
+    """Extracts the outcome's plans; when Azure answers that a metric or dimension of a stored plan is not
+    defined (the account's definitions changed since they were stored), re-reads the definitions of the
+    accounts of that query and extracts again (each account re-read at most once per sync)."""
+
+    def extract() -> Extraction:
+        return extract_usage(
+            MetricsReader(session),
+            outcome.plans,
+            outcome.first_day,
+            outcome.last_day,
+            now=outcome.synced_at,
+            top=settings.top,
+            concurrency=settings.concurrency,
+            log=log.info,
+        )
+
+    refreshed: set[str] = set()
+    while True:
+        try:
+            return extract()
+        except ExtractionError as exc:
+            cause = exc.__cause__
+            asked = {rid.lower() for rid in exc.resource_ids}
+            stale = [
+                a
+                for a in outcome.accounts
+                if a.resource_id.lower() in asked and a.resource_id.lower() not in store.read | refreshed
+            ]
+            if not (isinstance(cause, AzureError) and stale_plan(cause.problem) and stale):
+                raise
+            log.warning(
+                f"definitions: Azure no longer defines a metric or dimension of the stored plan of "
+                f"{len(stale)} account(s) ({cause.problem.detail[:200]}); reading their definitions again"
+            )
+            again = {a.resource_id.lower() for a in stale}
+            refreshed |= again
+            kept = [p for p in outcome.plans if p.account.resource_id.lower() not in again]
+            outcome.plans = kept + _plan_accounts(session, outcome, settings.concurrency, store, stale, refresh=True)
 
 
 def _extraction_problem(exc: ExtractionError) -> Problem:
@@ -198,21 +243,20 @@ def fetch_connection(
         return outcome
     log.info(f"discovery: {len(outcome.accounts)} Azure OpenAI account(s) in scope {connection.scope}")
 
+    store = DefinitionsStore(landing, connection.name, now, settings.definitions_max_age_days)
+    outcome.events.extend(store.events)
+    for event in store.events:
+        log.warning(event.message)
     with phase(on_phase, "definitions"):
-        outcome.plans = _plan_accounts(session, outcome, settings.concurrency)
-    log.info(f"definitions: {len(outcome.plans)} account(s) planned, {len(outcome.definitions_unreadable)} unreadable")
+        outcome.plans = _plan_accounts(session, outcome, settings.concurrency, store)
+        store.save(outcome.accounts)  # kept even when the extraction fails: a retried step reads none again
+    log.info(
+        f"definitions: {len(outcome.plans)} account(s) planned ({len(store.read)} read from Azure, the others "
+        f"stored), {len(outcome.definitions_unreadable)} unreadable"
+    )
     with phase(on_phase, "extraction"):
         try:
-            extraction = extract_usage(
-                MetricsReader(session),
-                outcome.plans,
-                first_day,
-                last_day,
-                now=now,
-                top=settings.top,
-                concurrency=settings.concurrency,
-                log=log.info,
-            )
+            extraction = _extract(session, outcome, settings, store, log)
         except ExtractionError as exc:
             if not record_extraction_failure:
                 raise
@@ -223,6 +267,9 @@ def fetch_connection(
             return outcome
     outcome.extraction = extraction
     outcome.events.extend(extraction.events)
+    # A 404 for an account's metrics: its stored definitions may describe a deleted or re-created account.
+    store.forget(extraction.unreadable)
+    store.save(outcome.accounts)
     for event in extraction.events:
         if event.level is not Level.INFO:
             log.warning(f"{event.code}: {event.message}" + (f" ({event.resource_id})" if event.resource_id else ""))

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..azure.prices import RETAIL_PRICES_ENDPOINTS, RetailPrice, RetailPricesClient, RetailPricesError
 from ..config import Settings
 from ..core.checks import PRICES_FETCHED, PRICES_FRESH, CheckOutcome
+from ..warehouse.analyst import Publication, publish_analyst_copy
 from ..warehouse.cost import (
     PriceFetchRecord,
     PricesState,
@@ -98,6 +99,7 @@ class PricesOutcome:
     new_records: int = 0
     state: PricesState | None = None
     max_age_days: int = 7
+    publication: Publication | None = None  # the analyst copy published after the COMMIT (None: not configured)
 
     @property
     def errors(self) -> list[str]:
@@ -180,8 +182,10 @@ def refresh_prices(
     settings: Settings,
     now: datetime,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
+    analyst_copy: Path | None = None,
 ) -> PricesOutcome:
-    """Reads the prices of the estate's regions from each cloud's Retail Prices API and stores the new ones."""
+    """Reads the prices of the estate's regions from each cloud's Retail Prices API and stores the new ones;
+    then publishes the analyst copy (when `analyst_copy` is set)."""
     outcome = PricesOutcome(fetched_at=now, max_age_days=settings.prices_max_age_days)
     for cloud, regions in sorted(_regions(warehouse).items()):
         result = read_prices(settings, cloud, regions)
@@ -218,4 +222,6 @@ def refresh_prices(
             con.execute("ROLLBACK")
             raise
         outcome.state = prices_state(con, settings.currency)
+        if analyst_copy is not None:
+            outcome.publication = publish_analyst_copy(con, warehouse, analyst_copy)
     return outcome

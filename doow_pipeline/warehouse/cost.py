@@ -22,6 +22,7 @@ import polars as pl
 from ..core.checks import TOKENS_HAVE_METERS, CheckOutcome
 from ..usage.focus import focus_frame
 from ..usage.pricing import AMBIGUOUS, COSTED_STATUSES, NO_METER, PRICE_COLUMNS, DeploymentTypes, price_usage
+from .analyst import Publication, publish_analyst_copy
 from .database import connect
 from .schema import (
     RETAIL_PRICES_COLUMNS,
@@ -81,6 +82,7 @@ class CostSummary:
     focus_rows: int = 0
     stored_prices: int = 0
     check_results: list[CheckOutcome] = field(default_factory=list)
+    publication: Publication | None = None  # the analyst copy published after the COMMIT (None: not configured)
 
 
 # ---- prices --------------------------------------------------------------------------------------------------
@@ -325,9 +327,12 @@ def _per_day(priced: pl.DataFrame) -> dict[str, dict[str, float | int | None]]:
     return {str(r.pop("usage_date")): r for r in days.iter_rows(named=True)}
 
 
-def write_cost(warehouse: Path, days: list[date], options: CostOptions, now: datetime) -> CostSummary:
+def write_cost(
+    warehouse: Path, days: list[date], options: CostOptions, now: datetime, analyst_copy: Path | None = None
+) -> CostSummary:
     """Prices the usage rows of `days` with every stored price and replaces those days of usage_cost_daily and
-    focus_cost_daily in one transaction; refreshes the account_owners view."""
+    focus_cost_daily in one transaction; refreshes the account_owners view; then publishes the analyst copy
+    (when `analyst_copy` is set)."""
     first, last = min(days), max(days)
     summary = CostSummary(days=days, currency=options.currency)
     with connect(warehouse) as con:
@@ -356,6 +361,8 @@ def write_cost(warehouse: Path, days: list[date], options: CostOptions, now: dat
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        if analyst_copy is not None:
+            summary.publication = publish_analyst_copy(con, warehouse, analyst_copy)
     summary.rows = priced.height
     summary.focus_rows = focus.height
     summary.statuses = dict(sorted(priced.group_by("cost_status").len().iter_rows()))

@@ -6,7 +6,8 @@ folder (the default) or an Azure Blob Storage container (landing_store.py). Per 
   activity/<kind>/connection=<c>/day=<d>/<kind>.<sync>.parquet   requests and PTU utilisation of that day
   manifests/connection=<c>/day=<d>.json    synced_at, is_final, accounts in scope and the names of the day's
                                            files: the commit marker
-and per sync run: events/connection=<c>/<run>.json.
+and per sync run: events/connection=<c>/<run>.json; per connection, the metricDefinitions facts of its accounts
+(definitions/connection=<c>.json, read at the start of a fetch so definitions are read once per account).
 
 Every data file gets a name of its own sync (`<sync>`), never overwritten, and the day's manifest is written
 after them and names them. The writer reads the manifest first and then exactly the files it names, so a
@@ -290,6 +291,37 @@ class Landing:
 
     # ---- reading ------------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def definitions_key(connection: str) -> str:
+        return f"definitions/connection={connection}.json"
+
+    def definitions_path(self, connection: str) -> Path | str:
+        """Where the connection's definitions file is (a path locally, a URL on blob): for messages and tests."""
+        return self._describe(self.definitions_key(connection))
+
+    def definitions(self, connection: str) -> dict[str, Any] | None:
+        """The connection's stored account definitions (services/definitions.py gives them meaning), None when
+        there are none; CorruptLandingFile when the file cannot be read as a JSON object."""
+        key = self.definitions_key(connection)
+        try:
+            found = self.store.get(key)
+        except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
+            raise landing_error(self.location, f"read {key} from", exc) from None
+        if found is None:
+            return None
+        try:
+            payload = json.loads(found[0].decode("utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise CorruptLandingFile(
+                self._describe(key), f"not valid JSON ({' '.join(str(exc).split())[:200]})"
+            ) from None
+        if not isinstance(payload, dict):
+            raise CorruptLandingFile(self._describe(key), "not a JSON object")
+        return payload
+
+    def write_definitions(self, connection: str, payload: dict[str, Any]) -> None:
+        self._put(self.definitions_key(connection), json.dumps(payload, sort_keys=True, indent=1).encode("utf-8"))
+
     def manifest(self, connection: str, day: date | str) -> DayManifest | None:
         key = self.manifest_key(connection, day)
         try:
@@ -316,6 +348,7 @@ class Landing:
             for prefix in prefixes:
                 if isinstance(self.store, LocalStore | BlobStore):
                     self.store.delete_tree(prefix)
+            self.store.delete([self.definitions_key(connection)])
         except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
             raise landing_error(self.location, "delete files from", exc) from None
 

@@ -25,6 +25,7 @@ from ..core.phases import PhaseHook, phase
 from ..usage.activity import roll_up_requests, roll_up_utilization
 from ..usage.anomalies import AnomalyThresholds
 from ..usage.transform import LEGACY_REQUEST_METRIC, model_names, roll_up_daily
+from .analyst import Publication, publish_analyst_copy
 from .checks import accounts_checks, activity_anomalies, usage_checks
 from .cost import delete_connection_cost
 from .database import commit, connect, rollback
@@ -87,6 +88,7 @@ class WriteSummary:
     corrupt: list[CorruptFile] = field(default_factory=list)  # landing files skipped (named, with the fix)
     # day -> requests, throttled requests and share, downgraded priority requests, PTU peak and hours >= 90%
     activity_per_day: dict[str, dict[str, float]] = field(default_factory=dict)
+    publication: Publication | None = None  # the analyst copy published after the COMMIT (None: not configured)
 
     @property
     def totals_per_day(self) -> dict[str, dict[str, int]]:
@@ -488,11 +490,13 @@ def write_partitions(
     days: list[date],
     on_phase: PhaseHook | None = None,
     anomalies: AnomalyThresholds | None = None,
+    analyst_copy: Path | None = None,
 ) -> WriteSummary:
     """Loads the landed `days` of every configured connection and rebuilds their usage, in one transaction.
 
     `days` is a contiguous range (a partition range); `connections` are the configured connections;
-    `anomalies` the thresholds of the activity anomaly checks (defaults when None).
+    `anomalies` the thresholds of the activity anomaly checks (defaults when None); `analyst_copy` where the
+    read-only analyst copy is published after the COMMIT (None: not published).
     """
     first, last = min(days), max(days)
     if len(days) != (last - first).days + 1:
@@ -584,6 +588,9 @@ def write_partitions(
         except BaseException:
             rollback(con)
             raise
+        if analyst_copy is not None:
+            with phase(on_phase, "publish_analyst_copy"):
+                summary.publication = publish_analyst_copy(con, warehouse, analyst_copy)
     summary.usage_rows = usage.height
     summary.activity_per_day = _activity_per_day(requests, utilization)
     summary.preview = (
@@ -676,9 +683,16 @@ def _per_day_accounts(accounts: pl.DataFrame, days: list[date]) -> dict[date, Da
     return result
 
 
-def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
+@dataclass
+class PurgeSummary:
+    counts: dict[str, int]  # table -> rows deleted
+    publication: Publication | None = None
+
+
+def delete_connection(warehouse: Path, connection: str, analyst_copy: Path | None = None) -> PurgeSummary:
     """Deletes one connection's rows from every table (for `doow-azure disconnect --purge-data`); its raw
-    points live in the landing files (the metric_points view), which `Landing.purge` deletes."""
+    points live in the landing files (the metric_points view), which `Landing.purge` deletes. The analyst
+    copy, when configured, is published again without them."""
     counts = {}
     with connect(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
@@ -700,4 +714,5 @@ def delete_connection(warehouse: Path, connection: str) -> dict[str, int]:
         except BaseException:
             rollback(con)
             raise
-    return counts
+        publication = publish_analyst_copy(con, warehouse, analyst_copy) if analyst_copy is not None else None
+    return PurgeSummary(counts, publication)

@@ -245,3 +245,20 @@ def test_a_bad_landing_setting_is_named_with_the_fix(tmp_path, settings, problem
         landing_config(tmp_path, settings)
     assert "settings" in str(raised.value)
     assert any(re.search(problem, p) for p in raised.value.problems), raised.value.problems
+
+
+def test_the_analyst_copy_defaults_beside_the_warehouse_and_may_be_moved_or_turned_off(tmp_path):
+    assert load_config(write(tmp_path, "settings: {}\n"), environ={}).analyst_copy_path == (
+        tmp_path / "data" / "doow.analyst.duckdb"
+    )
+    config = load_config(write(tmp_path, "settings:\n  warehouse: /srv/wh/usage.duckdb\n"), environ={})
+    assert config.analyst_copy_path == Path("/srv/wh/usage.analyst.duckdb")
+    config = load_config(write(tmp_path, "settings:\n  analyst_copy: bi/doow.duckdb\n"), environ={})
+    assert config.analyst_copy_path == tmp_path / "bi" / "doow.duckdb"
+    assert load_config(write(tmp_path, "settings:\n  analyst_copy: 'off'\n"), environ={}).analyst_copy_path is None
+    path = write(tmp_path, "settings:\n  analyst_copy: data/doow.duckdb\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert any(
+        p.startswith("settings.analyst_copy: 'data/doow.duckdb' is the warehouse itself") for p in info.value.problems
+    )
