@@ -32,7 +32,7 @@ from ..core.metrics import (
     oldest_syncable_day,
 )
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
-from .extract import BATCH_MAX_RESOURCES, MetricsPath
+from .extract import BATCH_MAX_RESOURCES, CONVERSION_SLOTS, MetricsPath
 from .metric_definitions import AccountPlan, ActivityKind, ActivityQuery
 from .metrics_api import MetricResult, MetricsReader, TimeWindow
 
@@ -96,6 +96,7 @@ class _ActivityExtractor:
     ):
         self.reader = reader
         self.sink = sink
+        self.converting = threading.BoundedSemaphore(CONVERSION_SLOTS)
         self.plans = {p.account.resource_id.lower(): p for p in plans}
         self.start, self.end = start, end
         self.top = top
@@ -131,13 +132,14 @@ class _ActivityExtractor:
                 truncated.append(result.resource_id)
             else:
                 good.append(result)
-        frame = _frame(good, query)
-        if frame.height and self.sink is not None:
-            self.sink(query.kind, frame)  # outside the lock: staging writes files, threads write in parallel
-        with self.lock:
-            self.result.rows[query.kind] += frame.height
-            if self.sink is None:
-                self.frames[query.kind].append(frame)
+        with self.converting:
+            frame = _frame(good, query)
+            if frame.height and self.sink is not None:
+                self.sink(query.kind, frame)  # outside the lock: staging writes files
+            with self.lock:
+                self.result.rows[query.kind] += frame.height
+                if self.sink is None:
+                    self.frames[query.kind].append(frame)
         return truncated
 
     def _event(self, level: Level, code: ProblemCode, message: str, resource_id: str | None = None) -> None:
