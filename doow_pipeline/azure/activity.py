@@ -6,12 +6,16 @@ and chunk of at most 50 accounts, over the whole range; the subscription's path 
 one the token extraction chose. Extra calls per sync: one per chunk and family for the request splits, and one
 per chunk and family for utilisation where an account defines it. A result that reaches `top` is re-queried
 deployment by deployment (the deployments named in the result), and reported when it still reaches it.
+
+As for tokens (extract.py), each answer's rows go to a sink as they arrive when one is given (the sync stages
+them in the landing zone); without one they are collected into `requests` and `utilization`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -28,18 +32,22 @@ from ..core.metrics import (
     oldest_syncable_day,
 )
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
-from .extract import BATCH_MAX_RESOURCES, MetricsPath
+from .extract import BATCH_MAX_RESOURCES, CONVERSION_SLOTS, MetricsPath
 from .metric_definitions import AccountPlan, ActivityKind, ActivityQuery
 from .metrics_api import MetricResult, MetricsReader, TimeWindow
+
+# Takes one answer's rows of an ActivityKind (REQUEST_POINT_SCHEMA or UTILIZATION_POINT_SCHEMA); thread-safe.
+ActivitySink = Callable[[str, pl.DataFrame], None]
 
 
 @dataclass
 class ActivityExtraction:
-    requests: pl.DataFrame
-    utilization: pl.DataFrame
+    requests: pl.DataFrame  # every request point, when extracted without a sink; empty when they went to it
+    utilization: pl.DataFrame  # likewise for utilisation points
     events: list[SyncEvent] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
+    rows: Counter[str] = field(default_factory=Counter)  # ActivityKind -> rows answered
 
 
 def _frame(results: list[MetricResult], query: ActivityQuery) -> pl.DataFrame:
@@ -84,8 +92,11 @@ class _ActivityExtractor:
         top: int,
         concurrency: int,
         paths: dict[str, str],
+        sink: ActivitySink | None,
     ):
         self.reader = reader
+        self.sink = sink
+        self.converting = threading.BoundedSemaphore(CONVERSION_SLOTS)
         self.plans = {p.account.resource_id.lower(): p for p in plans}
         self.start, self.end = start, end
         self.top = top
@@ -121,9 +132,14 @@ class _ActivityExtractor:
                 truncated.append(result.resource_id)
             else:
                 good.append(result)
-        frame = _frame(good, query)
-        with self.lock:
-            self.frames[query.kind].append(frame)
+        with self.converting:
+            frame = _frame(good, query)
+            if frame.height and self.sink is not None:
+                self.sink(query.kind, frame)  # outside the lock: staging writes files
+            with self.lock:
+                self.result.rows[query.kind] += frame.height
+                if self.sink is None:
+                    self.frames[query.kind].append(frame)
         return truncated
 
     def _event(self, level: Level, code: ProblemCode, message: str, resource_id: str | None = None) -> None:
@@ -203,8 +219,10 @@ def extract_activity(
     paths: dict[str, str],
     top: int = 1000,
     concurrency: int = 4,
+    sink: ActivitySink | None = None,
 ) -> ActivityExtraction:
-    """Request splits and PTU utilisation for the planned accounts and the syncable days of the range."""
+    """Request splits and PTU utilisation for the planned accounts and the syncable days of the range; with a
+    `sink`, each answer's rows go to it as they arrive (at most `concurrency` answers in flight)."""
     oldest = oldest_syncable_day(now)
     synced = [d for d in days_between(first_day, last_day) if oldest <= d <= now.date()]
     readable = [p for p in plans if p.activity]
@@ -213,4 +231,4 @@ def extract_activity(
             pl.DataFrame(schema=REQUEST_POINT_SCHEMA), pl.DataFrame(schema=UTILIZATION_POINT_SCHEMA)
         )
     end = min(day_start(synced[-1] + timedelta(days=1)), now.replace(second=0, microsecond=0))
-    return _ActivityExtractor(reader, readable, day_start(synced[0]), end, top, concurrency, paths).run()
+    return _ActivityExtractor(reader, readable, day_start(synced[0]), end, top, concurrency, paths, sink).run()

@@ -8,6 +8,10 @@ subscription falls back to the per-resource ARM API for the rest of the sync, wi
 code and message. A result that reaches `top` may be silently truncated: that account is re-queried
 deployment by deployment. Days Azure still did not answer after the reader asked again (a trimmed window,
 another grain, buckets left out) are ERROR events and are not landed.
+
+Memory: each answer's screened points go to a sink as soon as they are accepted (the sync stages them in the
+landing zone), so the extraction holds one answer per thread, whatever the number of accounts and days.
+Without a sink they are collected into `Extraction.points` (tests, small callers).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ MAX_LISTING_TOP = 100_000
 # The largest daily total one series may carry: a quadrillion tokens or requests a day from one deployment is
 # far beyond any real usage, and far inside BIGINT, so anything above it is a mangled answer.
 MAX_POINT_VALUE = 1e15
+# Answers turned into points and staged at a time. The conversion holds the GIL nearly throughout, so more would
+# not be faster, only hold more answers' intermediate frames at once (about 100 MiB for 50 accounts x 90 days).
+CONVERSION_SLOTS = 1
 SERIES_KEY = ["resource_id", "metric", "deployment", "model_name", "model_version", "metric_region", "timestamp"]
 
 
@@ -41,9 +48,13 @@ class MetricsPath:
     PER_RESOURCE = "per_resource"
 
 
+PointSink = Callable[[pl.DataFrame], None]  # takes one answer's accepted points (POINT_SCHEMA); thread-safe
+
+
 @dataclass
 class Extraction:
-    points: pl.DataFrame
+    points: pl.DataFrame  # every point, when extracted without a sink; empty when they went to the sink
+    points_answered: int = 0  # points accepted from the answers (before account-days refused by a later answer)
     events: list[SyncEvent] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # resource id -> reason
     truncated: list[str] = field(default_factory=list)  # "resource_id family" that stayed truncated
@@ -129,27 +140,59 @@ def screen_points(points: pl.DataFrame) -> Screened:
             elif (row["resource_id"], row["metric"], key[1]) not in deduplicated:
                 deduplicated.append((row["resource_id"], row["metric"], key[1]))
         points = points.unique(SERIES_KEY, keep="first", maintain_order=True)
-    if refused:
-        refused_keys = pl.DataFrame(
-            [{"resource_id": r, "_day": d} for r, d in refused], schema={"resource_id": pl.String, "_day": pl.Date}
-        )
-        points = (
-            points.with_columns(pl.col("timestamp").dt.date().alias("_day"))
-            .join(refused_keys, on=["resource_id", "_day"], how="anti")
-            .drop("_day")
-        )
-    return Screened(points, refused, deduplicated)
+    return Screened(drop_refused(points, refused), refused, deduplicated)
+
+
+def drop_refused(points: pl.DataFrame, refused: dict[tuple[str, date], str]) -> pl.DataFrame:
+    """`points` without the account-days some answer refused: a refused account-day is left out whole, the
+    points of its other metric families (other answers) included."""
+    if not refused or points.is_empty():
+        return points
+    keys = pl.DataFrame(
+        [{"resource_id": r, "_day": d} for r, d in refused], schema={"resource_id": pl.String, "_day": pl.Date}
+    )
+    return (
+        points.with_columns(pl.col("timestamp").dt.date().alias("_day"))
+        .join(keys, on=["resource_id", "_day"], how="anti")
+        .drop("_day")
+    )
+
+
+class _Collector:
+    """The sink of an extraction without one: every answer's points, kept in memory."""
+
+    def __init__(self) -> None:
+        self.frames: list[pl.DataFrame] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, points: pl.DataFrame) -> None:
+        with self.lock:
+            self.frames.append(points)
+
+    def points(self, refused: dict[tuple[str, date], str]) -> pl.DataFrame:
+        frames = [drop_refused(f, refused) for f in self.frames]
+        # Unsorted (threads finish in any order): landing sorts each day, far cheaper than one global sort.
+        return pl.concat(frames) if frames else pl.DataFrame(schema=POINT_SCHEMA)
 
 
 class _Extractor:
-    def __init__(self, reader: MetricsReader, plans: list[AccountPlan], window: TimeWindow, top: int, concurrency: int):
+    def __init__(
+        self,
+        reader: MetricsReader,
+        plans: list[AccountPlan],
+        window: TimeWindow,
+        top: int,
+        concurrency: int,
+        sink: PointSink,
+    ):
         self.reader = reader
         self.plans = {p.account.resource_id.lower(): p for p in plans}
         self.window = window
         self.top = top
         self.concurrency = concurrency
+        self.sink = sink
+        self.converting = threading.BoundedSemaphore(CONVERSION_SLOTS)
         self.result = Extraction(points=pl.DataFrame(schema=POINT_SCHEMA))
-        self.frames: list[pl.DataFrame] = []
         self.lock = threading.Lock()
 
     def _event(self, level: Level, code: ProblemCode, message: str, resource_id: str | None = None) -> None:
@@ -235,30 +278,35 @@ class _Extractor:
             good.append(result)
         # A truncated account is re-queried whole (every metric of the family), so none of its results stay.
         truncated_accounts = {rid.lower() for rid, _ in truncated}
-        screened = screen_points(_points_frame([r for r in good if r.resource_id.lower() not in truncated_accounts]))
-        for (resource_id, day), why in screened.refused.items():
-            with self.lock:
-                self.result.refused.setdefault((resource_id, day), why)
-                self.result.metric_errors.setdefault(resource_id, f"refused values on {day}: {why}")
-            self._event(
-                Level.ERROR,
-                ProblemCode.BAD_VALUE,
-                f"Azure answered an invalid value for account "
-                f"{resource_id.rsplit('/', 1)[-1]} on {day}: {why}; that account's usage for {day} is left "
-                "out of this sync (nothing of it is stored). Re-sync the day later; if it persists, report "
-                "it to Azure support.",
-                resource_id,
+        with self.converting:
+            screened = screen_points(
+                _points_frame([r for r in good if r.resource_id.lower() not in truncated_accounts])
             )
-        for resource_id, metric, day in screened.deduplicated:
-            self._event(
-                Level.WARN,
-                ProblemCode.DUPLICATE_SERIES,
-                f"Azure answered the same {metric} series twice "
-                f"for account {resource_id.rsplit('/', 1)[-1]} on {day}; counted once.",
-                resource_id,
-            )
-        with self.lock:
-            self.frames.append(screened.points)
+            for (resource_id, day), why in screened.refused.items():
+                with self.lock:
+                    self.result.refused.setdefault((resource_id, day), why)
+                    self.result.metric_errors.setdefault(resource_id, f"refused values on {day}: {why}")
+                self._event(
+                    Level.ERROR,
+                    ProblemCode.BAD_VALUE,
+                    f"Azure answered an invalid value for account "
+                    f"{resource_id.rsplit('/', 1)[-1]} on {day}: {why}; that account's usage for {day} is left "
+                    "out of this sync (nothing of it is stored). Re-sync the day later; if it persists, report "
+                    "it to Azure support.",
+                    resource_id,
+                )
+            for resource_id, metric, day in screened.deduplicated:
+                self._event(
+                    Level.WARN,
+                    ProblemCode.DUPLICATE_SERIES,
+                    f"Azure answered the same {metric} series twice "
+                    f"for account {resource_id.rsplit('/', 1)[-1]} on {day}; counted once.",
+                    resource_id,
+                )
+            if screened.points.height:
+                self.sink(screened.points)  # outside the lock: staging writes files
+                with self.lock:
+                    self.result.points_answered += screened.points.height
         return truncated
 
     # ---- truncation ----------------------------------------------------------------------------------------
@@ -369,21 +417,6 @@ class _Extractor:
             for future in rest:
                 future.result()
         self.result.calls = self.reader.calls - calls_before
-        frames = [f for f in self.frames if f.height]
-        if self.result.refused and frames:
-            # A refused account-day is left out whole, the points of its other metric families included.
-            refused = pl.DataFrame(
-                [{"resource_id": r, "_day": d} for r, d in self.result.refused],
-                schema={"resource_id": pl.String, "_day": pl.Date},
-            )
-            frames = [
-                f.with_columns(pl.col("timestamp").dt.date().alias("_day"))
-                .join(refused, on=["resource_id", "_day"], how="anti")
-                .drop("_day")
-                for f in frames
-            ]
-        # Unsorted (threads finish in any order): landing sorts each day, far cheaper than one global sort.
-        self.result.points = pl.concat(frames) if frames else pl.DataFrame(schema=POINT_SCHEMA)
         return self.result
 
 
@@ -407,10 +440,14 @@ def extract_usage(
     top: int = 1000,
     concurrency: int = 4,
     log: Callable[[str], None] | None = None,
+    sink: PointSink | None = None,
 ) -> Extraction:
     """Daily metric points for the accounts in `plans`, for UTC days first_day..last_day (inclusive).
 
     Days older than the retention window are skipped with one WARN event; days after `now` hold no data.
+    With a `sink`, each answer's accepted points go to it as they arrive (at most `concurrency` answers are
+    in flight) and the caller drops `refused` account-days from them (`drop_refused`); without one, they are
+    collected, refused account-days dropped, in `points`.
     """
     oldest = oldest_syncable_day(now)
     days = days_between(first_day, last_day)
@@ -422,7 +459,10 @@ def extract_usage(
         window = TimeWindow(
             day_start(synced[0]), min(day_start(synced[-1] + timedelta(days=1)), now.replace(second=0, microsecond=0))
         )
-        result = _Extractor(reader, plans, window, top, concurrency).run()
+        collector = _Collector()
+        result = _Extractor(reader, plans, window, top, concurrency, sink or collector).run()
+        if sink is None:
+            result.points = collector.points(result.refused)
         # A day some account's answer left out is not landed: landing it would replace good data with less.
         result.synced_days = [d for d in synced if d not in result.unfetched_days]
         result.skipped_days = skipped
@@ -445,6 +485,6 @@ def extract_usage(
     if log:
         log(
             f"extraction: {sum(result.calls.values())} metrics call(s) ({dict(result.calls)}), "
-            f"{result.points.height:,} point(s) for {len(result.synced_days)} day(s)"
+            f"{result.points_answered:,} point(s) answered for {len(result.synced_days)} day(s)"
         )
     return result

@@ -3,6 +3,10 @@
 The Dagster asset and the CLI call `fetch_connection`; `connection_checks` judges its outcome. Nothing
 lands unless the credentials work and the scope could be listed, so a failing sync never replaces good
 days with empty ones.
+
+Memory stays flat in the size of the estate: each answer is staged in the landing zone as it arrives (one
+piece per day), and landing merges each day's pieces into that day's file, one day at a time. The outcome
+keeps only per-day tallies of what was staged.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import polars as pl
 
 from ..azure.activity import ActivityExtraction, extract_activity
 from ..azure.discovery import discover_accounts
-from ..azure.extract import Extraction, extract_usage
+from ..azure.extract import Extraction, drop_refused, extract_usage
 from ..azure.metric_definitions import AccountPlan, stale_plan
 from ..azure.metrics_api import MetricsReader
 from ..azure.session import AzureSession
@@ -29,7 +33,13 @@ from ..core.checks import (
 )
 from ..core.clock import day_start
 from ..core.events import Level, SyncEvent
-from ..core.metrics import FAMILY_METRICS, Quantity
+from ..core.metrics import (
+    FAMILY_METRICS,
+    POINT_SCHEMA,
+    REQUEST_POINT_SCHEMA,
+    UTILIZATION_POINT_SCHEMA,
+    Quantity,
+)
 from ..core.phases import PhaseHook, phase
 from ..core.problems import (
     ROLE_FIX,
@@ -41,11 +51,20 @@ from ..core.problems import (
     Symptom,
 )
 from ..core.scope import Account
-from ..warehouse.landing import DayManifest, Landing
+from ..warehouse.landing import DayManifest, Landing, StagedKind, StagingRun
 from .definitions import DefinitionsStore
 
 LOG = logging.getLogger(__name__)
 TOTAL_TOKEN_METRICS = [metrics[Quantity.TOTAL_TOKENS] for metrics in FAMILY_METRICS.values()]
+ACTIVITY_SCHEMAS = {StagedKind.REQUESTS: REQUEST_POINT_SCHEMA, StagedKind.UTILIZATION: UTILIZATION_POINT_SCHEMA}
+
+
+@dataclass(frozen=True)
+class DayTally:
+    """What a day's extracted points add up to (refused account-days left out), landed or not."""
+
+    points: int
+    total_tokens: int  # the TotalTokens-type points summed
 
 
 @dataclass
@@ -62,6 +81,7 @@ class SyncOutcome:
     events: list[SyncEvent] = field(default_factory=list)
     rows_per_day: dict[str, int] = field(default_factory=dict)
     definitions_unreadable: dict[str, str] = field(default_factory=dict)
+    tallies: dict[date, DayTally] = field(default_factory=dict)  # every day the extraction answered points for
 
     @property
     def ok(self) -> bool:
@@ -78,7 +98,7 @@ class SyncOutcome:
 
     @property
     def points(self) -> int:
-        return self.extraction.points.height if self.extraction else 0
+        return sum(t.points for t in self.tallies.values())
 
     @property
     def metric_errors(self) -> dict[str, str]:
@@ -92,18 +112,11 @@ class SyncOutcome:
 
     @property
     def total_tokens(self) -> int:
-        if self.extraction is None:
-            return 0
-        points = self.extraction.points
-        return int(points.filter(pl.col("metric").is_in(TOTAL_TOKEN_METRICS))["total"].sum() or 0)
+        return sum(t.total_tokens for t in self.tallies.values())
 
     def total_tokens_per_day(self) -> dict[date, int]:
         """The raw TotalTokens-type points summed per UTC day (what the day's landing file holds)."""
-        if self.extraction is None or self.extraction.points.is_empty():
-            return {}
-        points = self.extraction.points.filter(pl.col("metric").is_in(TOTAL_TOKEN_METRICS))
-        per_day = points.group_by(pl.col("timestamp").dt.date().alias("day")).agg(pl.col("total").sum())
-        return {row["day"]: int(row["total"] or 0) for row in per_day.iter_rows(named=True)}
+        return {day: t.total_tokens for day, t in self.tallies.items()}
 
     @property
     def role_missing_everywhere(self) -> bool:
@@ -160,12 +173,16 @@ def _extract(
     settings: Settings,
     store: DefinitionsStore,
     log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    landing: Landing,
+    staging: StagingRun,
 ) -> Extraction:
-    """Extracts the outcome's plans; when Azure answers that a metric or dimension of a stored plan is not
-    defined (the account's definitions changed since they were stored), re-reads the definitions of the
-    accounts of that query and extracts again (each account re-read at most once per sync)."""
+    """Extracts the outcome's plans, each answer staged as it arrives; when Azure answers that a metric or
+    dimension of a stored plan is not defined (the account's definitions changed since they were stored),
+    re-reads the definitions of the accounts of that query and extracts again (each account re-read at most
+    once per sync), from an empty staging so no answer is staged twice."""
 
     def extract() -> Extraction:
+        landing.discard_staged(staging, StagedKind.POINTS)
         return extract_usage(
             MetricsReader(session),
             outcome.plans,
@@ -175,6 +192,7 @@ def _extract(
             top=settings.top,
             concurrency=settings.concurrency,
             log=log.info,
+            sink=lambda points: landing.stage(staging, StagedKind.POINTS, points),
         )
 
     refreshed: set[str] = set()
@@ -254,9 +272,29 @@ def fetch_connection(
         f"definitions: {len(outcome.plans)} account(s) planned ({len(store.read)} read from Azure, the others "
         f"stored), {len(outcome.definitions_unreadable)} unreadable"
     )
+    # The run's answers are staged as they arrive; the staging goes when the run ends, landed or not.
+    with landing.staging(connection.name) as staging:
+        return _extract_and_land(
+            session, connection, settings, landing, staging, store, outcome, log, on_phase, record_extraction_failure
+        )
+
+
+def _extract_and_land(
+    session: AzureSession,
+    connection: Connection,
+    settings: Settings,
+    landing: Landing,
+    staging: StagingRun,
+    store: DefinitionsStore,
+    outcome: SyncOutcome,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    on_phase: PhaseHook | None,
+    record_extraction_failure: bool,
+) -> SyncOutcome:
+    first_day, last_day, now = outcome.first_day, outcome.last_day, outcome.synced_at
     with phase(on_phase, "extraction"):
         try:
-            extraction = _extract(session, outcome, settings, store, log)
+            extraction = _extract(session, outcome, settings, store, log, landing, staging)
         except ExtractionError as exc:
             if not record_extraction_failure:
                 raise
@@ -295,15 +333,16 @@ def fetch_connection(
             paths=extraction.paths,
             top=settings.top,
             concurrency=settings.concurrency,
+            sink=lambda kind, rows: landing.stage(staging, kind, rows),
         )
         outcome.events.extend(outcome.activity.events)
         log.info(
             f"activity: {sum(outcome.activity.calls.values())} extra metrics call(s) "
-            f"({dict(outcome.activity.calls)}), {outcome.activity.requests.height:,} request and "
-            f"{outcome.activity.utilization.height:,} utilisation point(s)"
+            f"({dict(outcome.activity.calls)}), {outcome.activity.rows[StagedKind.REQUESTS]:,} request and "
+            f"{outcome.activity.rows[StagedKind.UTILIZATION]:,} utilisation point(s)"
         )
     with phase(on_phase, "landing"):
-        _land_days(landing, outcome, connection, settings)
+        _land_days(landing, staging, outcome, connection, settings)
         _land_events(landing, outcome)
     log.info(f"landing: {len(outcome.rows_per_day)} day(s), {outcome.points:,} point(s) under {landing.location}")
     return outcome
@@ -330,16 +369,28 @@ def _account_rows(outcome: SyncOutcome, tenant_id: str) -> list[dict[str, object
     ]
 
 
-def _land_days(landing: Landing, outcome: SyncOutcome, connection: Connection, settings: Settings) -> None:
+def _tally(points: pl.DataFrame) -> DayTally:
+    tokens = points.filter(pl.col("metric").is_in(TOTAL_TOKEN_METRICS))["total"].sum()
+    return DayTally(points.height, int(tokens or 0))
+
+
+def _land_days(
+    landing: Landing, staging: StagingRun, outcome: SyncOutcome, connection: Connection, settings: Settings
+) -> None:
+    """Merges each day's staged pieces into that day's files, one day at a time (activity files first, the
+    manifest last: it marks the day complete). Staged days that are not landed (an account's answer left them
+    out) are tallied only."""
     extraction = outcome.extraction
     assert extraction is not None
-    by_day = extraction.points.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
-        "_day", as_dict=True, include_key=False
-    )
-    empty = extraction.points.clear()
     accounts = _account_rows(outcome, connection.tenant_id)
-    for day in extraction.synced_days:
-        day_points = by_day.get((day,), empty)
+    synced = set(extraction.synced_days)
+    for day in sorted(synced | set(landing.staged_days(staging, StagedKind.POINTS))):
+        # A later answer may refuse an account-day whose other families' points were staged already.
+        day_points = drop_refused(landing.staged(staging, StagedKind.POINTS, day, POINT_SCHEMA), extraction.refused)
+        if day_points.height:
+            outcome.tallies[day] = _tally(day_points)
+        if day not in synced:
+            continue
         manifest = DayManifest(
             connection=connection.name,
             day=day.isoformat(),
@@ -347,11 +398,11 @@ def _land_days(landing: Landing, outcome: SyncOutcome, connection: Connection, s
             is_final=is_final(day, outcome.synced_at, settings.settle_hours),
             accounts=accounts,
         )
-        # The day's data files, then its manifest naming them (written last: the commit marker).
+        # The day's data files, merged from its staged pieces, then its manifest naming them (written last: the
+        # commit marker).
         activity = {}
         if outcome.activity is not None:
-            for kind, frame in (("requests", outcome.activity.requests), ("utilization", outcome.activity.utilization)):
-                activity[kind] = frame.filter(pl.col("timestamp").dt.date() == day)
+            activity = {kind: landing.staged(staging, kind, day, schema) for kind, schema in ACTIVITY_SCHEMAS.items()}
         landing.write_day(manifest, day_points, activity)
         outcome.rows_per_day[day.isoformat()] = day_points.height
 

@@ -17,19 +17,37 @@ to a temporary name, fsynced and renamed; a blob upload is all or nothing. In a 
 current points also keep the stable name `points.parquet` (a hard link), which the `metric_points` view reads.
 Superseded files are deleted by a later sync of the same day once they are an hour old, keeping the previous
 sync's files, which a writer that read the previous manifest may still be reading.
+
+While a sync extracts, each answer is staged as it arrives, one piece per UTC day, under
+  staging/connection=<c>/run=<id>/<kind>/day=<d>/<n>.parquet     (kind: points, requests, utilization)
+so memory holds one answer per extraction thread, not the connection's whole range. Staging is the fetch
+process's own scratch, so always a local folder: under a local landing zone, or under the system's temporary
+folder when the landing zone is a blob container (only merged days are shared). Landing merges a day's
+pieces into that day's file (manifest last, as above) and the run's staging is removed when the run ends.
+The writer never reads staging. A live run holds an exclusive lock on staging/connection=<c>/run=<id>.lock;
+the kernel drops it when the process dies (even kill -9), so the next sync of the connection removes the
+leftovers of dead runs and never those of a run still going.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
+import itertools
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +104,66 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
 def _kill_point(connection: str, day: str) -> None:
     if os.environ.get(KILL_BEFORE_MANIFEST_ENV) == f"{connection}:{day}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _write_scratch(path: Path, write: Callable[[str], object]) -> None:
+    """A staging piece: written under a temporary name and renamed (never read half-written), not fsynced (only
+    this run reads it back, and a run that dies is not merged)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class StagedKind:
+    """What a staging piece holds: token points (POINT_SCHEMA) or activity (the request and utilisation schemas)."""
+
+    POINTS = "points"
+    REQUESTS = "requests"
+    UTILIZATION = "utilization"
+
+
+@dataclass
+class StagingRun:
+    """One sync run's staging area, open (and locked) while the run lives."""
+
+    connection: str
+    run_id: str
+    directory: Path
+    lock_fd: int
+    _pieces: Iterator[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_piece(self) -> int:
+        with self._lock:  # extraction threads stage concurrently
+            return next(self._pieces)
+
+
+def _write_piece(piece: pl.DataFrame, path: str) -> None:
+    piece.write_parquet(path, compression="zstd")
+
+
+def _day_of(directory: Path) -> date:
+    return date.fromisoformat(directory.name.removeprefix("day="))
+
+
+def _lock_if_dead(lock: Path) -> int | None:
+    """An exclusive lock on a run's lock file when no live process holds it (its run is dead), else None."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return None  # removed meanwhile: its run ended
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class Landing:
@@ -339,6 +417,118 @@ class Landing:
         directory = self.events_dir(connection)
         return sorted(directory.glob("*.json")) if directory.exists() else []
 
+    # ---- staging: pieces of a run's answers, merged into day files at landing -------------------------------
+    @property
+    def staging_root(self) -> Path:
+        """Local even for a blob landing zone: staging is a run's scratch (the flock sweep needs a local folder)."""
+        if self.location.local_root is not None:
+            return self.location.local_root / "staging"
+        zone = hashlib.sha256(self.location.url.encode("utf-8")).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / "doow-staging" / zone
+
+    def staging_dir(self, connection: str) -> Path:
+        return self.staging_root / f"connection={connection}"
+
+    @contextmanager
+    def staging(self, connection: str) -> Iterator[StagingRun]:
+        """A new run's staging area for `connection`, removed when the run ends whatever its outcome. The
+        leftovers of the connection's dead runs are removed first."""
+        self.sweep_staging(connection)
+        run = self._open_staging(connection)
+        try:
+            yield run
+        finally:
+            self._close_staging(run)
+
+    def stage(self, run: StagingRun, kind: str, frame: pl.DataFrame) -> None:
+        """Writes one answer's rows (points or activity, with a `timestamp` column) as one piece per UTC day.
+        Pieces are not fsynced: they are read back by this run only, and a run that dies is not merged."""
+        if frame.is_empty():
+            return
+        by_day = frame.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
+            "_day", as_dict=True, include_key=False
+        )
+        for (day,), piece in by_day.items():
+            path = run.directory / kind / f"day={day}" / f"{run.next_piece():06d}.parquet"
+            _write_scratch(path, partial(_write_piece, piece))
+
+    def discard_staged(self, run: StagingRun, kind: str) -> None:
+        """Drops what `run` staged of `kind` (an extraction asked again from the start stages everything again)."""
+        shutil.rmtree(run.directory / kind, ignore_errors=True)
+
+    def staged_days(self, run: StagingRun, kind: str) -> list[date]:
+        directory = run.directory / kind
+        return sorted(_day_of(d) for d in directory.glob("day=*")) if directory.exists() else []
+
+    def staged(self, run: StagingRun, kind: str, day: date, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        """Every row staged by `run` for `day`, in piece order (empty, with `schema`, when none was)."""
+        pieces = sorted((run.directory / kind / f"day={day}").glob("*.parquet"))
+        if not pieces:
+            return pl.DataFrame(schema=schema)
+        return pl.concat([pl.read_parquet(p, glob=False) for p in pieces]).select(list(schema))
+
+    def sweep_staging(self, connection: str) -> list[str]:
+        """Removes the staging of the connection's runs whose process is gone; returns their run ids."""
+        directory = self.staging_dir(connection)
+        if not directory.exists():
+            return []
+        swept = []
+        for lock in sorted([*directory.glob("run=*.lock"), *directory.glob(".run=*.lock.tmp")]):
+            fd = _lock_if_dead(lock)
+            if fd is None:
+                continue
+            try:
+                run_id = lock.name.removeprefix(".").removeprefix("run=").split(".lock")[0]
+                shutil.rmtree(directory / f"run={run_id}", ignore_errors=True)
+                lock.unlink(missing_ok=True)
+                swept.append(run_id)
+            finally:
+                os.close(fd)
+        # A run's lock file exists before its folder (see _open_staging): a folder without one is left over.
+        for folder in directory.glob("run=*"):
+            if folder.is_dir() and not folder.with_name(f"{folder.name}.lock").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                swept.append(folder.name.removeprefix("run="))
+        return swept
+
+    def _open_staging(self, connection: str, attempts: int = 3) -> StagingRun:
+        directory = self.staging_dir(connection)
+        directory.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, attempts + 1):
+            run_id = uuid.uuid4().hex
+            # Locked under a temporary name, then renamed: a sweeper never sees this run's lock file unlocked. A
+            # sweeper that took the temporary file between its creation and its lock removed it: try a new id.
+            pending = directory / f".run={run_id}.lock.tmp"
+            fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.replace(pending, directory / f"run={run_id}.lock")
+            except (BlockingIOError, FileNotFoundError):
+                os.close(fd)
+                if attempt == attempts:
+                    raise
+                continue
+            except BaseException:
+                os.close(fd)
+                pending.unlink(missing_ok=True)
+                raise
+            run = StagingRun(connection, run_id, directory / f"run={run_id}", fd)
+            try:
+                run.directory.mkdir()
+            except BaseException:
+                self._close_staging(run)
+                raise
+            return run
+        raise AssertionError("unreachable")
+
+    def _close_staging(self, run: StagingRun) -> None:
+        try:
+            shutil.rmtree(run.directory, ignore_errors=True)
+            run.directory.with_name(f"{run.directory.name}.lock").unlink(missing_ok=True)
+        finally:
+            with suppress(OSError):
+                os.close(run.lock_fd)
+
     def purge(self, connection: str) -> None:
         prefixes = [f"{kind}/connection={connection}/" for kind in ("points", "manifests", "events")]
         prefixes += [f"activity/{kind}/connection={connection}/" for kind in ACTIVITY_KINDS]
@@ -349,6 +539,7 @@ class Landing:
                 if isinstance(self.store, LocalStore | BlobStore):
                     self.store.delete_tree(prefix)
             self.store.delete([self.definitions_key(connection)])
+            shutil.rmtree(self.staging_dir(connection), ignore_errors=True)
         except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
             raise landing_error(self.location, "delete files from", exc) from None
 

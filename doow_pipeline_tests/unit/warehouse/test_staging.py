@@ -1,0 +1,128 @@
+"""The landing zone's staging: a sync run's answers as pieces per day, merged at landing; a run's staging goes
+when it ends, a dead run's (kill -9) is removed by the next run of the connection, a live run's never."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+
+from doow_pipeline.core.metrics import POINT_SCHEMA
+from doow_pipeline.warehouse.landing import Landing, StagedKind
+
+RID = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a1"
+
+
+def points(*rows: tuple[str, int, float]) -> pl.DataFrame:
+    """(metric, day of November 2026, total) rows of one account and deployment."""
+    return pl.DataFrame(
+        [
+            {
+                "resource_id": RID,
+                "family": "models",
+                "metric": metric,
+                "deployment": "d1",
+                "model_name": "gpt-4o",
+                "model_version": "2024-08-06",
+                "metric_region": "eastus",
+                "timestamp": datetime(2026, 11, day, tzinfo=UTC),
+                "total": total,
+            }
+            for metric, day, total in rows
+        ],
+        schema=POINT_SCHEMA,
+    )
+
+
+def files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_each_answer_is_staged_as_one_piece_per_day_and_read_back_per_day(tmp_path):
+    landing = Landing(tmp_path)
+    with landing.staging("prod") as run:
+        landing.stage(run, StagedKind.POINTS, points(("TotalTokens", 17, 1.0), ("TotalTokens", 18, 2.0)))
+        landing.stage(run, StagedKind.POINTS, points(("InputTokens", 18, 3.0)))
+        landing.stage(run, StagedKind.POINTS, points())  # an answer without points stages nothing
+        pieces = [f for f in files(tmp_path) if f.endswith(".parquet")]
+        assert len(pieces) == 3 and all(f"/run={run.run_id}/points/day=2026-11-" in f for f in pieces)
+        assert landing.staged_days(run, StagedKind.POINTS) == [date(2026, 11, 17), date(2026, 11, 18)]
+        day = landing.staged(run, StagedKind.POINTS, date(2026, 11, 18), POINT_SCHEMA)
+        assert sorted(zip(day["metric"], day["total"], strict=True)) == [("InputTokens", 3.0), ("TotalTokens", 2.0)]
+        assert day.schema == pl.Schema(POINT_SCHEMA)
+        empty = landing.staged(run, StagedKind.POINTS, date(2026, 11, 19), POINT_SCHEMA)
+        assert empty.is_empty() and empty.schema == pl.Schema(POINT_SCHEMA)
+        assert landing.staged_days(run, StagedKind.REQUESTS) == []
+    assert files(tmp_path) == [], "the run's staging is removed when it ends"
+
+
+def test_a_failing_run_leaves_no_staging(tmp_path):
+    landing = Landing(tmp_path)
+    with pytest.raises(RuntimeError), landing.staging("prod") as run:
+        landing.stage(run, StagedKind.POINTS, points(("TotalTokens", 17, 1.0)))
+        raise RuntimeError("extraction failed")
+    assert files(tmp_path) == []
+
+
+def test_a_live_runs_staging_is_never_swept_and_two_runs_stage_apart(tmp_path):
+    landing = Landing(tmp_path)
+    with landing.staging("prod") as first, landing.staging("prod") as second:
+        landing.stage(first, StagedKind.POINTS, points(("TotalTokens", 17, 1.0)))
+        landing.stage(second, StagedKind.POINTS, points(("TotalTokens", 17, 5.0)))
+        assert landing.sweep_staging("prod") == []
+        assert landing.staged(first, StagedKind.POINTS, date(2026, 11, 17), POINT_SCHEMA)["total"].to_list() == [1.0]
+        assert landing.staged(second, StagedKind.POINTS, date(2026, 11, 17), POINT_SCHEMA)["total"].to_list() == [5.0]
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    import polars as pl
+    from doow_pipeline.core.metrics import POINT_SCHEMA
+    from doow_pipeline.warehouse.landing import Landing
+    landing = Landing(sys.argv[1])
+    row = dict(resource_id="r", family="models", metric="TotalTokens", deployment="d", model_name=None,
+               model_version=None, metric_region=None, timestamp=datetime(2026, 11, 17, tzinfo=UTC), total=1.0)
+    with landing.staging("prod") as run:
+        landing.stage(run, "points", pl.DataFrame([row], schema=POINT_SCHEMA))
+        print(run.run_id, flush=True)
+        sys.stdin.read()  # holds the run open until killed
+    """
+)
+
+
+def test_the_staging_of_a_killed_run_is_removed_by_the_next_run_of_the_connection(tmp_path):
+    landing = Landing(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        dead = process.stdout.readline().strip()
+        assert dead, "the run started and staged a piece"
+        # While it lives, nobody removes its staging.
+        assert landing.sweep_staging("prod") == []
+        assert any(f"run={dead}/points/day=2026-11-17/" in f for f in files(tmp_path))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert any(f"run={dead}" in f for f in files(tmp_path)), "kill -9 left its staging behind"
+    with landing.staging("prod") as run:
+        assert not any(f"run={dead}" in f for f in files(tmp_path)), "the next run removed the dead run's staging"
+        assert landing.staged_days(run, StagedKind.POINTS) == []
+    with landing.staging("other"):
+        pass
+    assert files(tmp_path) == []
+
+
+def test_purging_a_connection_removes_its_staging(tmp_path):
+    landing = Landing(tmp_path)
+    with landing.staging("prod") as run:
+        landing.stage(run, StagedKind.POINTS, points(("TotalTokens", 17, 1.0)))
+        landing.purge("prod")
+        assert not landing.staging_dir("prod").exists()
