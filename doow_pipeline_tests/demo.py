@@ -256,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+    # Analysts open the read-only copy every write publishes, so an open session never blocks the next sync.
     console.print(
-        f"Warehouse: {workdir / 'doow.duckdb'}  (try: duckdb {workdir / 'doow.duckdb'} "
-        "-c 'FROM azure_openai.usage_daily LIMIT 10')"
+        f"Warehouse: {workdir / 'doow.duckdb'}; for analysts: duckdb -readonly {workdir / 'doow.analyst.duckdb'} "
+        "-c 'FROM azure_openai.usage_daily LIMIT 10'"
     )
     # The research connection includes an account its principal cannot read: a failed WARN check is the
     # expected outcome there, so only a failed run (exit 1 with a failed step) is an error.
