@@ -381,14 +381,11 @@ class Landing:
         """The connection's stored account definitions (services/definitions.py gives them meaning), None when
         there are none; CorruptLandingFile when the file cannot be read as a JSON object."""
         key = self.definitions_key(connection)
-        try:
-            found = self.store.get(key)
-        except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
-            raise landing_error(self.location, f"read {key} from", exc) from None
-        if found is None:
+        data = self._get(key)
+        if data is None:
             return None
         try:
-            payload = json.loads(found[0].decode("utf-8"))
+            payload = json.loads(data.decode("utf-8"))
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise CorruptLandingFile(
                 self._describe(key), f"not valid JSON ({' '.join(str(exc).split())[:200]})"
@@ -402,13 +399,16 @@ class Landing:
 
     def manifest(self, connection: str, day: date | str) -> DayManifest | None:
         key = self.manifest_key(connection, day)
+        data = self._get(key)
+        return None if data is None else parse_manifest(data, self._describe(key))
+
+    def _get(self, key: str) -> bytes | None:
+        """The file's bytes, None when it does not exist."""
         try:
             found = self.store.get(key)
         except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError
             raise landing_error(self.location, f"read {key} from", exc) from None
-        if found is None:
-            return None
-        return parse_manifest(found[0], self._describe(key))
+        return None if found is None else found[0]
 
     def _describe(self, key: str) -> Path | str:
         return self._path(key) if self.is_local else self.location.describe(key)
