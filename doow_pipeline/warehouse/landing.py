@@ -56,7 +56,7 @@ import polars as pl
 from ..core.events import SyncEvent
 from ..core.metrics import POINT_SCHEMA
 from ..core.problems import WarehouseError
-from .landing_store import BlobStore, LandingLocation, LandingStore, LocalStore, landing_error, open_store
+from .landing_store import LandingLocation, LandingStore, LocalStore, landing_error, open_store
 
 LEGACY_POINTS = "points.parquet"  # manifests from before files were named by their sync; the local view's alias
 ACTIVITY_KINDS = ("requests", "utilization")
@@ -530,14 +530,12 @@ class Landing:
                 os.close(run.lock_fd)
 
     def purge(self, connection: str) -> None:
-        prefixes = [f"{kind}/connection={connection}/" for kind in ("points", "manifests", "events")]
-        prefixes += [f"activity/{kind}/connection={connection}/" for kind in ACTIVITY_KINDS]
         # Manifests first: a day whose manifest is gone is not landed, whatever files are left mid-purge.
-        prefixes.insert(0, prefixes.pop(1))
+        prefixes = [f"{kind}/connection={connection}/" for kind in ("manifests", "points", "events")]
+        prefixes += [f"activity/{kind}/connection={connection}/" for kind in ACTIVITY_KINDS]
         try:
             for prefix in prefixes:
-                if isinstance(self.store, LocalStore | BlobStore):
-                    self.store.delete_tree(prefix)
+                self.store.delete_tree(prefix)
             self.store.delete([self.definitions_key(connection)])
             shutil.rmtree(self.staging_dir(connection), ignore_errors=True)
         except Exception as exc:  # noqa: BLE001 - obstore's errors become the landing's WarehouseError

@@ -54,6 +54,9 @@ class LandingStore(Protocol):
     def delete(self, keys: list[str]) -> None:
         """Deletes these objects; absent ones are no error."""
 
+    def delete_tree(self, prefix: str) -> None:
+        """Deletes every object under the folder `prefix`."""
+
     def exists(self, key: str) -> bool: ...
 
 
