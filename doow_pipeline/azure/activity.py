@@ -25,8 +25,6 @@ import polars as pl
 from ..core.clock import day_start, days_between
 from ..core.events import Level, SyncEvent
 from ..core.metrics import (
-    ACTIVITY_COLUMNS,
-    DIMENSION_COLUMNS,
     REQUEST_POINT_SCHEMA,
     UTILIZATION_POINT_SCHEMA,
     oldest_syncable_day,
@@ -34,7 +32,7 @@ from ..core.metrics import (
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
 from .extract import BATCH_MAX_RESOURCES, CONVERSION_SLOTS, MetricsPath
 from .metric_definitions import AccountPlan, ActivityKind, ActivityQuery
-from .metrics_api import MetricResult, MetricsReader, TimeWindow
+from .metrics_api import MetricResult, MetricsReader, TimeWindow, rows_of
 
 # Takes one answer's rows of an ActivityKind (REQUEST_POINT_SCHEMA or UTILIZATION_POINT_SCHEMA); thread-safe.
 ActivitySink = Callable[[str, pl.DataFrame], None]
@@ -51,33 +49,16 @@ class ActivityExtraction:
 
 
 def _frame(results: list[MetricResult], query: ActivityQuery) -> pl.DataFrame:
-    """One row per series with list columns, exploded to points (as extract._points_frame does)."""
+    """The results' points in the schema of the query's kind, in the results' order."""
     utilization = query.kind == ActivityKind.UTILIZATION
     schema = UTILIZATION_POINT_SCHEMA if utilization else REQUEST_POINT_SCHEMA
-    values = ("average", "maximum") if utilization else ("total",)
-    columns: dict[str, list[object]] = {name: [] for name in schema}
-    for result in results:
-        for series in result.series:
-            columns["resource_id"].append(result.resource_id)
-            columns["family"].append(str(query.family))
-            columns["metric"].append(result.metric)
-            for dim, column in DIMENSION_COLUMNS.items():
-                columns[column].append(series.dimensions.get(dim))
-            if not utilization:
-                for dim, column in ACTIVITY_COLUMNS.items():
-                    columns[column].append(series.dimensions.get(dim))
-            columns["timestamp"].append(series.timestamps)
-            if utilization:
-                columns["average"].append(series.averages)
-                columns["maximum"].append(series.maximums)
-            else:
-                columns["total"].append(series.totals)
-    lists = {**schema, "timestamp": pl.List(pl.String), **{v: pl.List(pl.Float64) for v in values}}
     return (
-        pl.DataFrame(columns, schema=lists, strict=False)
-        .explode(["timestamp", *values])
-        .drop_nulls(values[0])  # an empty bucket carries only its timestamp
-        .with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"))
+        rows_of(results)
+        .drop_nulls("average" if utilization else "total")  # an empty bucket carries only its timestamp
+        .with_columns(
+            pl.lit(str(query.family), dtype=pl.String).alias("family"),
+            pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"),
+        )
         .select(list(schema))
     )
 

@@ -27,10 +27,10 @@ import polars as pl
 
 from ..core.clock import day_start, days_between
 from ..core.events import Level, SyncEvent
-from ..core.metrics import DIMENSION_COLUMNS, METRIC_FAMILY, POINT_SCHEMA, RETENTION_DAYS, oldest_syncable_day
+from ..core.metrics import METRIC_FAMILY, POINT_SCHEMA, RETENTION_DAYS, oldest_syncable_day
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
 from .metric_definitions import AccountPlan, FamilyQuery
-from .metrics_api import BatchRefused, MetricResult, MetricsReader, TimeWindow
+from .metrics_api import BatchRefused, MetricResult, MetricsReader, TimeWindow, rows_of
 
 BATCH_MAX_RESOURCES = 50
 MAX_LISTING_TOP = 100_000
@@ -68,24 +68,14 @@ class Extraction:
 
 
 def _points_frame(results: list[MetricResult]) -> pl.DataFrame:
-    """One row per series with list columns, exploded to points by polars: per-point work stays native."""
-    columns: dict[str, list[object]] = {name: [] for name in POINT_SCHEMA}
-    for result in results:
-        family = METRIC_FAMILY.get(result.metric.lower())
-        for series in result.series:
-            columns["resource_id"].append(result.resource_id)
-            columns["family"].append(family)
-            columns["metric"].append(result.metric)
-            for dim, column in DIMENSION_COLUMNS.items():
-                columns[column].append(series.dimensions.get(dim))
-            columns["timestamp"].append(series.timestamps)
-            columns["total"].append(series.totals)
-    schema = {**POINT_SCHEMA, "timestamp": pl.List(pl.String), "total": pl.List(pl.Float64)}
+    """The results' token points (POINT_SCHEMA), in the results' order."""
     return (
-        pl.DataFrame(columns, schema=schema, strict=False)
-        .explode(["timestamp", "total"])
+        rows_of(results)
         .drop_nulls("total")  # an empty bucket carries only its timestamp
-        .with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"))
+        .with_columns(
+            pl.col("metric").str.to_lowercase().replace_strict(METRIC_FAMILY, default=None).alias("family"),
+            pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"),
+        )
         .select(list(POINT_SCHEMA))
     )
 
