@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pyarrow as pa
+import pyarrow.json as pa_json
 from azure.core.exceptions import IncompleteReadError, ServiceResponseError
 from azure.core.rest import HttpRequest
 
@@ -351,34 +353,39 @@ def parse_batch_answer(body: dict[str, Any]) -> list[MetricResult]:
 
 
 # ---- batch answers read as columns -----------------------------------------------------------------------
-# A getBatch answer runs to ~10 MB and ~200,000 points. Read natively by polars into columns, it costs a fraction of
-# decoding it into Python objects (a dict per point) and holds a fraction of the memory; `parse_batch_answer` stays
-# the reference, and reads every answer that is not plainly the documented shape.
+# A getBatch answer runs to ~10 MB and ~200,000 points. Read natively into columns by pyarrow's JSON reader, it
+# costs less than half the CPU of decoding it into Python objects (a dict per point) and about a third of the
+# memory (polars' own JSON reader is as fast but needs ~150 MiB of scratch for a 12 MB answer); pyarrow's reader
+# also refuses a wrongly typed value instead of coercing it. `parse_batch_answer` stays the reference, and reads
+# every answer that is not plainly the documented shape.
 
-_NAME = pl.Struct({"value": pl.String})
-_POINT = pl.Struct({"timeStamp": pl.String, "total": pl.Float64, "average": pl.Float64, "maximum": pl.Float64})
-_TIMESERIES = pl.Struct(
-    {"metadatavalues": pl.List(pl.Struct({"name": _NAME, "value": pl.String})), "data": pl.List(_POINT)}
+_NAME = pa.struct([("value", pa.string())])
+_POINT = pa.struct([("timeStamp", pa.string()), *((name, pa.float64()) for name in ("total", "average", "maximum"))])
+_TIMESERIES = pa.struct(
+    [("metadatavalues", pa.list_(pa.struct([("name", _NAME), ("value", pa.string())]))), ("data", pa.list_(_POINT))]
 )
-_METRIC = pl.Struct(
-    {
-        "id": pl.String,
-        "name": _NAME,
-        "errorCode": pl.String,
-        "errorMessage": pl.String,
-        "timeseries": pl.List(_TIMESERIES),
-    }
+_METRIC = pa.struct(
+    [
+        ("id", pa.string()),
+        ("name", _NAME),
+        ("errorCode", pa.string()),
+        ("errorMessage", pa.string()),
+        ("timeseries", pa.list_(_TIMESERIES)),
+    ]
 )
-_ITEM = pl.Struct(
-    {
-        "resourceid": pl.String,
-        "starttime": pl.String,
-        "endtime": pl.String,
-        "interval": pl.String,
-        "value": pl.List(_METRIC),
-    }
+_ITEM = pa.struct(
+    [
+        ("resourceid", pa.string()),
+        ("starttime", pa.string()),
+        ("endtime", pa.string()),
+        ("interval", pa.string()),
+        ("value", pa.list_(_METRIC)),
+    ]
 )
-_BATCH_ANSWER = {"values": pl.List(_ITEM)}
+_BATCH_ANSWER = pa.schema([("values", pa.list_(_ITEM))])
+_JSON_OPTIONS = pa_json.ParseOptions(
+    explicit_schema=_BATCH_ANSWER, unexpected_field_behavior="ignore", newlines_in_values=True
+)
 
 
 class _Irregular(Exception):
@@ -405,11 +412,22 @@ def parse_batch_columns(body: bytes) -> list[MetricResult] | None:
     if body.lstrip()[:1] != b"{":
         return None  # a JSON string (Azure sometimes sends one), a list, not JSON: the reference decides
     try:
-        answer = pl.read_json(io.BytesIO(body), schema=_BATCH_ANSWER)
+        # One block holds the whole answer (the reader splits blocks at newlines, an answer may be pretty-printed);
+        # threads off: the extraction already reads several answers at once.
+        table = pa_json.read_json(
+            io.BytesIO(body),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(body) + 1),
+            parse_options=_JSON_OPTIONS,
+        )
+    except (pa.ArrowException, ValueError):  # a wrongly typed field, a repeated key, more than JSON
+        return None
+    if table.num_rows != 1:
+        return None  # several JSON documents: not one answer
+    answer = pl.from_arrow(table)
+    assert isinstance(answer, pl.DataFrame)
+    try:
         return _column_results(answer)
     except _Irregular:
-        return None
-    except Exception:  # noqa: BLE001 - whatever polars refuses (a wrong type, NaN), the reference parser reads
         return None
 
 
