@@ -32,7 +32,7 @@ from ..core.metrics import (
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
 from .extract import BATCH_MAX_RESOURCES, CONVERSION_SLOTS, MetricsPath
 from .metric_definitions import AccountPlan, ActivityKind, ActivityQuery
-from .metrics_api import MetricResult, MetricsReader, TimeWindow, rows_of
+from .metrics_api import AnswerSlots, MetricResult, MetricsReader, TimeWindow, rows_of
 
 # Takes one answer's rows of an ActivityKind (REQUEST_POINT_SCHEMA or UTILIZATION_POINT_SCHEMA); thread-safe.
 ActivitySink = Callable[[str, pl.DataFrame], None]
@@ -77,7 +77,8 @@ class _ActivityExtractor:
     ):
         self.reader = reader
         self.sink = sink
-        self.converting = threading.BoundedSemaphore(CONVERSION_SLOTS)
+        # Shared with the reader (see extract._Extractor): a slot taken before decoding, given back once staged.
+        self.slots = reader.slots = AnswerSlots(CONVERSION_SLOTS)
         self.plans = {p.account.resource_id.lower(): p for p in plans}
         self.start, self.end = start, end
         self.top = top
@@ -113,7 +114,8 @@ class _ActivityExtractor:
                 truncated.append(result.resource_id)
             else:
                 good.append(result)
-        with self.converting:
+        self.slots.take()  # held already when the reader decoded these results; per-resource answers take it here
+        try:
             frame = _frame(good, query)
             if frame.height and self.sink is not None:
                 self.sink(query.kind, frame)  # outside the lock: staging writes files
@@ -121,6 +123,8 @@ class _ActivityExtractor:
                 self.result.rows[query.kind] += frame.height
                 if self.sink is None:
                     self.frames[query.kind].append(frame)
+        finally:
+            self.slots.release()
         return truncated
 
     def _event(self, level: Level, code: ProblemCode, message: str, resource_id: str | None = None) -> None:
@@ -167,6 +171,12 @@ class _ActivityExtractor:
             if truncated:
                 self._narrow(truncated, results, query)
 
+    def _chunk_task(self, query: ActivityQuery, ids: list[str]) -> None:
+        try:
+            self._run_chunk(query, ids)
+        finally:
+            self.slots.release()  # a chunk that failed between decoding and _keep still gives its slot back
+
     def run(self) -> ActivityExtraction:
         calls_before = Counter(self.reader.calls)
         groups: dict[tuple[str, str, ActivityQuery], list[str]] = defaultdict(list)
@@ -180,7 +190,7 @@ class _ActivityExtractor:
             ids.sort(key=str.lower)
             chunks += [(query, ids[i : i + BATCH_MAX_RESOURCES]) for i in range(0, len(ids), BATCH_MAX_RESOURCES)]
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="doow-activity") as pool:
-            for future in [pool.submit(self._run_chunk, query, ids) for query, ids in chunks]:
+            for future in [pool.submit(self._chunk_task, query, ids) for query, ids in chunks]:
                 future.result()
         self.result.calls = self.reader.calls - calls_before
         for kind, attribute in ((ActivityKind.REQUESTS, "requests"), (ActivityKind.UTILIZATION, "utilization")):

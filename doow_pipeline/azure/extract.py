@@ -30,15 +30,16 @@ from ..core.events import Level, SyncEvent
 from ..core.metrics import METRIC_FAMILY, POINT_SCHEMA, RETENTION_DAYS, oldest_syncable_day
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
 from .metric_definitions import AccountPlan, FamilyQuery
-from .metrics_api import BatchRefused, MetricResult, MetricsReader, TimeWindow, rows_of
+from .metrics_api import AnswerSlots, BatchRefused, MetricResult, MetricsReader, TimeWindow, rows_of
 
 BATCH_MAX_RESOURCES = 50
 MAX_LISTING_TOP = 100_000
 # The largest daily total one series may carry: a quadrillion tokens or requests a day from one deployment is
 # far beyond any real usage, and far inside BIGINT, so anything above it is a mangled answer.
 MAX_POINT_VALUE = 1e15
-# Answers turned into points and staged at a time. The conversion holds the GIL nearly throughout, so more would
-# not be faster, only hold more answers' intermediate frames at once (about 100 MiB for 50 accounts x 90 days).
+# Answers decoded, turned into points and staged at a time (see AnswerSlots). Decoding and conversion hold a core
+# (and mostly the GIL), so more would not be faster, only hold more answers' frames at once (about 100 MiB for 50
+# accounts x 90 days); the other extraction threads wait on Azure, or hold an answer's text.
 CONVERSION_SLOTS = 1
 SERIES_KEY = ["resource_id", "metric", "deployment", "model_name", "model_version", "metric_region", "timestamp"]
 
@@ -181,7 +182,9 @@ class _Extractor:
         self.top = top
         self.concurrency = concurrency
         self.sink = sink
-        self.converting = threading.BoundedSemaphore(CONVERSION_SLOTS)
+        # Shared with the reader: it takes a thread's slot before decoding an answer, _accept gives it back once
+        # the answer's points are staged.
+        self.slots = reader.slots = AnswerSlots(CONVERSION_SLOTS)
         self.result = Extraction(points=pl.DataFrame(schema=POINT_SCHEMA))
         self.lock = threading.Lock()
 
@@ -268,7 +271,8 @@ class _Extractor:
             good.append(result)
         # A truncated account is re-queried whole (every metric of the family), so none of its results stay.
         truncated_accounts = {rid.lower() for rid, _ in truncated}
-        with self.converting:
+        self.slots.take()  # held already when the reader decoded these results; per-resource answers take it here
+        try:
             screened = screen_points(
                 _points_frame([r for r in good if r.resource_id.lower() not in truncated_accounts])
             )
@@ -297,6 +301,8 @@ class _Extractor:
                 self.sink(screened.points)  # outside the lock: staging writes files
                 with self.lock:
                     self.result.points_answered += screened.points.height
+        finally:
+            self.slots.release()
         return truncated
 
     # ---- truncation ----------------------------------------------------------------------------------------
@@ -367,6 +373,12 @@ class _Extractor:
         for rid in sorted({rid.lower() for rid, _ in self._accept(results)}):
             self._narrow(self.plans[rid].account.resource_id, query, use_batch=True)
 
+    def _chunk_task(self, subscription: str, region: str, query: FamilyQuery, ids: list[str]) -> None:
+        try:
+            self._run_chunk(subscription, region, query, ids)
+        finally:
+            self.slots.release()  # a chunk that failed between decoding and _accept still gives its slot back
+
     def _run_resource(self, resource_id: str, query: FamilyQuery) -> None:
         try:
             results = self._per_resource(resource_id, query)
@@ -400,10 +412,10 @@ class _Extractor:
         chunks = self._chunks()
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="doow-extract") as pool:
             # The first chunk of each subscription decides its path (batch or per-resource) for the whole sync.
-            probes = [pool.submit(self._run_chunk, sub, *items[0]) for sub, items in chunks.items()]
+            probes = [pool.submit(self._chunk_task, sub, *items[0]) for sub, items in chunks.items()]
             for future in probes:
                 future.result()
-            rest = [pool.submit(self._run_chunk, sub, *chunk) for sub, items in chunks.items() for chunk in items[1:]]
+            rest = [pool.submit(self._chunk_task, sub, *chunk) for sub, items in chunks.items() for chunk in items[1:]]
             for future in rest:
                 future.result()
         self.result.calls = self.reader.calls - calls_before

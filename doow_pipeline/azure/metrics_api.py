@@ -690,12 +690,37 @@ def read_answer(call: str, status: int, text: str, parse: Any) -> list[MetricRes
     return results
 
 
+class AnswerSlots:
+    """Bounds how many threads hold a decoded batch answer at once. A decoded answer holds several times its
+    text in memory until its caller has used it (converted and staged its points), so the reader takes a slot
+    before it decodes one (`take`; a thread that holds one keeps it for the answers it decodes next) and the
+    caller gives it back when it is done with them (`release`). Threads waiting for a slot hold only an answer's
+    text; the HTTP calls themselves are not bounded."""
+
+    def __init__(self, slots: int):
+        self._free = threading.BoundedSemaphore(slots)
+        self._holder = threading.local()
+
+    def take(self) -> None:
+        if not getattr(self._holder, "holds", False):
+            self._free.acquire()
+            self._holder.holds = True
+
+    def release(self) -> None:
+        if getattr(self._holder, "holds", False):
+            self._holder.holds = False
+            self._free.release()
+
+
 class MetricsReader:
-    """Reads metrics for one session; `calls` counts every call made, by kind ("batch" / "per_resource")."""
+    """Reads metrics for one session; `calls` counts every call made, by kind ("batch" / "per_resource").
+    `slots`, when a caller that consumes answers as they arrive sets them, bound the decoded batch answers held
+    at once (see AnswerSlots)."""
 
     def __init__(self, session: AzureSession):
         self.session = session
         self.calls: Counter[str] = Counter()
+        self.slots: AnswerSlots | None = None
         self._lock = threading.Lock()
 
     def _count(self, kind: str) -> None:
@@ -804,6 +829,8 @@ class MetricsReader:
                 text = response.text()
                 raise BatchRefused(response.status_code, wire_error_code(text), one_line(text, 300))
             response.raise_for_status()
+            if self.slots is not None:
+                self.slots.take()
             results = parse_batch_columns(response.content)
             if results is not None:
                 return results
