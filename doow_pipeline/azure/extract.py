@@ -114,7 +114,9 @@ def screen_points(points: pl.DataFrame) -> Screened:
         refused.setdefault(
             (row["resource_id"], row["timestamp"].date()), f"{row['metric']} = {_describe(row['total'])} ({why})"
         )
-    duplicated = points.filter(pl.struct(SERIES_KEY).is_duplicated())
+    # Candidates by a hash of the key first (8 bytes a point; the exact check encodes whole rows), then exactly.
+    candidates = points.filter(pl.struct(SERIES_KEY).hash().is_duplicated())
+    duplicated = candidates.filter(pl.struct(SERIES_KEY).is_duplicated())
     deduplicated: list[tuple[str, str, date]] = []
     if duplicated.height:
         groups = duplicated.group_by(SERIES_KEY).agg(

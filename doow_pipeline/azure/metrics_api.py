@@ -161,6 +161,8 @@ class Series:
 
     def _column(self, name: str) -> list[Any]:
         assert self._rows is not None
+        if name not in self._rows.columns:
+            return [None] * self._rows.height  # a value the answer left empty everywhere
         return self._rows.get_column(name).to_list()
 
     @property
@@ -217,8 +219,8 @@ class MetricResult:
     series: list[Series]
     answered: Answered = Answered(None, None, None)
     gaps: tuple[TimeWindow, ...] = ()  # stretches of the asked window Azure did not answer, after asking again
-    # The result's points as columns (ROW_COLUMNS), when read from a batch answer's columns; else None and the
-    # points are the series' lists.
+    # The result's points as columns (those of ROW_COLUMNS the answer filled, without resource_id and metric), when
+    # read from a batch answer's columns; else None and the points are the series' lists. Read them with rows_of.
     rows: pl.DataFrame | None = None
 
     @property
@@ -248,10 +250,19 @@ def rows_of(results: Iterable[MetricResult]) -> pl.DataFrame:
         if listed:
             frames.append(_listed_rows(listed))
             listed = []
-        frames.append(result.rows)
+        # The answer's rows carry only the columns it filled; the result's own values are added here, at use.
+        frames.append(
+            result.rows.with_columns(
+                pl.lit(result.resource_id, pl.String).alias("resource_id"),
+                pl.lit(result.metric, pl.String).alias("metric"),
+            )
+        )
     if listed or not frames:
         frames.append(_listed_rows(listed))
-    return pl.concat(frames, how="vertical")
+    rows = pl.concat(frames, how="diagonal")
+    return rows.select(
+        pl.col(name) if name in rows.columns else pl.lit(None, dtype).alias(name) for name, dtype in _ROW_SCHEMA.items()
+    )
 
 
 _ROW_SCHEMA = {
@@ -470,21 +481,20 @@ def _column_results(answer: pl.DataFrame) -> list[MetricResult]:
     metric_names = names.to_list()
 
     point_series = points.get_column("series")
-    point_metric = series.get_column("metric").gather(point_series)
-    rows = pl.DataFrame(
-        {
-            "resource_id": pl.Series(resource_ids, dtype=pl.String).gather(point_metric),
-            "metric": pl.Series(metric_names, dtype=pl.String).gather(point_metric),
-            **{
-                column: pl.Series([d.get(name) for d in dimensions], dtype=pl.String).gather(point_series)
-                for name, column in ROW_DIMENSIONS.items()
-            },
-            "timestamp": points.get_column("timeStamp"),
-            "total": points.get_column("total"),
-            "average": points.get_column("average"),
-            "maximum": points.get_column("maximum"),
-        }
-    )
+    # Only the columns the answer fills (a token answer has no status codes, a Total query no averages): the rows
+    # of a decoded answer are held until its points are staged. rows_of adds the rest, and each result's own
+    # resource id and metric.
+    present = {name for d in dimensions for name in d}
+    columns = {
+        column: pl.Series([d.get(name) for d in dimensions], dtype=pl.String).gather(point_series)
+        for name, column in ROW_DIMENSIONS.items()
+        if name in present
+    }
+    columns["timestamp"] = points.get_column("timeStamp")
+    for value in ("total", "average", "maximum"):
+        if points.get_column(value).null_count() < points.height:
+            columns[value] = points.get_column(value)
+    rows = pl.DataFrame(columns)
 
     answered = [
         Answered(_moment(start), _moment(end), interval)
