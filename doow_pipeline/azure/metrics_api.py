@@ -429,6 +429,8 @@ def parse_batch_columns(body: bytes) -> list[MetricResult] | None:
             io.BytesIO(body),
             read_options=pa_json.ReadOptions(use_threads=False, block_size=len(body) + 1),
             parse_options=_JSON_OPTIONS,
+            # The C allocator hands an answer's scratch back at once; pyarrow's default pool keeps it.
+            memory_pool=pa.system_memory_pool(),
         )
     except (pa.ArrowException, ValueError):  # a wrongly typed field, a repeated key, more than JSON
         return None
