@@ -24,7 +24,10 @@ from doow_pipeline.azure.metrics_api import (
 )
 from doow_pipeline.core.problems import AzureError
 
-RID = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a{}"
+RID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.CognitiveServices"
+    "/accounts/a{}"
+)
 STAMPS = [f"2026-11-{day:02d}T00:00:00Z" for day in range(1, 8)]
 DIMENSIONS = ["modeldeploymentname", "ModelName", "modelversion", "Region", "StatusCode", "IsSpillover"]
 
