@@ -18,12 +18,16 @@ current points also keep the stable name `points.parquet` (a hard link), which t
 Superseded files are deleted by a later sync of the same day once they are an hour old, keeping the previous
 sync's files, which a writer that read the previous manifest may still be reading.
 
-While a sync extracts, each answer is staged as it arrives, one piece per UTC day, under
-  staging/connection=<c>/run=<id>/<kind>/day=<d>/<n>.parquet     (kind: points, requests, utilization)
-so memory holds one answer per extraction thread, not the connection's whole range. Staging is the fetch
-process's own scratch, so always a local folder: under a local landing zone, or under the system's temporary
-folder when the landing zone is a blob container (only merged days are shared). Landing merges a day's
-pieces into that day's file (manifest last, as above) and the run's staging is removed when the run ends.
+While a sync extracts, each answer is staged as it arrives, as one piece, under
+  staging/connection=<c>/run=<id>/<kind>/<n>.arrow     (kind: points, requests, utilization)
+an uncompressed Arrow IPC file holding one record batch per UTC day of the answer, so memory holds one answer
+per extraction thread, not the connection's whole range. The run keeps in memory which (piece, batch) holds
+which day; landing merges a day from those batches alone (memory-mapped, so a day's merge reads that day's
+rows, never the whole piece) into that day's file (manifest last, as above). One file per answer, not per
+answer-day: creating and deleting thousands of small files per run cost more than the data they held. Staging
+is the fetch process's own scratch, so always a local folder: under a local landing zone, or under the
+system's temporary folder when the landing zone is a blob container (only merged days are shared). The run's
+staging is removed when the run ends.
 The writer never reads staging. A live run holds an exclusive lock on staging/connection=<c>/run=<id>.lock;
 the kernel drops it when the process dies (even kill -9), so the next sync of the connection removes the
 leftovers of dead runs and never those of a run still going.
@@ -45,13 +49,16 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
 
 from ..core.events import SyncEvent
 from ..core.metrics import POINT_SCHEMA
@@ -128,9 +135,19 @@ class StagedKind:
     UTILIZATION = "utilization"
 
 
+@dataclass(frozen=True)
+class StagedBatch:
+    """Where one day of one staged answer is: the record batch `batch` of the piece file `piece`."""
+
+    piece: Path
+    batch: int
+
+
 @dataclass
 class StagingRun:
-    """One sync run's staging area, open (and locked) while the run lives."""
+    """One sync run's staging area, open (and locked) while the run lives. The index of what is staged lives
+    here, not in the folder: a piece is indexed only once it is whole, so a merge never reads one half-written,
+    and nothing but this run reads its pieces."""
 
     connection: str
     run_id: str
@@ -138,18 +155,55 @@ class StagingRun:
     lock_fd: int
     _pieces: Iterator[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _index: dict[str, dict[date, list[StagedBatch]]] = field(default_factory=dict)
 
     def next_piece(self) -> int:
         with self._lock:  # extraction threads stage concurrently
             return next(self._pieces)
 
+    def record(self, kind: str, piece: Path, days: list[date]) -> None:
+        """Indexes a whole piece of `kind` whose record batch i holds the rows of days[i]."""
+        with self._lock:
+            by_day = self._index.setdefault(kind, {})
+            for batch, day in enumerate(days):
+                by_day.setdefault(day, []).append(StagedBatch(piece, batch))
 
-def _write_piece(piece: pl.DataFrame, path: str) -> None:
-    piece.write_parquet(path, compression="zstd")
+    def forget(self, kind: str) -> None:
+        with self._lock:
+            self._index.pop(kind, None)
+
+    def days(self, kind: str) -> list[date]:
+        with self._lock:
+            return sorted(self._index.get(kind, {}))
+
+    def batches(self, kind: str, day: date) -> list[StagedBatch]:
+        """The day's batches of `kind` in the order they were staged (pieces are numbered as they are written)."""
+        with self._lock:
+            return sorted(self._index.get(kind, {}).get(day, []), key=lambda b: b.piece.name)
 
 
-def _day_of(directory: Path) -> date:
-    return date.fromisoformat(directory.name.removeprefix("day="))
+def _write_piece(days: list[pa.RecordBatch], path: str) -> None:
+    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, days[0].schema) as writer:
+        for batch in days:
+            writer.write_batch(batch)
+
+
+def _day_batches(frame: pl.DataFrame) -> tuple[list[date], list[pa.RecordBatch]]:
+    """The frame's rows as one record batch per UTC day of their `timestamp` (rows keep their order)."""
+    by_day = frame.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
+        "_day", as_dict=True, include_key=False
+    )
+    days, batches = [], []
+    for (day,), rows in by_day.items():
+        days.append(day)
+        batches.append(rows.to_arrow().combine_chunks().to_batches()[0])
+    return days, batches
+
+
+def _read_batches(batches: list[StagedBatch]) -> Iterator[pa.RecordBatch]:
+    for staged in batches:
+        with pa.memory_map(str(staged.piece)) as source:
+            yield ipc.open_file(source).get_batch(staged.batch)
 
 
 def _lock_if_dead(lock: Path) -> int | None:
@@ -441,31 +495,33 @@ class Landing:
             self._close_staging(run)
 
     def stage(self, run: StagingRun, kind: str, frame: pl.DataFrame) -> None:
-        """Writes one answer's rows (points or activity, with a `timestamp` column) as one piece per UTC day.
-        Pieces are not fsynced: they are read back by this run only, and a run that dies is not merged."""
+        """Writes one answer's rows (points or activity, with a `timestamp` column) as one piece: an Arrow IPC
+        file with one record batch per UTC day, indexed by `run` once whole. Not fsynced: read back by this run
+        only, and a run that dies is not merged."""
         if frame.is_empty():
             return
-        by_day = frame.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
-            "_day", as_dict=True, include_key=False
-        )
-        for (day,), piece in by_day.items():
-            path = run.directory / kind / f"day={day}" / f"{run.next_piece():06d}.parquet"
-            _write_scratch(path, partial(_write_piece, piece))
+        days, batches = _day_batches(frame)
+        path = run.directory / kind / f"{run.next_piece():06d}.arrow"
+        _write_scratch(path, partial(_write_piece, batches))
+        run.record(kind, path, days)
 
     def discard_staged(self, run: StagingRun, kind: str) -> None:
         """Drops what `run` staged of `kind` (an extraction asked again from the start stages everything again)."""
+        run.forget(kind)
         shutil.rmtree(run.directory / kind, ignore_errors=True)
 
     def staged_days(self, run: StagingRun, kind: str) -> list[date]:
-        directory = run.directory / kind
-        return sorted(_day_of(d) for d in directory.glob("day=*")) if directory.exists() else []
+        return run.days(kind)
 
     def staged(self, run: StagingRun, kind: str, day: date, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-        """Every row staged by `run` for `day`, in piece order (empty, with `schema`, when none was)."""
-        pieces = sorted((run.directory / kind / f"day={day}").glob("*.parquet"))
-        if not pieces:
+        """Every row staged by `run` for `day`, in staging order (empty, with `schema`, when none was). Reads
+        the day's batches only; the copy into the frame lets each piece's mapping close right away."""
+        batches = list(_read_batches(run.batches(kind, day)))
+        if not batches:
             return pl.DataFrame(schema=schema)
-        return pl.concat([pl.read_parquet(p, glob=False) for p in pieces]).select(list(schema))
+        frame = pl.from_arrow(pa.Table.from_batches(batches), rechunk=True)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.select(list(schema))
 
     def sweep_staging(self, connection: str) -> list[str]:
         """Removes the staging of the connection's runs whose process is gone; returns their run ids."""
@@ -543,11 +599,26 @@ class Landing:
 
 
 def _manifest_bytes(manifest: DayManifest) -> bytes:
-    return json.dumps(asdict(manifest), sort_keys=True, indent=1).encode("utf-8")
+    """The manifest as JSON with sorted keys. orjson: the standard encoder with an indent runs in pure Python,
+    which cost most of the landing of a day with hundreds of accounts (a manifest holds them all)."""
+    payload = {f.name: getattr(manifest, f.name) for f in fields(manifest)}
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+    except TypeError:  # a string orjson refuses (a lone surrogate): the standard encoder escapes it
+        return json.dumps(asdict(manifest), sort_keys=True, indent=1).encode("utf-8")
+
+
+def _load_json(data: bytes) -> Any:
+    """orjson reads what the standard encoder wrote (manifests written before orjson too); what it refuses
+    (a lone surrogate escape, NaN) goes to the standard decoder, which decides."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data.decode("utf-8"))
 
 
 def parse_manifest(data: bytes, where: Path | str) -> DayManifest:
     try:
-        return DayManifest(**json.loads(data.decode("utf-8")))
+        return DayManifest(**_load_json(data))
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CorruptLandingFile(where, f"not a valid manifest ({' '.join(str(exc).split())[:200]})") from None

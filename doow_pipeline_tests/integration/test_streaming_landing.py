@@ -1,8 +1,8 @@
-"""Bounded memory (issue 11): a sync stages each answer in the landing zone as it arrives and merges each day's
-pieces into that day's file, so no process holds a connection's whole range. Through the real SDKs and the
-emulator: pieces are on disk after the first answer, before the next call; the day files are byte for byte
-the ones landing the whole range at once writes; kill -9 mid-sync leaves every day as it was and the next
-sync removes the dead run's staging and lands the same files."""
+"""Bounded memory (issue 11): a sync stages each answer in the landing zone as it arrives (one piece per answer, a
+record batch per day) and merges each day's batches into that day's file, so no process holds a connection's whole
+range. Through the real SDKs and the emulator: the piece is on disk after the first answer, before the next call;
+the day files are byte for byte the ones landing the whole range at once writes; kill -9 mid-sync leaves every day
+as it was and the next sync removes the dead run's staging and lands the same files."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 
 from doow_pipeline.azure.activity import extract_activity
@@ -96,7 +98,12 @@ def table_hashes(warehouse: Path) -> dict[str, str]:
 
 
 def staged_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "staging").rglob("*.parquet")) if (root / "staging").exists() else []
+    return sorted(p for p in (root / "staging").rglob("*.arrow")) if (root / "staging").exists() else []
+
+
+def record_batches(piece: Path) -> int:
+    with pa.memory_map(str(piece)) as source:
+        return ipc.open_file(source).num_record_batches
 
 
 @dataclass
@@ -105,6 +112,7 @@ class FirstAnswer:
 
     days: int = 0
     pieces: list[str] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)
     batch_calls: int = 0
     manifests: int = 0
 
@@ -123,6 +131,7 @@ class WatchedLanding(Landing):
             self.first = FirstAnswer(
                 days=frame["timestamp"].dt.date().n_unique(),
                 pieces=[str(p.relative_to(self.root)) for p in staged_files(self.root)],
+                batches=[record_batches(p) for p in staged_files(self.root)],
                 batch_calls=len(self.emulator.requests("batch")),
                 manifests=len(list((self.root / "manifests").rglob("*.json"))),
             )
@@ -136,10 +145,11 @@ def test_each_answer_is_in_the_landing_zone_before_the_next_call(tmp_path, emula
     assert outcome.ok and len(outcome.rows_per_day) == 7
     first = landing.first
     assert first is not None
-    # One call answered, and its points are already files: one piece per day it holds, nothing landed yet.
+    # One call answered, and its points are already a file: one piece, a record batch per day it holds, nothing
+    # landed yet.
     assert first.batch_calls == 1
-    assert len(first.pieces) == first.days > 0
-    assert all(p.startswith("staging/connection=prod/run=") and "/points/day=" in p for p in first.pieces)
+    assert len(first.pieces) == 1 and first.batches == [first.days] and first.days > 1
+    assert all(p.startswith("staging/connection=prod/run=") and "/points/" in p for p in first.pieces)
     assert first.manifests == 0
     assert len(emulator.requests("batch")) > 1, "more calls followed the first answer"
     assert outcome.points == sum(outcome.rows_per_day.values()) > 0
@@ -233,12 +243,14 @@ def test_staging_left_by_a_killed_run_is_not_read_by_the_writer(tmp_path, emulat
     assert all(r.success for r in sync_range(clean, FIRST, LAST))
     config = project(tmp_path / "dirty", emulator)
     assert all(r.success for r in sync_range(config, FIRST, LAST))
-    # What a killed run leaves: pieces of a landed day (here a whole day's points, so reading them would
-    # double the day) and its lock file, which no process holds.
+    # What a killed run leaves: a piece of a landed day (here a whole day's points, so reading it would double
+    # the day) and its lock file, which no process holds.
     landing = Landing(config.landing_dir)
     run_dir = landing.staging_dir("prod") / "run=0123456789abcdef"
-    (run_dir / "points" / f"day={LAST}").mkdir(parents=True)
-    (run_dir / "points" / f"day={LAST}" / "000000.parquet").write_bytes(landing.points_path("prod", LAST).read_bytes())
+    (run_dir / "points").mkdir(parents=True)
+    day_points = pl.read_parquet(landing.points_path("prod", LAST)).to_arrow()
+    with ipc.new_file(str(run_dir / "points" / "000000.arrow"), day_points.schema) as piece:
+        piece.write_table(day_points)
     run_dir.with_name(f"{run_dir.name}.lock").touch()
     records = [ConnectionRecord(c.name, c.tenant_id, c.client_id, c.scope, c.cloud) for c in config.connections]
     write_partitions(config.warehouse_path, config.landing_dir, records, days_between(FIRST, LAST))

@@ -1,4 +1,5 @@
-"""The landing zone's staging: a sync run's answers as pieces per day, merged at landing; a run's staging goes
+"""The landing zone's staging: each answer of a sync run as one piece (a record batch per day), merged per day at
+landing; a run's staging goes
 when it ends, a dead run's (kill -9) is removed by the next run of the connection, a live run's never."""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import textwrap
 from datetime import UTC, date, datetime
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 
 from doow_pipeline.core.metrics import POINT_SCHEMA
@@ -43,14 +46,24 @@ def files(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_each_answer_is_staged_as_one_piece_per_day_and_read_back_per_day(tmp_path):
+def batches_per_piece(root) -> list[int]:
+    """How many record batches each staged piece holds, in piece order."""
+    counts = []
+    for piece in sorted((root / "staging").rglob("*.arrow")):
+        with pa.memory_map(str(piece)) as source:
+            counts.append(ipc.open_file(source).num_record_batches)
+    return counts
+
+
+def test_each_answer_is_staged_as_one_piece_with_a_batch_per_day_and_read_back_per_day(tmp_path):
     landing = Landing(tmp_path)
     with landing.staging("prod") as run:
         landing.stage(run, StagedKind.POINTS, points(("TotalTokens", 17, 1.0), ("TotalTokens", 18, 2.0)))
         landing.stage(run, StagedKind.POINTS, points(("InputTokens", 18, 3.0)))
         landing.stage(run, StagedKind.POINTS, points())  # an answer without points stages nothing
-        pieces = [f for f in files(tmp_path) if f.endswith(".parquet")]
-        assert len(pieces) == 3 and all(f"/run={run.run_id}/points/day=2026-11-" in f for f in pieces)
+        pieces = [f for f in files(tmp_path) if "/points/" in f]
+        assert len(pieces) == 2 and all(f"/run={run.run_id}/points/" in f and f.endswith(".arrow") for f in pieces)
+        assert batches_per_piece(tmp_path) == [2, 1], "one record batch per UTC day of the answer"
         assert landing.staged_days(run, StagedKind.POINTS) == [date(2026, 11, 17), date(2026, 11, 18)]
         day = landing.staged(run, StagedKind.POINTS, date(2026, 11, 18), POINT_SCHEMA)
         assert sorted(zip(day["metric"], day["total"], strict=True)) == [("InputTokens", 3.0), ("TotalTokens", 2.0)]
@@ -59,6 +72,41 @@ def test_each_answer_is_staged_as_one_piece_per_day_and_read_back_per_day(tmp_pa
         assert empty.is_empty() and empty.schema == pl.Schema(POINT_SCHEMA)
         assert landing.staged_days(run, StagedKind.REQUESTS) == []
     assert files(tmp_path) == [], "the run's staging is removed when it ends"
+
+
+def test_a_day_is_merged_from_its_own_batches_whatever_order_the_answers_held_it(tmp_path):
+    landing = Landing(tmp_path)
+    with landing.staging("prod") as run:
+        # Days interleaved inside one answer: each day's rows still land in that day's batch alone.
+        landing.stage(
+            run,
+            StagedKind.POINTS,
+            points(
+                ("TotalTokens", 19, 1.0), ("TotalTokens", 17, 2.0), ("InputTokens", 19, 3.0), ("TotalTokens", 18, 4.0)
+            ),
+        )
+        landing.stage(run, StagedKind.REQUESTS, points(("AzureOpenAIRequests", 17, 9.0)).drop("family"))
+        assert batches_per_piece(tmp_path) == [3, 1]
+        by_day = {
+            d: landing.staged(run, StagedKind.POINTS, d, POINT_SCHEMA)["total"].to_list() for d in run.days("points")
+        }
+        assert by_day == {date(2026, 11, 17): [2.0], date(2026, 11, 18): [4.0], date(2026, 11, 19): [1.0, 3.0]}
+        assert landing.staged_days(run, StagedKind.REQUESTS) == [date(2026, 11, 17)]
+
+
+def test_discarding_a_kind_drops_its_pieces_and_index_and_keeps_the_others(tmp_path):
+    landing = Landing(tmp_path)
+    with landing.staging("prod") as run:
+        landing.stage(run, StagedKind.POINTS, points(("TotalTokens", 17, 1.0)))
+        landing.stage(run, StagedKind.REQUESTS, points(("AzureOpenAIRequests", 17, 9.0)).drop("family"))
+        landing.discard_staged(run, StagedKind.POINTS)
+        assert landing.staged_days(run, StagedKind.POINTS) == []
+        assert landing.staged(run, StagedKind.POINTS, date(2026, 11, 17), POINT_SCHEMA).is_empty()
+        assert not [f for f in files(tmp_path) if "/points/" in f]
+        assert landing.staged_days(run, StagedKind.REQUESTS) == [date(2026, 11, 17)]
+        # Staged again after the discard (an extraction asked again): only the new answer is read back.
+        landing.stage(run, StagedKind.POINTS, points(("TotalTokens", 17, 5.0)))
+        assert landing.staged(run, StagedKind.POINTS, date(2026, 11, 17), POINT_SCHEMA)["total"].to_list() == [5.0]
 
 
 def test_a_failing_run_leaves_no_staging(tmp_path):
@@ -107,7 +155,7 @@ def test_the_staging_of_a_killed_run_is_removed_by_the_next_run_of_the_connectio
         assert dead, "the run started and staged a piece"
         # While it lives, nobody removes its staging.
         assert landing.sweep_staging("prod") == []
-        assert any(f"run={dead}/points/day=2026-11-17/" in f for f in files(tmp_path))
+        assert any(f"run={dead}/points/" in f and f.endswith(".arrow") for f in files(tmp_path))
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
