@@ -189,14 +189,16 @@ def _write_piece(days: list[pa.RecordBatch], path: str) -> None:
 
 
 def _day_batches(frame: pl.DataFrame) -> tuple[list[date], list[pa.RecordBatch]]:
-    """The frame's rows as one record batch per UTC day of their `timestamp` (rows keep their order)."""
-    by_day = frame.with_columns(pl.col("timestamp").dt.date().alias("_day")).partition_by(
-        "_day", as_dict=True, include_key=False
-    )
-    days, batches = [], []
-    for (day,), rows in by_day.items():
+    """The frame's rows as one record batch per UTC day of their `timestamp` (rows keep their order within a
+    day): sorted by day and converted to Arrow once, then sliced (a conversion per day cost more than the sort)."""
+    by_day = frame.with_columns(pl.col("timestamp").dt.date().alias("_day")).sort("_day", maintain_order=True)
+    runs = by_day["_day"].rle()
+    whole = by_day.drop("_day").to_arrow().combine_chunks().to_batches()[0]
+    days, batches, offset = [], [], 0
+    for day, length in zip(runs.struct.field("value"), runs.struct.field("len"), strict=True):
         days.append(day)
-        batches.append(rows.to_arrow().combine_chunks().to_batches()[0])
+        batches.append(whole.slice(offset, length))
+        offset += length
     return days, batches
 
 
