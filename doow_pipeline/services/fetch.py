@@ -5,8 +5,8 @@ lands unless the credentials work and the scope could be listed, so a failing sy
 days with empty ones.
 
 Memory stays flat in the size of the estate: each answer is staged in the landing zone as it arrives (one
-piece per day), and landing merges each day's pieces into that day's file, one day at a time. The outcome
-keeps only per-day tallies of what was staged.
+piece per answer, a record batch per day), and landing merges each day's batches into that day's file, one day
+at a time. The outcome keeps only per-day tallies of what was staged.
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ def _tally(points: pl.DataFrame) -> DayTally:
 def _land_days(
     landing: Landing, staging: StagingRun, outcome: SyncOutcome, connection: Connection, settings: Settings
 ) -> None:
-    """Merges each day's staged pieces into that day's files, one day at a time (activity files first, the
+    """Merges each day's staged batches into that day's files, one day at a time (activity files first, the
     manifest last: it marks the day complete). Staged days that are not landed (an account's answer left them
     out) are tallied only."""
     extraction = outcome.extraction
@@ -398,7 +398,7 @@ def _land_days(
             is_final=is_final(day, outcome.synced_at, settings.settle_hours),
             accounts=accounts,
         )
-        # The day's data files, merged from its staged pieces, then its manifest naming them (written last: the
+        # The day's data files, merged from its staged batches, then its manifest naming them (written last: the
         # commit marker).
         activity = {}
         if outcome.activity is not None:
