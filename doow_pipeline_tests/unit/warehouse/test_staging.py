@@ -174,3 +174,58 @@ def test_purging_a_connection_removes_its_staging(tmp_path):
         landing.stage(run, StagedKind.POINTS, points(("TotalTokens", 17, 1.0)))
         landing.purge("prod")
         assert not landing.staging_dir("prod").exists()
+
+
+BOUNDED_MERGE = textwrap.dedent(
+    """
+    import gc, sys
+    from datetime import UTC, datetime, timedelta
+    import polars as pl
+    from doow_pipeline.core.metrics import POINT_SCHEMA
+    from doow_pipeline.warehouse.landing import Landing
+
+    def kib(field):
+        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field + ":"))
+
+    answers, days, rows_per_day = int(sys.argv[2]), 30, 1500
+    landing = Landing(sys.argv[1])
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    with landing.staging("prod") as run:
+        for answer in range(answers):
+            n = days * rows_per_day
+            frame = pl.DataFrame(
+                {
+                    "resource_id": [f"/subscriptions/s/rg/accounts/a{answer}-{i % 50}" for i in range(n)],
+                    "family": ["models"] * n, "metric": ["TotalTokens"] * n,
+                    "deployment": [f"d{i % 7}" for i in range(n)],
+                    "model_name": ["gpt-4o"] * n, "model_version": ["2024-08-06"] * n, "metric_region": ["eastus"] * n,
+                    "timestamp": [start + timedelta(days=i % days, minutes=i % 1440) for i in range(n)],
+                    "total": [float(i) for i in range(n)],
+                },
+                schema=POINT_SCHEMA,
+            )
+            landing.stage(run, "points", frame)
+            del frame
+        gc.collect()
+        staged_kib = sum(p.stat().st_size for p in run.directory.rglob("*.arrow")) // 1024
+        open("/proc/self/clear_refs", "w").write("5")  # resets VmHWM, the peak RSS, to the current RSS
+        before = kib("VmRSS")
+        rows = 0
+        for day in landing.staged_days(run, "points"):
+            rows += landing.staged(run, "points", day, POINT_SCHEMA).height
+        print(staged_kib, kib("VmHWM") - before, rows)
+    """
+)
+
+
+def test_merging_a_day_reads_that_days_rows_not_the_whole_runs(tmp_path):
+    """Peak RSS while merging the days one at a time grows by about a day's share of what is staged, not by
+    all of it: a merge that read whole pieces, or every piece at once, would hold far more."""
+    result = subprocess.run(
+        [sys.executable, "-c", BOUNDED_MERGE, str(tmp_path), "24"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    staged_kib, merge_peak_kib, rows = (int(v) for v in result.stdout.split())
+    assert rows == 24 * 30 * 1500
+    assert staged_kib > 60 * 1024, "enough staged that reading it all would show"
+    assert merge_peak_kib < staged_kib / 4, f"the merge's peak grew by {merge_peak_kib} KiB of {staged_kib} staged"
