@@ -182,24 +182,30 @@ class StagingRun:
             return sorted(self._index.get(kind, {}).get(day, []), key=lambda b: b.piece.name)
 
 
-def _write_piece(days: list[pa.RecordBatch], path: str) -> None:
-    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, days[0].schema) as writer:
+def _write_piece(days: Iterator[pa.RecordBatch], path: str) -> None:
+    first = next(days)
+    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, first.schema) as writer:
+        writer.write_batch(first)
         for batch in days:
             writer.write_batch(batch)
 
 
-def _day_batches(frame: pl.DataFrame) -> tuple[list[date], list[pa.RecordBatch]]:
+def _day_batches(frame: pl.DataFrame, days: list[date]) -> Iterator[pa.RecordBatch]:
     """The frame's rows as one record batch per UTC day of their `timestamp` (rows keep their order within a
-    day): sorted by day and converted to Arrow once, then sliced (a conversion per day cost more than the sort)."""
+    day), appending each day to `days` as its batch is made. Sorted by day and handed to Arrow once without a
+    copy (polars' string views), then each day's slice copied to plain strings as it is written: a conversion
+    per day cost more CPU, and converting the whole answer at once held a third copy of it. (Slices of string
+    views would each write the whole answer's string buffers.)"""
     by_day = frame.with_columns(pl.col("timestamp").dt.date().alias("_day")).sort("_day", maintain_order=True)
     runs = by_day["_day"].rle()
-    whole = by_day.drop("_day").to_arrow().combine_chunks().to_batches()[0]
-    days, batches, offset = [], [], 0
+    whole = by_day.drop("_day").to_arrow(compat_level=pl.CompatLevel.newest()).combine_chunks().to_batches()[0]
+    del by_day
+    plain = pa.schema([pa.field(f.name, pa.large_string()) if f.type == pa.string_view() else f for f in whole.schema])
+    offset = 0
     for day, length in zip(runs.struct.field("value"), runs.struct.field("len"), strict=True):
         days.append(day)
-        batches.append(whole.slice(offset, length))
+        yield whole.slice(offset, length).cast(plain)
         offset += length
-    return days, batches
 
 
 def _read_batches(batches: list[StagedBatch]) -> Iterator[pa.RecordBatch]:
@@ -502,9 +508,9 @@ class Landing:
         only, and a run that dies is not merged."""
         if frame.is_empty():
             return
-        days, batches = _day_batches(frame)
+        days: list[date] = []
         path = run.directory / kind / f"{run.next_piece():06d}.arrow"
-        _write_scratch(path, partial(_write_piece, batches))
+        _write_scratch(path, partial(_write_piece, _day_batches(frame, days)))
         run.record(kind, path, days)
 
     def discard_staged(self, run: StagingRun, kind: str) -> None:
