@@ -74,7 +74,10 @@ def _points_frame(results: list[MetricResult]) -> pl.DataFrame:
         rows_of(results)
         .drop_nulls("total")  # an empty bucket carries only its timestamp
         .with_columns(
-            pl.col("metric").str.to_lowercase().replace_strict(METRIC_FAMILY, default=None).alias("family"),
+            pl.col("metric")
+            .str.to_lowercase()
+            .replace_strict(METRIC_FAMILY, default=None, return_dtype=pl.String)
+            .alias("family"),
             pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", time_unit="us"),
         )
         .select(list(POINT_SCHEMA))

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from doow_pipeline.azure.extract import _points_frame
 from doow_pipeline.azure.metrics_api import (
     MetricResult,
     parse_batch_answer,
@@ -22,6 +23,7 @@ from doow_pipeline.azure.metrics_api import (
     read_answer,
     rows_of,
 )
+from doow_pipeline.core.metrics import POINT_SCHEMA
 from doow_pipeline.core.problems import AzureError
 
 RID = (
@@ -244,3 +246,30 @@ def test_rows_hold_only_the_columns_the_answer_filled_and_rows_of_restores_the_r
         for stamp, total in ((STAMPS[0], 5.0), (STAMPS[1], None))
     ]
     assert rows.schema["total"] == pl.Float64
+
+
+def test_points_of_an_answer_read_as_columns_have_the_landing_schema_exactly():
+    """The landed files and the roll-up compare `family` with strings: an Enum family (what mapping the metric
+    names through the Family enum gives) would land files the writer reads as no usage at all."""
+    body = {
+        "values": [
+            {
+                "resourceid": RID.format(1),
+                "value": [
+                    {
+                        "name": {"value": metric},
+                        "timeseries": [{"data": [{"timeStamp": STAMPS[0], "total": 5}]}],
+                    }
+                    for metric in ("TotalTokens", "TokenTransaction")
+                ],
+            }
+        ]
+    }
+    columns = parse_batch_columns(json.dumps(body).encode())
+    assert columns is not None
+    listed = reference(json.dumps(body))
+    assert listed is not None
+    for results in (columns, listed):
+        points = _points_frame(results)
+        assert points.schema == pl.Schema(POINT_SCHEMA)
+        assert points["family"].to_list() == ["models", "azure_openai"]
