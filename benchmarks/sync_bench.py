@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -340,6 +341,9 @@ def measure_pipeline(estate: Estate, workdir: Path, name: str, log=print) -> Pip
         f"{name}: pipeline, {estate.accounts:,} accounts in {len(estate.specs)} subscription connection(s), {DAYS} "
         f"days ({estate.first}..{estate.last}), {estate.scenario.latency_ms:.0f} ms latency per call"
     )
+    # A cold backfill: nothing left from an earlier invocation with the same --workdir (its landing zone would
+    # hold the accounts' stored metricDefinitions, and the run would skip reading them).
+    shutil.rmtree(workdir / f"project-{name}", ignore_errors=True)
     with run_emulator(estate.raw, state_dir=workdir / f"emulator-{name}", spec_validation=False) as emu:
         project = write_project(
             workdir / f"project-{name}", emu.endpoints, estate.scenario, estate.specs, concurrency=CONCURRENCY, top=TOP
