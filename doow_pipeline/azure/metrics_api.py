@@ -22,7 +22,6 @@ brought nothing), and what still is not answered is returned as the result's `ga
 from __future__ import annotations
 
 import io
-import json
 import re
 import threading
 import time
@@ -34,13 +33,13 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
-import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.json as pa_json
 from azure.core.exceptions import IncompleteReadError, ServiceResponseError
 from azure.core.rest import HttpRequest
 
+from ..core import json_read
 from ..core.clock import format_utc, parse_utc
 from ..core.metrics import ACTIVITY_COLUMNS, DIMENSION_COLUMNS, NAMESPACE
 from ..core.problems import AzureError, ExtractionError, ProblemCode
@@ -676,23 +675,13 @@ def _is_malformed(exc: AzureError) -> bool:
     return exc.problem.code is ProblemCode.MALFORMED_ANSWER
 
 
-def _loads(text: str) -> Any:
-    """JSON through orjson (answers run to megabytes; the standard library is several times slower); what orjson
-    refuses but the standard library reads (NaN and Infinity literals, integers beyond 64 bits) is read by the
-    standard library, so what an answer means never depends on the decoder."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 def read_answer(call: str, status: int, text: str, parse: Any) -> list[MetricResult]:
     """Parses an answer's JSON with `parse`; anything that is not the documented shape (not JSON, truncated, a
     string, a metric without a name) raises AzureError(MALFORMED_ANSWER) naming the call, status and body."""
     try:
-        body = _loads(text)
+        body = json_read.loads(text)
         if isinstance(body, str):  # the SDK notes Azure sometimes sends the body as a JSON string
-            body = _loads(body)
+            body = json_read.loads(body)
     except ValueError:
         raise AzureError(malformed_answer(call, status, text, "a body that is not JSON")) from None
     try:

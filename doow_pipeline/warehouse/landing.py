@@ -60,6 +60,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ..core import json_read
 from ..core.events import SyncEvent
 from ..core.metrics import POINT_SCHEMA
 from ..core.problems import WarehouseError
@@ -616,17 +617,8 @@ def _manifest_bytes(manifest: DayManifest) -> bytes:
         return json.dumps(asdict(manifest), sort_keys=True, indent=1).encode("utf-8")
 
 
-def _load_json(data: bytes) -> Any:
-    """orjson reads what the standard encoder wrote (manifests written before orjson too); what it refuses
-    (a lone surrogate escape, NaN) goes to the standard decoder, which decides."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data.decode("utf-8"))
-
-
 def parse_manifest(data: bytes, where: Path | str) -> DayManifest:
     try:
-        return DayManifest(**_load_json(data))
+        return DayManifest(**json_read.loads(data))
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CorruptLandingFile(where, f"not a valid manifest ({' '.join(str(exc).split())[:200]})") from None
