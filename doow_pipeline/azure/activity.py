@@ -114,8 +114,8 @@ class _ActivityExtractor:
                 truncated.append(result.resource_id)
             else:
                 good.append(result)
-        self.slots.take()  # held already when the reader decoded these results; per-resource answers take it here
-        try:
+        # Held already when the reader decoded these results; per-resource answers take it here.
+        with self.slots.held():
             frame = _frame(good, query)
             if frame.height and self.sink is not None:
                 self.sink(query.kind, frame)  # outside the lock: staging writes files
@@ -123,8 +123,6 @@ class _ActivityExtractor:
                 self.result.rows[query.kind] += frame.height
                 if self.sink is None:
                     self.frames[query.kind].append(frame)
-        finally:
-            self.slots.release()
         return truncated
 
     def _event(self, level: Level, code: ProblemCode, message: str, resource_id: str | None = None) -> None:

@@ -276,8 +276,8 @@ class _Extractor:
             good.append(result)
         # A truncated account is re-queried whole (every metric of the family), so none of its results stay.
         truncated_accounts = {rid.lower() for rid, _ in truncated}
-        self.slots.take()  # held already when the reader decoded these results; per-resource answers take it here
-        try:
+        # Held already when the reader decoded these results; per-resource answers take it here.
+        with self.slots.held():
             screened = screen_points(
                 _points_frame([r for r in good if r.resource_id.lower() not in truncated_accounts])
             )
@@ -306,8 +306,6 @@ class _Extractor:
                 self.sink(screened.points)  # outside the lock: staging writes files
                 with self.lock:
                     self.result.points_answered += screened.points.height
-        finally:
-            self.slots.release()
         return truncated
 
     # ---- truncation ----------------------------------------------------------------------------------------

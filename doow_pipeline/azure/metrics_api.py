@@ -26,7 +26,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import repeat
@@ -711,6 +712,16 @@ class AnswerSlots:
         if getattr(self._holder, "holds", False):
             self._holder.holds = False
             self._free.release()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The thread's slot (taken when the reader has not already) while the caller uses what it decoded; given
+        back at the end."""
+        self.take()
+        try:
+            yield
+        finally:
+            self.release()
 
 
 class MetricsReader:
