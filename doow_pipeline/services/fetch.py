@@ -33,6 +33,7 @@ from ..core.checks import (
 )
 from ..core.clock import day_start
 from ..core.events import Level, SyncEvent
+from ..core.memory import tune_allocator
 from ..core.metrics import (
     FAMILY_METRICS,
     POINT_SCHEMA,
@@ -247,6 +248,7 @@ def fetch_connection(
     A metrics query that still fails after the SDK's retries raises `ExtractionError` (so the caller may retry
     the step), unless `record_extraction_failure`: then it becomes the outcome's problem, like a credential
     problem, and nothing lands (the connection's previous days stay)."""
+    tune_allocator()  # before this sync's threads exist: freed answers go back to the system (core/memory.py)
     outcome = SyncOutcome(connection.name, first_day, last_day, synced_at=now)
     landing.check_access(connection.name)
     try:
