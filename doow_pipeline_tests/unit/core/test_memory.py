@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    not (sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION")), reason="glibc's allocator only"
-)
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
 
 # A fresh interpreter: 8 threads that allocate at once, then glibc's own account of its arenas (malloc_info lists one
 # <heap> per arena) and of a 1.5 MiB block allocated after a 4 MiB one was freed (mallinfo2's hblkhd: bytes in
