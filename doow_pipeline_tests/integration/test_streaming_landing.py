@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
+from doow_pipeline.azure import metrics_api
 from doow_pipeline.azure.activity import extract_activity
 from doow_pipeline.azure.extract import extract_usage
 from doow_pipeline.azure.metrics_api import MetricsReader
@@ -154,6 +156,39 @@ def test_each_answer_is_in_the_landing_zone_before_the_next_call(tmp_path, emula
     assert len(emulator.requests("batch")) > 1, "more calls followed the first answer"
     assert outcome.points == sum(outcome.rows_per_day.values()) > 0
     assert staged_files(landing.root) == [], "the run's staging is gone once it landed"
+
+
+class RecordedSpool(tempfile.SpooledTemporaryFile):
+    """The reader's spool, noting where each answer waited (in memory or in a file on disk) when it is read back."""
+
+    seen: list[tuple[bool, object]] = []
+
+    def read(self, *args):
+        RecordedSpool.seen.append((self._rolled, self.name if self._rolled else None))
+        return super().read(*args)
+
+
+def test_answers_wait_for_their_decoding_in_unnamed_temporary_files(tmp_path, emulator, environment, monkeypatch):
+    """A getBatch answer waits for its decode slot in a temporary file, not as text in memory: spilled to disk or
+    kept in memory, the same days land, byte for byte, and the files have no name (nothing can be left behind)."""
+    monkeypatch.setattr(metrics_api.tempfile, "SpooledTemporaryFile", RecordedSpool)
+    landed = {}
+    for label, in_memory in (("on disk", 1), ("in memory", 1 << 40)):
+        RecordedSpool.seen = []
+        monkeypatch.setattr(metrics_api, "SPOOL_IN_MEMORY", in_memory)
+        config = project(tmp_path / label.replace(" ", "-"), emulator)
+        outcome = fetch(config, "prod", Landing(config.landing_dir))
+        assert outcome.ok and outcome.points > 0
+        calls = len(RecordedSpool.seen)
+        assert calls > 1, "the prod subscription is read through getBatch"
+        if in_memory == 1:
+            assert all(rolled for rolled, _ in RecordedSpool.seen)
+            # Unnamed: O_TMPFILE (the name is the descriptor), or where a file system lacks it, unlinked at once.
+            assert all(isinstance(name, int) or not Path(str(name)).exists() for _, name in RecordedSpool.seen)
+        else:
+            assert not any(rolled for rolled, _ in RecordedSpool.seen)
+        landed[label] = landed_files(Path(config.landing_dir))
+    assert landed["on disk"] == landed["in memory"] and landed["on disk"]
 
 
 def land_whole_range_at_once(config, name: str, outcome: SyncOutcome, root: Path) -> None:
