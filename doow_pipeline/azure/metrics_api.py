@@ -871,7 +871,7 @@ class MetricsReader:
             # Streamed: without it the SDK's ContentDecodePolicy parses every answer's JSON once more, for nothing.
             response = client.send_request(request, stream=True)
             try:
-                if response.status_code >= 300:  # an error's body is small: read as the SDK reads it
+                if response.status_code >= 400:  # an error's body is small: read as the SDK reads it
                     _read_whole(response)
                     if response.status_code in (401, 403):
                         text = response.text()
