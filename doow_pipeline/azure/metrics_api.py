@@ -706,9 +706,10 @@ def _read_whole(response: Any) -> None:
 
 def _spooled_body(response: Any) -> IO[bytes]:
     """The answer's body read off the connection into a temporary file (memory up to SPOOL_IN_MEMORY), rewound.
-    A thread then waits for its decode slot holding a file, not the answer's text: with 8 threads reading
-    answers of 15-30 MiB, the texts waiting were most of a connection's peak memory. The file has no name (it is
-    gone when closed, or when the process dies) and holds metric values only."""
+    A thread then waits for its decode slot holding a file, not the answer's text (15-30 MiB for 50 accounts x
+    90 days), so answers that arrive faster than they are decoded no longer add to the peak (benchmarks/README.md,
+    "Fourth pass"). The file has no name (it is gone when closed, or when the process dies) and holds metric
+    values only."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     try:
         for block in response.iter_bytes():
