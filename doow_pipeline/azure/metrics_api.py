@@ -697,10 +697,12 @@ def read_answer(call: str, status: int, text: str, parse: Any) -> list[MetricRes
     return results
 
 
-def _read_whole(response: Any) -> None:
+@contextmanager
+def _asked_again_if_dropped() -> Iterator[None]:
+    """A connection that drops mid-answer raises what `_batch_window` asks again on (ServiceResponseError)."""
     try:
-        response.read()
-    except IncompleteReadError as exc:  # the connection dropped mid-answer: asked again
+        yield
+    except IncompleteReadError as exc:
         raise ServiceResponseError(str(exc), error=exc) from exc
 
 
@@ -712,11 +714,9 @@ def _spooled_body(response: Any) -> IO[bytes]:
     values only."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     try:
-        for block in response.iter_bytes():
-            spool.write(block)
-    except IncompleteReadError as exc:  # the connection dropped mid-answer: asked again
-        spool.close()
-        raise ServiceResponseError(str(exc), error=exc) from exc
+        with _asked_again_if_dropped():
+            for block in response.iter_bytes():
+                spool.write(block)
     except BaseException:
         spool.close()
         raise
@@ -873,7 +873,8 @@ class MetricsReader:
             response = client.send_request(request, stream=True)
             try:
                 if response.status_code >= 400:  # an error's body is small: read as the SDK reads it
-                    _read_whole(response)
+                    with _asked_again_if_dropped():
+                        response.read()
                     if response.status_code in (401, 403):
                         text = response.text()
                         raise BatchRefused(response.status_code, wire_error_code(text), one_line(text, 300))
@@ -889,7 +890,7 @@ class MetricsReader:
             if results is not None:
                 return results
             text = _decoded(body, response.encoding)
-            del body
+            del body  # the reference parser reads the text: not both alive while it does
         # Named as the SDK names a call whose body it cannot decode (the caller's message names subscription and
         # region): the answer is decoded here now, the SDK no longer sees it.
         return read_answer(

@@ -1,12 +1,12 @@
 """The C allocator's settings for a sync: freed answers go back to the system instead of staying in per-thread pools.
 
-Each extraction thread reads whole getBatch answers (~10 MB of text each) and decodes them through pyarrow's
-system pool, so both go through glibc's malloc. glibc gives threads arenas of their own (up to 8 per core) and,
-once a large block has been freed, raises its mmap threshold to that size (up to 32 MiB), so later answers came
-from the arenas' heaps and stayed there when freed: every extraction thread's arena ended up holding an answer's
-worth of memory. Measured on the 1,000-account backfill (`benchmarks/README.md`, "Fourth pass"): peak 765-788 MiB
-with glibc's defaults, 518-553 MiB with two arenas, 517-535 MiB with a fixed 1 MiB mmap threshold, 495 MiB
-with both, flat across connections.
+Each extraction thread reads whole getBatch answers (15-30 MiB of text for 50 accounts x 90 days) and decodes
+them through pyarrow's system pool, so both go through glibc's malloc. glibc gives threads arenas of their own (up
+to 8 per core) and, once a large block has been freed, raises its mmap threshold to that size (up to 32 MiB), so
+later answers came from the arenas' heaps and stayed there when freed: every extraction thread's arena ended up
+holding an answer's worth of memory. Measured on the 1,000-account backfill (`benchmarks/README.md`, "Fourth
+pass"): peak 765-788 MiB with glibc's defaults, 518-553 MiB with two arenas, 517-535 MiB with a fixed 1 MiB mmap
+threshold, 495 MiB with both, flat across connections.
 
 `mallopt` changes the process's allocator from then on (arenas already made stay), so `tune_allocator` runs
 before a sync starts its threads. Each setting has an environment variable of glibc's own (`MALLOC_ARENA_MAX`,

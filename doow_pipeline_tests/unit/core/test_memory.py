@@ -29,10 +29,9 @@ PROBE = textwrap.dedent(
     barrier = threading.Barrier(8)
 
     def allocate():
-        blocks = []
-        for _ in range(200):
-            blocks.append(libc.malloc(4096))
-            barrier.wait() if len(blocks) == 1 else None
+        blocks = [libc.malloc(4096)]
+        barrier.wait()  # every thread holds memory at once, so none can reuse another's arena
+        blocks += [libc.malloc(4096) for _ in range(199)]
         for block in blocks:
             libc.free(block)
 
