@@ -39,7 +39,7 @@ from typing import IO, Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.json as pa_json
-from azure.core.exceptions import IncompleteReadError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.core.rest import HttpRequest
 
 from ..core import json_read
@@ -698,11 +698,15 @@ def read_answer(call: str, status: int, text: str, parse: Any) -> list[MetricRes
 
 
 @contextmanager
-def _asked_again_if_dropped() -> Iterator[None]:
-    """A connection that drops mid-answer raises what `_batch_window` asks again on (ServiceResponseError)."""
+def dropped_body_asked_again() -> Iterator[None]:
+    """A connection that drops while an answer's body is read raises what `_batch_window` asks again on
+    (ServiceResponseError). azure-core's requests transport names the drop `IncompleteReadError` when the body
+    ended before its Content-Length, and a plain `HttpResponseError` ("Unable to stream download") when the read
+    broke otherwise (a reset while bytes were still unread, say): the status line had arrived by then, so neither
+    is Azure's answer, and asking again is safe (a getBatch POST only reads)."""
     try:
         yield
-    except IncompleteReadError as exc:
+    except HttpResponseError as exc:  # IncompleteReadError and DecodeError are HttpResponseErrors
         raise ServiceResponseError(str(exc), error=exc) from exc
 
 
@@ -714,7 +718,7 @@ def _spooled_body(response: Any) -> IO[bytes]:
     values only."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     try:
-        with _asked_again_if_dropped():
+        with dropped_body_asked_again():
             for block in response.iter_bytes():
                 spool.write(block)
     except BaseException:
@@ -873,7 +877,7 @@ class MetricsReader:
             response = client.send_request(request, stream=True)
             try:
                 if response.status_code >= 400:  # an error's body is small: read as the SDK reads it
-                    with _asked_again_if_dropped():
+                    with dropped_body_asked_again():
                         response.read()
                     if response.status_code in (401, 403):
                         text = response.text()

@@ -118,6 +118,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     validate_kind: str | None = None
     reset: bool = False
+    truncate: bool = False  # the connection closes after half the body (a fault)
 
 
 @dataclass
@@ -225,6 +226,7 @@ class EmulatorApp:
             response = Response(exc.status, {"code": exc.code, "message": exc.message})
         for key, value in ctx.headers.items():
             response.headers.setdefault(key, value)
+        response.truncate = fault is not None and fault.action == "truncate"
         return response
 
     def fault_response(self, fault, ctx: Context) -> Response:
@@ -1055,7 +1057,7 @@ class EmulatorApp:
             "method": req.method,
             "path": self.redact(req.path),
             "query": query,
-            "status": "reset" if response.reset else response.status,
+            "status": "reset" if response.reset else "truncated" if response.truncate else response.status,
             "kind": ctx.kind,
             "principal": ctx.principal,
             "tenant": ctx.tenant,

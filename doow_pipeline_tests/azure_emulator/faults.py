@@ -1,6 +1,6 @@
 """Fault injection (control API `POST /_emulator/faults`).
 
-A fault: {"match": KIND or path regex, "action": {"status": N} | "reset" | {"delay": S},
+A fault: {"match": KIND or path regex, "action": {"status": N} | "reset" | "truncate" | {"delay": S},
           "probability": p | "nth": [1, 2], "times": k, "retry_after": s, "body": {...}, "method": "GET"}
 - match: an endpoint kind (token, openid, subscriptions, resource_groups, accounts, account, deployments,
   definitions, metrics, batch, write; "arm" = every ARM kind; "*" = everything) or else a regular
@@ -10,6 +10,8 @@ A fault: {"match": KIND or path regex, "action": {"status": N} | "reset" | {"del
 - status: answer with that status (Azure-shaped default body per endpoint; `body` overrides it, `body_text`
   overrides it with raw text served as is, e.g. truncated JSON) and
   `Retry-After: retry_after` when given. reset: close the TCP connection without answering.
+  truncate: answer normally, but close the connection after half the body (its Content-Length announces all
+  of it): a connection dropped mid-answer, which a client sees as an incomplete read.
   delay: sleep S seconds, then serve normally (a stall).
 """
 
@@ -42,7 +44,7 @@ class FaultSpecError(ValueError):
 class Fault:
     index: int
     match: str
-    action: str  # status | reset | delay
+    action: str  # status | reset | truncate | delay
     status: int | None = None
     delay: float = 0.0
     probability: float | None = None
@@ -85,6 +87,8 @@ def parse_fault(raw: dict, index: int, seed: int) -> Fault:
     fault = Fault(index=index, match=match, action="status")
     if action == "reset" or (isinstance(action, dict) and action.get("reset")):
         fault.action = "reset"
+    elif action == "truncate":
+        fault.action = "truncate"
     elif isinstance(action, dict) and "status" in action:
         fault.status = int(action["status"])
         if not 100 <= fault.status <= 599:
@@ -95,7 +99,9 @@ def parse_fault(raw: dict, index: int, seed: int) -> Fault:
     elif isinstance(action, int):
         fault.status = action
     else:
-        raise FaultSpecError(f'fault {index}: \'action\' must be {{"status": N}}, "reset" or {{"delay": S}}')
+        raise FaultSpecError(
+            f'fault {index}: \'action\' must be {{"status": N}}, "reset", "truncate" or {{"delay": S}}'
+        )
     if "probability" in raw and raw["probability"] is not None:
         fault.probability = float(raw["probability"])
     if "nth" in raw and raw["nth"] is not None:

@@ -171,5 +171,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         if payload and self.command != "HEAD":
-            self.wfile.write(payload)
+            self.wfile.write(payload[: len(payload) // 2] if response.truncate else payload)
         self.wfile.flush()
+        if response.truncate:
+            self.reset_connection()

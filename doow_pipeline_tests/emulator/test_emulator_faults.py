@@ -138,6 +138,18 @@ def test_connection_reset_is_retried_by_the_sdk(fresh, cred):
         list(failing.metric_definitions.list(WEU))
 
 
+def test_truncate_drops_the_connection_mid_body(fresh, cred):
+    [fault] = fresh.add_faults([{"match": "batch", "action": "truncate", "nth": [1]}])
+    client = fresh.metrics_client(cred, "westeurope", retry_total=0)
+    from azure.core.exceptions import IncompleteReadError
+
+    # azure-core reads the body inside its pipeline and names a body cut short by the peer.
+    with pytest.raises(IncompleteReadError):
+        client.query_resources(resource_ids=[WEU], metric_namespace=NS, metric_names=["InputTokens"])
+    assert client.query_resources(resource_ids=[WEU], metric_namespace=NS, metric_names=["InputTokens"])
+    assert [(r["status"], r.get("fault")) for r in fresh.requests("batch")] == [("truncated", fault), (200, None)]
+
+
 def test_delay_stalls_and_regex_faults_with_custom_body(fresh, cred):
     fresh.add_faults(
         [

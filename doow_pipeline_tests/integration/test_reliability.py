@@ -63,7 +63,9 @@ FAULTS = {
     "arm_503_definitions": [{"match": "definitions", "action": {"status": 503}, "nth": [1, 3]}],
     "accounts_502": [{"match": "accounts", "action": {"status": 502}, "nth": [1]}],
     "batch_connection_reset": [{"match": "batch", "action": "reset", "nth": [1, 2]}],
+    "batch_answer_cut_off": [{"match": "batch", "action": "truncate", "nth": [1, 2]}],
     "arm_connection_reset": [{"match": "metrics", "action": "reset", "nth": [1]}],
+    "arm_answer_cut_off": [{"match": "metrics", "action": "truncate", "nth": [1]}],
     "token_endpoint_reset": [{"match": "token", "action": "reset", "nth": [1]}],
     "stall": [{"match": "batch", "action": {"delay": 2}, "nth": [1]}],
     "expired_token_on_batch": [
@@ -129,8 +131,10 @@ def test_fault_ends_with_the_fault_free_tables(name, tmp_path, emulator, environ
     emulator.add_faults(FAULTS[name])
     try:
         reports = sync_range(config, FIRST, LAST)
+        fired = {f["index"]: f["fired"] for f in emulator.faults()}
     finally:
         emulator.clear_faults()
+    assert all(fired.values()), f"a fault never fired, so the run proves nothing (fault -> times fired): {fired}"
     failed = [r for r in reports if not r.success]
     if name.startswith("persistent"):
         assert failed, "a persistent fault must fail the run"
