@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -30,6 +29,7 @@ from ..core.metrics import (
     oldest_syncable_day,
 )
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
+from ..core.workers import worker_pool
 from .extract import BATCH_MAX_RESOURCES, CONVERSION_SLOTS, MetricsPath
 from .metric_definitions import AccountPlan, ActivityKind, ActivityQuery
 from .metrics_api import AnswerSlots, MetricResult, MetricsReader, TimeWindow, rows_of
@@ -187,7 +187,7 @@ class _ActivityExtractor:
         ):
             ids.sort(key=str.lower)
             chunks += [(query, ids[i : i + BATCH_MAX_RESOURCES]) for i in range(0, len(ids), BATCH_MAX_RESOURCES)]
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="doow-activity") as pool:
+        with worker_pool(self.concurrency, "doow-activity") as pool:
             for future in [pool.submit(self._chunk_task, query, ids) for query, ids in chunks]:
                 future.result()
         self.result.calls = self.reader.calls - calls_before

@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -29,6 +28,7 @@ from ..core.clock import day_start, days_between
 from ..core.events import Level, SyncEvent
 from ..core.metrics import METRIC_FAMILY, POINT_SCHEMA, RETENTION_DAYS, oldest_syncable_day
 from ..core.problems import UNREADABLE_CODES, AzureError, ExtractionError, ProblemCode
+from ..core.workers import worker_pool
 from .metric_definitions import AccountPlan, FamilyQuery
 from .metrics_api import AnswerSlots, BatchRefused, MetricResult, MetricsReader, TimeWindow, rows_of
 
@@ -413,7 +413,7 @@ class _Extractor:
     def run(self) -> Extraction:
         calls_before = Counter(self.reader.calls)
         chunks = self._chunks()
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="doow-extract") as pool:
+        with worker_pool(self.concurrency, "doow-extract") as pool:
             # The first chunk of each subscription decides its path (batch or per-resource) for the whole sync.
             probes = [pool.submit(self._chunk_task, sub, *items[0]) for sub, items in chunks.items()]
             for future in probes:

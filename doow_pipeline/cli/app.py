@@ -1,12 +1,14 @@
 """The `doow-azure` command: the typer app, its global options, and one module per command.
 
-Exit codes: 0 ok, 1 a finding or failure, 2 usage error (bad arguments or configuration). No traceback
-reaches a user without --verbose: an unexpected error is reported in one line, scrubbed of secrets.
+Exit codes: 0 ok, 1 a finding or failure, 2 usage error (bad arguments or configuration), 130 interrupted
+(Ctrl-C, or SIGTERM, which ends a command the same way). No traceback reaches a user without --verbose: an
+unexpected error is reported in one line, scrubbed of secrets.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from datetime import datetime
 from typing import Annotated
@@ -15,7 +17,7 @@ import typer
 
 from ..core.clock import parse_utc
 from . import connect, cost, disconnect, doctor, status, sync
-from .output import EXIT_FAILURE, EXIT_USAGE, Output
+from .output import EXIT_FAILURE, EXIT_INTERRUPTED, Output
 from .project import CliState
 
 app = typer.Typer(
@@ -63,13 +65,16 @@ app.add_typer(cost.export_app, name="export")
 
 def main() -> None:
     verbose = any(arg in ("--verbose", "-v") for arg in sys.argv[1:])
+    # A scheduler's stop (systemd, Kubernetes, `timeout`) ends a command as Ctrl-C does: finally blocks run, so
+    # staged answers and temporary folders go and an open write rolls back (Dagster maps SIGTERM the same way).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app(standalone_mode=True)
     except SystemExit:
         raise
     except KeyboardInterrupt:
         Output().error("interrupted")
-        sys.exit(EXIT_USAGE)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # the last resort: a bug or an unforeseen failure, said in one line
         if verbose:
             raise

@@ -23,11 +23,11 @@ from rich.table import Table
 from ..azure.discovery import Subscription
 from ..config import Connection, Endpoints, ProjectConfig, config_path, export_env_file, load_config, secret_env_name
 from ..core.metrics import oldest_syncable_day
-from ..core.problems import ConfigError, ConnectionFileError, DoowError
+from ..core.problems import ConfigError, ConnectionFileError, DoowError, SyncInterrupted
 from ..core.scope import Account
 from ..services.verify import ConnectionVerifier, StepResult
 from . import files
-from .output import EXIT_FAILURE, EXIT_OK, Output, configure_logging, new_table, usage_table
+from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Output, configure_logging, new_table, usage_table
 from .project import clock
 from .sync import usage_summary
 
@@ -400,6 +400,10 @@ def connect(
     if initial_sync_days:
         try:
             ok = _run_initial_sync(ctx, output, config_file, connection, secret, initial_sync_days)
+        except SyncInterrupted as stop:
+            output.error(str(stop))
+            output.line(f"The connection is saved; run `doow-azure sync -c {name}` to finish.", stderr=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except (DoowError, OSError, duckdb.Error) as exc:
             output.error(f"initial sync failed: {type(exc).__name__}: {output.scrub(str(exc))[:500]}")
             ok = False

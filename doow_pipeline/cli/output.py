@@ -19,6 +19,7 @@ from rich.text import Text
 from ..core.secrets import install_log_scrubber, register, scrub
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as typer exits on Ctrl-C
 SPARK = "▁▂▃▄▅▆▇█"
 
 

@@ -11,10 +11,10 @@ import typer
 
 from ..config import ProjectConfig
 from ..core.metrics import RETENTION_DAYS, oldest_syncable_day
-from ..core.problems import WarehouseError
+from ..core.problems import SyncInterrupted, WarehouseError
 from ..warehouse import queries
 from ..warehouse.database import connect
-from .output import EXIT_FAILURE, EXIT_OK, Output, configure_logging, usage_table
+from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Output, configure_logging, usage_table
 from .project import clock, configured_secrets, connection_or_exit, load_project, parse_day, warn_if_env_readable
 
 
@@ -95,9 +95,13 @@ def sync(
         output.line(f"note: {skipped}", "yellow", stderr=True)
     # Without --verbose, a failed step is reported in one line (below) with its cause and fix: Dagster's own
     # console log would add the full Dagster and MSAL stack traces.
-    reports = sync_range(
-        config, first_day, last_day, connection, on_progress=progress, log_level="DEBUG" if verbose else "CRITICAL"
-    )
+    try:
+        reports = sync_range(
+            config, first_day, last_day, connection, on_progress=progress, log_level="DEBUG" if verbose else "CRITICAL"
+        )
+    except SyncInterrupted as stop:
+        output.error(str(stop))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     try:
         summary = usage_summary(config, first_day, last_day)
     except (WarehouseError, duckdb.Error) as exc:

@@ -160,5 +160,18 @@ class ExtractionError(DoowError):
         self.resource_ids = resource_ids
 
 
+class SyncInterrupted(DoowError):
+    """Ctrl-C or SIGTERM during a sync: the run in progress (`job`) ended there, recorded as failed, and no later run
+    started."""
+
+    def __init__(self, job: str):
+        self.job = job
+        super().__init__(
+            f"interrupted during {job}: it ended there and no later run started. Days landed before the stop are "
+            "whole, and a write that did not finish left the warehouse as it was; sync the same range again to "
+            "finish"
+        )
+
+
 class WarehouseError(DoowError):
     """The DuckDB warehouse or the landing zone cannot be read or written; the message says what to do."""

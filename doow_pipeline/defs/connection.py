@@ -30,7 +30,7 @@ import dagster as dg
 from ..config import Connection, ProjectConfig
 from ..core.checks import CONNECTION_CHECKS
 from ..services.fetch import SyncOutcome, connection_checks, fetch_connection
-from .common import GROUP, OWNERS, check_result, check_spec, markdown_table, partition_days
+from .common import GROUP, INTERRUPTED, OWNERS, check_result, check_spec, markdown_table, partition_days
 from .resources import AzureConnectionResource, SyncSettingsResource, WarehouseResource
 
 
@@ -141,18 +141,28 @@ def connection_defs(
         days = partition_days(context)
         last_attempt = context.retry_number >= max_retries
         context.log.info(f"fetching connection {connection.name} for {days[0]}..{days[-1]} ({len(days)} day(s))")
-        with azure.session() as session:
-            outcome = fetch_connection(
-                session,
-                azure.connection(),
-                sync_settings.settings(),
-                warehouse.landing_zone(),
-                days[0],
-                days[-1],
-                sync_settings.clock.now(),
-                log=context.log,
-                record_extraction_failure=last_attempt,
-            )
+        try:
+            with azure.session() as session:
+                outcome = fetch_connection(
+                    session,
+                    azure.connection(),
+                    sync_settings.settings(),
+                    warehouse.landing_zone(),
+                    days[0],
+                    days[-1],
+                    sync_settings.clock.now(),
+                    log=context.log,
+                    record_extraction_failure=last_attempt,
+                )
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
+            # Dagster retries a step interrupted under a retry policy (dagster/_core/execution/plan/utils.py,
+            # op_execution_error_boundary), so Ctrl-C or a stop would restart the fetch after the retry delay: a
+            # stop asked for is not a transient failure, the step ends now.
+            raise dg.Failure(
+                f"{INTERRUPTED}: the days landed before the stop are whole, the others keep their previous data; "
+                "sync the same range again to finish",
+                allow_retries=False,
+            ) from exc
         tokens = outcome.total_tokens_per_day()
         for day in days:
             context.add_asset_metadata(_day_metadata(outcome, day, tokens), partition_key=day.isoformat())

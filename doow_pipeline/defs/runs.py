@@ -14,7 +14,11 @@ in workspace.yaml and then executed in this process, exactly as `execute_in_proc
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -26,13 +30,15 @@ from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
 from dagster._core.events import StepMaterializationData
 from dagster._core.execution.api import execute_run
+from dagster._core.execution.plan.objects import ErrorSource
 from dagster._core.remote_origin import CodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from ..config import ProjectConfig
 from ..core.checks import CREDENTIALS
-from ..core.problems import DoowError
+from ..core.problems import DoowError, SyncInterrupted
 from ..warehouse.analyst import ANALYST_COPY_ERROR
+from .common import INTERRUPTED
 from .connection import fetch_job_name
 from .jobs import COST_JOB, WRITE_JOB
 from .project import build_definitions
@@ -57,6 +63,37 @@ class RunReport:
     @property
     def failed_checks(self) -> list[CheckReport]:
         return [c for c in self.checks if not c.passed]
+
+
+@contextmanager
+def _stop_signals() -> Iterator[Callable[[], bool]]:
+    """Whether SIGINT or SIGTERM arrived since entering. Inside a run Dagster's own handler takes them (it ends the
+    step, dagster/_utils/interrupts.py), so they never reach the caller as KeyboardInterrupt; the interpreter's
+    wakeup fd receives the number of every signal, whichever Python handler is installed. Off the main thread
+    (where signals are not handled) nothing is watched."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    seen: set[int] = set()
+
+    def arrived() -> bool:
+        try:
+            while data := reader.recv(256):
+                seen.update(data)
+        except BlockingIOError:
+            pass  # nothing more to read
+        return bool(seen & {signal.SIGINT, signal.SIGTERM})
+
+    try:
+        yield arrived
+    finally:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
 
 
 def instance() -> dg.DagsterInstance:
@@ -144,6 +181,9 @@ def _report(job: str, success: bool, events: list[dg.DagsterEvent]) -> RunReport
             report.failure = (
                 user.description
                 if user and user.description
+                # The error chain of an interrupted step ends in whatever the step was waiting on (a held lock, say).
+                else INTERRUPTED
+                if data.error_source is ErrorSource.INTERRUPT
                 else _failure_text(data.error)
                 if data.error
                 else "the step failed"
@@ -160,7 +200,8 @@ def sync_range(
     log_level: str = "WARNING",
 ) -> list[RunReport]:
     """Runs the fetch job of each connection, then the writer; Dagster's console log at `log_level`
-    (events are recorded in the instance whatever the level)."""
+    (events are recorded in the instance whatever the level). Ctrl-C or SIGTERM ends the run in progress and
+    raises SyncInterrupted after it: no later run starts."""
     definitions = build_definitions(config)
     names = connections or [c.name for c in config.connections]
     tags = {
@@ -168,7 +209,7 @@ def sync_range(
         "dagster/asset_partition_range_end": last_day.isoformat(),
     }
     reports = []
-    with instance() as dagster_instance:
+    with instance() as dagster_instance, _stop_signals() as stop_requested:
         for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB, COST_JOB]:
             if on_progress:
                 on_progress(job_name, None)
@@ -179,4 +220,6 @@ def sync_range(
             reports.append(_report(job_name, success, events))
             if on_progress:
                 on_progress(job_name, reports[-1])
+            if stop_requested():
+                raise SyncInterrupted(job_name)
     return reports

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from ..azure.session import AzureSession
 from ..core.events import Level, SyncEvent
 from ..core.problems import UNREADABLE_CODES, AzureError, Problem
 from ..core.scope import Account
+from ..core.workers import worker_pool
 from ..warehouse.landing import CorruptLandingFile, Landing
 
 FORMAT_VERSION = 1
@@ -148,7 +148,7 @@ class DefinitionsStore:
     def plan_all(
         self, session: AzureSession, accounts: list[Account], concurrency: int, *, refresh: bool = False
     ) -> list[AccountPlan | Problem]:
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="doow-definitions") as pool:
+        with worker_pool(concurrency, "doow-definitions") as pool:
             return list(pool.map(lambda account: self.plan(session, account, refresh=refresh), accounts))
 
     def forget(self, resource_ids: Iterable[str]) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from doow_pipeline.config import load_config
 from doow_pipeline.defs.runs import sync_range
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
+from doow_pipeline_tests.azure_emulator.harness import wait_until
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
 from doow_pipeline_tests.demo import MAIN_PRINCIPAL, PROD, RESEARCH
 from doow_pipeline_tests.project import ConnectionSpec, secret_env_name, write_project
@@ -157,5 +159,79 @@ def test_kill_9_during_syncs_then_rerun_gives_the_fault_free_tables(tmp_path, em
             process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert table_hashes(config.warehouse_path) == baseline
+
+
+def _run_started(dagster_home: Path, job: str) -> bool:
+    """Whether `job`'s run has begun its first step (read from the instance, as the UI reads it)."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:
+            runs = [r for r in instance.get_runs() if r.job_name == job]
+            return bool(runs) and bool(
+                instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START).records
+            )
+    finally:
+        del os.environ["DAGSTER_HOME"]
+
+
+@pytest.mark.parametrize(
+    ("stop", "during"), [(signal.SIGTERM, "fetch_prod"), (signal.SIGINT, "azure_openai_write_usage")]
+)
+def test_a_stop_ends_the_sync_at_once_and_a_rerun_heals(stop, during, tmp_path, emulator, environment, baseline):
+    """Ctrl-C or SIGTERM (a scheduler's timeout) ends `doow-azure sync` in the run it reached: the fetch step is not
+    retried (Dagster retries an interrupted step under a retry policy), no later run starts, nothing is left behind
+    in TMPDIR or the staging area, and a plain rerun gives the fault-free tables."""
+    config = project(tmp_path, emulator)
+    scratch, home = tmp_path / "tmpdir", tmp_path / "dagster-home"
+    scratch.mkdir()
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DOOW_CONNECTIONS": str(config.path), "TMPDIR": str(scratch)}
+    if during != "fetch_prod":
+        env["DAGSTER_HOME"] = str(home)  # the runs are recorded: the writer's must end as failed
+    command = [sys.executable, "-m", "doow_pipeline.cli", "sync", "--from", str(FIRST), "--to", str(LAST)]
+    emulator.clear_faults()
+    held = None
+    if during == "fetch_prod":
+        # The first getBatch call is held 3 s: the signal comes while it is in flight (the fault fires on arrival).
+        emulator.add_faults([{"match": "batch", "action": {"delay": 3}, "nth": [1]}])
+    else:
+        config.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+        held = duckdb.connect(str(config.warehouse_path))  # the writer waits for this lock
+    try:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if during == "fetch_prod":
+            reached = wait_until(lambda: emulator.faults()[0]["fired"] == 1, timeout=120)
+        else:
+            reached = wait_until(lambda: _run_started(home, during), timeout=120, interval=0.2)
+        assert reached, f"the sync never reached {during}"
+        process.send_signal(stop)
+        _out, err = process.communicate(timeout=120)
+    finally:
+        emulator.clear_faults()
+        if held is not None:
+            held.close()
+    assert process.returncode == 130, err[-2000:]
+    assert f"interrupted during {during}" in err and "Traceback" not in err, err[-2000:]
+    later = ["fetch_research", "azure_openai_cost"] if during == "fetch_prod" else ["azure_openai_cost"]
+    assert not any(f"{job}: running" in err for job in later), err[-2000:]
+    assert list(scratch.iterdir()) == [], "a stopped sync left temporary files behind"
+    staging = config.landing_dir / "staging"
+    assert not list(staging.glob("connection=*/run=*")), "a stopped sync left its staging behind"
+    if during != "fetch_prod":
+        os.environ["DAGSTER_HOME"] = str(home)
+        try:
+            import dagster as dg
+
+            with dg.DagsterInstance.get() as instance:
+                statuses = {r.job_name: r.status for r in instance.get_runs()}
+        finally:
+            del os.environ["DAGSTER_HOME"]
+        assert statuses[during] == dg.DagsterRunStatus.FAILURE and "azure_openai_cost" not in statuses, statuses
+    result = subprocess.run(command, env={**env, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert table_hashes(config.warehouse_path) == baseline
