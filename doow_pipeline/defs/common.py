@@ -15,7 +15,7 @@ from ..warehouse.analyst import Publication
 GROUP = "azure_openai"
 OWNERS = ["team:data-platform"]
 DUCKDB_POOL = "duckdb"
-INTERRUPTED = "interrupted (Ctrl-C, a stop signal or Terminate)"  # a step that ended because a stop was asked for
+INTERRUPTED = "interrupted (Ctrl-C or a stop signal)"  # a step that ended because a stop was asked for
 
 _SEVERITY = {Severity.ERROR: dg.AssetCheckSeverity.ERROR, Severity.WARN: dg.AssetCheckSeverity.WARN}
 
