@@ -77,8 +77,9 @@ class _ActivityExtractor:
     ):
         self.reader = reader
         self.sink = sink
-        # Shared with the reader (see extract._Extractor): a slot taken before decoding, given back once staged.
-        self.slots = reader.slots = AnswerSlots(CONVERSION_SLOTS)
+        # Handed to the reader with each batch call (see extract._Extractor): taken before decoding, given back once
+        # staged.
+        self.slots = AnswerSlots(CONVERSION_SLOTS)
         self.plans = {p.account.resource_id.lower(): p for p in plans}
         self.start, self.end = start, end
         self.top = top
@@ -96,7 +97,7 @@ class _ActivityExtractor:
         metric_query = query.metric_query(self.top, deployment=deployment)
         if self.paths.get(account.subscription_id) == MetricsPath.PER_RESOURCE:
             return self.reader.per_resource(account, metric_query, window)
-        return self.reader.batch(account.subscription_id, account.location, metric_query, ids, window)
+        return self.reader.batch(account.subscription_id, account.location, metric_query, ids, window, self.slots)
 
     def _keep(self, results: list[MetricResult], query: ActivityQuery) -> list[str]:
         """Keeps good results; returns the resource ids whose result reached `top`."""

@@ -187,9 +187,9 @@ class _Extractor:
         self.top = top
         self.concurrency = concurrency
         self.sink = sink
-        # Shared with the reader: it takes a thread's slot before decoding an answer, _accept gives it back once
-        # the answer's points are staged.
-        self.slots = reader.slots = AnswerSlots(CONVERSION_SLOTS)
+        # Handed to the reader with each batch call: it takes a thread's slot before decoding an answer, _accept
+        # gives it back once the answer's points are staged.
+        self.slots = AnswerSlots(CONVERSION_SLOTS)
         self.result = Extraction(points=pl.DataFrame(schema=POINT_SCHEMA))
         self.lock = threading.Lock()
 
@@ -213,6 +213,7 @@ class _Extractor:
             query.metric_query(top or self.top, deployment=deployment, split=split),
             plan_ids,
             self.window,
+            self.slots,
         )
 
     def _per_resource(

@@ -770,14 +770,11 @@ class AnswerSlots:
 
 
 class MetricsReader:
-    """Reads metrics for one session; `calls` counts every call made, by kind ("batch" / "per_resource").
-    `slots`, when a caller that consumes answers as they arrive sets them, bound the decoded batch answers held
-    at once (see AnswerSlots)."""
+    """Reads metrics for one session; `calls` counts every call made, by kind ("batch" / "per_resource")."""
 
     def __init__(self, session: AzureSession):
         self.session = session
         self.calls: Counter[str] = Counter()
-        self.slots: AnswerSlots | None = None
         self._lock = threading.Lock()
 
     def _count(self, kind: str) -> None:
@@ -786,13 +783,27 @@ class MetricsReader:
 
     # ---- batch ---------------------------------------------------------------------------------------------
     def batch(
-        self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str], window: TimeWindow
+        self,
+        subscription: str,
+        region: str,
+        query: MetricQuery,
+        resource_ids: list[str],
+        window: TimeWindow,
+        slots: AnswerSlots | None = None,
     ) -> list[MetricResult]:
-        """getBatch over `window`, asked again for whatever the answers leave out (see `cover_window`)."""
-        return cover_window(lambda w: self._batch_window(subscription, region, query, resource_ids, w), window)
+        """getBatch over `window`, asked again for whatever the answers leave out (see `cover_window`). `slots`, from
+        a caller that consumes answers as they arrive: the thread takes one before it decodes an answer, and the
+        caller gives it back once it has used the results (see AnswerSlots)."""
+        return cover_window(lambda w: self._batch_window(subscription, region, query, resource_ids, w, slots), window)
 
     def _batch_window(
-        self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str], window: TimeWindow
+        self,
+        subscription: str,
+        region: str,
+        query: MetricQuery,
+        resource_ids: list[str],
+        window: TimeWindow,
+        slots: AnswerSlots | None,
     ) -> list[MetricResult]:
         """A getBatch call, repeated while its answer is partial. A refusal is asked once more with a fresh
         token, then raised (BatchRefused). Persistent per-metric errors are returned (the caller reports
@@ -803,7 +814,7 @@ class MetricsReader:
         while True:
             attempt += 1
             try:
-                results = self._batch_once(subscription, region, query, resource_ids, window, fresh)
+                results = self._batch_once(subscription, region, query, resource_ids, window, slots, fresh)
             except ServiceResponseError as exc:  # the connection dropped mid-answer
                 if attempt >= PARTIAL_ATTEMPTS:
                     raise ExtractionError(
@@ -850,6 +861,7 @@ class MetricsReader:
         query: MetricQuery,
         resource_ids: list[str],
         window: TimeWindow,
+        slots: AnswerSlots | None,
         fresh: bool = False,
     ) -> list[MetricResult]:
         params = {
@@ -887,8 +899,8 @@ class MetricsReader:
             finally:
                 response.close()
             with spool:
-                if self.slots is not None:
-                    self.slots.take()
+                if slots is not None:
+                    slots.take()
                 body = spool.read()
             results = parse_batch_columns(body)
             if results is not None:

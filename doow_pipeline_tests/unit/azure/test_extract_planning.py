@@ -64,7 +64,13 @@ class FakeReader:
         return results
 
     def batch(
-        self, subscription: str, region: str, query: MetricQuery, resource_ids: list[str], window: TimeWindow
+        self,
+        subscription: str,
+        region: str,
+        query: MetricQuery,
+        resource_ids: list[str],
+        window: TimeWindow,
+        slots: object = None,
     ) -> list[MetricResult]:
         self.calls["batch"] += 1
         if subscription in self.refuse_batch:
