@@ -191,22 +191,32 @@ def _write_piece(days: Iterator[pa.RecordBatch], path: str) -> None:
             writer.write_batch(batch)
 
 
-def _day_batches(frame: pl.DataFrame, days: list[date]) -> Iterator[pa.RecordBatch]:
+@dataclass(frozen=True)
+class _DaySlices:
+    days: list[date]  # the UTC days of the batches, in their order
+    batches: Iterator[pa.RecordBatch]  # one per day, made as they are read
+
+
+def _day_slices(frame: pl.DataFrame) -> _DaySlices:
     """The frame's rows as one record batch per UTC day of their `timestamp` (rows keep their order within a
-    day), appending each day to `days` as its batch is made. Sorted by day and handed to Arrow once without a
-    copy (polars' string views), then each day's slice copied to plain strings as it is written: a conversion
-    per day cost more CPU, and converting the whole answer at once held a third copy of it. (Slices of string
-    views would each write the whole answer's string buffers.)"""
+    day). Sorted by day and handed to Arrow once without a copy (polars' string views), then each day's slice
+    copied to plain strings as it is written: a conversion per day cost more CPU, and converting the whole answer
+    at once held a third copy of it. (Slices of string views would each write the whole answer's string
+    buffers.)"""
     by_day = frame.with_columns(pl.col("timestamp").dt.date().alias("_day")).sort("_day", maintain_order=True)
     runs = by_day["_day"].rle()
     whole = by_day.drop("_day").to_arrow(compat_level=pl.CompatLevel.newest()).combine_chunks().to_batches()[0]
     del by_day
     plain = pa.schema([pa.field(f.name, pa.large_string()) if f.type == pa.string_view() else f for f in whole.schema])
-    offset = 0
-    for day, length in zip(runs.struct.field("value"), runs.struct.field("len"), strict=True):
-        days.append(day)
-        yield whole.slice(offset, length).cast(plain)
-        offset += length
+    lengths: list[int] = runs.struct.field("len").to_list()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        offset = 0
+        for length in lengths:
+            yield whole.slice(offset, length).cast(plain)
+            offset += length
+
+    return _DaySlices(runs.struct.field("value").to_list(), batches())
 
 
 def _read_batches(batches: list[StagedBatch]) -> Iterator[pa.RecordBatch]:
@@ -509,10 +519,10 @@ class Landing:
         only, and a run that dies is not merged."""
         if frame.is_empty():
             return
-        days: list[date] = []
+        slices = _day_slices(frame)
         path = run.directory / kind / f"{run.next_piece():06d}.arrow"
-        _write_scratch(path, partial(_write_piece, _day_batches(frame, days)))
-        run.record(kind, path, days)
+        _write_scratch(path, partial(_write_piece, slices.batches))
+        run.record(kind, path, slices.days)
 
     def discard_staged(self, run: StagingRun, kind: str) -> None:
         """Drops what `run` staged of `kind` (an extraction asked again from the start stages everything again)."""
