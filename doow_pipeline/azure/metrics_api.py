@@ -769,6 +769,17 @@ class AnswerSlots:
             self.release()
 
 
+@dataclass(frozen=True)
+class _BatchAsk:
+    """What one getBatch call asks for, whatever window it covers."""
+
+    subscription: str
+    region: str
+    query: MetricQuery
+    resource_ids: list[str]
+    slots: AnswerSlots | None  # see MetricsReader.batch
+
+
 class MetricsReader:
     """Reads metrics for one session; `calls` counts every call made, by kind ("batch" / "per_resource")."""
 
@@ -794,27 +805,21 @@ class MetricsReader:
         """getBatch over `window`, asked again for whatever the answers leave out (see `cover_window`). `slots`, from
         a caller that consumes answers as they arrive: the thread takes one before it decodes an answer, and the
         caller gives it back once it has used the results (see AnswerSlots)."""
-        return cover_window(lambda w: self._batch_window(subscription, region, query, resource_ids, w, slots), window)
+        ask = _BatchAsk(subscription, region, query, resource_ids, slots)
+        return cover_window(lambda w: self._batch_window(ask, w), window)
 
-    def _batch_window(
-        self,
-        subscription: str,
-        region: str,
-        query: MetricQuery,
-        resource_ids: list[str],
-        window: TimeWindow,
-        slots: AnswerSlots | None,
-    ) -> list[MetricResult]:
+    def _batch_window(self, ask: _BatchAsk, window: TimeWindow) -> list[MetricResult]:
         """A getBatch call, repeated while its answer is partial. A refusal is asked once more with a fresh
         token, then raised (BatchRefused). Persistent per-metric errors are returned (the caller reports
         them); resources or metrics still missing raise ExtractionError."""
-        expected = {(rid.lower(), metric.lower()) for rid in resource_ids for metric in query.metric_names}
+        subscription, region = ask.subscription, ask.region
+        expected = {(rid.lower(), metric.lower()) for rid in ask.resource_ids for metric in ask.query.metric_names}
         fresh = False
         attempt = 0
         while True:
             attempt += 1
             try:
-                results = self._batch_once(subscription, region, query, resource_ids, window, slots, fresh)
+                results = self._batch_once(ask, window, fresh)
             except ServiceResponseError as exc:  # the connection dropped mid-answer
                 if attempt >= PARTIAL_ATTEMPTS:
                     raise ExtractionError(
@@ -854,16 +859,8 @@ class MetricsReader:
                 )
             return results
 
-    def _batch_once(
-        self,
-        subscription: str,
-        region: str,
-        query: MetricQuery,
-        resource_ids: list[str],
-        window: TimeWindow,
-        slots: AnswerSlots | None,
-        fresh: bool = False,
-    ) -> list[MetricResult]:
+    def _batch_once(self, ask: _BatchAsk, window: TimeWindow, fresh: bool = False) -> list[MetricResult]:
+        query = ask.query
         params = {
             "api-version": BATCH_API_VERSION,
             "metricnamespace": NAMESPACE,
@@ -879,12 +876,15 @@ class MetricsReader:
         if filter_:
             params["filter"] = filter_
         request = HttpRequest(
-            "POST", f"/subscriptions/{subscription}/metrics:getBatch", params=params, json={"resourceids": resource_ids}
+            "POST",
+            f"/subscriptions/{ask.subscription}/metrics:getBatch",
+            params=params,
+            json={"resourceids": ask.resource_ids},
         )
         self._count("batch")
-        endpoint = self.session.endpoints.metrics_template.format(region=region)
+        endpoint = self.session.endpoints.metrics_template.format(region=ask.region)
         with azure_errors(keep=(ServiceResponseError,), endpoint=endpoint):  # a dropped answer is asked again
-            client = self.session.renew_metrics(region) if fresh else self.session.metrics(region)
+            client = self.session.renew_metrics(ask.region) if fresh else self.session.metrics(ask.region)
             # Streamed: without it the SDK's ContentDecodePolicy parses every answer's JSON once more, for nothing.
             response = client.send_request(request, stream=True)
             try:
@@ -899,8 +899,8 @@ class MetricsReader:
             finally:
                 response.close()
             with spool:
-                if slots is not None:
-                    slots.take()
+                if ask.slots is not None:
+                    ask.slots.take()
                 body = spool.read()
             results = parse_batch_columns(body)
             if results is not None:
