@@ -214,9 +214,12 @@ def sync_range(
             if on_progress:
                 on_progress(job_name, None)
             job = definitions.resolve_job_def(job_name)
-            success, events = execute_with_origin(
-                job, dagster_instance, tags, {"loggers": {"console": {"config": {"log_level": log_level}}}}
-            )
+            try:
+                success, events = execute_with_origin(
+                    job, dagster_instance, tags, {"loggers": {"console": {"config": {"log_level": log_level}}}}
+                )
+            except KeyboardInterrupt:  # a stop outside Dagster's handling (while the run is created, say)
+                raise SyncInterrupted(job_name) from None
             reports.append(_report(job_name, success, events))
             if on_progress:
                 on_progress(job_name, reports[-1])
