@@ -211,10 +211,10 @@ def sync_range(
     reports = []
     with instance() as dagster_instance, _stop_signals() as stop_requested:
         for job_name in [fetch_job_name(n) for n in names] + [WRITE_JOB, COST_JOB]:
-            if on_progress:
-                on_progress(job_name, None)
-            job = definitions.resolve_job_def(job_name)
             try:
+                if on_progress:
+                    on_progress(job_name, None)
+                job = definitions.resolve_job_def(job_name)
                 success, events = execute_with_origin(
                     job, dagster_instance, tags, {"loggers": {"console": {"config": {"log_level": log_level}}}}
                 )

@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import threading
 import uuid
 
+import duckdb
 import pytest
 import yaml
 from dotenv import dotenv_values
 
+from doow_pipeline_tests.azure_emulator.harness import wait_until
 from doow_pipeline_tests.cli_support import (
     ALL_SECRETS,
     DEV,
@@ -327,3 +331,68 @@ def test_connect_as_a_subprocess_with_initial_sync(project, emulator):
     assert_files_hold_no_secret(project)
     for secret in ALL_SECRETS:
         assert secret not in output
+
+
+def test_a_stop_during_the_initial_sync_keeps_the_connection(project, emulator):
+    """SIGTERM while the initial sync's writer waits for the warehouse (held here, as an analyst's session would):
+    the connection stays saved, the command says how to finish, exits 130, and `sync` then finishes the days."""
+    project.workdir.mkdir(parents=True)
+    env = {**os.environ, "DOOW_CONNECTIONS": str(project.config)}
+    env.pop("DOOW_SECRET_LEGACY", None)
+    project.warehouse.parent.mkdir(parents=True)
+    held = duckdb.connect(str(project.warehouse))
+    command = [sys.executable, "-m", "doow_pipeline.cli", "--frozen-clock", NOW.isoformat()]
+    connect = [
+        "connect",
+        "legacy",
+        "--tenant-id",
+        TENANT,
+        "--client-id",
+        ONE_ACCOUNT,
+        "--scope",
+        LEGACY_ACCOUNT,
+        "--client-secret-stdin",
+        "--initial-sync-days",
+        "3",
+        "--endpoints-json",
+        json.dumps(emulator.endpoints),
+    ]
+    lines: list[str] = []
+    try:
+        process = subprocess.Popen(
+            command + connect,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=project.workdir,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(secret_of(ONE_ACCOUNT))
+        process.stdin.close()
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        assert wait_until(lambda: any("azure_openai_write_usage: running" in line for line in lines), timeout=240)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        reader.join(timeout=10)
+    finally:
+        held.close()
+    output = "".join(lines)
+    assert_no_secret(output, "connect subprocess output")
+    assert process.returncode == 130, output
+    assert "interrupted during azure_openai_write_usage" in output and "Traceback" not in output, output
+    assert "The connection is saved; run `doow-azure sync -c legacy` to finish." in output, output
+    assert [c["name"] for c in yaml.safe_load(project.config.read_text())["connections"]] == ["legacy"]
+    finished = subprocess.run(
+        [*command, "sync", "--from", "2026-11-17", "--to", "2026-11-19", "-c", "legacy"],
+        capture_output=True,
+        text=True,
+        env={**env, **dotenv_values(project.env_file)},
+        timeout=300,
+        cwd=project.workdir,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    rows = project.sql("SELECT count(DISTINCT usage_date), min(connection) FROM azure_openai.usage_daily")
+    assert rows == [(3, "legacy")]
