@@ -288,32 +288,35 @@ def test_help_has_examples_and_the_entry_point_registers_every_command(project):
         assert command in completed.stdout
 
 
+CLI = [sys.executable, "-m", "doow_pipeline.cli", "--frozen-clock", NOW.isoformat()]  # the real entry point
+
+
+def connect_legacy(emulator) -> list[str]:
+    """`connect` of the single-account legacy scope with a 3-day initial sync, the secret read from stdin."""
+    return [
+        "connect",
+        "legacy",
+        "--tenant-id",
+        TENANT,
+        "--client-id",
+        ONE_ACCOUNT,
+        "--scope",
+        LEGACY_ACCOUNT,
+        "--client-secret-stdin",
+        "--initial-sync-days",
+        "3",
+        "--endpoints-json",
+        json.dumps(emulator.endpoints),
+    ]
+
+
 def test_connect_as_a_subprocess_with_initial_sync(project, emulator):
     """The real entry point, stdin piping and the initial sync with its progress, exactly as a user runs it."""
     project.workdir.mkdir(parents=True)
     env = {**os.environ, "DOOW_CONNECTIONS": str(project.config)}
     env.pop("DOOW_SECRET_LEGACY", None)
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "doow_pipeline.cli",
-            "--frozen-clock",
-            NOW.isoformat(),
-            "connect",
-            "legacy",
-            "--tenant-id",
-            TENANT,
-            "--client-id",
-            ONE_ACCOUNT,
-            "--scope",
-            LEGACY_ACCOUNT,
-            "--client-secret-stdin",
-            "--initial-sync-days",
-            "3",
-            "--endpoints-json",
-            json.dumps(emulator.endpoints),
-        ],
+        [*CLI, *connect_legacy(emulator)],
         input=secret_of(ONE_ACCOUNT),
         capture_output=True,
         text=True,
@@ -341,26 +344,10 @@ def test_a_stop_during_the_initial_sync_keeps_the_connection(project, emulator):
     env.pop("DOOW_SECRET_LEGACY", None)
     project.warehouse.parent.mkdir(parents=True)
     held = duckdb.connect(str(project.warehouse))
-    command = [sys.executable, "-m", "doow_pipeline.cli", "--frozen-clock", NOW.isoformat()]
-    connect = [
-        "connect",
-        "legacy",
-        "--tenant-id",
-        TENANT,
-        "--client-id",
-        ONE_ACCOUNT,
-        "--scope",
-        LEGACY_ACCOUNT,
-        "--client-secret-stdin",
-        "--initial-sync-days",
-        "3",
-        "--endpoints-json",
-        json.dumps(emulator.endpoints),
-    ]
     lines: list[str] = []
     try:
         process = subprocess.Popen(
-            command + connect,
+            [*CLI, *connect_legacy(emulator)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -386,7 +373,7 @@ def test_a_stop_during_the_initial_sync_keeps_the_connection(project, emulator):
     assert "The connection is saved; run `doow-azure sync -c legacy` to finish." in output, output
     assert [c["name"] for c in yaml.safe_load(project.config.read_text())["connections"]] == ["legacy"]
     finished = subprocess.run(
-        [*command, "sync", "--from", "2026-11-17", "--to", "2026-11-19", "-c", "legacy"],
+        [*CLI, "sync", "--from", "2026-11-17", "--to", "2026-11-19", "-c", "legacy"],
         capture_output=True,
         text=True,
         env={**env, **dotenv_values(project.env_file)},
