@@ -138,3 +138,18 @@ def restore_environ(snapshot: dict[str, str]) -> None:
     for key in set(os.environ) - set(snapshot):
         del os.environ[key]
     os.environ.update(snapshot)
+
+
+def run_step_started(dagster_home: Path, job: str) -> bool:
+    """Whether `job`'s run has begun its first step (read from the instance, as the UI reads it)."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:
+            runs = [r for r in instance.get_runs() if r.job_name == job]
+            return bool(runs) and bool(
+                instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START).records
+            )
+    finally:
+        del os.environ["DAGSTER_HOME"]

@@ -38,6 +38,7 @@ from doow_pipeline_tests.cli_support import (
     assert_files_hold_no_secret,
     assert_no_secret,
     restore_environ,
+    run_step_started,
     secret_of,
 )
 
@@ -340,7 +341,10 @@ def test_a_stop_during_the_initial_sync_keeps_the_connection(project, emulator):
     """SIGTERM while the initial sync's writer waits for the warehouse (held here, as an analyst's session would):
     the connection stays saved, the command says how to finish, exits 130, and `sync` then finishes the days."""
     project.workdir.mkdir(parents=True)
-    env = {**os.environ, "DOOW_CONNECTIONS": str(project.config)}
+    home = project.workdir / "dagster-home"  # the runs are recorded: the signal waits for the writer's step
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DOOW_CONNECTIONS": str(project.config), "DAGSTER_HOME": str(home)}
     env.pop("DOOW_SECRET_LEGACY", None)
     project.warehouse.parent.mkdir(parents=True)
     held = duckdb.connect(str(project.warehouse))
@@ -360,7 +364,7 @@ def test_a_stop_during_the_initial_sync_keeps_the_connection(project, emulator):
         process.stdin.close()
         reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
         reader.start()
-        assert wait_until(lambda: any("azure_openai_write_usage: running" in line for line in lines), timeout=240)
+        assert wait_until(lambda: run_step_started(home, "azure_openai_write_usage"), timeout=240, interval=0.2)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
         reader.join(timeout=10)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -20,6 +19,7 @@ from doow_pipeline.defs.runs import sync_range
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.harness import wait_until
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
+from doow_pipeline_tests.cli_support import run_step_started
 from doow_pipeline_tests.demo import MAIN_PRINCIPAL, PROD, RESEARCH
 from doow_pipeline_tests.project import ConnectionSpec, secret_env_name, write_project
 
@@ -163,21 +163,6 @@ def test_kill_9_during_syncs_then_rerun_gives_the_fault_free_tables(tmp_path, em
     assert table_hashes(config.warehouse_path) == baseline
 
 
-def _run_started(dagster_home: Path, job: str) -> bool:
-    """Whether `job`'s run has begun its first step (read from the instance, as the UI reads it)."""
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        import dagster as dg
-
-        with dg.DagsterInstance.get() as instance:
-            runs = [r for r in instance.get_runs() if r.job_name == job]
-            return bool(runs) and bool(
-                instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START).records
-            )
-    finally:
-        del os.environ["DAGSTER_HOME"]
-
-
 @pytest.mark.parametrize(
     ("stop", "during"), [(signal.SIGTERM, "fetch_prod"), (signal.SIGINT, "azure_openai_write_usage")]
 )
@@ -207,7 +192,7 @@ def test_a_stop_ends_the_sync_at_once_and_a_rerun_heals(stop, during, tmp_path, 
         if during == "fetch_prod":
             reached = wait_until(lambda: emulator.faults()[0]["fired"] == 1, timeout=120)
         else:
-            reached = wait_until(lambda: _run_started(home, during), timeout=120, interval=0.2)
+            reached = wait_until(lambda: run_step_started(home, during), timeout=120, interval=0.2)
         assert reached, f"the sync never reached {during}"
         process.send_signal(stop)
         _out, err = process.communicate(timeout=120)
