@@ -3,12 +3,15 @@ command's output for secrets, and file snapshots for "unchanged byte for byte"."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 from typer.testing import CliRunner
 
@@ -140,16 +143,34 @@ def restore_environ(snapshot: dict[str, str]) -> None:
     os.environ.update(snapshot)
 
 
-def run_step_started(dagster_home: Path, job: str) -> bool:
-    """Whether `job`'s run has begun its first step (read from the instance, as the UI reads it)."""
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        import dagster as dg
+def dagster_home(folder: Path) -> Path:
+    """A DAGSTER_HOME for a test's subprocesses (telemetry off, so Dagster prints no banner into their output)."""
+    folder.mkdir()
+    (folder / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return folder
 
+
+@contextlib.contextmanager
+def instance_at(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The Dagster instance of `home`, as the UI reads it (DAGSTER_HOME set only while it is open)."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
         with dg.DagsterInstance.get() as instance:
-            runs = [r for r in instance.get_runs() if r.job_name == job]
-            return bool(runs) and bool(
-                instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START).records
-            )
+            yield instance
     finally:
         del os.environ["DAGSTER_HOME"]
+
+
+def run_step_started(home: Path, job: str) -> bool:
+    """Whether `job`'s run has begun its first step."""
+    with instance_at(home) as instance:
+        runs = [r for r in instance.get_runs() if r.job_name == job]
+        return bool(runs) and bool(
+            instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START).records
+        )
+
+
+def run_statuses(home: Path) -> dict[str, dg.DagsterRunStatus]:
+    """Job name -> status of its (latest) run."""
+    with instance_at(home) as instance:
+        return {r.job_name: r.status for r in reversed(instance.get_runs())}

@@ -218,11 +218,11 @@ def sync_range(
                 success, events = execute_with_origin(
                     job, dagster_instance, tags, {"loggers": {"console": {"config": {"log_level": log_level}}}}
                 )
-            except KeyboardInterrupt:  # a stop outside Dagster's handling (while the run is created, say)
+                reports.append(_report(job_name, success, events))
+                if on_progress:
+                    on_progress(job_name, reports[-1])
+            except KeyboardInterrupt:  # a stop outside Dagster's handling (while a run is created or reported)
                 raise SyncInterrupted(job_name) from None
-            reports.append(_report(job_name, success, events))
-            if on_progress:
-                on_progress(job_name, reports[-1])
             if stop_requested():
                 raise SyncInterrupted(job_name)
     return reports

@@ -37,6 +37,7 @@ from doow_pipeline_tests.cli_support import (
     CliProject,
     assert_files_hold_no_secret,
     assert_no_secret,
+    dagster_home,
     restore_environ,
     run_step_started,
     secret_of,
@@ -341,9 +342,7 @@ def test_a_stop_during_the_initial_sync_keeps_the_connection(project, emulator):
     """SIGTERM while the initial sync's writer waits for the warehouse (held here, as an analyst's session would):
     the connection stays saved, the command says how to finish, exits 130, and `sync` then finishes the days."""
     project.workdir.mkdir(parents=True)
-    home = project.workdir / "dagster-home"  # the runs are recorded: the signal waits for the writer's step
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    home = dagster_home(project.workdir / "dagster-home")  # runs recorded: the signal waits for the writer's step
     env = {**os.environ, "DOOW_CONNECTIONS": str(project.config), "DAGSTER_HOME": str(home)}
     env.pop("DOOW_SECRET_LEGACY", None)
     project.warehouse.parent.mkdir(parents=True)

@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import timedelta
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -19,7 +20,7 @@ from doow_pipeline.defs.runs import sync_range
 from doow_pipeline_tests.azure_emulator import DEMO_SCENARIO
 from doow_pipeline_tests.azure_emulator.harness import wait_until
 from doow_pipeline_tests.azure_emulator.scenario import load_scenario
-from doow_pipeline_tests.cli_support import run_step_started
+from doow_pipeline_tests.cli_support import dagster_home, run_statuses, run_step_started
 from doow_pipeline_tests.demo import MAIN_PRINCIPAL, PROD, RESEARCH
 from doow_pipeline_tests.project import ConnectionSpec, secret_env_name, write_project
 
@@ -171,10 +172,8 @@ def test_a_stop_ends_the_sync_at_once_and_a_rerun_heals(stop, during, tmp_path, 
     retried (Dagster retries an interrupted step under a retry policy), no later run starts, nothing is left behind
     in TMPDIR or the staging area, and a plain rerun gives the fault-free tables."""
     config = project(tmp_path, emulator)
-    scratch, home = tmp_path / "tmpdir", tmp_path / "dagster-home"
+    scratch, home = tmp_path / "tmpdir", dagster_home(tmp_path / "dagster-home")
     scratch.mkdir()
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DOOW_CONNECTIONS": str(config.path), "TMPDIR": str(scratch)}
     if during != "fetch_prod":
         env["DAGSTER_HOME"] = str(home)  # the runs are recorded: the writer's must end as failed
@@ -208,14 +207,7 @@ def test_a_stop_ends_the_sync_at_once_and_a_rerun_heals(stop, during, tmp_path, 
     staging = config.landing_dir / "staging"
     assert not list(staging.glob("connection=*/run=*")), "a stopped sync left its staging behind"
     if during != "fetch_prod":
-        os.environ["DAGSTER_HOME"] = str(home)
-        try:
-            import dagster as dg
-
-            with dg.DagsterInstance.get() as instance:
-                statuses = {r.job_name: r.status for r in instance.get_runs()}
-        finally:
-            del os.environ["DAGSTER_HOME"]
+        statuses = run_statuses(home)
         assert statuses[during] == dg.DagsterRunStatus.FAILURE and "azure_openai_cost" not in statuses, statuses
     result = subprocess.run(command, env={**env, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
