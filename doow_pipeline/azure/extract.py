@@ -41,6 +41,9 @@ MAX_POINT_VALUE = 1e15
 # (and mostly the GIL), so more would not be faster, only hold more answers' frames at once (about 100 MiB for 50
 # accounts x 90 days); the other extraction threads wait on Azure, or hold an answer's text.
 CONVERSION_SLOTS = 1
+# An answer's points are converted, checked and staged this many accounts at a time: one answer holds 50 accounts,
+# and its points frames (several times the decoded columns) need not all be alive at once.
+ACCOUNTS_PER_SLICE = 10
 SERIES_KEY = ["resource_id", "metric", "deployment", "model_name", "model_version", "metric_region", "timestamp"]
 
 
@@ -152,6 +155,19 @@ def drop_refused(points: pl.DataFrame, refused: dict[tuple[str, date], str]) -> 
         .join(keys, on=["resource_id", "_day"], how="anti")
         .drop("_day")
     )
+
+
+def _account_slices(results: list[MetricResult]) -> list[list[MetricResult]]:
+    """`results` grouped by account (every result of an account in one group, as the value checks need), in
+    groups of ACCOUNTS_PER_SLICE accounts."""
+    by_account: dict[str, list[MetricResult]] = {}
+    for result in results:
+        by_account.setdefault(result.resource_id.lower(), []).append(result)
+    groups = list(by_account.values())
+    return [
+        [r for group in groups[start : start + ACCOUNTS_PER_SLICE] for r in group]
+        for start in range(0, len(groups), ACCOUNTS_PER_SLICE)
+    ]
 
 
 class _Collector:
@@ -277,37 +293,42 @@ class _Extractor:
             good.append(result)
         # A truncated account is re-queried whole (every metric of the family), so none of its results stay.
         truncated_accounts = {rid.lower() for rid, _ in truncated}
+        kept = [r for r in good if r.resource_id.lower() not in truncated_accounts]
         # Held already when the reader decoded these results; per-resource answers take it here.
         with self.slots.held():
-            screened = screen_points(
-                _points_frame([r for r in good if r.resource_id.lower() not in truncated_accounts])
-            )
-            for (resource_id, day), why in screened.refused.items():
-                with self.lock:
-                    self.result.refused.setdefault((resource_id, day), why)
-                    self.result.metric_errors.setdefault(resource_id, f"refused values on {day}: {why}")
-                self._event(
-                    Level.ERROR,
-                    ProblemCode.BAD_VALUE,
-                    f"Azure answered an invalid value for account "
-                    f"{resource_id.rsplit('/', 1)[-1]} on {day}: {why}; that account's usage for {day} is left "
-                    "out of this sync (nothing of it is stored). Re-sync the day later; if it persists, report "
-                    "it to Azure support.",
-                    resource_id,
-                )
-            for resource_id, metric, day in screened.deduplicated:
-                self._event(
-                    Level.WARN,
-                    ProblemCode.DUPLICATE_SERIES,
-                    f"Azure answered the same {metric} series twice "
-                    f"for account {resource_id.rsplit('/', 1)[-1]} on {day}; counted once.",
-                    resource_id,
-                )
-            if screened.points.height:
-                self.sink(screened.points)  # outside the lock: staging writes files
-                with self.lock:
-                    self.result.points_answered += screened.points.height
+            for accounts in _account_slices(kept):
+                self._screen_and_stage(accounts)
         return truncated
+
+    def _screen_and_stage(self, results: list[MetricResult]) -> None:
+        """Some accounts' results, whole: their points checked (refused and duplicate values reported), the rest
+        staged."""
+        screened = screen_points(_points_frame(results))
+        for (resource_id, day), why in screened.refused.items():
+            with self.lock:
+                self.result.refused.setdefault((resource_id, day), why)
+                self.result.metric_errors.setdefault(resource_id, f"refused values on {day}: {why}")
+            self._event(
+                Level.ERROR,
+                ProblemCode.BAD_VALUE,
+                f"Azure answered an invalid value for account "
+                f"{resource_id.rsplit('/', 1)[-1]} on {day}: {why}; that account's usage for {day} is left "
+                "out of this sync (nothing of it is stored). Re-sync the day later; if it persists, report "
+                "it to Azure support.",
+                resource_id,
+            )
+        for resource_id, metric, day in screened.deduplicated:
+            self._event(
+                Level.WARN,
+                ProblemCode.DUPLICATE_SERIES,
+                f"Azure answered the same {metric} series twice "
+                f"for account {resource_id.rsplit('/', 1)[-1]} on {day}; counted once.",
+                resource_id,
+            )
+        if screened.points.height:
+            self.sink(screened.points)  # outside the lock: staging writes files
+            with self.lock:
+                self.result.points_answered += screened.points.height
 
     # ---- truncation ----------------------------------------------------------------------------------------
     def _narrow(self, resource_id: str, query: FamilyQuery, use_batch: bool) -> None:

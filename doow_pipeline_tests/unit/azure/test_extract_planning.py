@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime
 
-from doow_pipeline.azure.extract import extract_usage
+import polars as pl
+
+from doow_pipeline.azure.extract import ACCOUNTS_PER_SLICE, extract_usage
 from doow_pipeline.azure.metric_definitions import AccountPlan, FamilyQuery
 from doow_pipeline.azure.metrics_api import BatchRefused, MetricQuery, MetricResult, Series, TimeWindow
 from doow_pipeline.core.metrics import Family
@@ -110,6 +112,29 @@ def test_chunks_hold_at_most_50_accounts_of_one_subscription_region_and_family()
     # every account, metric and day: one point each
     assert result.points.height == 123 * 4 * 3
     assert result.paths == {"s1": "batch"}
+
+
+class MetricMajorReader(FakeReader):
+    """Answers each batch metric by metric (every account's first metric, then every account's second), so one
+    account's results are apart in the answer."""
+
+    def batch(self, *args, **kwargs) -> list[MetricResult]:  # type: ignore[no-untyped-def]
+        return sorted(super().batch(*args, **kwargs), key=lambda r: r.metric)
+
+
+def test_an_answer_is_checked_and_staged_a_few_whole_accounts_at_a_time():
+    accounts = [account(i) for i in range(50)]
+    reader = MetricMajorReader({a.resource_id: ["d1", "d2"] for a in accounts})
+    staged: list[pl.DataFrame] = []
+    result = extract_usage(reader, plans(accounts), *DAYS, now=NOW, concurrency=2, sink=staged.append)  # type: ignore[arg-type]
+    assert reader.calls == {"batch": 1}
+    # one frame per ACCOUNTS_PER_SLICE accounts, never all 50 at once; each account whole (both metrics) in one
+    accounts_staged = [set(frame["resource_id"]) for frame in staged]
+    assert len(staged) > 1
+    assert [len(ids) for ids in accounts_staged] == [ACCOUNTS_PER_SLICE] * (50 // ACCOUNTS_PER_SLICE)
+    assert set().union(*accounts_staged) == {a.resource_id for a in accounts}
+    assert [frame.height for frame in staged] == [ACCOUNTS_PER_SLICE * 2 * 2 * 3] * len(staged)
+    assert result.points_answered == 50 * 2 * 2 * 3
 
 
 def test_a_refused_subscription_falls_back_to_per_resource_once_and_the_others_stay_on_batch():
