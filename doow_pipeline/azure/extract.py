@@ -38,11 +38,12 @@ MAX_LISTING_TOP = 100_000
 # far beyond any real usage, and far inside BIGINT, so anything above it is a mangled answer.
 MAX_POINT_VALUE = 1e15
 # Answers decoded, turned into points and staged at a time (see AnswerSlots). Decoding and conversion hold a core
-# (and mostly the GIL), so more would not be faster, only hold more answers' frames at once (about 100 MiB for 50
-# accounts x 90 days); the other extraction threads wait on Azure, or hold an answer's text.
+# (and mostly the GIL), so more would not be faster, only hold more answers' frames at once; the other extraction
+# threads wait on Azure, or hold an answer's text in a temporary file.
 CONVERSION_SLOTS = 1
 # An answer's points are converted, checked and staged this many accounts at a time: one answer holds 50 accounts,
-# and its points frames (several times the decoded columns) need not all be alive at once.
+# and its points frames and screening (up to ~80 MiB above the decoded columns for a whole answer) need not all be
+# alive at once. The 1,000-account backfill peaked at 343 MiB instead of 518-539 (benchmarks/README.md, "Sixth pass").
 ACCOUNTS_PER_SLICE = 10
 SERIES_KEY = ["resource_id", "metric", "deployment", "model_name", "model_version", "metric_region", "timestamp"]
 
